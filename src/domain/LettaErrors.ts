@@ -1,0 +1,92 @@
+/**
+ * Failures of an agent run, classified so that retry, the circuit breaker and error statistics
+ * can each decide from the tag alone. `sideEffect` records whether the agent had already called a
+ * side-effecting Discord tool when the failure happened: such a run is never re-sent.
+ */
+import { Data, Duration } from "effect"
+
+interface RunFailureFields {
+  readonly agentId: string
+  /** The run id seen in the stream, when one was seen. */
+  readonly runId?: string | undefined
+  /** The agent already called a side-effecting Discord tool (e.g. discord_send). */
+  readonly sideEffect: boolean
+  readonly reason: string
+}
+
+/** The Letta server could not be reached, or the connection broke. */
+export class LettaConnectionError extends Data.TaggedError("LettaConnectionError")<RunFailureFields> {}
+
+/** The whole run (headers or stream) exceeded the guild's timeout, or the server answered 408. */
+export class LettaTimeout extends Data.TaggedError("LettaTimeout")<
+  RunFailureFields & { readonly timeout: Duration.Duration; readonly phase: "headers" | "stream" | "server" }
+> {}
+
+/** 429: the server asks us to slow down; `retryAfter` from its Retry-After header when present. */
+export class LettaRateLimited extends Data.TaggedError("LettaRateLimited")<
+  RunFailureFields & { readonly retryAfter?: Duration.Duration | undefined }
+> {}
+
+/** 5xx. */
+export class LettaServerError extends Data.TaggedError("LettaServerError")<
+  RunFailureFields & { readonly status: number }
+> {}
+
+/** 404: no such agent (a mistyped agent id; not a sign of an unhealthy server). */
+export class AgentNotFound extends Data.TaggedError("AgentNotFound")<RunFailureFields> {}
+
+/** 401/403: the API key is missing, wrong or lacks access. */
+export class LettaUnauthorized extends Data.TaggedError("LettaUnauthorized")<
+  RunFailureFields & { readonly status: number }
+> {}
+
+/** 400/422: the server rejected the request. */
+export class LettaRejected extends Data.TaggedError("LettaRejected")<
+  RunFailureFields & { readonly status: number }
+> {}
+
+/** 409: the agent is busy, or blocked on a pending tool approval. */
+export class AgentBusy extends Data.TaggedError("AgentBusy")<
+  RunFailureFields & { readonly pendingApproval: boolean }
+> {}
+
+/** The run ended badly: an error stop reason, an `error_message` item or an `event: error` frame. */
+export class RunFailed extends Data.TaggedError("RunFailed")<
+  RunFailureFields & { readonly stopReason?: string | undefined; readonly errorType?: string | undefined }
+> {}
+
+/** The circuit breaker is open: no request was made. */
+export class CircuitOpen extends Data.TaggedError("CircuitOpen")<{
+  /** How long until the breaker admits a trial run. */
+  readonly retryIn: Duration.Duration
+}> {}
+
+export type LettaRunError =
+  | LettaConnectionError
+  | LettaTimeout
+  | LettaRateLimited
+  | LettaServerError
+  | AgentNotFound
+  | LettaUnauthorized
+  | LettaRejected
+  | AgentBusy
+  | RunFailed
+
+/** Failures that say the Letta service is unhealthy: the circuit breaker counts these. */
+export const isServiceFailure = (error: LettaRunError): boolean => {
+  switch (error._tag) {
+    case "LettaConnectionError":
+    case "LettaTimeout":
+    case "LettaRateLimited":
+    case "LettaServerError":
+      return true
+    default:
+      return false
+  }
+}
+
+/**
+ * Failures worth sending again: service failures — but never once the agent has acted,
+ * because a re-sent prompt would make it act (post) twice.
+ */
+export const isTransient = (error: LettaRunError): boolean => isServiceFailure(error) && !error.sideEffect
