@@ -1,0 +1,102 @@
+/**
+ * One agent run: what Aurora asks Letta to do and what it saw the agent do. The report is what
+ * the dispatcher logs, counts and (for interrupted runs) persists.
+ */
+import { type Duration, type Effect, Schema } from "effect"
+
+export const ToolCallSummary = Schema.Struct({
+  name: Schema.String,
+  toolCallId: Schema.String,
+  /** The JSON arguments, whitespace collapsed and truncated (see `summarizeArguments`). */
+  argumentsSummary: Schema.String
+})
+export type ToolCallSummary = typeof ToolCallSummary.Type
+
+export const ToolReturnSummary = Schema.Struct({
+  toolCallId: Schema.String,
+  /** The tool's name when the server says or the matching call was seen. */
+  name: Schema.optional(Schema.String),
+  status: Schema.String
+})
+export type ToolReturnSummary = typeof ToolReturnSummary.Type
+
+export const RunUsage = Schema.Struct({
+  promptTokens: Schema.Number,
+  completionTokens: Schema.Number,
+  totalTokens: Schema.Number,
+  stepCount: Schema.Number
+})
+export type RunUsage = typeof RunUsage.Type
+
+export const RunReport = Schema.Struct({
+  agentId: Schema.String,
+  /** Absent when the server never put a run id on an item. */
+  runId: Schema.optional(Schema.String),
+  toolCalls: Schema.Array(ToolCallSummary),
+  toolReturns: Schema.Array(ToolReturnSummary),
+  assistantMessages: Schema.Array(Schema.String),
+  stopReason: Schema.String,
+  usage: Schema.NullOr(RunUsage),
+  /** Wall time of the whole run (headers and stream), by the Effect Clock. */
+  durationMs: Schema.Number,
+  /** A side-effecting tool call was streamed (see `isSideEffectingTool`). */
+  sideEffect: Schema.Boolean,
+  /** Time from the start of the run to the first streamed tool call. */
+  firstToolCallMs: Schema.NullOr(Schema.Number)
+})
+export type RunReport = typeof RunReport.Type
+
+/** Hooks called while the run streams; they must not fail (failures are logged and ignored). */
+export interface RunObserver {
+  /** Called once, as soon as the stream shows the run id (e.g. to persist it for crash recovery). */
+  readonly onRunId?: (runId: string) => Effect.Effect<void>
+  /** Called for every streamed tool call (e.g. to stop the typing indicator after discord_send). */
+  readonly onToolCall?: (call: ToolCallSummary) => Effect.Effect<void>
+}
+
+export interface RunRequest {
+  readonly agentId: string
+  readonly prompt: string
+  /** Bound on the whole run: waiting for headers and reading the stream. */
+  readonly timeout: Duration.Duration
+  readonly observer?: RunObserver
+}
+
+/**
+ * Stop reasons that mean the agent finished its turn normally. `tool_rule` is a turn ended by a
+ * terminal tool rule, which the Letta server itself records as a completed run.
+ * Everything else is a failed run, including `max_steps` (the turn was cut off before the agent
+ * finished), `requires_approval` (the agent is blocked on a tool approval), `cancelled`,
+ * `no_tool_call` and any reason this version does not know.
+ */
+export const successfulStopReasons: ReadonlySet<string> = new Set(["end_turn", "tool_rule"])
+
+export const isSuccessfulStopReason = (stopReason: string): boolean => successfulStopReasons.has(stopReason)
+
+const readOnlyToolPrefixes = ["discord_read_", "discord_get_", "discord_list_", "discord_search_"]
+
+/** Letta's built-in tools that only look things up. */
+const readOnlyTools: ReadonlySet<string> = new Set([
+  "conversation_search",
+  "archival_memory_search",
+  "web_search",
+  "fetch_webpage"
+])
+
+/**
+ * Whether calling this tool may have acted (posted, reacted, edited, written memory...). Only
+ * tools that are clearly read-only are exempt: an unknown tool could post, so it counts as acting
+ * and the run is never re-sent.
+ */
+export const isSideEffectingTool = (name: string): boolean =>
+  !readOnlyTools.has(name) && !readOnlyToolPrefixes.some((prefix) => name.startsWith(prefix))
+
+/** Collapses whitespace and truncates to `max` characters, marking the cut with an ellipsis. */
+export const truncate = (text: string, max: number): string => {
+  const flat = text.replace(/\s+/g, " ").trim()
+  return flat.length <= max ? flat : `${flat.slice(0, Math.max(0, max - 1))}…`
+}
+
+export const argumentsSummaryLength = 200
+
+export const summarizeArguments = (args: string): string => truncate(args, argumentsSummaryLength)
