@@ -1,0 +1,96 @@
+/** `/aurora queue status [scope]` and `/aurora queue clear`. */
+import { Clock, Effect } from "effect"
+import { Partition } from "../domain/Event.js"
+import { SettingRules } from "../domain/Settings.js"
+import { EventQueue, type PartitionStats, type QueueStats } from "../services/EventQueue.js"
+import { SettingsStore } from "../services/SettingsStore.js"
+import { requireAccess } from "./Access.js"
+import { channelMention, formatAge, plural } from "./Format.js"
+import { Colors, type Invocation, Reply, type ReplyEmbed } from "./Invocation.js"
+import { guildOf, scopeOf } from "./Options.js"
+
+/** Channel lines shown before "… and N more": an embed description holds 4096 characters. */
+const maxChannelLines = 25
+
+export interface QueueView {
+  readonly title: string
+  readonly partition: Partition
+  readonly capacity: number
+  /** Paused by a guild or global pause, stored or in the queue. */
+  readonly paused: boolean
+}
+
+/** The status embed of one partition: `Pending: N`, then one line per channel, in flight, oldest age. */
+export const queueEmbed = (view: QueueView, stats: QueueStats, now: number): ReplyEmbed => {
+  const key = Partition.key(view.partition)
+  const partition: PartitionStats | undefined = stats.partitions.find((p) => p.key === key)
+  const pending = partition?.pending ?? 0
+  const channels = partition?.channels ?? []
+  const inFlight = stats.inFlight.filter((run) => run.partition === key)
+  const lines = [
+    `Pending: ${pending}`,
+    ...channels.slice(0, maxChannelLines).map((channel) => `${channelMention(channel.channelId)}: ${channel.pending}`),
+    ...(channels.length > maxChannelLines ? [`… and ${plural(channels.length - maxChannelLines, "more channel")}`] : [])
+  ]
+  const oldest = partition?.oldestEnqueuedAt ?? null
+  return {
+    title: view.title,
+    description: lines.join("\n"),
+    color: view.paused ? Colors.warning : pending >= (partition?.capacity ?? view.capacity) ? Colors.error : Colors.ok,
+    fields: [
+      { name: "Capacity", value: `${partition?.capacity ?? view.capacity} pending events`, inline: true },
+      {
+        name: "In flight",
+        value: inFlight.length === 0
+          ? "0"
+          : inFlight.map((run) => `${channelMention(run.channelId)} for ${formatAge(now - run.startedAt)}`).join("\n"),
+        inline: true
+      },
+      { name: "Oldest pending", value: oldest === null ? "—" : `${formatAge(now - oldest)} ago`, inline: true },
+      { name: "Dispatch", value: view.paused ? "⏸️ paused (events are still queued)" : "▶️ active", inline: true }
+    ]
+  }
+}
+
+export const queueStatus = (invocation: Invocation) =>
+  Effect.gen(function*() {
+    const guildId = yield* guildOf(invocation)
+    const scope = yield* scopeOf(invocation, "dm")
+    if (scope === "dm") yield* requireAccess(invocation, "owner", "/aurora queue status scope:dm")
+    const queue = yield* EventQueue
+    const store = yield* SettingsStore
+    const stats = yield* queue.stats
+    const now = yield* Clock.currentTimeMillis
+    const global = yield* store.global
+    const globalPaused = global.globalPause || stats.globalPaused
+    if (scope === "dm") {
+      const partition = Partition.dm
+      const queuePaused = yield* queue.isPaused(partition)
+      return Reply.embed(queueEmbed({
+        title: "Direct-message queue",
+        partition,
+        capacity: SettingRules.queuesize.default,
+        paused: globalPaused || queuePaused
+      }, stats, now))
+    }
+    const partition = Partition.guild(guildId)
+    const state = yield* store.guild(guildId)
+    const queuePaused = yield* queue.isPaused(partition)
+    return Reply.embed(queueEmbed({
+      title: "Queue of this server",
+      partition,
+      capacity: state.settings.queuesize,
+      paused: globalPaused || state.paused || queuePaused
+    }, stats, now))
+  })
+
+export const queueClear = (invocation: Invocation) =>
+  Effect.gen(function*() {
+    const guildId = yield* guildOf(invocation)
+    const queue = yield* EventQueue
+    const dropped = yield* queue.clear(Partition.guild(guildId))
+    yield* Effect.logInfo("queue cleared by command").pipe(Effect.annotateLogs({ dropped }))
+    return Reply.text(
+      `🗑️ Dropped ${plural(dropped, "pending event")} of this server. Runs already in flight finish normally.`
+    )
+  })

@@ -1,0 +1,74 @@
+/**
+ * The commands program: registers `/aurora` and the "Preview Aurora prompt" menu command at
+ * start-up, then answers every interaction from the gateway. Interactions are handled
+ * concurrently (a slow agent check does not hold up a status view), and `respond` never fails,
+ * so one bad interaction never ends the loop.
+ */
+import { Config, Effect, Layer, Option, Stream } from "effect"
+import type { DiscordFailure } from "../domain/Errors.js"
+import { commandDefinitions } from "../commands/Definitions.js"
+import { respond } from "../commands/InteractionAdapter.js"
+import { CommandOwners } from "../commands/Owners.js"
+import { PreviewSource } from "../commands/PreviewSource.js"
+import { DiscordGateway } from "../services/DiscordGateway.js"
+import { toDiscordFailure } from "../services/DiscordMapping.js"
+
+/** Interactions answered at once; more wait their turn in the gateway's queue. */
+const concurrency = 8
+
+const snowflake = /^\d{1,20}$/
+
+/**
+ * Bulk-overwrites the application's global commands (PUT /applications/{app}/commands) and, when
+ * AURORA_COMMAND_GUILD_ID is set, the commands of that guild (guild commands update at once, which
+ * helps while developing).
+ */
+export const registerCommands: Effect.Effect<void, DiscordFailure, DiscordGateway> = Effect.gen(function*() {
+  const gateway = yield* DiscordGateway
+  const commands = gateway.client.application.commands
+  const guildId = yield* Config.option(Config.string("AURORA_COMMAND_GUILD_ID")).pipe(
+    Effect.map(Option.map((id) => id.trim())),
+    Effect.map(Option.filter((id) => id !== "")),
+    Effect.catchAll((error) => Effect.as(Effect.logWarning("AURORA_COMMAND_GUILD_ID could not be read", error), Option.none<string>()))
+  )
+  yield* Effect.tryPromise({
+    try: () => commands.set([...commandDefinitions]),
+    catch: (error) => toDiscordFailure(error, { operation: "registerCommands", channelId: "-" })
+  })
+  yield* Effect.logInfo("slash commands registered").pipe(Effect.annotateLogs({ commands: commandDefinitions.length }))
+  if (Option.isNone(guildId)) return
+  if (!snowflake.test(guildId.value)) {
+    return yield* Effect.logWarning("AURORA_COMMAND_GUILD_ID is not a guild id; guild commands not registered").pipe(
+      Effect.annotateLogs({ value: guildId.value })
+    )
+  }
+  const id = guildId.value
+  yield* Effect.tryPromise({
+    try: () => commands.set([...commandDefinitions], id),
+    catch: (error) => toDiscordFailure(error, { operation: "registerGuildCommands", channelId: "-" })
+  })
+  yield* Effect.logInfo("slash commands registered on the development guild").pipe(Effect.annotateLogs({ guildId: id }))
+}).pipe(Effect.withSpan("Commands.register"))
+
+const make = Effect.gen(function*() {
+  // Without registration the commands Discord already knows still work: log and carry on.
+  yield* registerCommands.pipe(
+    Effect.catchAll((error) => Effect.logError("could not register the slash commands", error))
+  )
+  const gateway = yield* DiscordGateway
+  yield* gateway.interactions.pipe(
+    Stream.mapEffect(respond, { concurrency, unordered: true }),
+    Stream.runDrain,
+    Effect.forkScoped
+  )
+  yield* Effect.logInfo("listening for commands")
+})
+
+/**
+ * Needs the gateway and the services the handlers use (SettingsStore, EventQueue, CircuitBreaker,
+ * ErrorStats, LettaClient, LettaEndpoint, ContextService, PromptService); provides its own owner
+ * check and message reader from the gateway.
+ */
+export const CommandsLive = Layer.scopedDiscard(make).pipe(
+  Layer.provide(Layer.merge(CommandOwners.live, PreviewSource.live))
+)

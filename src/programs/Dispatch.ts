@@ -1,0 +1,187 @@
+/**
+ * The dispatch program: the EventQueue's consumer. For each event: circuit breaker -> LettaExecutor
+ * (retry schedule, the guild's timeout) -> ErrorStats, with a typing indicator while the agent works.
+ *
+ * What happens to an event:
+ * - the run succeeded -> done;
+ * - the breaker is open -> back to the front of its channel, held until the breaker admits trials;
+ * - transient failure (connection, timeout before acting, 408, 429, 5xx) after the retries -> back to
+ *   the front of its channel, tried again later: nothing is dropped while Letta is down;
+ * - the agent had already acted (e.g. posted) when the run failed -> done (never re-sent: that
+ *   would post twice), logged and counted;
+ * - a permanent failure (agent not found, 400/401/403/422, pending approval, failed run) -> dropped
+ *   with an error log line naming the reason.
+ */
+import { Clock, Config, Deferred, Duration, Effect, Either, Fiber, Layer, Schedule } from "effect"
+import type { ToolCallSummary } from "../domain/AgentRun.js"
+import { isSideEffectingTool } from "../domain/AgentRun.js"
+import { Partition, type QueuedEvent } from "../domain/Event.js"
+import { isServiceFailure, isTransient, type LettaRunError } from "../domain/LettaErrors.js"
+import { defaultGuildSettings } from "../domain/Settings.js"
+import { CircuitBreaker } from "../services/CircuitBreaker.js"
+import { ErrorStats } from "../services/ErrorStats.js"
+import { DispatchOutcome, EventQueue, QueuePolicy } from "../services/EventQueue.js"
+import { LettaExecutor } from "../services/LettaExecutor.js"
+import { lettaRetrySchedule } from "../services/RetryPolicy.js"
+import { SettingsStore } from "../services/SettingsStore.js"
+import { TypingIndicator } from "../services/TypingIndicator.js"
+
+/** How long an event that failed transiently waits before its channel tries it again. */
+export const transientHold = Duration.seconds(5)
+
+/** AURORA_SHUTDOWN_GRACE: how long in-flight runs may finish on SIGTERM. */
+export const ShutdownGrace = Config.duration("AURORA_SHUTDOWN_GRACE").pipe(Config.withDefault(Duration.seconds(30)))
+
+export interface DispatchOptions {
+  /** The retry schedule for transient failures (tests shorten it). */
+  readonly retrySchedule?: Schedule.Schedule<unknown, LettaRunError> | undefined
+}
+
+export const makeDispatcher = (options: DispatchOptions = {}) =>
+  Effect.gen(function* () {
+    const settings = yield* SettingsStore
+    const breaker = yield* CircuitBreaker
+    const executor = yield* LettaExecutor
+    const stats = yield* ErrorStats
+    const typing = yield* TypingIndicator
+    const schedule = options.retrySchedule ?? lettaRetrySchedule
+
+    /** One HTTP attempt through the breaker; an open breaker is a value, not an error, so it is never retried. */
+    const attempt = (event: QueuedEvent, timeout: Duration.Duration, onToolCall: (call: ToolCallSummary) => Effect.Effect<void>) =>
+      breaker
+        .protect(
+          executor.run({ agentId: event.agentId, prompt: event.prompt, timeout, observer: { onToolCall } }),
+          isServiceFailure
+        )
+        .pipe(
+          Effect.tap(() => stats.record({ kind: "agent_run", outcome: "success" })),
+          Effect.tapError((error) =>
+            error._tag === "CircuitOpen"
+              ? Effect.void
+              : stats.record({ kind: "agent_run", outcome: { errorType: error._tag }, detail: error.reason })
+          ),
+          Effect.map(Either.right),
+          Effect.catchTag("CircuitOpen", (open) => Effect.succeed(Either.left(open)))
+        )
+
+    const dispatch = (event: QueuedEvent): Effect.Effect<DispatchOutcome> =>
+      Effect.gen(function* () {
+        const startedAt = yield* Clock.currentTimeMillis
+        const guildSettings =
+          event.guildId === null ? defaultGuildSettings : (yield* settings.guild(event.guildId)).settings
+        const timeout = Duration.seconds(guildSettings.timeout)
+        const replied = yield* Deferred.make<void>()
+        const onToolCall = (call: ToolCallSummary) =>
+          isSideEffectingTool(call.name) ? Deferred.succeed(replied, undefined).pipe(Effect.asVoid) : Effect.void
+
+        // Typing runs while the agent works: it stops at the agent's first side-effecting call
+        // (its reply) or when the run ends, whichever comes first.
+        const typingFiber = guildSettings.typing
+          ? yield* Effect.forkScoped(typing.showUntil(event.channelId, Deferred.await(replied)))
+          : null
+        const result = yield* attempt(event, timeout, onToolCall).pipe(Effect.retry(schedule), Effect.either)
+        if (typingFiber !== null) yield* Fiber.interrupt(typingFiber)
+
+        const finishedAt = yield* Clock.currentTimeMillis
+        const timing = { queuedMs: startedAt - event.enqueuedAt, runMs: finishedAt - startedAt }
+        return yield* outcomeOf(event, result, timing)
+      }).pipe(
+        Effect.scoped,
+        Effect.withSpan("dispatch", { attributes: { messageId: event.messageId, agentId: event.agentId } }),
+        Effect.annotateLogs({
+          guildId: event.guildId ?? "dm",
+          channelId: event.channelId,
+          messageId: event.messageId,
+          agentId: event.agentId
+        }),
+        Effect.catchAllCause((cause) =>
+          // A defect here is a bug; the event is not retried forever because of it.
+          Effect.logError("dispatch failed unexpectedly; event dropped", cause).pipe(Effect.as(DispatchOutcome.done))
+        )
+      )
+
+    const outcomeOf = (
+      event: QueuedEvent,
+      result: Either.Either<Either.Either<unknown, { readonly retryIn: Duration.Duration }>, LettaRunError>,
+      timing: { readonly queuedMs: number; readonly runMs: number }
+    ): Effect.Effect<DispatchOutcome> => {
+      const timings = { queuedMs: timing.queuedMs, runMs: timing.runMs, attempts: event.attempts + 1 }
+      if (Either.isRight(result)) {
+        const inner = result.right
+        if (Either.isLeft(inner)) {
+          return Effect.logDebug(`circuit open: held for ${Duration.format(inner.left.retryIn)}`).pipe(
+            Effect.as(DispatchOutcome.retry(inner.left.retryIn))
+          )
+        }
+        return Effect.logInfo(`run finished in ${timing.runMs} ms after ${timing.queuedMs} ms in queue`).pipe(
+          Effect.annotateLogs(timings),
+          Effect.as(DispatchOutcome.done)
+        )
+      }
+      const error = result.left
+      const described = `${error._tag}: ${error.reason}`
+      if (isTransient(error)) {
+        return Effect.logWarning(`run failed transiently (${described}); kept at the front of its channel`).pipe(
+          Effect.annotateLogs(timings),
+          Effect.as(DispatchOutcome.retry(transientHold))
+        )
+      }
+      if (error.sideEffect) {
+        return Effect.logError(`run failed after the agent acted (${described}); not sent again`).pipe(
+          Effect.annotateLogs(timings),
+          Effect.as(DispatchOutcome.done)
+        )
+      }
+      return Effect.logError(`run failed permanently (${described}); event dropped`).pipe(
+        Effect.annotateLogs(timings),
+        Effect.as(DispatchOutcome.done)
+      )
+    }
+
+    return { dispatch } as const
+  })
+
+/** The queue's limits, read from each guild's settings (DMs use the defaults). */
+export const QueuePolicyLive = Layer.effect(
+  QueuePolicy,
+  Effect.gen(function* () {
+    const settings = yield* SettingsStore
+    return {
+      limits: (partition: Partition) =>
+        (partition._tag === "Dm"
+          ? Effect.succeed(defaultGuildSettings)
+          : Effect.map(settings.guild(partition.guildId), (guild) => guild.settings)
+        ).pipe(Effect.map((s) => ({ capacity: s.queuesize, spacing: Duration.seconds(s.ratelimit) })))
+    }
+  })
+)
+
+export const DispatchLive = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const queue = yield* EventQueue
+    const settings = yield* SettingsStore
+    const grace = yield* ShutdownGrace
+    const dispatcher = yield* makeDispatcher()
+
+    // Persisted pauses hold dispatch from the start.
+    const global = yield* settings.global
+    if (global.globalPause) yield* queue.pause("global")
+    for (const guild of yield* settings.enabledGuilds) {
+      if (guild.paused) yield* queue.pause(Partition.guild(guild.guildId))
+    }
+
+    yield* Effect.forkScoped(queue.consume(dispatcher.dispatch))
+    // Runs before the loop above is interrupted (finalizers run in reverse): stop starting runs,
+    // then let the ones in flight finish, for at most the grace period.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        yield* queue.stopDispatch
+        const { inFlight } = yield* queue.stats
+        if (inFlight.length === 0) return
+        yield* Effect.logInfo(`shutting down: waiting up to ${Duration.format(grace)} for ${inFlight.length} run(s)`)
+        const finished = yield* queue.awaitIdle.pipe(Effect.timeout(grace), Effect.isSuccess)
+        if (!finished) yield* Effect.logWarning("shutdown grace period over: cancelling the runs still in flight")
+      })
+    )
+  })
+)

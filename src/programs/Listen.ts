@@ -1,0 +1,166 @@
+/**
+ * The listen program: received messages -> trigger rules -> context -> prompt -> EventQueue.
+ *
+ * Messages of one channel are handled one after another, in arrival order, so the queue sees them
+ * FIFO; different channels are handled concurrently (bounded), so a slow reply-chain fetch in one
+ * channel never holds up another guild's intake.
+ */
+import { Clock, Effect, FiberSet, Layer, Stream } from "effect"
+import type { ReceivedMessage } from "../domain/Discord.js"
+import type { QueuedEvent, TriggerKind } from "../domain/Event.js"
+import { defaultGuildSettings, type GlobalSettings, type GuildSettings } from "../domain/Settings.js"
+import { decideTrigger, needsReplyAuthor } from "../domain/Trigger.js"
+import { ContextService } from "../services/ContextService.js"
+import { DiscordGateway } from "../services/DiscordGateway.js"
+import { EventQueue } from "../services/EventQueue.js"
+import { MessageSource } from "../services/MessageSource.js"
+import { PromptService } from "../services/PromptService.js"
+import { SettingsStore } from "../services/SettingsStore.js"
+
+/** Channels whose messages are being turned into events at the same time. */
+const intakeConcurrency = 32
+
+/** Where an addressed message goes, or why it goes nowhere. */
+type Route =
+  | { readonly _tag: "Agent"; readonly agentId: string; readonly settings: GuildSettings }
+  | { readonly _tag: "Skip"; readonly reason: string }
+
+const route = (
+  received: ReceivedMessage,
+  global: GlobalSettings,
+  guild: { readonly enabled: boolean; readonly agentId: string | null; readonly paused: boolean; readonly settings: GuildSettings } | null
+): Route => {
+  if (global.globalPause) return { _tag: "Skip", reason: "globally paused" }
+  if (received.guild === null) {
+    return global.dmAgentId === null
+      ? { _tag: "Skip", reason: "direct messages are off" }
+      : { _tag: "Agent", agentId: global.dmAgentId, settings: defaultGuildSettings }
+  }
+  if (guild === null || !guild.enabled || guild.agentId === null) return { _tag: "Skip", reason: "guild not enabled" }
+  if (guild.paused) return { _tag: "Skip", reason: "guild paused" }
+  return { _tag: "Agent", agentId: guild.agentId, settings: guild.settings }
+}
+
+export const makeListener = Effect.gen(function* () {
+  const gateway = yield* DiscordGateway
+  const source = yield* MessageSource
+  const settings = yield* SettingsStore
+  const contexts = yield* ContextService
+  const prompts = yield* PromptService
+  const queue = yield* EventQueue
+
+  /** The replied-to message's author: from the cache (where the payload's copy lands) or REST. */
+  const repliedToAuthor = (received: ReceivedMessage) => {
+    const reference = received.message.reference
+    if (reference === null) return Effect.succeed(null)
+    return source.fetchMessage(reference.channelId, reference.messageId).pipe(
+      Effect.map((parent) => parent.author.id),
+      Effect.catchAll((error) =>
+        Effect.logDebug(`replied-to message unreadable (${error._tag}); not treated as a reply to the bot`).pipe(
+          Effect.as(null)
+        )
+      )
+    )
+  }
+
+  const enqueue = (received: ReceivedMessage, trigger: TriggerKind, agentId: string, guildSettings: GuildSettings) =>
+    Effect.gen(function* () {
+      const context = yield* contexts.build(received, guildSettings.replydepth)
+      const prompt = yield* prompts.render(context, { trigger, mcpGuidance: guildSettings.mcpguidance })
+      const event: QueuedEvent = {
+        messageId: received.message.id,
+        guildId: received.guild?.id ?? null,
+        channelId: received.channel.id,
+        authorId: received.message.author.id,
+        agentId,
+        trigger,
+        prompt,
+        enqueuedAt: yield* Clock.currentTimeMillis,
+        attempts: 0
+      }
+      yield* queue.offer(event).pipe(
+        Effect.zipRight(Effect.logInfo(`queued (${trigger})`)),
+        Effect.catchTags({
+          // The queue logs each overflow episode once with its count; per event, debug only.
+          QueueFull: (full) => Effect.logDebug(`rejected: queue full (${full.capacity})`),
+          DuplicateEvent: () => Effect.logDebug("rejected: duplicate message id"),
+          StorageError: (error) => Effect.logError(`rejected: could not store the event (${error.reason})`)
+        })
+      )
+    })
+
+  const handle = (received: ReceivedMessage): Effect.Effect<void> =>
+    Effect.gen(function* () {
+      const botUserId = gateway.botUserId
+      const global = yield* settings.global
+      const repliedToAuthorId = needsReplyAuthor(received, botUserId) ? yield* repliedToAuthor(received) : null
+      const decision = decideTrigger(received, { botUserId, dmEnabled: global.dmAgentId !== null, repliedToAuthorId })
+      if (decision._tag === "Ignore") return
+      const guild = received.guild === null ? null : yield* settings.guild(received.guild.id)
+      const target = route(received, global, guild)
+      if (target._tag === "Skip") return yield* Effect.logDebug(`addressed but ignored: ${target.reason}`)
+      yield* enqueue(received, decision.kind, target.agentId, target.settings)
+    }).pipe(
+      Effect.withSpan("listen", { attributes: { messageId: received.message.id, channelId: received.channel.id } }),
+      Effect.annotateLogs({
+        messageId: received.message.id,
+        channelId: received.channel.id,
+        guildId: received.guild?.id ?? "dm"
+      }),
+      Effect.catchAllCause((cause) => Effect.logError("message handling failed", cause))
+    )
+
+  return { handle } as const
+})
+
+/**
+ * Runs `handle` for each item, one at a time per key in arrival order, different keys concurrently
+ * (at most `concurrency` keys at once). The lanes live in a plain Map touched only inside
+ * synchronous steps, which JavaScript never interleaves.
+ */
+export const sequentialPerKey = <A>(
+  keyOf: (item: A) => string,
+  handle: (item: A) => Effect.Effect<void>,
+  concurrency: number
+) =>
+  Effect.gen(function* () {
+    const lanes = new Map<string, Array<A>>()
+    const permits = yield* Effect.makeSemaphore(concurrency)
+    const fibers = yield* FiberSet.make()
+    const drain = (key: string): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const lane = lanes.get(key)
+        const next = lane?.shift()
+        if (lane === undefined || next === undefined) {
+          lanes.delete(key)
+          return Effect.void
+        }
+        return Effect.zipRight(handle(next), drain(key))
+      })
+    const submit = (item: A): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const key = keyOf(item)
+        const lane = lanes.get(key)
+        if (lane !== undefined) {
+          lane.push(item)
+          return Effect.void
+        }
+        lanes.set(key, [item])
+        return FiberSet.run(fibers, permits.withPermits(1)(drain(key))).pipe(Effect.asVoid)
+      })
+    return { submit, pending: Effect.sync(() => lanes.size) } as const
+  })
+
+export const ListenLive = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const gateway = yield* DiscordGateway
+    const listener = yield* makeListener
+    const intake = yield* sequentialPerKey(
+      (received: ReceivedMessage) => received.channel.id,
+      listener.handle,
+      intakeConcurrency
+    )
+    yield* gateway.messages.pipe(Stream.runForEach(intake.submit), Effect.forkScoped)
+    yield* Effect.logInfo("listening for mentions, replies and direct messages")
+  })
+)
