@@ -4,7 +4,10 @@
  * Every layer here is referenced once by value, so each service is built exactly once.
  */
 import { Effect, Layer, Stream } from "effect"
+import { AlertsLive } from "../programs/Alerts.js"
+import { CommandsLive } from "../programs/Commands.js"
 import { DispatchLive, QueuePolicyLive } from "../programs/Dispatch.js"
+import { HttpLive } from "../programs/Http.js"
 import { ListenLive } from "../programs/Listen.js"
 import { CircuitBreaker } from "../services/CircuitBreaker.js"
 import { ContextService } from "../services/ContextService.js"
@@ -15,6 +18,7 @@ import { EventJournal } from "../services/EventJournal.js"
 import { EventQueue } from "../services/EventQueue.js"
 import { LettaClient, LettaEndpoint } from "../services/LettaClient.js"
 import { LettaExecutor } from "../services/LettaExecutor.js"
+import * as Metrics from "../services/Metrics.js"
 import { PromptService } from "../services/PromptService.js"
 import { SettingsStore } from "../services/SettingsStore.js"
 import { TypingIndicator, TypingSender } from "../services/TypingIndicator.js"
@@ -75,7 +79,15 @@ const Services = Layer.mergeAll(
   LettaUrlFromSettings.pipe(Layer.provideMerge(Letta))
 )
 
-const Programs = Layer.mergeAll(ListenLive, DispatchLive, LettaReachability)
+const Programs = Layer.mergeAll(
+  Layer.effectDiscard(Metrics.registerAll),
+  ListenLive,
+  DispatchLive,
+  CommandsLive,
+  HttpLive,
+  AlertsLive,
+  LettaReachability
+)
 
 /** Everything running, with every service in the output (tests reach in to seed and observe). */
 export const AppLive = Programs.pipe(

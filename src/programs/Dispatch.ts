@@ -12,8 +12,8 @@
  * - a permanent failure (agent not found, 400/401/403/422, pending approval, failed run) -> dropped
  *   with an error log line naming the reason.
  */
-import { Clock, Config, Deferred, Duration, Effect, Either, Fiber, Layer, Schedule } from "effect"
-import type { ToolCallSummary } from "../domain/AgentRun.js"
+import { Clock, Config, Deferred, Duration, Effect, Either, Fiber, Layer, Ref, Schedule } from "effect"
+import type { RunReport, ToolCallSummary } from "../domain/AgentRun.js"
 import { isSideEffectingTool } from "../domain/AgentRun.js"
 import { Partition, type QueuedEvent } from "../domain/Event.js"
 import { isServiceFailure, isTransient, type LettaRunError } from "../domain/LettaErrors.js"
@@ -22,6 +22,7 @@ import { CircuitBreaker } from "../services/CircuitBreaker.js"
 import { ErrorStats } from "../services/ErrorStats.js"
 import { DispatchOutcome, EventQueue, QueuePolicy } from "../services/EventQueue.js"
 import { LettaExecutor } from "../services/LettaExecutor.js"
+import * as Metrics from "../services/Metrics.js"
 import { lettaRetrySchedule } from "../services/RetryPolicy.js"
 import { SettingsStore } from "../services/SettingsStore.js"
 import { TypingIndicator } from "../services/TypingIndicator.js"
@@ -72,14 +73,24 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         const timeout = Duration.seconds(guildSettings.timeout)
         const replied = yield* Deferred.make<void>()
         const onToolCall = (call: ToolCallSummary) =>
-          isSideEffectingTool(call.name) ? Deferred.succeed(replied, undefined).pipe(Effect.asVoid) : Effect.void
+          Effect.zipRight(
+            Metrics.toolCalled(call.name),
+            isSideEffectingTool(call.name) ? Deferred.succeed(replied, undefined).pipe(Effect.asVoid) : Effect.void
+          )
+        yield* Metrics.dispatched
+        yield* Effect.logDebug(`dispatching after ${startedAt - event.enqueuedAt} ms in queue`)
 
         // Typing runs while the agent works: it stops at the agent's first side-effecting call
         // (its reply) or when the run ends, whichever comes first.
         const typingFiber = guildSettings.typing
           ? yield* Effect.forkScoped(typing.showUntil(event.channelId, Deferred.await(replied)))
           : null
-        const result = yield* attempt(event, timeout, onToolCall).pipe(Effect.retry(schedule), Effect.either)
+        const attempts = yield* Ref.make(0)
+        const counted = Effect.zipRight(
+          Ref.getAndUpdate(attempts, (n) => n + 1).pipe(Effect.flatMap((n) => (n > 0 ? Metrics.retried : Effect.void))),
+          attempt(event, timeout, onToolCall)
+        )
+        const result = yield* counted.pipe(Effect.retry(schedule), Effect.either)
         if (typingFiber !== null) yield* Fiber.interrupt(typingFiber)
 
         const finishedAt = yield* Clock.currentTimeMillis
@@ -100,9 +111,16 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         )
       )
 
+    /** Outcome, duration, first tool call and tokens of a successful run (tool calls were counted live). */
+    const recordSuccess = (report: RunReport) =>
+      Effect.all([
+        Metrics.runFinished("success", report.durationMs, report.firstToolCallMs),
+        report.usage === null ? Effect.void : Metrics.tokensUsed(report.usage)
+      ], { discard: true })
+
     const outcomeOf = (
       event: QueuedEvent,
-      result: Either.Either<Either.Either<unknown, { readonly retryIn: Duration.Duration }>, LettaRunError>,
+      result: Either.Either<Either.Either<RunReport, { readonly retryIn: Duration.Duration }>, LettaRunError>,
       timing: { readonly queuedMs: number; readonly runMs: number }
     ): Effect.Effect<DispatchOutcome> => {
       const timings = { queuedMs: timing.queuedMs, runMs: timing.runMs, attempts: event.attempts + 1 }
@@ -113,26 +131,32 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
             Effect.as(DispatchOutcome.retry(inner.left.retryIn))
           )
         }
+        const report = inner.right
         return Effect.logInfo(`run finished in ${timing.runMs} ms after ${timing.queuedMs} ms in queue`).pipe(
+          Effect.zipLeft(recordSuccess(report)),
           Effect.annotateLogs(timings),
           Effect.as(DispatchOutcome.done)
         )
       }
       const error = result.left
       const described = `${error._tag}: ${error.reason}`
+      const counted = Metrics.runFinished(Metrics.runOutcomeOf(error), timing.runMs)
       if (isTransient(error)) {
         return Effect.logWarning(`run failed transiently (${described}); kept at the front of its channel`).pipe(
           Effect.annotateLogs(timings),
+          Effect.zipLeft(counted),
           Effect.as(DispatchOutcome.retry(transientHold))
         )
       }
       if (error.sideEffect) {
         return Effect.logError(`run failed after the agent acted (${described}); not sent again`).pipe(
+          Effect.zipLeft(counted),
           Effect.annotateLogs(timings),
           Effect.as(DispatchOutcome.done)
         )
       }
       return Effect.logError(`run failed permanently (${described}); event dropped`).pipe(
+        Effect.zipLeft(counted),
         Effect.annotateLogs(timings),
         Effect.as(DispatchOutcome.done)
       )

@@ -15,6 +15,7 @@ import { DiscordGateway } from "../services/DiscordGateway.js"
 import { EventQueue } from "../services/EventQueue.js"
 import { MessageSource } from "../services/MessageSource.js"
 import { PromptService } from "../services/PromptService.js"
+import * as Metrics from "../services/Metrics.js"
 import { SettingsStore } from "../services/SettingsStore.js"
 
 /** Channels whose messages are being turned into events at the same time. */
@@ -79,18 +80,25 @@ export const makeListener = Effect.gen(function* () {
         attempts: 0
       }
       yield* queue.offer(event).pipe(
-        Effect.zipRight(Effect.logInfo(`queued (${trigger})`)),
+        Effect.zipRight(Effect.zipRight(Metrics.enqueued, Effect.logInfo(`queued (${trigger})`))),
         Effect.catchTags({
           // The queue logs each overflow episode once with its count; per event, debug only.
-          QueueFull: (full) => Effect.logDebug(`rejected: queue full (${full.capacity})`),
-          DuplicateEvent: () => Effect.logDebug("rejected: duplicate message id"),
-          StorageError: (error) => Effect.logError(`rejected: could not store the event (${error.reason})`)
+          QueueFull: (full) =>
+            Effect.zipRight(Metrics.rejected("full"), Effect.logDebug(`rejected: queue full (${full.capacity})`)),
+          DuplicateEvent: () =>
+            Effect.zipRight(Metrics.rejected("duplicate"), Effect.logDebug("rejected: duplicate message id")),
+          StorageError: (error) =>
+            Effect.zipRight(
+              Metrics.rejected("storage_error"),
+              Effect.logError(`rejected: could not store the event (${error.reason})`)
+            )
         })
       )
     })
 
   const handle = (received: ReceivedMessage): Effect.Effect<void> =>
     Effect.gen(function* () {
+      yield* Metrics.messageReceived
       const botUserId = gateway.botUserId
       const global = yield* settings.global
       const repliedToAuthorId = needsReplyAuthor(received, botUserId) ? yield* repliedToAuthor(received) : null
@@ -99,6 +107,7 @@ export const makeListener = Effect.gen(function* () {
       const guild = received.guild === null ? null : yield* settings.guild(received.guild.id)
       const target = route(received, global, guild)
       if (target._tag === "Skip") return yield* Effect.logDebug(`addressed but ignored: ${target.reason}`)
+      yield* Metrics.triggered(decision.kind)
       yield* enqueue(received, decision.kind, target.agentId, target.settings)
     }).pipe(
       Effect.withSpan("listen", { attributes: { messageId: received.message.id, channelId: received.channel.id } }),

@@ -3,6 +3,7 @@
  * against the loopback fakes of Discord and Letta, in a temporary data directory.
  */
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { ChannelType } from "discord.js"
@@ -77,3 +78,13 @@ export const bounded = <A, E, R>(label: string, effect: Effect.Effect<A, E, R>) 
   )
 
 export { world }
+
+/** A port free on 127.0.0.1 right now (the OS picks it). */
+export const freePort = Effect.async<number>((resume) => {
+  const server = Net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})

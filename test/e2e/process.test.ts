@@ -1,0 +1,122 @@
+/**
+ * The built program itself, as an operator runs it: `npm start` against the loopback fakes, a
+ * mention reaching the fake Letta, SIGTERM ending it with exit code 0; and the one-line start-up
+ * failures. (The compiled dist/ comes from `npm test`'s build step, or `npm ci`'s prepare.)
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Duration, Effect, Layer } from "effect"
+import { Database } from "../../src/services/Database.js"
+import { SettingsStore } from "../../src/services/SettingsStore.js"
+import { FakeDiscord, world } from "../fakes/FakeDiscord.js"
+import { makeFakeLetta } from "../fakes/FakeLetta.js"
+import { bounded, tempDir } from "./harness.js"
+
+const root = Path.resolve(import.meta.dirname, "../..")
+const secretToken = "process-test-token-SECRET-1234567890"
+
+interface Child {
+  readonly process: ChildProcess
+  readonly output: () => string
+  readonly exit: Effect.Effect<number | null>
+}
+
+/** Spawns a command with only the given environment (plus PATH/HOME); killed when the scope closes. */
+const run = (command: string, args: ReadonlyArray<string>, env: Readonly<Record<string, string>>) =>
+  Effect.acquireRelease(
+    Effect.gen(function* () {
+      const exited = yield* Deferred.make<number | null>()
+      const child = spawn(command, args, {
+        cwd: root,
+        env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/tmp", LOG_FORMAT: "json", ...env },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let output = ""
+      child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+      child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+      child.on("exit", (code) => Deferred.unsafeDone(exited, Effect.succeed(code)))
+      return { process: child, output: () => output, exit: Deferred.await(exited) } satisfies Child
+    }),
+    (child) => Effect.sync(() => child.process.exitCode === null && child.process.kill("SIGKILL"))
+  )
+
+const builtMain = Path.join(root, "dist", "main.js")
+
+describe("the built program", () => {
+  it.scopedLive("dist/main.js exists (built by `npm test` or `npm ci`)", () =>
+    Effect.sync(() => expect(Fs.existsSync(builtMain)).toBe(true))
+  )
+
+  it.scopedLive("without DISCORD_TOKEN it exits 1 with one line naming the variable", () =>
+    Effect.gen(function* () {
+      const dataDir = yield* tempDir
+      const child = yield* run("node", [builtMain], { AURORA_DATA_DIR: dataDir })
+      const code = yield* bounded("exit", child.exit)
+      expect(code).toBe(1)
+      const lines = child.output().trim().split("\n")
+      expect(lines).toEqual(["aurora: DISCORD_TOKEN is not set (required)"])
+    })
+  )
+
+  it.scopedLive("a token Discord rejects gives one clear line without the token", () =>
+    Effect.gen(function* () {
+      const discord = yield* FakeDiscord.make({ rejectToken: true })
+      const dataDir = yield* tempDir
+      const child = yield* run("node", [builtMain], {
+        DISCORD_TOKEN: secretToken,
+        DISCORD_API_URL: discord.apiUrl,
+        LETTA_BASE_URL: "http://127.0.0.1:9",
+        AURORA_DATA_DIR: dataDir,
+        LOG_LEVEL: "error"
+      })
+      expect(yield* bounded("exit", child.exit)).toBe(1)
+      const output = child.output()
+      expect(output).toContain("aurora: Discord rejected DISCORD_TOKEN (401 Unauthorized)")
+      expect(output).not.toContain(secretToken)
+      expect(output).not.toMatch(/^\s+at /m)
+    })
+  )
+
+  it.scopedLive("npm start runs the bot: a mention reaches Letta; SIGTERM exits 0; no secret in the logs", () =>
+    Effect.gen(function* () {
+      const discord = yield* FakeDiscord.make({ token: secretToken })
+      const letta = yield* makeFakeLetta({ agents: { "agent-proc": "Process Agent" } })
+      const dataDir = yield* tempDir
+      // Seed the settings the way /aurora enable would, in the data dir the program will use.
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const settings = yield* SettingsStore
+          yield* settings.enable(world.guildId, "agent-proc")
+        }).pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provide(Database.layerAt(dataDir)))))
+      )
+      const child = yield* run("npm", ["start", "--silent"], {
+        DISCORD_TOKEN: secretToken,
+        DISCORD_API_URL: discord.apiUrl,
+        LETTA_BASE_URL: letta.url,
+        LETTA_API_KEY: "letta-SECRET-key-0987654321",
+        AURORA_DATA_DIR: dataDir,
+        LOG_LEVEL: "debug"
+      })
+      yield* discord.waitForReady({ timeout: Duration.seconds(30) })
+      // Commands are registered once the app is up; after that, the listener is running too.
+      yield* discord.waitForRequest((r) => r.method === "PUT" && r.path.endsWith("/commands"), Duration.seconds(30))
+      yield* discord.sendMessage({ channelId: world.general, content: `<@${world.bot.id}> from npm start`, mentions: [world.bot.id] })
+      const request = yield* bounded("the Letta request", letta.awaitMessages(1, "agent-proc"))
+      expect(JSON.stringify(request.body)).toContain("from npm start")
+      expect(request.headers["authorization"]).toBe("Bearer letta-SECRET-key-0987654321")
+      yield* bounded("the run to finish", letta.awaitRunsFinished(1))
+      child.process.kill("SIGTERM")
+      expect(yield* bounded("exit after SIGTERM", child.exit)).toBe(0)
+      const output = child.output()
+      expect(output).not.toContain(secretToken)
+      expect(output).not.toContain("letta-SECRET-key-0987654321")
+      // JSON lines, each with level, message and timestamp.
+      const lines = output.trim().split("\n").filter((line) => line.startsWith("{"))
+      expect(lines.length).toBeGreaterThan(3)
+      for (const line of lines) expect(JSON.parse(line)).toMatchObject({ level: expect.any(String), message: expect.any(String), timestamp: expect.any(String) })
+      expect(output).toContain("run finished")
+    })
+  )
+})
