@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Fiber, Logger, Queue, Ref, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Queue, Ref, TestClock } from "effect"
 import { AgentNotFound, CircuitOpen, isServiceFailure, LettaServerError, type LettaRunError } from "../src/domain/LettaErrors.js"
 import { BreakerState, breakerLabel, CircuitBreaker, renderBreakerState } from "../src/services/CircuitBreaker.js"
+import { captureLogs, type LogLine } from "./fakes/logs.js"
 
 const serverError: LettaRunError = new LettaServerError({ agentId: "agent-1", sideEffect: false, reason: "503", status: 503 })
 const notFound: LettaRunError = new AgentNotFound({ agentId: "agent-1", sideEffect: false, reason: "no such agent" })
@@ -18,18 +19,6 @@ const setup = Effect.gen(function*() {
   return { breaker, executions, run, fail, succeed, failTimes }
 })
 
-interface LogLine {
-  readonly level: string
-  readonly message: string
-}
-
-/** Collects log lines (the test environment removes the default logger). */
-const captureLogs = (lines: Array<LogLine>) =>
-  Logger.add(
-    Logger.make(({ logLevel, message }) => {
-      lines.push({ level: logLevel.label, message: Array.isArray(message) ? message.join(" ") : String(message) })
-    })
-  )
 
 const expectCircuitOpen = <A>(exit: Exit.Exit<A, LettaRunError | CircuitOpen>): CircuitOpen => {
   if (Exit.isSuccess(exit)) throw new Error("expected CircuitOpen, got success")

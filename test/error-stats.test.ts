@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Logger, Option, Queue, TestClock } from "effect"
+import { Duration, Effect, Exit, Fiber, Option, Queue, TestClock } from "effect"
 import { LettaServerError } from "../src/domain/LettaErrors.js"
 import {
   emptyErrorStats,
@@ -10,22 +10,12 @@ import {
   sortedByType,
   windowCounts
 } from "../src/services/ErrorStats.js"
+import { captureLogs, type LogLine } from "./fakes/logs.js"
 
 const ok: Operation = { kind: "agent_run", outcome: "success" }
 const failed = (errorType: string, detail?: string): Operation =>
   detail === undefined ? { kind: "agent_run", outcome: { errorType } } : { kind: "agent_run", outcome: { errorType }, detail }
 
-interface LogLine {
-  readonly level: string
-  readonly message: string
-}
-
-const captureLogs = (lines: Array<LogLine>) =>
-  Logger.add(
-    Logger.make(({ logLevel, message }) => {
-      lines.push({ level: logLevel.label, message: Array.isArray(message) ? message.join(" ") : String(message) })
-    })
-  )
 
 const withDefaults = Effect.provide(ErrorStats.Default())
 
