@@ -11,7 +11,7 @@ import { Deferred, Duration, Effect, Layer } from "effect"
 import { Database } from "../../src/services/Database.js"
 import { SettingsStore } from "../../src/services/SettingsStore.js"
 import { FakeDiscord, world } from "../fakes/FakeDiscord.js"
-import { makeFakeLetta } from "../fakes/FakeLetta.js"
+import { Behaviours, makeFakeLetta } from "../fakes/FakeLetta.js"
 import { bounded, tempDir } from "./harness.js"
 
 const root = Path.resolve(import.meta.dirname, "../..")
@@ -117,6 +117,58 @@ describe("the built program", () => {
       expect(lines.length).toBeGreaterThan(3)
       for (const line of lines) expect(JSON.parse(line)).toMatchObject({ level: expect.any(String), message: expect.any(String), timestamp: expect.any(String) })
       expect(output).toContain("run finished")
+    })
+  )
+
+  it.scopedLive("a data directory that cannot be created gives one clear line and exit 1", () =>
+    Effect.gen(function* () {
+      const discord = yield* FakeDiscord.make()
+      const dir = yield* tempDir
+      const blocker = Path.join(dir, "a-file")
+      Fs.writeFileSync(blocker, "not a directory")
+      const child = yield* run("node", [builtMain], {
+        DISCORD_TOKEN: secretToken,
+        DISCORD_API_URL: discord.apiUrl,
+        AURORA_DATA_DIR: Path.join(blocker, "data")
+      })
+      expect(yield* bounded("exit", child.exit)).toBe(1)
+      const lines = child.output().trim().split("\n")
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toMatch(/^aurora: Database unavailable at .*a-file\/data/)
+    })
+  )
+
+  it.scopedLive("SIGTERM during a run lets it finish (within the grace period), then exits 0", () =>
+    Effect.gen(function* () {
+      const discord = yield* FakeDiscord.make()
+      const letta = yield* makeFakeLetta({
+        agents: { "agent-slow": "Slow Agent" },
+        defaultBehaviour: Behaviours.run({ delayMs: 1500 })
+      })
+      const dataDir = yield* tempDir
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const settings = yield* SettingsStore
+          yield* settings.enable(world.guildId, "agent-slow")
+        }).pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provide(Database.layerAt(dataDir)))))
+      )
+      const child = yield* run("node", [builtMain], {
+        DISCORD_TOKEN: discord.token,
+        DISCORD_API_URL: discord.apiUrl,
+        LETTA_BASE_URL: letta.url,
+        AURORA_DATA_DIR: dataDir,
+        AURORA_SHUTDOWN_GRACE: "20 seconds"
+      })
+      yield* discord.waitForRequest((r) => r.method === "PUT" && r.path.endsWith("/commands"), Duration.seconds(30))
+      yield* discord.sendMessage({ channelId: world.general, content: `<@${world.bot.id}> slow one`, mentions: [world.bot.id] })
+      yield* bounded("the Letta request", letta.awaitMessages(1, "agent-slow"))
+      child.process.kill("SIGTERM")
+      expect(yield* bounded("exit after SIGTERM", child.exit)).toBe(0)
+      const runs = yield* letta.runs
+      expect(runs).toHaveLength(1)
+      expect(runs[0]!.outcome).toBe("completed")
+      expect((yield* letta.cancels)).toHaveLength(0)
+      expect(child.output()).toContain("run finished")
     })
   )
 })
