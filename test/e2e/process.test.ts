@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Layer } from "effect"
+import { Deferred, Duration, Effect, Layer, Schedule } from "effect"
 import { Database } from "../../src/services/Database.js"
 import { SettingsStore } from "../../src/services/SettingsStore.js"
 import { FakeDiscord, world } from "../fakes/FakeDiscord.js"
@@ -169,6 +169,32 @@ describe("the built program", () => {
       expect(runs[0]!.outcome).toBe("completed")
       expect((yield* letta.cancels)).toHaveLength(0)
       expect(child.output()).toContain("run finished")
+    })
+  )
+
+  it.scopedLive("an unreachable Letta URL is one clear warning line; the bot still runs", () =>
+    Effect.gen(function* () {
+      const discord = yield* FakeDiscord.make()
+      const dataDir = yield* tempDir
+      const child = yield* run("node", [builtMain], {
+        DISCORD_TOKEN: discord.token,
+        DISCORD_API_URL: discord.apiUrl,
+        LETTA_BASE_URL: "http://127.0.0.1:9",
+        AURORA_DATA_DIR: dataDir
+      })
+      yield* discord.waitForRequest((r) => r.method === "PUT" && r.path.endsWith("/commands"), Duration.seconds(30))
+      const warned = (line: string) => line.includes("Letta at http://127.0.0.1:9 (env) is unreachable")
+      yield* bounded(
+        "the warning",
+        Effect.suspend(() => (child.output().split("\n").some(warned) ? Effect.void : Effect.fail("not yet"))).pipe(
+          Effect.retry(Schedule.spaced("50 millis"))
+        )
+      )
+      const line = child.output().split("\n").find(warned)!
+      expect(JSON.parse(line)).toMatchObject({ level: "warning" })
+      expect(child.process.exitCode).toBe(null)
+      child.process.kill("SIGTERM")
+      expect(yield* bounded("exit after SIGTERM", child.exit)).toBe(0)
     })
   )
 })
