@@ -66,7 +66,13 @@ const Gateway = Layer.mergeAll(DiscordGateway.messageSource, TypingSender.fromGa
   Layer.provideMerge(DiscordGateway.Default)
 )
 
-const Queue = EventQueue.Default.pipe(Layer.provide(QueuePolicyLive), Layer.provide(EventJournal.noop))
+/**
+ * Runs in flight at once, all agents together. Runs are network-bound streams, so the cap is set
+ * well above the number of agents a deployment usually serves (one run per agent still holds).
+ */
+const maxConcurrentRuns = 64
+
+const Queue = EventQueue.layer({ concurrency: maxConcurrentRuns }).pipe(Layer.provide(QueuePolicyLive), Layer.provide(EventJournal.noop))
 
 const Services = Layer.mergeAll(
   CircuitBreaker.Default(),

@@ -98,7 +98,10 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         return yield* outcomeOf(event, result, timing)
       }).pipe(
         Effect.scoped,
-        Effect.withSpan("dispatch", { attributes: { messageId: event.messageId, agentId: event.agentId } }),
+        Effect.withSpan("dispatch", {
+          attributes: { messageId: event.messageId, agentId: event.agentId },
+          captureStackTrace: false
+        }),
         Effect.annotateLogs({
           guildId: event.guildId ?? "dm",
           channelId: event.channelId,

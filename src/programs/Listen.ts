@@ -110,7 +110,11 @@ export const makeListener = Effect.gen(function* () {
       yield* Metrics.triggered(decision.kind)
       yield* enqueue(received, decision.kind, target.agentId, target.settings)
     }).pipe(
-      Effect.withSpan("listen", { attributes: { messageId: received.message.id, channelId: received.channel.id } }),
+      // Stack-trace capture costs more than the handling itself on the hot path.
+      Effect.withSpan("listen", {
+        attributes: { messageId: received.message.id, channelId: received.channel.id },
+        captureStackTrace: false
+      }),
       Effect.annotateLogs({
         messageId: received.message.id,
         channelId: received.channel.id,

@@ -1,0 +1,95 @@
+/**
+ * Burst and memory: 10 000 mentions over 500 channels in 50 guilds (queuesize 200, rate limit
+ * 0.5 s), written by the fake gateway as fast as it can, Letta answering at once. Counts come
+ * from Aurora's own metrics; RSS is the child's (sampled every 20 ms for the peak).
+ */
+import { Duration, Effect, Schedule } from "effect"
+import { FakeDiscord } from "../test/fakes/FakeDiscord.js"
+import { makeFakeLetta } from "../test/fakes/FakeLetta.js"
+import { spawnBot } from "./BotProcess.js"
+import { offerBurst } from "./load.js"
+import { makeWorld } from "./world.js"
+
+export interface BurstResult {
+  readonly offered: number
+  readonly sendMs: number
+  readonly received: number
+  readonly accepted: number
+  readonly rejected: number
+  readonly delivered: number
+  /** First mention sent -> last run finished. */
+  readonly drainMs: number
+  readonly cpuPerMentionMs: number
+  readonly idleRss: number
+  readonly idleRssAfterGc: number
+  readonly peakRss: number
+  /** 2 s after the drain, without and with a forced full GC. */
+  readonly afterRss: number
+  readonly afterRssGc: number
+  /** V8 heap in use after a forced GC, idle and after the drain: live objects, not allocator slack. */
+  readonly idleHeapGc: number
+  readonly afterHeapGc: number
+}
+
+const Guilds = 50
+const ChannelsPerGuild = 10
+const Mentions = 10_000
+export const DrainWindowSeconds = 45
+
+export const runBurst = Effect.scoped(Effect.gen(function*() {
+  const world = makeWorld(Guilds, ChannelsPerGuild)
+  const discord = yield* FakeDiscord.make({ guilds: world.guilds })
+  const letta = yield* makeFakeLetta({ agents: Object.fromEntries(Object.values(world.agents).map((a) => [a, a])) })
+  const child = yield* spawnBot({
+    bot: "aurora",
+    discordApiUrl: discord.apiUrl,
+    discordToken: discord.token,
+    lettaUrl: letta.url,
+    agents: world.agents,
+    ratelimit: 0.5,
+    queuesize: 200
+  })
+  yield* Effect.sleep(Duration.seconds(1))
+  const idle = yield* child.mark
+  const idleGc = yield* child.gcMark
+  yield* child.resetPeak
+
+  const startedAt = Date.now()
+  const offer = yield* offerBurst(discord, world, 0, Mentions)
+  // Intake is done when Aurora has read every message off the gateway (bounded poll of its metrics).
+  yield* child.counters.pipe(
+    Effect.repeat({
+      until: (c) => c.received >= Mentions,
+      schedule: Schedule.spaced(Duration.millis(100)).pipe(Schedule.upTo(Duration.seconds(30)))
+    })
+  )
+  const intake = yield* child.counters
+  // Bounded to keep `npm run bench` under 5 minutes; an unfinished drain is reported as such.
+  yield* letta.awaitRunsFinished(intake.enqueued).pipe(Effect.timeout(Duration.seconds(DrainWindowSeconds)), Effect.ignore)
+  const runs = (yield* letta.runs).filter((run) => run.finishedAt !== undefined)
+  const drainedAt = runs.reduce((m, run) => Math.max(m, run.finishedAt ?? 0), startedAt)
+  const peak = yield* child.mark
+  const counters = yield* child.counters
+  yield* Effect.sleep(Duration.seconds(2))
+  const after = yield* child.mark
+  const afterGc = yield* child.gcMark
+
+  const result: BurstResult = {
+    offered: Mentions,
+    sendMs: offer.lastSentAt - offer.firstSentAt,
+    received: counters.received,
+    accepted: counters.enqueued,
+    rejected: counters.rejected,
+    delivered: runs.length,
+    drainMs: drainedAt - startedAt,
+    cpuPerMentionMs: (peak.userUs + peak.systemUs - idleGc.userUs - idleGc.systemUs) / 1000 / Mentions,
+    idleRss: idle.rss,
+    idleRssAfterGc: idleGc.rss,
+    peakRss: peak.peakRss,
+    afterRss: after.rss,
+    afterRssGc: afterGc.rss,
+    idleHeapGc: idleGc.heapUsed,
+    afterHeapGc: afterGc.heapUsed
+  }
+  return result
+}))

@@ -1,0 +1,61 @@
+/**
+ * The conversation between `bench/run.ts` (which owns the loopback fakes) and the bot under test,
+ * which runs in a child process so that its CPU time and RSS are its own: the fakes and the load
+ * generator stay in the parent and never show up in the bot's numbers.
+ */
+
+/** Which bot a child runs. */
+export type BotKind = "aurora" | "floor"
+
+/** What a child is told at spawn (JSON in the BENCH_CHILD environment variable). */
+export interface ChildConfig {
+  readonly bot: BotKind
+  readonly discordApiUrl: string
+  readonly discordToken: string
+  readonly lettaUrl: string
+  readonly dataDir: string
+  /** guild id -> agent id; every listed guild is enabled. */
+  readonly agents: Readonly<Record<string, string>>
+  /** Seconds between dispatches per channel (Aurora only). */
+  readonly ratelimit?: number
+  /** Pending events per guild (Aurora only). */
+  readonly queuesize?: number
+}
+
+export type ParentRequest =
+  | { readonly id: number; readonly cmd: "mark" }
+  | { readonly id: number; readonly cmd: "resetPeak" }
+  | { readonly id: number; readonly cmd: "gc" }
+  | { readonly id: number; readonly cmd: "counters" }
+  | { readonly id: number; readonly cmd: "stop" }
+
+/** A snapshot of the child's resources. */
+export interface Mark {
+  /** process.cpuUsage(), microseconds. */
+  readonly userUs: number
+  readonly systemUs: number
+  readonly rss: number
+  /** Highest RSS sampled (every 20 ms) since the last resetPeak. */
+  readonly peakRss: number
+  readonly heapUsed: number
+}
+
+/** Aurora's counters from its metric registry (zero for the floor bot, which has none). */
+export interface Counters {
+  readonly received: number
+  readonly enqueued: number
+  readonly rejected: number
+  readonly dispatched: number
+  readonly succeeded: number
+}
+
+export type ChildMessage =
+  | {
+    readonly type: "ready"
+    /** From the start of the bot's construction (layer build / new Client) to gateway ready. */
+    readonly startToReadyMs: number
+    /** From process start (node + module loading included) to ready. */
+    readonly sinceProcessStartMs: number
+  }
+  | { readonly type: "failed"; readonly reason: string }
+  | { readonly type: "reply"; readonly id: number; readonly mark?: Mark; readonly counters?: Counters }

@@ -1,0 +1,71 @@
+/**
+ * `npm run bench`: overhead against the floor bot, parallelism, burst and memory, idle. Every
+ * scenario is bounded, every child and server stops with its scope, and a watchdog ends the run
+ * if it ever outlives its budget. Results are printed and appended to BENCHMARKS.md.
+ */
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { Console, Duration, Effect, Logger, LogLevel } from "effect"
+import { runBurst } from "./burst.js"
+import { runOverhead } from "./overhead.js"
+import { runParallelism } from "./parallelism.js"
+import { type BenchResults, renderReport } from "./report.js"
+
+const OverheadRounds = Number(process.env["BENCH_ROUNDS"] ?? "3")
+const Budget = Duration.seconds(290)
+const reportPath = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "BENCHMARKS.md")
+
+const program = Effect.gen(function*() {
+  const startedAt = new Date()
+  const loadAverage = Os.loadavg()[0] ?? NaN
+  const t0 = performance.now()
+  const overhead: Array<BenchResults["overhead"][number]> = []
+  for (let round = 1; round <= OverheadRounds; round++) {
+    const floor = yield* runOverhead("floor")
+    yield* Console.log(`overhead round ${round} floor: p50 ${floor.p50.toFixed(2)} ms, p99 ${floor.p99.toFixed(2)} ms, ${floor.delivered} delivered, ${floor.cpuPerMentionMs.toFixed(3)} ms CPU/mention`)
+    const aurora = yield* runOverhead("aurora")
+    yield* Console.log(`overhead round ${round} aurora: p50 ${aurora.p50.toFixed(2)} ms, p99 ${aurora.p99.toFixed(2)} ms, ${aurora.delivered} delivered, ${aurora.cpuPerMentionMs.toFixed(3)} ms CPU/mention`)
+    overhead.push({ floor, aurora })
+  }
+  const parallel = yield* runParallelism({ shared: false, runMs: 1000, rounds: 3 })
+  yield* Console.log(`parallelism, 50 agents x 1 s: makespans ${parallel.makespansMs.join(", ")} ms`)
+  const serial = yield* runParallelism({ shared: true, runMs: 100, rounds: 1 })
+  yield* Console.log(`parallelism, 1 agent x 0.1 s: makespans ${serial.makespansMs.join(", ")} ms`)
+  const burst = yield* runBurst
+  yield* Console.log(`burst: ${burst.accepted} accepted, ${burst.rejected} rejected, drained in ${burst.drainMs} ms`)
+  const report = renderReport({
+    startedAt,
+    loadAverage,
+    wallSeconds: (performance.now() - t0) / 1000,
+    overhead,
+    parallel,
+    serial,
+    burst
+  })
+  yield* Console.log(`\n${report}`)
+  yield* Effect.sync(() => {
+    const header = Fs.existsSync(reportPath) ? "" : "# Aurora benchmarks\n\nAppended by `npm run bench` (see bench/run.ts); newest last.\n\n"
+    Fs.appendFileSync(reportPath, `${header}${report}\n`)
+  })
+})
+
+// A last resort: the scoped program should always finish first (children are stopped by their scopes).
+const watchdog = setTimeout(() => {
+  process.stderr.write("bench: over its time budget, exiting\n")
+  process.exit(1)
+}, Duration.toMillis(Budget) + 5000)
+watchdog.unref()
+
+Effect.runPromiseExit(
+  program.pipe(
+    Effect.timeoutFail({ duration: Budget, onTimeout: () => new Error("bench over its 290 s budget") }),
+    Logger.withMinimumLogLevel(LogLevel.Error)
+  )
+).then((exit) => {
+  if (exit._tag === "Failure") {
+    process.stderr.write(`bench failed: ${String(exit.cause)}\n`)
+    process.exitCode = 1
+  }
+})
