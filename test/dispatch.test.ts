@@ -1,0 +1,377 @@
+/**
+ * The dispatch program against layer-swapped fakes (settings, executor, typing sender) and the real
+ * CircuitBreaker, ErrorStats and EventQueue, all under TestClock.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Deferred, Duration, Effect, Fiber, Layer, TestClock } from "effect"
+import type { RunReport, RunRequest } from "../src/domain/AgentRun.js"
+import type { DiscordFailure } from "../src/domain/Errors.js"
+import type { QueuedEvent } from "../src/domain/Event.js"
+import {
+  AgentNotFound,
+  LettaServerError,
+  LettaTimeout,
+  type LettaRunError
+} from "../src/domain/LettaErrors.js"
+import { defaultGuildSettings, type GuildSettings } from "../src/domain/Settings.js"
+import { makeDispatcher } from "../src/programs/Dispatch.js"
+import { CircuitBreaker, type CircuitBreakerOptions } from "../src/services/CircuitBreaker.js"
+import { ErrorStats } from "../src/services/ErrorStats.js"
+import { EventJournal, makeMemoryJournal } from "../src/services/EventJournal.js"
+import { DispatchOutcome, EventQueue, type EventQueueService, QueuePolicy } from "../src/services/EventQueue.js"
+import { LettaExecutor } from "../src/services/LettaExecutor.js"
+import { makeLettaRetrySchedule } from "../src/services/RetryPolicy.js"
+import { defaultGuildState, SettingsStore } from "../src/services/SettingsStore.js"
+import { TypingIndicator, TypingSender } from "../src/services/TypingIndicator.js"
+import { event } from "./queue.harness.js"
+
+
+const report = (agentId: string): RunReport => ({
+  agentId,
+  toolCalls: [],
+  toolReturns: [],
+  assistantMessages: [],
+  stopReason: "end_turn",
+  usage: null,
+  durationMs: 0,
+  sideEffect: false,
+  firstToolCallMs: null
+})
+
+const serverError = (agentId: string) =>
+  new LettaServerError({ agentId, sideEffect: false, reason: "502 Bad Gateway", status: 502 })
+
+const discordSend = { name: "discord_send", toolCallId: "t1", argumentsSummary: "{}" }
+
+/** Deterministic delays (1 s, 2 s), otherwise the production rule (3 attempts, transient only). */
+const retrySchedule = makeLettaRetrySchedule({ jitter: 0 })
+
+/** Lets forked fibers run until they block. */
+const settle = Effect.repeatN(Effect.yieldNow(), 40)
+
+interface HarnessOptions {
+  readonly settings?: Partial<GuildSettings>
+  readonly breaker?: CircuitBreakerOptions
+  /** The fake executor's behaviour; `call` counts from 1. */
+  readonly run: (request: RunRequest, call: number) => Effect.Effect<RunReport, LettaRunError>
+}
+
+/** The fakes, plus what they saw: executor requests with their Clock time, typing calls. */
+const makeHarness = (options: HarnessOptions) => {
+  const requests: Array<{ readonly request: RunRequest; readonly at: number }> = []
+  const typed: Array<{ readonly channelId: string; readonly at: number }> = []
+  const settings = Layer.mock(SettingsStore, {
+    _tag: "aurora/SettingsStore",
+    guild: (guildId: string) =>
+      Effect.succeed({
+        ...defaultGuildState(guildId),
+        enabled: true,
+        agentId: "a1",
+        settings: { ...defaultGuildSettings, ...options.settings }
+      })
+  })
+  const executor = Layer.mock(LettaExecutor, {
+    _tag: "aurora/LettaExecutor",
+    run: (request: RunRequest) =>
+      Effect.flatMap(Clock.currentTimeMillis, (at) => {
+        requests.push({ request, at })
+        return options.run(request, requests.length)
+      })
+  })
+  const sender = Layer.succeed(TypingSender, {
+    sendTyping: (channelId: string): Effect.Effect<void, DiscordFailure> =>
+      Effect.map(Clock.currentTimeMillis, (at) => void typed.push({ channelId, at }))
+  })
+  const layer = Layer.mergeAll(
+    settings,
+    executor,
+    CircuitBreaker.Default(options.breaker),
+    ErrorStats.Default(),
+    TypingIndicator.Default.pipe(Layer.provide(sender))
+  )
+  return { requests, typed, layer }
+}
+
+/** Opens the breaker with one service failure (the harness's breaker must have failureThreshold 1). */
+const openBreaker = Effect.flatMap(CircuitBreaker, (breaker) =>
+  Effect.ignore(breaker.protect(Effect.fail(serverError("a1")), () => true))
+)
+
+describe("dispatch", () => {
+  it.effect("a successful run is Done and recorded as a success", () => {
+    const h = makeHarness({ run: (request) => Effect.succeed(report(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const outcome = yield* dispatch(event("m1"))
+      expect(outcome).toEqual(DispatchOutcome.done)
+      expect(h.requests.map((r) => [r.request.agentId, r.request.prompt])).toEqual([["a1", "prompt m1"]])
+      const stats = yield* Effect.flatMap(ErrorStats, (s) => s.snapshot)
+      expect(stats.total).toBe(1)
+      expect(stats.errors).toBe(0)
+      expect(stats.recentOperations[0]?.outcome).toBe("success")
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a transient failure is retried per the schedule, then the event is kept (Retry 5 s)", () => {
+    const h = makeHarness({ run: (request) => Effect.fail(serverError(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch(event("m1")))
+      yield* settle
+      expect(h.requests.map((r) => r.at)).toEqual([0])
+      yield* TestClock.adjust(Duration.seconds(1))
+      yield* settle
+      expect(h.requests.map((r) => r.at)).toEqual([0, 1_000])
+      yield* TestClock.adjust(Duration.seconds(2))
+      const outcome = yield* Fiber.join(fiber)
+      expect(h.requests.map((r) => r.at)).toEqual([0, 1_000, 3_000])
+      expect(outcome._tag).toBe("Retry")
+      if (outcome._tag === "Retry") expect(Duration.toMillis(outcome.after)).toBe(5_000)
+      const stats = yield* Effect.flatMap(ErrorStats, (s) => s.snapshot)
+      expect(stats.byType).toEqual({ LettaServerError: 3 })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("an open breaker holds the event for its remaining cool-down without calling the executor", () => {
+    const h = makeHarness({
+      breaker: { failureThreshold: 1, cooldown: "30 seconds" },
+      run: (request) => Effect.succeed(report(request.agentId))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      yield* openBreaker
+      yield* TestClock.adjust(Duration.seconds(10))
+      const outcome = yield* dispatch(event("m1"))
+      expect(outcome._tag).toBe("Retry")
+      if (outcome._tag === "Retry") expect(Duration.toMillis(outcome.after)).toBe(20_000)
+      expect(h.requests).toHaveLength(0)
+      // A rejection by the breaker is not an agent-run outcome.
+      expect((yield* Effect.flatMap(ErrorStats, (s) => s.snapshot)).total).toBe(0)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a permanent failure (AgentNotFound) is Done and never retried", () => {
+    const h = makeHarness({
+      run: (request) => Effect.fail(new AgentNotFound({ agentId: request.agentId, sideEffect: false, reason: "404" }))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch(event("m1")))
+      yield* TestClock.adjust(Duration.minutes(1))
+      expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
+      expect(h.requests).toHaveLength(1)
+      expect((yield* Effect.flatMap(ErrorStats, (s) => s.snapshot)).byType).toEqual({ AgentNotFound: 1 })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a failure after the agent acted (timeout after discord_send) is Done and never re-sent", () => {
+    const h = makeHarness({
+      run: (request) =>
+        Effect.zipRight(
+          request.observer?.onToolCall?.(discordSend) ?? Effect.void,
+          Effect.fail(
+            new LettaTimeout({
+              agentId: request.agentId,
+              sideEffect: true,
+              reason: "timed out",
+              timeout: request.timeout,
+              phase: "stream"
+            })
+          )
+        )
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch(event("m1")))
+      yield* TestClock.adjust(Duration.minutes(1))
+      expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
+      expect(h.requests).toHaveLength(1)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("typing shows while the agent works and stops at its discord_send", () =>
+    Effect.gen(function*() {
+      const toolCall = yield* Deferred.make<void>()
+      const finish = yield* Deferred.make<void>()
+      const h = makeHarness({
+        run: (request) =>
+          Effect.gen(function*() {
+            yield* Deferred.await(toolCall)
+            yield* request.observer?.onToolCall?.(discordSend) ?? Effect.void
+            yield* Deferred.await(finish)
+            return report(request.agentId)
+          })
+      })
+      yield* Effect.gen(function*() {
+        const { dispatch } = yield* makeDispatcher({ retrySchedule })
+        const fiber = yield* Effect.fork(dispatch(event("m1", { channelId: "c7" })))
+        yield* settle
+        expect(h.typed).toEqual([{ channelId: "c7", at: 0 }])
+        yield* TestClock.adjust(Duration.seconds(8))
+        yield* settle
+        expect(h.typed.map((t) => t.at)).toEqual([0, 8_000])
+        yield* Deferred.succeed(toolCall, undefined)
+        yield* settle
+        // The run is still going, but the reply is out: no more typing.
+        yield* TestClock.adjust(Duration.seconds(8))
+        yield* settle
+        yield* TestClock.adjust(Duration.seconds(8))
+        yield* settle
+        expect(h.typed.map((t) => t.at)).toEqual([0, 8_000])
+        expect(fiber.unsafePoll()).toBeNull()
+        yield* Deferred.succeed(finish, undefined)
+        expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
+      }).pipe(Effect.provide(h.layer))
+    }))
+
+  it.effect("typing stops when the run ends, even without a tool call", () =>
+    Effect.gen(function*() {
+      const finish = yield* Deferred.make<void>()
+      const h = makeHarness({
+        run: (request) => Effect.as(Deferred.await(finish), report(request.agentId))
+      })
+      yield* Effect.gen(function*() {
+        const { dispatch } = yield* makeDispatcher({ retrySchedule })
+        const fiber = yield* Effect.fork(dispatch(event("m1")))
+        yield* TestClock.adjust(Duration.seconds(8))
+        yield* settle
+        yield* Deferred.succeed(finish, undefined)
+        yield* Fiber.join(fiber)
+        yield* TestClock.adjust(Duration.seconds(30))
+        yield* settle
+        expect(h.typed.map((t) => t.at)).toEqual([0, 8_000])
+      }).pipe(Effect.provide(h.layer))
+    }))
+
+  it.effect("no typing when the guild's typing setting is off", () => {
+    const h = makeHarness({
+      settings: { typing: false },
+      run: (request) => Effect.as(Effect.sleep(Duration.seconds(20)), report(request.agentId))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch(event("m1")))
+      yield* TestClock.adjust(Duration.seconds(20))
+      expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
+      expect(h.typed).toEqual([])
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("the guild's timeout setting bounds the run", () => {
+    const h = makeHarness({
+      settings: { timeout: 45 },
+      run: (request) => Effect.succeed(report(request.agentId))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      yield* dispatch(event("m1"))
+      expect(h.requests.map((r) => Duration.toMillis(r.request.timeout))).toEqual([45_000])
+      // A direct message has no guild: the default timeout applies.
+      yield* dispatch(event("m2", { guildId: null }))
+      expect(h.requests.map((r) => Duration.toMillis(r.request.timeout))).toEqual([45_000, defaultGuildSettings.timeout * 1_000])
+    }).pipe(Effect.provide(h.layer))
+  })
+})
+
+describe("dispatch consuming the real EventQueue", () => {
+  const withQueue = <A, E, R>(use: (queue: EventQueueService, entries: Effect.Effect<ReadonlyArray<QueuedEvent>>) => Effect.Effect<A, E, R>) =>
+    Effect.gen(function*() {
+      const memory = yield* makeMemoryJournal
+      const queue = yield* EventQueue.make().pipe(
+        Effect.provide(QueuePolicy.fixed({ capacity: 50, spacing: 0 })),
+        Effect.provideService(EventJournal, memory.journal)
+      )
+      return yield* use(queue, memory.entries)
+    })
+
+  it.scoped("an open breaker keeps events queued; after the cool-down each is delivered exactly once", () => {
+    const delivered: Array<string> = []
+    const h = makeHarness({
+      breaker: { failureThreshold: 1, cooldown: "30 seconds" },
+      run: (request) => Effect.sync(() => void delivered.push(request.prompt)).pipe(Effect.as(report(request.agentId)))
+    })
+    return withQueue((queue, entries) =>
+      Effect.gen(function*() {
+        const { dispatch } = yield* makeDispatcher({ retrySchedule })
+        yield* openBreaker
+        for (const [id, channelId] of [["m1", "c1"], ["m2", "c1"], ["m3", "c2"], ["m4", "c3"]] as const) {
+          yield* queue.offer(event(id, { channelId }))
+        }
+        yield* Effect.forkScoped(queue.consume(dispatch))
+        yield* settle
+        yield* TestClock.adjust(Duration.seconds(29))
+        yield* settle
+        expect(delivered).toEqual([])
+        expect((yield* entries).map((e) => e.messageId)).toEqual(["m1", "m2", "m3", "m4"])
+        for (let i = 0; i < 10; i++) {
+          yield* TestClock.adjust(Duration.seconds(1))
+          yield* settle
+        }
+        expect([...delivered].sort()).toEqual(["prompt m1", "prompt m2", "prompt m3", "prompt m4"])
+        // m1 before m2: one channel is FIFO.
+        expect(delivered.indexOf("prompt m1")).toBeLessThan(delivered.indexOf("prompt m2"))
+        expect(yield* entries).toEqual([])
+        const stats = yield* queue.stats
+        expect(stats.inFlight).toEqual([])
+        expect(stats.partitions.reduce((n, p) => n + p.pending, 0)).toBe(0)
+        // Nothing more turns up later.
+        yield* TestClock.adjust(Duration.minutes(5))
+        yield* settle
+        expect(delivered).toHaveLength(4)
+      })
+    ).pipe(Effect.provide(h.layer))
+  })
+
+  it.scoped("runs are serialized per agent while different agents overlap", () => {
+    const running = new Map<string, number>()
+    const maxPerAgent = new Map<string, number>()
+    let total = 0
+    let maxTotal = 0
+    const delivered: Array<string> = []
+    const h = makeHarness({
+      run: (request) =>
+        Effect.acquireUseRelease(
+          Effect.sync(() => {
+            const now = (running.get(request.agentId) ?? 0) + 1
+            running.set(request.agentId, now)
+            maxPerAgent.set(request.agentId, Math.max(maxPerAgent.get(request.agentId) ?? 0, now))
+            total++
+            maxTotal = Math.max(maxTotal, total)
+          }),
+          () => Effect.as(Effect.sleep(Duration.seconds(1)), report(request.agentId)),
+          () =>
+            Effect.sync(() => {
+              running.set(request.agentId, (running.get(request.agentId) ?? 1) - 1)
+              total--
+              delivered.push(request.prompt)
+            })
+        )
+    })
+    return withQueue((queue) =>
+      Effect.gen(function*() {
+        const { dispatch } = yield* makeDispatcher({ retrySchedule })
+        // Each agent's events are in different channels, so only the per-agent rule can serialize them.
+        for (const [id, channelId, agentId] of [
+          ["m1", "c1", "a1"],
+          ["m2", "c2", "a1"],
+          ["m3", "c3", "a1"],
+          ["m4", "c4", "a2"],
+          ["m5", "c5", "a2"],
+          ["m6", "c6", "a2"]
+        ] as const) {
+          yield* queue.offer(event(id, { channelId, agentId }))
+        }
+        yield* Effect.forkScoped(queue.consume(dispatch))
+        for (let i = 0; i < 10; i++) {
+          yield* settle
+          yield* TestClock.adjust(Duration.millis(500))
+        }
+        yield* settle
+        expect(delivered).toHaveLength(6)
+        expect(maxPerAgent.get("a1")).toBe(1)
+        expect(maxPerAgent.get("a2")).toBe(1)
+        expect(maxTotal).toBe(2)
+      })
+    ).pipe(Effect.provide(h.layer))
+  })
+})
