@@ -172,7 +172,7 @@ describe("owner alerts", () => {
     Effect.gen(function*() {
       const read = (env: Record<string, string>) =>
         Effect.withConfigProvider(OwnerIdsConfig, ConfigProvider.fromMap(new Map(Object.entries(env))))
-      expect(yield* read({ AURORA_OWNER_IDS: " 111, 222,,333 " })).toEqual(Option.some(["111", "222", "333"]))
+      expect(yield* read({ AURORA_OWNER_IDS: " 111, 222,,333, not-an-id " })).toEqual(Option.some(["111", "222", "333"]))
       expect(yield* read({ AURORA_OWNER_IDS: " , " })).toEqual(Option.none())
       expect(yield* read({})).toEqual(Option.none())
     }))

@@ -4,12 +4,13 @@
  * alerts to one per cool-down, so each alert is sent exactly once; a DM that fails is logged and
  * dropped (retrying a DM to an owner who blocked the bot would only add to the noise).
  */
-import { Config, type ConfigError, Context, Duration, Effect, Layer, Option, Queue } from "effect"
+import { type ConfigError, Context, Duration, Effect, Layer, Option, Queue } from "effect"
 import type { DiscordFailure } from "../domain/Errors.js"
 import { type BreakerState, CircuitBreaker, renderBreakerState } from "../services/CircuitBreaker.js"
 import { DiscordGateway } from "../services/DiscordGateway.js"
 import { type ErrorRateAlert, ErrorStats } from "../services/ErrorStats.js"
 import * as Metrics from "../services/Metrics.js"
+import { ownerIdsConfig } from "../commands/Owners.js"
 
 /** Where alerts go: the owners and a way to DM them; tests fake it. */
 export interface OwnerMessengerShape {
@@ -17,14 +18,8 @@ export interface OwnerMessengerShape {
   readonly sendDirectMessage: (userId: string, text: string) => Effect.Effect<void, DiscordFailure>
 }
 
-/** AURORA_OWNER_IDS: comma-separated user ids; unset or empty means "the application's owners". */
-export const OwnerIdsConfig: Config.Config<Option.Option<ReadonlyArray<string>>> = Config.string("AURORA_OWNER_IDS").pipe(
-  Config.option,
-  Config.map(Option.flatMap((text) => {
-    const ids = text.split(",").map((id) => id.trim()).filter((id) => id.length > 0)
-    return ids.length === 0 ? Option.none() : Option.some(ids)
-  }))
-)
+/** AURORA_OWNER_IDS (the commands' one reading of it); empty means "the application's owners". */
+export const OwnerIdsConfig = Effect.map(ownerIdsConfig, (ids) => (ids.length === 0 ? Option.none() : Option.some(ids)))
 
 export class OwnerMessenger extends Context.Tag("aurora/OwnerMessenger")<OwnerMessenger, OwnerMessengerShape>() {
   /** Owners from AURORA_OWNER_IDS, else the Discord application's owners; DMs through the gateway. */
