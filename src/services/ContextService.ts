@@ -42,7 +42,7 @@ export class ContextService extends Effect.Service<ContextService>()("aurora/Con
         )
       )
 
-    const build = Effect.fn("ContextService.build")(function* (received: ReceivedMessage, replyDepth: number) {
+    const build = Effect.fn("ContextService.build", { captureStackTrace: false })(function* (received: ReceivedMessage, replyDepth: number) {
       const { channel, message } = received
       yield* Effect.annotateCurrentSpan({ messageId: message.id, replyDepth })
       const depth = Number.isFinite(replyDepth) ? Math.max(0, Math.floor(replyDepth)) : 0

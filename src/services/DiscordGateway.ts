@@ -165,7 +165,7 @@ const make = Effect.gen(function*() {
     Effect.annotateLogs({ bot: readyClient.user.tag, guilds: readyClient.guilds.cache.size, readyInMs })
   )
 
-  const fetchMessage = Effect.fn("DiscordGateway.fetchMessage")(
+  const fetchMessage = Effect.fn("DiscordGateway.fetchMessage", { captureStackTrace: false })(
     function*(channelId: string, messageId: string) {
       const target = { operation: "fetchMessage", channelId, messageId }
       // channels.fetch serves the cache first; REST only for channels discord.js has not seen.

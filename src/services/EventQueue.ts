@@ -575,7 +575,7 @@ export const make = (options: EventQueueOptions = {}) =>
 
     // Uninterruptible: between the admission and the journal append an interruption would leave a
     // reserved slot behind, or a journalled event the queue does not hold.
-    const offer = Effect.fn("EventQueue.offer")(function*(event: QueuedEvent) {
+    const offer = Effect.fn("EventQueue.offer", { captureStackTrace: false })(function*(event: QueuedEvent) {
       const partition = Partition.ofEvent(event)
       const { capacity } = yield* policy.limits(partition)
       const now = yield* Clock.currentTimeMillis
