@@ -5,9 +5,6 @@
  * message reader and the owner list. Invocations are plain literals, as the adapter would decode them.
  */
 import { ConfigProvider, Effect, HashMap, Layer, Logger, Ref } from "effect"
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import type { Invocation, OptionValue, Reply } from "../src/commands/Invocation.js"
 import { CommandOwners } from "../src/commands/Owners.js"
 import { PreviewSource } from "../src/commands/PreviewSource.js"
@@ -27,6 +24,7 @@ import type { MessageSource } from "../src/services/MessageSource.js"
 import { PromptService } from "../src/services/PromptService.js"
 import { SettingsStore } from "../src/services/SettingsStore.js"
 import { fakeMessageSource, ids as messageIds } from "./fakes/messages.js"
+import { makeTempDir } from "./fakes/tempDir.js"
 
 export const ids = {
   guild: messageIds.guild,
@@ -102,10 +100,7 @@ export interface Harness {
   readonly logLines: Effect.Effect<ReadonlyArray<LogLine>>
 }
 
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "aurora-commands-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
+const tempDir = makeTempDir("commands")
 
 export interface HarnessOptions {
   /** Parents the ContextService can read. */

@@ -6,9 +6,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Client } from "discord.js"
 import { Deferred, Effect, Exit, FiberId, Layer, Logger, LogLevel, Stream } from "effect"
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import type { ReceivedMessage } from "../src/domain/Discord.js"
 import type { QueuedEvent } from "../src/domain/Event.js"
 import { makeListener, sequentialPerKey } from "../src/programs/Listen.js"
@@ -30,6 +27,7 @@ import {
   referenceTo,
   referenceToId
 } from "./fakes/messages.js"
+import { makeTempDir } from "./fakes/tempDir.js"
 
 const agentId = "agent-guild"
 const dmAgentId = "agent-dm"
@@ -61,10 +59,7 @@ const fakeGateway = Layer.scoped(
   )
 )
 
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "aurora-listen-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
+const tempDir = makeTempDir("listen")
 
 interface Harness {
   readonly handle: (received: ReceivedMessage) => Effect.Effect<void>

@@ -1,18 +1,13 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Layer, Logger, LogLevel, Queue } from "effect"
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { InvalidSetting, StorageError } from "../src/domain/Errors.js"
 import { defaultGlobalSettings, defaultGuildSettings, type GuildSettings } from "../src/domain/Settings.js"
 import { Database } from "../src/services/Database.js"
 import { SettingsStore } from "../src/services/SettingsStore.js"
+import { makeTempDir } from "./fakes/tempDir.js"
 
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "aurora-settings-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
+const tempDir = makeTempDir("settings")
 
 /** One "run of the bot": opens the database in `dir`, runs `use`, closes everything again. */
 const session = <A, E>(dir: string, use: Effect.Effect<A, E, SettingsStore | SqlClient.SqlClient>) =>

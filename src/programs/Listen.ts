@@ -8,7 +8,7 @@
 import { Clock, Effect, FiberSet, Layer, Stream } from "effect"
 import type { ReceivedMessage } from "../domain/Discord.js"
 import type { QueuedEvent, TriggerKind } from "../domain/Event.js"
-import { defaultGuildSettings, type GlobalSettings, type GuildSettings } from "../domain/Settings.js"
+import { defaultGuildSettings, type GlobalSettings, type GuildSettings, type GuildState } from "../domain/Settings.js"
 import { decideTrigger, needsReplyAuthor } from "../domain/Trigger.js"
 import { ContextService } from "../services/ContextService.js"
 import { DiscordGateway } from "../services/DiscordGateway.js"
@@ -29,7 +29,7 @@ type Route =
 const route = (
   received: ReceivedMessage,
   global: GlobalSettings,
-  guild: { readonly enabled: boolean; readonly agentId: string | null; readonly paused: boolean; readonly settings: GuildSettings } | null
+  guild: GuildState | null
 ): Route => {
   if (global.globalPause) return { _tag: "Skip", reason: "globally paused" }
   if (received.guild === null) {

@@ -6,9 +6,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, LogLevel } from "effect"
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { commandDefinitions } from "../../src/commands/Definitions.js"
 import { CommandsLive } from "../../src/programs/Commands.js"
 import { QueuePolicyLive } from "../../src/programs/Dispatch.js"
@@ -24,11 +21,9 @@ import { PromptService } from "../../src/services/PromptService.js"
 import { SettingsStore } from "../../src/services/SettingsStore.js"
 import { FakeDiscord, type RecordedRequest, world } from "../fakes/FakeDiscord.js"
 import { type FakeLetta, makeFakeLetta } from "../fakes/FakeLetta.js"
+import { makeTempDir } from "../fakes/tempDir.js"
 
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "aurora-commands-e2e-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
+const tempDir = makeTempDir("commands-e2e")
 
 /** The commands program with the services it needs, as the live graph builds them. */
 const appLayer = (dir: string) => {

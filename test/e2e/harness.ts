@@ -2,10 +2,7 @@
  * End-to-end harness: the live layer graph (real discord.js client, real Letta client, real SQLite)
  * against the loopback fakes of Discord and Letta, in a temporary data directory.
  */
-import * as Fs from "node:fs"
 import * as Net from "node:net"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import { ChannelType } from "discord.js"
 import { Context, Duration, Effect, Layer, Logger, LogLevel, type Scope } from "effect"
 import { AppLive } from "../../src/layers/Live.js"
@@ -14,6 +11,7 @@ import { EventQueue } from "../../src/services/EventQueue.js"
 import { SettingsStore } from "../../src/services/SettingsStore.js"
 import { defaultGuild, FakeDiscord, type FakeGuild, world } from "../fakes/FakeDiscord.js"
 import { type FakeLetta, type FakeLettaOptions, makeFakeLetta } from "../fakes/FakeLetta.js"
+import { makeTempDir } from "../fakes/tempDir.js"
 
 /** A second guild with its own channels, for cross-guild tests. */
 export const otherGuild: FakeGuild = {
@@ -25,10 +23,7 @@ export const otherGuild: FakeGuild = {
   ]
 }
 
-export const tempDir = Effect.acquireRelease(
-  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "aurora-e2e-"))),
-  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-)
+export const tempDir = makeTempDir("e2e")
 
 export interface Running {
   readonly discord: FakeDiscord
