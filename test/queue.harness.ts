@@ -62,7 +62,11 @@ export const setup = (
               : record(`append:${e.messageId}`)
           ),
         remove: (id) => record(`remove:${id}`),
-        update: (e) => record(`update:${e.messageId}:${e.attempts}`)
+        update: (e) => record(`update:${e.messageId}:${e.attempts}`),
+        runStarted: (id) => record(`runStarted:${id}`),
+        runIdSeen: (id, runId) => record(`runIdSeen:${id}:${runId}`),
+        sideEffectSeen: (id) => record(`sideEffectSeen:${id}`),
+        load: Effect.succeed([])
       })
     )
     return { queue, limits, journal, failAppend } satisfies Harness

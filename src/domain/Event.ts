@@ -31,6 +31,13 @@ export const QueuedEvent = Schema.Struct({
   /** Epoch milliseconds, by the Effect Clock. */
   enqueuedAt: Schema.Number,
   /** Dispatch attempts already made (0 when new). */
-  attempts: Schema.Number
+  attempts: Schema.Number,
+  /**
+   * Set on an event replayed after a crash cut its run off before the agent acted: that run is
+   * cancelled on the server before the event is sent again.
+   */
+  interruptedRunId: Schema.optional(Schema.String),
+  /** How many times a crash or shutdown cut this event's run off before the agent acted. */
+  interruptions: Schema.optional(Schema.Number)
 })
 export type QueuedEvent = typeof QueuedEvent.Type

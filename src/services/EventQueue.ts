@@ -90,9 +90,19 @@ export interface EventQueueOptions {
   readonly dedupMaxAge?: Duration.DurationInput | undefined
 }
 
+export interface OfferOptions {
+  readonly requeue?: boolean | undefined
+}
+
 export interface EventQueueService {
-  /** Accepts an event, after recording it in the journal. */
-  readonly offer: (event: QueuedEvent) => Effect.Effect<void, QueueFull | DuplicateEvent | StorageError>
+  /**
+   * Accepts an event, after recording it in the journal. With `requeue` (an admin retrying a dead
+   * letter) the dedup window is not consulted: only an event already queued or in flight is a duplicate.
+   */
+  readonly offer: (
+    event: QueuedEvent,
+    options?: OfferOptions
+  ) => Effect.Effect<void, QueueFull | DuplicateEvent | StorageError>
   /** Puts back events replayed after a restart, in the given order: no journal write, no capacity check. */
   readonly restore: (events: ReadonlyArray<QueuedEvent>) => Effect.Effect<void>
   /** The dispatcher loop: hands ready events to `consumer`, each in its own fiber. */
@@ -306,10 +316,11 @@ const admit = (
   capacity: number,
   now: number,
   limits: DedupLimits,
+  requeue: boolean,
   notes: Array<Note>
 ): [Admission, State] => {
   const dedup = evictDedup(s.dedup, now, limits)
-  if (HashSet.has(s.live, event.messageId) || HashMap.has(dedup.seen, event.messageId)) {
+  if (HashSet.has(s.live, event.messageId) || (!requeue && HashMap.has(dedup.seen, event.messageId))) {
     return [
       { _tag: "Rejected", error: new DuplicateEvent({ messageId: event.messageId }) },
       { ...s, dedup, rejected: { ...s.rejected, duplicate: s.rejected.duplicate + 1 } }
@@ -575,12 +586,15 @@ export const make = (options: EventQueueOptions = {}) =>
 
     // Uninterruptible: between the admission and the journal append an interruption would leave a
     // reserved slot behind, or a journalled event the queue does not hold.
-    const offer = Effect.fn("EventQueue.offer", { captureStackTrace: false })(function*(event: QueuedEvent) {
+    const offer = Effect.fn("EventQueue.offer", { captureStackTrace: false })(function*(
+      event: QueuedEvent,
+      options?: OfferOptions
+    ) {
       const partition = Partition.ofEvent(event)
       const { capacity } = yield* policy.limits(partition)
       const now = yield* Clock.currentTimeMillis
       const admission = yield* transition((s, notes) =>
-        admit(s, event, partition, capacity, now, dedupLimits, notes)
+        admit(s, event, partition, capacity, now, dedupLimits, options?.requeue === true, notes)
       )
       if (admission._tag === "Rejected") return yield* admission.error
       yield* journal.append(event).pipe(
