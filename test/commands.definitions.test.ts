@@ -15,6 +15,8 @@ interface OptionJson {
   readonly required?: boolean
   readonly min_value?: number
   readonly max_value?: number
+  readonly min_length?: number
+  readonly max_length?: number
   readonly choices?: ReadonlyArray<{ readonly name: string; readonly value: string | number }>
   readonly options?: ReadonlyArray<OptionJson>
 }
@@ -55,7 +57,7 @@ describe("registered commands", () => {
     }
   })
 
-  it("has exactly the design's subcommands and groups (queue failed/retry wait for the dead-letter store)", () => {
+  it("has exactly the design's subcommands and groups", () => {
     const shape = top.map((option) =>
       option.type === T.group
         ? `${option.name}: ${(option.options ?? []).map((sub) => `${sub.name}(${sub.type})`).join(" ")}`
@@ -67,7 +69,7 @@ describe("registered commands", () => {
       "lettaurl(1)",
       "context(1)",
       "config: replydepth(1) typing(1) ratelimit(1) queuesize(1) timeout(1) mcpguidance(1) show(1)",
-      "queue: status(1) clear(1)",
+      "queue: status(1) clear(1) failed(1) retry(1)",
       "events: status(1) pause(1) resume(1) errors(1) resetcircuit(1)",
       "dm: enable(1) disable(1)"
     ])
@@ -104,6 +106,13 @@ describe("registered commands", () => {
     ])
     expect(find("events resume").options?.[0]?.choices?.map((c) => c.value)).toEqual(["guild", "global"])
     expect(find("queue status").options?.[0]?.choices?.map((c) => c.value)).toEqual(["guild", "dm"])
+    expect(find("queue failed").options).toMatchObject([
+      { type: T.string, name: "scope", required: false, choices: [{ value: "guild" }, { value: "dm" }] }
+    ])
+    expect(find("queue retry").options).toMatchObject([
+      { type: T.string, name: "message_id", required: false, min_length: 1, max_length: 200 },
+      { type: T.string, name: "scope", required: false, choices: [{ value: "guild" }, { value: "dm" }] }
+    ])
     for (const path of ["disable", "queue clear", "events status", "events errors", "events resetcircuit", "dm disable"]) {
       expect(find(path).options).toBeUndefined()
     }

@@ -1,10 +1,11 @@
 /**
  * Shared set-up for the command suites: the real SettingsStore (SQLite in a temporary directory),
  * the real EventQueue behind the live settings-backed QueuePolicy, the real CircuitBreaker,
- * ErrorStats, ContextService and PromptService; fakes for Letta (scripted agents and health), the
- * message reader and the owner list. Invocations are plain literals, as the adapter would decode them.
+ * ErrorStats, ContextService and PromptService, the in-memory dead-letter store; fakes for Letta
+ * (scripted agents and health), the message reader and the owner list. Invocations are plain
+ * literals, as the adapter would decode them.
  */
-import { ConfigProvider, Effect, HashMap, Layer, Logger, Ref } from "effect"
+import { ConfigProvider, Effect, HashMap, Layer, Logger, Ref, type Scope } from "effect"
 import type { Invocation, OptionValue, Reply } from "../src/commands/Invocation.js"
 import { CommandOwners } from "../src/commands/Owners.js"
 import { PreviewSource } from "../src/commands/PreviewSource.js"
@@ -15,6 +16,7 @@ import { AgentNotFound, LettaConnectionError } from "../src/domain/LettaErrors.j
 import { QueuePolicyLive } from "../src/programs/Dispatch.js"
 import { CircuitBreaker } from "../src/services/CircuitBreaker.js"
 import { ContextService } from "../src/services/ContextService.js"
+import { DeadLetters } from "../src/services/DeadLetters.js"
 import { Database } from "../src/services/Database.js"
 import { ErrorStats } from "../src/services/ErrorStats.js"
 import { EventJournal } from "../src/services/EventJournal.js"
@@ -110,10 +112,10 @@ export interface HarnessOptions {
 
 /**
  * Runs `body` with a fresh command environment. Everything lives in the test's scope, so state
- * persists across the commands run inside one body.
+ * persists across the commands run inside one body (and fibers the body forks live as long).
  */
 export const withHarness = <A, E>(
-  body: (h: Harness) => Effect.Effect<A, E, CommandEnv | SettingsStore | EventQueue>,
+  body: (h: Harness) => Effect.Effect<A, E, CommandEnv | SettingsStore | EventQueue | Scope.Scope>,
   options: HarnessOptions = {}
 ) =>
   Effect.gen(function*() {
@@ -168,6 +170,7 @@ export const withHarness = <A, E>(
     const messageSource = options.messageSource ?? fakeMessageSource().layer
     const env = Layer.mergeAll(
       queue,
+      DeadLetters.memory,
       letta,
       CircuitBreaker.Default(),
       ErrorStats.Default(),

@@ -40,6 +40,8 @@ const designTable: ReadonlyArray<readonly [string, "manage" | "owner"]> = [
   ["config show", "manage"],
   ["queue status", "manage"],
   ["queue clear", "manage"],
+  ["queue failed", "manage"],
+  ["queue retry", "manage"],
   ["events status", "manage"],
   ["events pause", "manage"],
   ["events resume", "manage"],
@@ -146,6 +148,20 @@ describe("command permissions", () => {
         )
         expect(replyText(yield* h.run("owner", "queue status", { scope: "dm" }))).toContain("Direct-message queue")
         expect(replyText(yield* h.run("admin", "queue status"))).toContain("Pending: 0")
+      })
+    ))
+
+  it.scoped("queue failed / queue retry scope:dm are owner-only; the guild scope is Manage Server", () =>
+    withHarness((h) =>
+      Effect.gen(function*() {
+        for (const path of ["queue failed", "queue retry"]) {
+          expect(replyText(yield* h.run("admin", path, { scope: "dm" }))).toBe(
+            `⛔ Only Aurora's owners can use \`/aurora ${path} scope:dm\`.`
+          )
+          expect(denied(replyText(yield* h.run("owner", path, { scope: "dm" })))).toBe(false)
+          expect(denied(replyText(yield* h.run("admin", path, { scope: "guild" })))).toBe(false)
+          expect(denied(replyText(yield* h.run("member", path, { scope: "guild" })))).toBe(true)
+        }
       })
     ))
 

@@ -11,8 +11,8 @@ describe("command router", () => {
   it.scoped("an unknown subcommand or command name is answered, not dropped", () =>
     withHarness((h) =>
       Effect.gen(function*() {
-        expect(replyText(yield* h.run("admin", "queue failed"))).toBe(
-          "❌ Unknown command `/aurora queue failed`. Discord may still show an older version of Aurora's commands."
+        expect(replyText(yield* h.run("admin", "queue purge"))).toBe(
+          "❌ Unknown command `/aurora queue purge`. Discord may still show an older version of Aurora's commands."
         )
         expect(replyText(yield* h.run("owner", "status", {}, { name: "other" }))).toContain("Unknown command `/other status`")
       })

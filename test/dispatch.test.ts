@@ -1,12 +1,13 @@
 /**
- * The dispatch program against layer-swapped fakes (settings, executor, typing sender) and the real
- * CircuitBreaker, ErrorStats and EventQueue, all under TestClock.
+ * The dispatch program against layer-swapped fakes (settings, executor, typing sender, a recording
+ * journal over the memory one, the memory dead-letter store) and the real CircuitBreaker,
+ * ErrorStats and EventQueue, all under TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Fiber, Layer, TestClock } from "effect"
-import type { RunReport, RunRequest } from "../src/domain/AgentRun.js"
-import type { DiscordFailure } from "../src/domain/Errors.js"
-import type { QueuedEvent } from "../src/domain/Event.js"
+import { Clock, Deferred, Duration, Effect, Fiber, Layer, Metric, MetricState, TestClock } from "effect"
+import type { RunReport, RunRequest, ToolCallSummary } from "../src/domain/AgentRun.js"
+import { type DiscordFailure, StorageError } from "../src/domain/Errors.js"
+import { Partition, type QueuedEvent } from "../src/domain/Event.js"
 import {
   AgentNotFound,
   LettaServerError,
@@ -16,13 +17,15 @@ import {
 import { defaultGuildSettings, type GuildSettings } from "../src/domain/Settings.js"
 import { makeDispatcher } from "../src/programs/Dispatch.js"
 import { CircuitBreaker, type CircuitBreakerOptions } from "../src/services/CircuitBreaker.js"
+import { DeadLetters, makeMemoryDeadLetters } from "../src/services/DeadLetters.js"
 import { ErrorStats } from "../src/services/ErrorStats.js"
-import { EventJournal, makeMemoryJournal } from "../src/services/EventJournal.js"
+import { EventJournal, type EventJournalService, makeMemoryJournal } from "../src/services/EventJournal.js"
 import { DispatchOutcome, EventQueue, type EventQueueService, QueuePolicy } from "../src/services/EventQueue.js"
 import { LettaExecutor } from "../src/services/LettaExecutor.js"
 import { makeLettaRetrySchedule } from "../src/services/RetryPolicy.js"
 import { defaultGuildState, SettingsStore } from "../src/services/SettingsStore.js"
 import { TypingIndicator, TypingSender } from "../src/services/TypingIndicator.js"
+import { captureLogs, type LogLine } from "./fakes/logs.js"
 import { event } from "./queue.harness.js"
 
 
@@ -42,6 +45,19 @@ const serverError = (agentId: string) =>
   new LettaServerError({ agentId, sideEffect: false, reason: "502 Bad Gateway", status: 502 })
 
 const discordSend = { name: "discord_send", toolCallId: "t1", argumentsSummary: "{}" }
+const toolCall = (name: string, toolCallId: string): ToolCallSummary => ({ name, toolCallId, argumentsSummary: "{}" })
+
+const storageError = (operation: string) => new StorageError({ operation, reason: "disk I/O error" })
+
+/** The current value of a counter series in the process registry (0 when absent). */
+const counterValue = (name: string, tags: Record<string, string>) =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const pair = pairs.find((p) =>
+      p.metricKey.name === name && p.metricKey.tags.every((t) => tags[t.key] === t.value) &&
+      p.metricKey.tags.length === Object.keys(tags).length
+    )
+    return pair !== undefined && MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0
+  })
 
 /** Deterministic delays (1 s, 2 s), otherwise the production rule (3 attempts, transient only). */
 const retrySchedule = makeLettaRetrySchedule({ jitter: 0 })
@@ -54,12 +70,39 @@ interface HarnessOptions {
   readonly breaker?: CircuitBreakerOptions
   /** The fake executor's behaviour; `call` counts from 1. */
   readonly run: (request: RunRequest, call: number) => Effect.Effect<RunReport, LettaRunError>
+  /** What the fake executor's cancelRun answers (default true); "hangs": never answers. */
+  readonly cancelled?: boolean | "hangs"
+  /** Every journal write fails. */
+  readonly failJournal?: boolean
+  /** Every dead-letter write fails. */
+  readonly failDeadLetters?: boolean
 }
 
-/** The fakes, plus what they saw: executor requests with their Clock time, typing calls. */
+/**
+ * The journal's writes in one log with the executor's calls, in the order they happened:
+ * "runStarted:m1@0", "letta:prompt m1", "cancel:a1:r0", "runIdSeen:m1:r1", "sideEffectSeen:m1",
+ * "update:m1". The writes then go to the memory journal (or fail, with `fail`).
+ */
+const recordingJournal = (inner: EventJournalService, note: (line: string) => Effect.Effect<void>, fail: boolean): EventJournalService => {
+  const write = (line: string, effect: Effect.Effect<void, StorageError>) =>
+    Effect.zipRight(note(line), fail ? Effect.fail(storageError(line)) : effect)
+  return {
+    append: (e) => write(`append:${e.messageId}`, inner.append(e)),
+    remove: (id) => write(`remove:${id}`, inner.remove(id)),
+    update: (e) => write(`update:${e.messageId}`, inner.update(e)),
+    runStarted: (id, at) => write(`runStarted:${id}@${at}`, inner.runStarted(id, at)),
+    runIdSeen: (id, runId) => write(`runIdSeen:${id}:${runId}`, inner.runIdSeen(id, runId)),
+    sideEffectSeen: (id) => write(`sideEffectSeen:${id}`, inner.sideEffectSeen(id)),
+    load: inner.load
+  }
+}
+
+/** The fakes, plus what they saw: executor requests with their Clock time, typing calls, the call log. */
 const makeHarness = (options: HarnessOptions) => {
   const requests: Array<{ readonly request: RunRequest; readonly at: number }> = []
   const typed: Array<{ readonly channelId: string; readonly at: number }> = []
+  const log: Array<string> = []
+  const note = (line: string) => Effect.sync(() => void log.push(line))
   const settings = Layer.mock(SettingsStore, {
     _tag: "aurora/SettingsStore",
     guild: (guildId: string) =>
@@ -75,9 +118,25 @@ const makeHarness = (options: HarnessOptions) => {
     run: (request: RunRequest) =>
       Effect.flatMap(Clock.currentTimeMillis, (at) => {
         requests.push({ request, at })
+        log.push(`letta:${request.prompt}`)
         return options.run(request, requests.length)
-      })
+      }),
+    cancelRun: (agentId: string, runId: string) =>
+      Effect.zipRight(
+        note(`cancel:${agentId}:${runId}`),
+        options.cancelled === "hangs" ? Effect.never : Effect.succeed(options.cancelled ?? true)
+      )
   })
+  const journal = Layer.effect(
+    EventJournal,
+    Effect.map(makeMemoryJournal, (memory) => recordingJournal(memory.journal, note, options.failJournal === true))
+  )
+  const deadLetters = options.failDeadLetters === true
+    ? Layer.effect(
+      DeadLetters,
+      Effect.map(makeMemoryDeadLetters, (store) => ({ ...store, add: () => Effect.fail(storageError("DeadLetters.add")) }))
+    )
+    : DeadLetters.memory
   const sender = Layer.succeed(TypingSender, {
     sendTyping: (channelId: string): Effect.Effect<void, DiscordFailure> =>
       Effect.map(Clock.currentTimeMillis, (at) => void typed.push({ channelId, at }))
@@ -87,9 +146,11 @@ const makeHarness = (options: HarnessOptions) => {
     executor,
     CircuitBreaker.Default(options.breaker),
     ErrorStats.Default(),
-    TypingIndicator.Default.pipe(Layer.provide(sender))
+    TypingIndicator.Default.pipe(Layer.provide(sender)),
+    journal,
+    deadLetters
   )
-  return { requests, typed, layer }
+  return { requests, typed, log, layer }
 }
 
 /** Opens the breaker with one service failure (the harness's breaker must have failureThreshold 1). */
@@ -164,6 +225,179 @@ describe("dispatch", () => {
     }).pipe(Effect.provide(h.layer))
   })
 
+  it.effect("a permanent failure becomes a dead letter `failed` with the error's tag, reason and attempts", () => {
+    const h = makeHarness({
+      run: (request) =>
+        Effect.fail(new AgentNotFound({ agentId: request.agentId, sideEffect: false, reason: "404 agent a1 not found" }))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const before = yield* counterValue("aurora_dead_letters_total", { reason: "failed" })
+      yield* TestClock.adjust(Duration.seconds(42))
+      // Dispatched twice before (two Retry outcomes): this is its third dispatch.
+      const outcome = yield* dispatch(event("m1", { attempts: 2 }))
+      expect(outcome).toEqual(DispatchOutcome.done)
+      const page = yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))
+      expect(page.letters).toEqual([{
+        event: event("m1", { attempts: 2 }),
+        reason: "failed",
+        errorType: "AgentNotFound",
+        detail: "404 agent a1 not found",
+        attempts: 3,
+        failedAt: 42_000
+      }])
+      expect(yield* counterValue("aurora_dead_letters_total", { reason: "failed" })).toBe(before + 1)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a dead-letter store that fails is logged, and the event still counts as done", () => {
+    const lines: Array<LogLine> = []
+    const h = makeHarness({
+      failDeadLetters: true,
+      run: (request) => Effect.fail(new AgentNotFound({ agentId: request.agentId, sideEffect: false, reason: "404" }))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      expect(yield* dispatch(event("m1"))).toEqual(DispatchOutcome.done)
+      expect(lines.filter((l) => l.level === "ERROR").map((l) => l.message)).toEqual([
+        expect.stringContaining("run failed permanently (AgentNotFound: 404); the event could not be dead-lettered and is lost")
+      ])
+    }).pipe(Effect.provide(h.layer), Effect.provide(captureLogs(lines)))
+  })
+
+  it.effect("a transient failure leaves no dead letter", () => {
+    const h = makeHarness({ run: (request) => Effect.fail(serverError(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch(event("m1")))
+      yield* TestClock.adjust(Duration.minutes(1))
+      expect((yield* Fiber.join(fiber))._tag).toBe("Retry")
+      expect(h.requests).toHaveLength(3)
+      const page = yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))
+      expect(page.total).toBe(0)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("the run's progress is journalled as it happens: started before the request, run id, first side effect once", () => {
+    const h = makeHarness({
+      run: (request) =>
+        Effect.gen(function*() {
+          const observer = request.observer ?? {}
+          yield* observer.onRunId?.("r1") ?? Effect.void
+          // A read-only call is not a side effect; the first acting call is recorded, later ones not.
+          yield* observer.onToolCall?.(toolCall("discord_read_messages", "t0")) ?? Effect.void
+          yield* observer.onToolCall?.(toolCall("discord_send", "t1")) ?? Effect.void
+          yield* observer.onToolCall?.(toolCall("discord_add_reaction", "t2")) ?? Effect.void
+          return report(request.agentId)
+        })
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const journal = yield* EventJournal
+      yield* journal.append(event("m1"))
+      yield* TestClock.adjust(Duration.seconds(7))
+      expect(yield* dispatch(event("m1"))).toEqual(DispatchOutcome.done)
+      expect(h.log).toEqual([
+        "append:m1",
+        "runStarted:m1@7000",
+        "letta:prompt m1",
+        "runIdSeen:m1:r1",
+        "sideEffectSeen:m1"
+      ])
+      // What a crash now would leave behind (the queue, not the dispatcher, removes a done event).
+      expect((yield* journal.load).map((e) => e.run)).toEqual([{ startedAt: 7_000, runId: "r1", sideEffect: true }])
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("journal write failures are logged and do not stop the run", () => {
+    const lines: Array<LogLine> = []
+    const h = makeHarness({
+      failJournal: true,
+      run: (request) =>
+        Effect.gen(function*() {
+          yield* request.observer?.onRunId?.("r1") ?? Effect.void
+          yield* request.observer?.onToolCall?.(discordSend) ?? Effect.void
+          return report(request.agentId)
+        })
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      expect(yield* dispatch(event("m1"))).toEqual(DispatchOutcome.done)
+      expect(h.requests).toHaveLength(1)
+      expect(lines.filter((l) => l.level === "ERROR").map((l) => l.message)).toEqual([
+        "journal: could not record the run start",
+        "journal: could not record the run id",
+        "journal: could not record the side effect"
+      ].map((m) => expect.stringContaining(m)))
+    }).pipe(Effect.provide(h.layer), Effect.provide(captureLogs(lines)))
+  })
+
+  it.effect("an event replayed after a crash has its cut-off run cancelled before it is sent", () => {
+    const h = makeHarness({ run: (request) => Effect.succeed(report(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      expect(yield* dispatch(event("m1", { interruptedRunId: "r0", interruptions: 1 }))).toEqual(DispatchOutcome.done)
+      expect(h.log).toEqual(["runStarted:m1@0", "cancel:a1:r0", "letta:prompt m1"])
+      // A plain event cancels nothing.
+      yield* dispatch(event("m2"))
+      expect(h.log.slice(3)).toEqual(["runStarted:m2@0", "letta:prompt m2"])
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a cancel that fails is logged and the event is sent anyway", () => {
+    const lines: Array<LogLine> = []
+    const h = makeHarness({ cancelled: false, run: (request) => Effect.succeed(report(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      expect(yield* dispatch(event("m1", { interruptedRunId: "r0", interruptions: 1 }))).toEqual(DispatchOutcome.done)
+      expect(h.log).toEqual(["runStarted:m1@0", "cancel:a1:r0", "letta:prompt m1"])
+      expect(lines.some((l) => l.level === "WARN" && l.message.includes("could not be cancelled"))).toBe(true)
+    }).pipe(Effect.provide(h.layer), Effect.provide(captureLogs(lines)))
+  })
+
+  it.effect("a shutdown while the cut-off run is being cancelled resets the progress too", () => {
+    const h = makeHarness({ cancelled: "hangs", run: (request) => Effect.succeed(report(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const journal = yield* EventJournal
+      const replayed = event("m1", { interruptedRunId: "r0", interruptions: 1 })
+      yield* journal.append(replayed)
+      const fiber = yield* Effect.fork(dispatch(replayed))
+      yield* settle
+      expect((yield* journal.load).map((e) => e.run)).toEqual([{ startedAt: 0, runId: null, sideEffect: false }])
+      yield* Fiber.interrupt(fiber)
+      expect(yield* journal.load).toEqual([{ event: replayed, run: null }])
+      expect(h.requests).toHaveLength(0)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a run interrupted (shutdown) before the agent acted has its progress reset; after it acted, kept", () =>
+    Effect.gen(function*() {
+      for (const acted of [false, true]) {
+        const h = makeHarness({
+          run: (request) =>
+            Effect.gen(function*() {
+              yield* request.observer?.onRunId?.("r1") ?? Effect.void
+              if (acted) yield* request.observer?.onToolCall?.(discordSend) ?? Effect.void
+              return yield* Effect.never
+            })
+        })
+        yield* Effect.gen(function*() {
+          const { dispatch } = yield* makeDispatcher({ retrySchedule })
+          const journal = yield* EventJournal
+          yield* journal.append(event("m1"))
+          const fiber = yield* Effect.fork(dispatch(event("m1")))
+          yield* settle
+          expect((yield* journal.load).map((e) => e.run)).toEqual([{ startedAt: 0, runId: "r1", sideEffect: acted }])
+          yield* Fiber.interrupt(fiber)
+          const entries = yield* journal.load
+          expect(entries.map((e) => e.event.messageId)).toEqual(["m1"])
+          expect(entries.map((e) => e.run)).toEqual([acted ? { startedAt: 0, runId: "r1", sideEffect: true } : null])
+          expect(h.log.includes("update:m1")).toBe(!acted)
+        }).pipe(Effect.provide(h.layer))
+      }
+    }))
+
   it.effect("a failure after the agent acted (timeout after discord_send) is Done and never re-sent", () => {
     const h = makeHarness({
       run: (request) =>
@@ -186,6 +420,8 @@ describe("dispatch", () => {
       yield* TestClock.adjust(Duration.minutes(1))
       expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
       expect(h.requests).toHaveLength(1)
+      // Handled, not failed: no dead letter either.
+      expect((yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))).total).toBe(0)
     }).pipe(Effect.provide(h.layer))
   })
 
@@ -281,7 +517,8 @@ describe("dispatch consuming the real EventQueue", () => {
         Effect.provide(QueuePolicy.fixed({ capacity: 50, spacing: 0 })),
         Effect.provideService(EventJournal, memory.journal)
       )
-      return yield* use(queue, memory.entries)
+      // The dispatcher records run progress in the queue's own journal.
+      return yield* use(queue, memory.entries).pipe(Effect.provideService(EventJournal, memory.journal))
     })
 
   it.scoped("an open breaker keeps events queued; after the cool-down each is delivered exactly once", () => {

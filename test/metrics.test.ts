@@ -141,6 +141,7 @@ describe("Aurora metrics", () => {
       }
       expect(Object.fromEntries([...types].sort(([a], [b]) => a.localeCompare(b)))).toEqual({
         aurora_circuit_breaker_state: "gauge",
+        aurora_dead_letters_total: "counter",
         aurora_error_rate_alerts_total: "counter",
         aurora_events_dispatched_total: "counter",
         aurora_events_enqueued_total: "counter",
@@ -164,6 +165,7 @@ describe("Aurora metrics", () => {
       const text = renderPrometheus(pairs)
       expect(text).toContain("aurora_triggers_total{kind=\"reply\"} 0")
       expect(text).toContain("aurora_events_rejected_total{reason=\"full\"} 0")
+      expect(text).toContain("aurora_dead_letters_total{reason=\"interrupted-after-reply\"} 0")
       expect(text).toContain("# TYPE aurora_run_duration_seconds histogram")
     }))
 
@@ -176,7 +178,8 @@ describe("Aurora metrics", () => {
         enqueued: yield* valueOf("aurora_events_enqueued_total"),
         dispatched: yield* valueOf("aurora_events_dispatched_total"),
         retries: yield* valueOf("aurora_run_retries_total"),
-        timeouts: yield* valueOf("aurora_runs_total", { outcome: "timeout" })
+        timeouts: yield* valueOf("aurora_runs_total", { outcome: "timeout" }),
+        expired: yield* valueOf("aurora_dead_letters_total", { reason: "expired" })
       }
       yield* Metrics.messageReceived
       yield* Metrics.messageReceived
@@ -185,6 +188,7 @@ describe("Aurora metrics", () => {
       yield* Metrics.enqueued
       yield* Metrics.dispatched
       yield* Metrics.retried
+      yield* Metrics.deadLettered("expired")
       yield* Metrics.runFinished(Metrics.runOutcomeOf(new LettaTimeout({ agentId: "a", sideEffect: false, reason: "slow", timeout: Duration.minutes(1), phase: "stream" })), 60_000)
       expect({
         received: yield* valueOf("aurora_messages_received_total"),
@@ -193,7 +197,8 @@ describe("Aurora metrics", () => {
         enqueued: yield* valueOf("aurora_events_enqueued_total"),
         dispatched: yield* valueOf("aurora_events_dispatched_total"),
         retries: yield* valueOf("aurora_run_retries_total"),
-        timeouts: yield* valueOf("aurora_runs_total", { outcome: "timeout" })
+        timeouts: yield* valueOf("aurora_runs_total", { outcome: "timeout" }),
+        expired: yield* valueOf("aurora_dead_letters_total", { reason: "expired" })
       }).toEqual({
         received: before.received + 2,
         dm: before.dm + 1,
@@ -201,7 +206,8 @@ describe("Aurora metrics", () => {
         enqueued: before.enqueued + 1,
         dispatched: before.dispatched + 1,
         retries: before.retries + 1,
-        timeouts: before.timeouts + 1
+        timeouts: before.timeouts + 1,
+        expired: before.expired + 1
       })
       expect(Metrics.runOutcomeOf(new RunFailed({ agentId: "a", sideEffect: false, reason: "boom" }))).toBe("run_failed")
     }))

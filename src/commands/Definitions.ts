@@ -3,8 +3,6 @@
  * message context-menu command "Preview Aurora prompt". Option limits come from SettingRules, the
  * same rules the handlers check again at run time (Discord's limits are only a first filter: an
  * admin can change who sees a command, and a crafted request can carry anything).
- *
- * `queue failed` / `queue retry` are not registered yet: there is no dead-letter store to read.
  */
 import {
   ApplicationCommandOptionType,
@@ -58,6 +56,8 @@ export const commandSpecs: ReadonlyArray<CommandSpec> = [
   spec("config", "show", "manage"),
   spec("queue", "status", "manage"),
   spec("queue", "clear", "manage"),
+  spec("queue", "failed", "manage"),
+  spec("queue", "retry", "manage"),
   spec("events", "status", "manage"),
   spec("events", "pause", "manage"),
   spec("events", "resume", "manage"),
@@ -181,11 +181,25 @@ export const auroraCommand: RESTPostAPIChatInputApplicationCommandsJSONBody = {
       ...settingKeys.map((key) => subcommand(key, settingDescription(key), [settingValueOption(key)])),
       subcommand("show", "Show all of this server's settings")
     ]),
-    group("queue", "Pending events of this server", [
+    group("queue", "Pending events and dead letters of this server", [
       subcommand("status", "Pending events per channel, in flight, oldest age", [
         scopeOption("Which queue to show", "dm")
       ]),
-      subcommand("clear", "Drop this server's pending events")
+      subcommand("clear", "Drop this server's pending events"),
+      subcommand("failed", "Events that failed for good (dead letters), newest first", [
+        scopeOption("Whose dead letters to show", "dm")
+      ]),
+      subcommand("retry", "Re-queue one dead letter, or all of them (oldest first)", [
+        {
+          type: ApplicationCommandOptionType.String,
+          name: "message_id",
+          description: "The dead letter's message id or message link; leave empty to retry all",
+          required: false,
+          min_length: 1,
+          max_length: messageRefMaxLength
+        },
+        scopeOption("Whose dead letters to retry", "dm")
+      ])
     ]),
     group("events", "Dispatch state, pause and errors", [
       subcommand("status", "Enabled, agent, paused, circuit breaker, queue and error rate"),

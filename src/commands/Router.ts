@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import type { InvalidSetting, StorageError } from "../domain/Errors.js"
 import { settingKeys } from "../domain/Settings.js"
 import type { CircuitBreaker } from "../services/CircuitBreaker.js"
+import type { DeadLetters } from "../services/DeadLetters.js"
 import type { ContextService } from "../services/ContextService.js"
 import type { ErrorStats } from "../services/ErrorStats.js"
 import type { EventQueue } from "../services/EventQueue.js"
@@ -17,6 +18,7 @@ import { denialText, requireAccess } from "./Access.js"
 import { disable, dmDisable, dmEnable, enable } from "./AgentCommands.js"
 import { setConfig, showConfig } from "./ConfigCommands.js"
 import { previewContext } from "./ContextPreview.js"
+import { queueFailed, queueRetry } from "./DeadLetterCommands.js"
 import { commandName, type CommandSpec, commandSpecs, previewMenuName, specKey } from "./Definitions.js"
 import { eventsErrors, eventsPause, eventsResetCircuit, eventsResume, eventsStatus } from "./EventsCommands.js"
 import { code } from "./Format.js"
@@ -30,6 +32,7 @@ import { queueClear, queueStatus } from "./QueueCommands.js"
 export type CommandEnv =
   | SettingsStore
   | EventQueue
+  | DeadLetters
   | CircuitBreaker
   | ErrorStats
   | LettaClient
@@ -52,6 +55,8 @@ const handlers: Readonly<Record<string, Handler>> = {
   "config show": showConfig,
   "queue status": queueStatus,
   "queue clear": queueClear,
+  "queue failed": queueFailed,
+  "queue retry": queueRetry,
   "events status": eventsStatus,
   "events pause": eventsPause,
   "events resume": eventsResume,

@@ -1,6 +1,8 @@
 /**
  * The live layer graph. Read bottom-up: storage and configuration, then the Discord gateway and
- * the Letta client, then the services, then the programs that run (listen, dispatch, ...).
+ * the Letta client, then the services, then the start-up recovery of pending events, then the
+ * programs that run (listen, dispatch, ...). Recovery is built before the programs, so the events
+ * it replays are queued before the listener queues any new one.
  * Every layer here is referenced once by value, so each service is built exactly once.
  */
 import { Effect, Layer, Stream } from "effect"
@@ -9,18 +11,20 @@ import { CommandsLive } from "../programs/Commands.js"
 import { DispatchLive, QueuePolicyLive } from "../programs/Dispatch.js"
 import { HttpLive } from "../programs/Http.js"
 import { ListenLive } from "../programs/Listen.js"
+import { RecoveryLive } from "../programs/Recovery.js"
 import { CircuitBreaker } from "../services/CircuitBreaker.js"
 import { ContextService } from "../services/ContextService.js"
 import { DatabaseLive } from "../services/Database.js"
 import { DiscordGateway } from "../services/DiscordGateway.js"
 import { ErrorStats } from "../services/ErrorStats.js"
-import { EventJournal } from "../services/EventJournal.js"
 import { EventQueue } from "../services/EventQueue.js"
 import { LettaClient, LettaEndpoint } from "../services/LettaClient.js"
 import { LettaExecutor } from "../services/LettaExecutor.js"
 import * as Metrics from "../services/Metrics.js"
 import { PromptService } from "../services/PromptService.js"
 import { SettingsStore } from "../services/SettingsStore.js"
+import { SqlDeadLetters } from "../services/SqlDeadLetters.js"
+import { SqlEventJournal } from "../services/SqlEventJournal.js"
 import { TypingIndicator, TypingSender } from "../services/TypingIndicator.js"
 import { LoggingLive } from "./Logging.js"
 
@@ -55,7 +59,10 @@ const LettaReachability = Layer.effectDiscard(
   })
 )
 
-const Storage = Layer.mergeAll(SettingsStore.Default).pipe(Layer.provideMerge(DatabaseLive))
+/** Settings, the queue's journal and the dead letters, all in the one SQLite database. */
+const Storage = Layer.mergeAll(SettingsStore.Default, SqlEventJournal.layer, SqlDeadLetters.layer).pipe(
+  Layer.provideMerge(DatabaseLive)
+)
 
 const Letta = LettaExecutor.DefaultWithoutDependencies.pipe(
   Layer.provideMerge(LettaClient.DefaultWithoutDependencies),
@@ -72,7 +79,7 @@ const Gateway = Layer.mergeAll(DiscordGateway.messageSource, TypingSender.fromGa
  */
 const maxConcurrentRuns = 64
 
-const Queue = EventQueue.layer({ concurrency: maxConcurrentRuns }).pipe(Layer.provide(QueuePolicyLive), Layer.provide(EventJournal.noop))
+const Queue = EventQueue.layer({ concurrency: maxConcurrentRuns }).pipe(Layer.provide(QueuePolicyLive))
 
 const Services = Layer.mergeAll(
   CircuitBreaker.Default(),
@@ -97,6 +104,7 @@ const Programs = Layer.mergeAll(
 
 /** Everything running, with every service in the output (tests reach in to seed and observe). */
 export const AppLive = Programs.pipe(
+  Layer.provideMerge(RecoveryLive),
   Layer.provideMerge(Services),
   Layer.provideMerge(Gateway),
   Layer.provideMerge(Storage)

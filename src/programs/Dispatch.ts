@@ -9,17 +9,26 @@
  *   the front of its channel, tried again later: nothing is dropped while Letta is down;
  * - the agent had already acted (e.g. posted) when the run failed -> done (never re-sent: that
  *   would post twice), logged and counted;
- * - a permanent failure (agent not found, 400/401/403/422, pending approval, failed run) -> dropped
- *   with an error log line naming the reason.
+ * - a permanent failure (agent not found, 400/401/403/422, pending approval, failed run) -> a dead
+ *   letter `failed` with the error's tag and reason, which an admin can list and retry.
+ *
+ * The run's progress goes to the EventJournal as it happens (started, run id, first side effect),
+ * so that start-up recovery can tell a run that may be re-sent from one whose agent had acted.
+ * An event replayed after a crash carries the run that crash cut off: it is cancelled on the
+ * server before the event is sent again. A run cut off by shutdown before the agent acted is
+ * cancelled by the executor and its progress cleared, so the restart sends the event as new.
  */
 import { Clock, Config, Deferred, Duration, Effect, Either, Fiber, Layer, Ref, Schedule } from "effect"
-import type { RunReport, ToolCallSummary } from "../domain/AgentRun.js"
-import { isSideEffectingTool } from "../domain/AgentRun.js"
+import type { RunObserver, RunReport, ToolCallSummary } from "../domain/AgentRun.js"
+import { isSideEffectingTool, truncate } from "../domain/AgentRun.js"
+import type { StorageError } from "../domain/Errors.js"
 import { Partition, type QueuedEvent } from "../domain/Event.js"
 import { isServiceFailure, isTransient, type LettaRunError } from "../domain/LettaErrors.js"
 import { defaultGuildSettings } from "../domain/Settings.js"
 import { CircuitBreaker } from "../services/CircuitBreaker.js"
+import { DeadLetters } from "../services/DeadLetters.js"
 import { ErrorStats } from "../services/ErrorStats.js"
+import { EventJournal } from "../services/EventJournal.js"
 import { DispatchOutcome, EventQueue, QueuePolicy } from "../services/EventQueue.js"
 import { LettaExecutor } from "../services/LettaExecutor.js"
 import * as Metrics from "../services/Metrics.js"
@@ -33,6 +42,9 @@ export const transientHold = Duration.seconds(5)
 /** AURORA_SHUTDOWN_GRACE: how long in-flight runs may finish on SIGTERM. */
 export const ShutdownGrace = Config.duration("AURORA_SHUTDOWN_GRACE").pipe(Config.withDefault(Duration.seconds(30)))
 
+/** A dead letter's detail is one line of bounded length. */
+const deadLetterDetailLength = 500
+
 export interface DispatchOptions {
   /** The retry schedule for transient failures (tests shorten it). */
   readonly retrySchedule?: Schedule.Schedule<unknown, LettaRunError> | undefined
@@ -45,13 +57,22 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
     const executor = yield* LettaExecutor
     const stats = yield* ErrorStats
     const typing = yield* TypingIndicator
+    const journal = yield* EventJournal
+    const deadLetters = yield* DeadLetters
     const schedule = options.retrySchedule ?? lettaRetrySchedule
 
+    /**
+     * Progress records are for crash recovery: a failed write is logged and the run goes on (the
+     * run itself matters more than its record).
+     */
+    const recorded = (what: string, write: Effect.Effect<void, StorageError>) =>
+      Effect.catchAll(write, (error) => Effect.logError(`journal: could not record ${what}`, error))
+
     /** One HTTP attempt through the breaker; an open breaker is a value, not an error, so it is never retried. */
-    const attempt = (event: QueuedEvent, timeout: Duration.Duration, onToolCall: (call: ToolCallSummary) => Effect.Effect<void>) =>
+    const attempt = (event: QueuedEvent, timeout: Duration.Duration, observer: RunObserver) =>
       breaker
         .protect(
-          executor.run({ agentId: event.agentId, prompt: event.prompt, timeout, observer: { onToolCall } }),
+          executor.run({ agentId: event.agentId, prompt: event.prompt, timeout, observer }),
           isServiceFailure
         )
         .pipe(
@@ -71,14 +92,27 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         const guildSettings =
           event.guildId === null ? defaultGuildSettings : (yield* settings.guild(event.guildId)).settings
         const timeout = Duration.seconds(guildSettings.timeout)
+        // Completed by the agent's first side-effecting call: its reply is out, or may be.
         const replied = yield* Deferred.make<void>()
-        const onToolCall = (call: ToolCallSummary) =>
-          Effect.zipRight(
-            Metrics.toolCalled(call.name),
-            isSideEffectingTool(call.name) ? Deferred.succeed(replied, undefined).pipe(Effect.asVoid) : Effect.void
-          )
+        const observer: RunObserver = {
+          onRunId: (runId) => recorded("the run id", journal.runIdSeen(event.messageId, runId)),
+          onToolCall: (call: ToolCallSummary) =>
+            Effect.zipRight(
+              Metrics.toolCalled(call.name),
+              isSideEffectingTool(call.name)
+                ? Effect.flatMap(Deferred.succeed(replied, undefined), (first) =>
+                  first ? recorded("the side effect", journal.sideEffectSeen(event.messageId)) : Effect.void)
+                : Effect.void
+            )
+        }
+        // From the recorded start until the run ends, a shutdown leaves the journal consistent.
+        const whenCutOff = Effect.onInterrupt(() => forgetInterruptedRun(event, replied))
+        yield* recorded("the run start", journal.runStarted(event.messageId, startedAt))
         yield* Metrics.dispatched
         yield* Effect.logDebug(`dispatching after ${startedAt - event.enqueuedAt} ms in queue`)
+        if (event.interruptedRunId !== undefined) {
+          yield* whenCutOff(cancelInterrupted(event.agentId, event.interruptedRunId))
+        }
 
         // Typing runs while the agent works: it stops at the agent's first side-effecting call
         // (its reply) or when the run ends, whichever comes first.
@@ -88,9 +122,9 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         const attempts = yield* Ref.make(0)
         const counted = Effect.zipRight(
           Ref.getAndUpdate(attempts, (n) => n + 1).pipe(Effect.flatMap((n) => (n > 0 ? Metrics.retried : Effect.void))),
-          attempt(event, timeout, onToolCall)
+          attempt(event, timeout, observer)
         )
-        const result = yield* counted.pipe(Effect.retry(schedule), Effect.either)
+        const result = yield* counted.pipe(Effect.retry(schedule), Effect.either, whenCutOff)
         if (typingFiber !== null) yield* Fiber.interrupt(typingFiber)
 
         const finishedAt = yield* Clock.currentTimeMillis
@@ -111,6 +145,49 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         Effect.catchAllCause((cause) =>
           // A defect here is a bug; the event is not retried forever because of it.
           Effect.logError("dispatch failed unexpectedly; event dropped", cause).pipe(Effect.as(DispatchOutcome.done))
+        )
+      )
+
+    /**
+     * A crash cut this event's run off before the agent acted: that run may still be going on the
+     * server (a client disconnect does not stop it), so it is cancelled before the re-send.
+     */
+    const cancelInterrupted = (agentId: string, runId: string) =>
+      Effect.gen(function* () {
+        const cancelled = yield* executor.cancelRun(agentId, runId)
+        yield* cancelled
+          ? Effect.logInfo("the run cut off by the restart was cancelled; sending the event again")
+          : Effect.logWarning("the run cut off by the restart could not be cancelled; sending the event again anyway")
+      }).pipe(Effect.annotateLogs({ interruptedRunId: runId }))
+
+    /**
+     * Shutdown interrupted the run (the executor has cancelled it on the server). Before the agent
+     * acted, the event goes back to a plain pending one, so the restart sends it again; after, the
+     * progress stays, and the restart dead-letters it (interrupted-after-reply).
+     */
+    const forgetInterruptedRun = (event: QueuedEvent, replied: Deferred.Deferred<void>) =>
+      Effect.flatMap(Deferred.isDone(replied), (acted) =>
+        acted
+          ? Effect.logWarning("run interrupted by shutdown after the agent acted; it will not be sent again")
+          : recorded("the interrupted run's reset", journal.update(event)))
+
+    /** Records the event as a dead letter; a store failure is logged (the event is lost then). */
+    const deadLetter = (event: QueuedEvent, error: LettaRunError, described: string) =>
+      Effect.gen(function* () {
+        const failedAt = yield* Clock.currentTimeMillis
+        yield* deadLetters.add({
+          event,
+          reason: "failed",
+          errorType: error._tag,
+          detail: truncate(error.reason, deadLetterDetailLength),
+          attempts: event.attempts + 1,
+          failedAt
+        })
+        yield* Metrics.deadLettered("failed")
+        yield* Effect.logError(`run failed permanently (${described}); dead-lettered`)
+      }).pipe(
+        Effect.catchAll((storageError) =>
+          Effect.logError(`run failed permanently (${described}); the event could not be dead-lettered and is lost`, storageError)
         )
       )
 
@@ -158,7 +235,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           Effect.as(DispatchOutcome.done)
         )
       }
-      return Effect.logError(`run failed permanently (${described}); event dropped`).pipe(
+      return deadLetter(event, error, described).pipe(
         Effect.zipLeft(counted),
         Effect.annotateLogs(timings),
         Effect.as(DispatchOutcome.done)
@@ -206,7 +283,9 @@ export const DispatchLive = Layer.scopedDiscard(
         const { inFlight } = yield* queue.stats
         if (inFlight.length === 0) return
         yield* Effect.logInfo(`shutting down: waiting up to ${Duration.format(grace)} for ${inFlight.length} run(s)`)
-        const finished = yield* queue.awaitIdle.pipe(Effect.timeout(grace), Effect.isSuccess)
+        // Finalizers run uninterruptibly, and a timeout cannot interrupt an uninterruptible wait:
+        // without `interruptible` the grace period would last until the last run ended.
+        const finished = yield* queue.awaitIdle.pipe(Effect.interruptible, Effect.timeout(grace), Effect.isSuccess)
         if (!finished) yield* Effect.logWarning("shutdown grace period over: cancelling the runs still in flight")
       })
     )

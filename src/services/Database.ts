@@ -1,16 +1,23 @@
 /**
  * The embedded SQLite database ($AURORA_DATA_DIR/aurora.db) behind @effect/sql's SqlClient, so
  * that storage can later move to another SqlClient (Postgres for a cluster) unchanged.
- * Building the layer prepares the directory, opens the file, checks it, enables WAL and runs the
- * migrations; any fault there is one DatabaseUnavailable naming the path and the problem.
+ * Building the layer prepares the directory, opens the file, locks it, checks it, enables WAL and
+ * runs the migrations; any fault there is one DatabaseUnavailable naming the path and the problem.
+ *
+ * One process owns the data directory: the connection holds SQLite's exclusive lock on the file
+ * from start-up until the layer's scope closes (see `openClient`), so a second Aurora started on
+ * the same directory stops at once with "locked by another process" instead of interleaving its
+ * queue with the first one's.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Config, Context, Data, Effect, Layer } from "effect"
 import { constants } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { StorageError } from "../domain/Errors.js"
 import { requiredTables, runMigrations } from "./migrations.js"
 
 export class DatabaseUnavailable extends Data.TaggedError("DatabaseUnavailable")<{
@@ -27,6 +34,14 @@ export const databaseFileName = "aurora.db"
 
 /** How long a statement waits for a lock held by another connection before failing. */
 const busyTimeoutMs = 5_000
+
+/**
+ * How long start-up waits for the file lock. Short: the only holder is another Aurora on the
+ * same directory, which does not let go while it runs, and an operator should learn that at once.
+ */
+const lockTimeoutMs = 1_000
+
+export const lockedReason = "the database is locked by another process (is another Aurora running on this data directory?)"
 
 // --- fault descriptions -----------------------------------------------------
 
@@ -63,9 +78,7 @@ export const describeFault = (error: unknown): string => {
     return `the database is corrupt (${detail}); it was left untouched: move it away or restore a backup`
   }
   if (code.startsWith("SQLITE_READONLY")) return "the database is read-only"
-  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
-    return "the database is locked by another process"
-  }
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) return lockedReason
   if (code === "SQLITE_FULL" || code === "ENOSPC") return "no space left on the device"
   if (code === "EACCES" || code === "EPERM" || code.startsWith("SQLITE_PERM")) return "permission denied"
   if (code === "EROFS") return "the file system is read-only"
@@ -73,6 +86,13 @@ export const describeFault = (error: unknown): string => {
   if (code === "EEXIST") return "a file that is not a directory is in the way"
   if (code.startsWith("SQLITE_CANTOPEN")) return "the file cannot be opened"
   return detail
+}
+
+/** A failed statement as a StorageError: the store's operation, and SQLite's own words on one line. */
+export const storageErrorOf = (operation: string) => (error: SqlError): StorageError => {
+  const cause: unknown = error.cause
+  const detail = cause instanceof Error ? oneLine(cause.message) : ""
+  return new StorageError({ operation, reason: detail === "" ? error.message : `${error.message}: ${detail}` })
 }
 
 // --- start-up steps ---------------------------------------------------------
@@ -102,8 +122,18 @@ const prepareFiles = (dataDir: string, file: string) =>
   })
 
 /**
- * Opens the file and checks it before anything writes to it: WAL is switched on by us, after the
- * integrity check, so a damaged file is refused without its header being touched.
+ * Opens the file, locks it and checks it before anything writes to it: WAL is switched on by us,
+ * after the integrity check, so a damaged file is refused without its header being touched.
+ *
+ * The lock is SQLite's own rather than a lock file: in `locking_mode = EXCLUSIVE` the connection
+ * keeps every file lock it takes until it closes, and the operating system drops the locks of a
+ * process that dies, even by SIGKILL, so a crash never leaves a stale lock for an operator to
+ * delete (a lock file would, or would need a pid check that a reused pid defeats). The integrity
+ * check is the first read: it takes a lock without writing anything, and fails with SQLITE_BUSY
+ * after `lockTimeoutMs` when another process holds the file. `BEGIN EXCLUSIVE` then takes the
+ * write lock, held from then on. Entering WAL in exclusive mode keeps the WAL index in the
+ * process's memory instead of a -shm file, which suits a single owner. The price: other tools
+ * (the sqlite3 CLI) cannot read the file while Aurora runs; inspect or copy it with Aurora stopped.
  */
 const openClient = (file: string) =>
   Effect.gen(function*() {
@@ -113,7 +143,9 @@ const openClient = (file: string) =>
       Effect.catchAllDefect((defect) => Effect.fail(fault(defect)))
     )
     const prepare = Effect.gen(function*() {
-      yield* client.unsafe(`PRAGMA busy_timeout = ${busyTimeoutMs}`)
+      // Neither pragma touches the file; the lock is taken by the first read, just below.
+      yield* client.unsafe(`PRAGMA busy_timeout = ${lockTimeoutMs}`)
+      yield* client`PRAGMA locking_mode = EXCLUSIVE`
       const check = yield* client<{ readonly quick_check: string }>`PRAGMA quick_check`
       const verdict = check.map((row) => row.quick_check).join("; ")
       if (verdict !== "ok") {
@@ -126,6 +158,15 @@ const openClient = (file: string) =>
       if (mode[0]?.journal_mode !== "wal") {
         yield* Effect.logWarning("SQLite WAL mode is unavailable on this file system; using the rollback journal")
       }
+      yield* client`BEGIN EXCLUSIVE`
+      yield* client`COMMIT`
+      // Back to the usual patience for any later wait (the lock leaves little to wait for).
+      yield* client.unsafe(`PRAGMA busy_timeout = ${busyTimeoutMs}`)
+      // With WAL, NORMAL syncs at checkpoints, not at each commit: a commit is in the WAL file
+      // (the OS's cache of it) before its statement returns, so it survives the process crashing
+      // or being killed, though not a power loss or kernel crash, which may undo the last commits.
+      // That keeps a commit per queued event cheap; FULL would add an fsync to each.
+      yield* client`PRAGMA synchronous = NORMAL`
       yield* client`PRAGMA foreign_keys = ON`
       yield* runMigrations.pipe(Effect.provideService(SqlClient.SqlClient, client))
       const tables = yield* client<{ readonly name: string }>`SELECT name FROM sqlite_master WHERE type = 'table'`

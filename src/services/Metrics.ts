@@ -11,6 +11,7 @@
  */
 import { Effect, Metric, MetricBoundaries } from "effect"
 import type { RunReport, RunUsage } from "../domain/AgentRun.js"
+import type { DeadLetterReason } from "../domain/DeadLetter.js"
 import type { TriggerKind } from "../domain/Event.js"
 import type { CircuitOpen, LettaRunError } from "../domain/LettaErrors.js"
 import type { BreakerState } from "./CircuitBreaker.js"
@@ -42,6 +43,10 @@ export const runOutcomes = [
 export type RunOutcome = (typeof runOutcomes)[number]
 
 const tokenKinds = ["prompt", "completion"] as const
+
+const deadLetterReasons = ["failed", "expired", "interrupted-after-reply", "interrupted"] as const satisfies ReadonlyArray<
+  DeadLetterReason
+>
 
 /** The queue gauges are per scope, not per guild, so the label set stays at two series. */
 export const queueScopes = ["guild", "dm"] as const
@@ -106,6 +111,10 @@ const runsTotal = counter("aurora_runs_total", "Agent runs that ended, by outcom
 const runRetriesTotal = counter("aurora_run_retries_total", "Agent run attempts re-sent after a transient failure.")
 const toolCallsTotal = counter("aurora_tool_calls_total", "Tool calls streamed by the agents, by tool name.")
 const lettaTokensTotal = counter("aurora_letta_tokens_total", "Letta tokens used by agent runs, by kind (prompt, completion).")
+const deadLettersTotal = counter(
+  "aurora_dead_letters_total",
+  "Events dead-lettered, by reason (failed, expired, interrupted-after-reply, interrupted)."
+)
 const alertsTotal = counter("aurora_error_rate_alerts_total", "High error rate alerts raised (owners are sent a DM for each).")
 
 const breakerState = Metric.gauge("aurora_circuit_breaker_state", {
@@ -135,6 +144,7 @@ const triggers = byLabel(triggersTotal, "kind", triggerKinds)
 const rejections = byLabel(eventsRejectedTotal, "reason", rejectionReasons)
 const outcomes = byLabel(runsTotal, "outcome", runOutcomes)
 const tokens = byLabel(lettaTokensTotal, "kind", tokenKinds)
+const deadLetterCounters = byLabel(deadLettersTotal, "reason", deadLetterReasons)
 const pendingByScope: Record<QueueScope, Metric.Metric.Gauge<number>> = {
   guild: Metric.tagged(queuePending, "scope", "guild"),
   dm: Metric.tagged(queuePending, "scope", "dm")
@@ -201,6 +211,9 @@ export const runSucceeded = (report: RunReport): Effect.Effect<void> =>
     report.usage === null ? Effect.void : tokensUsed(report.usage)
   ], { discard: true })
 
+/** An event became a dead letter. */
+export const deadLettered = (reason: DeadLetterReason): Effect.Effect<void> => Metric.increment(deadLetterCounters[reason])
+
 /** An error rate alert was raised. */
 export const alertRaised: Effect.Effect<void> = Metric.increment(alertsTotal)
 
@@ -246,7 +259,7 @@ export const registerAll: Effect.Effect<void> = Effect.all([
   Metric.value(runsInFlight),
   Metric.value(runDuration),
   Metric.value(firstToolCall),
-  ...[triggers, rejections, outcomes, tokens].flatMap((labelled) =>
+  ...[triggers, rejections, outcomes, tokens, deadLetterCounters].flatMap((labelled) =>
     Object.values<Metric.Metric.Counter<number>>(labelled).map(Metric.value)
   ),
   ...queueScopes.flatMap((scope) => [Metric.value(pendingByScope[scope]), Metric.value(oldestByScope[scope])])

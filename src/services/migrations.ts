@@ -1,8 +1,8 @@
 /**
  * The database schema, as migrations defined in code: the compiled dist/ carries them, so a
- * deployment needs no extra files. Later features append entries ("2_pending_events",
- * "3_dead_letters", ...) to the record; an applied migration is never edited, since the
- * Migrator only runs ids above the highest one recorded in the database.
+ * deployment needs no extra files. Later features append entries to the record; an applied
+ * migration is never edited, since the Migrator only runs ids above the highest one recorded in
+ * the database.
  */
 import { Migrator, SqlClient } from "@effect/sql"
 import { Effect } from "effect"
@@ -40,12 +40,66 @@ const settingsTables = Effect.gen(function*() {
   )`
 })
 
+/**
+ * pending_events is the queue's journal (SqlEventJournal): one row per accepted event that is not
+ * yet done. `seq` is the order the events were first accepted in, which a restart replays; it is
+ * AUTOINCREMENT so that a number is never handed out twice, even after the newest row was removed,
+ * and an id seen in a log always means one event. message_id is UNIQUE because it is the event's
+ * identity: every write after the append addresses the row by it. The event is one JSON column
+ * (encoded with the QueuedEvent schema) rather than a column per field: it is only ever written
+ * and read whole, and a field added to the event needs no migration. `partition` is kept beside it
+ * ("guild:<id>" or "dm") so that an operator can count a guild's backlog with one SELECT. The run
+ * columns record what the current dispatch has done: NULL run_started_at means none is under way.
+ *
+ * dead_letters keeps the events that will not run again without an admin's retry, per partition:
+ * the key is (partition, message_id), as every query is scoped to one guild or to the DMs, and a
+ * retried-then-failed-again event replaces its earlier letter. `seq` breaks ties between letters
+ * that failed in the same millisecond (newest first means by failed_at, then by insertion); it is
+ * an explicit column because SQLite may renumber the implicit rowid on VACUUM. The index serves
+ * both the listing (newest first, per partition) and the pruning to the newest 1000. The columns
+ * an operator reads (channel, reason, error type, detail, attempts, times) are plain columns; the
+ * event as it was last queued is JSON, as above, since a retry sends it again.
+ */
+const durableQueueTables = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE pending_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL UNIQUE,
+    partition TEXT NOT NULL,
+    event TEXT NOT NULL,
+    run_started_at INTEGER,
+    run_id TEXT,
+    side_effect INTEGER NOT NULL DEFAULT 0
+  )`
+  yield* sql`CREATE TABLE dead_letters (
+    partition TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    channel_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    error_type TEXT,
+    detail TEXT,
+    attempts INTEGER NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    failed_at INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (partition, message_id)
+  )`
+  yield* sql`CREATE INDEX dead_letters_newest ON dead_letters (partition, failed_at DESC, seq DESC)`
+})
+
 export const migrations: Migrator.Loader = Migrator.fromRecord({
-  "1_settings": settingsTables
+  "1_settings": settingsTables,
+  "2_durable_queue": durableQueueTables
 })
 
 /** Tables every applied schema must have; checked after migrating (see Database). */
-export const requiredTables: ReadonlyArray<string> = ["guild_settings", "global_settings"]
+export const requiredTables: ReadonlyArray<string> = [
+  "guild_settings",
+  "global_settings",
+  "pending_events",
+  "dead_letters"
+]
 
 /**
  * Runs the pending migrations in one transaction. The generic Migrator is used rather than the

@@ -5,12 +5,13 @@
  * @original) and the command registration are asserted on the fake's REST record.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, LogLevel } from "effect"
+import { Context, Effect, Layer, Logger, LogLevel } from "effect"
 import { commandDefinitions } from "../../src/commands/Definitions.js"
 import { CommandsLive } from "../../src/programs/Commands.js"
 import { QueuePolicyLive } from "../../src/programs/Dispatch.js"
 import { CircuitBreaker } from "../../src/services/CircuitBreaker.js"
 import { ContextService } from "../../src/services/ContextService.js"
+import { DeadLetters } from "../../src/services/DeadLetters.js"
 import { Database } from "../../src/services/Database.js"
 import { DiscordGateway } from "../../src/services/DiscordGateway.js"
 import { ErrorStats } from "../../src/services/ErrorStats.js"
@@ -36,6 +37,7 @@ const appLayer = (dir: string) => {
     ErrorStats.Default(),
     ContextService.Default,
     PromptService.Default,
+    DeadLetters.memory,
     queue,
     letta
   )
@@ -208,6 +210,40 @@ describe("commands end to end", () => {
       expect(typeof withFile.body).toBe("string")
       expect(String(withFile.body)).toContain(`filename="aurora-prompt-${longId}.txt"`)
       expect(String(withFile.body)).toContain("The exact prompt is attached as a file.")
+    }))
+
+  it.scopedLive("queue failed: the dead letters as an embed that pings nobody, whatever the error text says", () =>
+    Effect.gen(function*() {
+      const { context, fake } = yield* start()
+      yield* Context.get(context, DeadLetters).add({
+        event: {
+          messageId: "930000000000000001",
+          guildId: world.guildId,
+          channelId: world.general,
+          authorId: world.bob.id,
+          agentId: "agent-1",
+          trigger: "mention",
+          prompt: "p",
+          enqueuedAt: 0,
+          attempts: 0
+        },
+        reason: "failed",
+        errorType: "RunFailed",
+        detail: "@everyone `**boom**`",
+        attempts: 1,
+        failedAt: 1_000
+      })
+      const listed = yield* fake.sendInteraction({ permissions: "32", data: aurora("queue", "failed") })
+      const answer = yield* callbackOf(fake, listed)
+      const data = field(answer.body, "data")
+      expect(field(data, "flags")).toBe(64)
+      expect(field(data, "allowed_mentions")).toEqual({ parse: [] })
+      const embed = (field(data, "embeds") as ReadonlyArray<Record<string, unknown>>)[0]
+      expect(embed?.["title"]).toBe("Dead letters in this server: 1")
+      expect(String(embed?.["description"])).toContain(
+        `[930000000000000001](https://discord.com/channels/${world.guildId}/${world.general}/930000000000000001)`
+      )
+      expect(String(embed?.["description"])).toContain("after 1 attempt: `@everyone ˋ**boom**ˋ`")
     }))
 
   it.scopedLive("a malformed interaction is answered and the loop keeps serving", () =>

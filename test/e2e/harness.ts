@@ -6,7 +6,9 @@ import * as Net from "node:net"
 import { ChannelType } from "discord.js"
 import { Context, Duration, Effect, Layer, Logger, LogLevel, type Scope } from "effect"
 import { AppLive } from "../../src/layers/Live.js"
+import { DeadLetters, type DeadLettersService } from "../../src/services/DeadLetters.js"
 import { DiscordGateway } from "../../src/services/DiscordGateway.js"
+import { EventJournal, type EventJournalService } from "../../src/services/EventJournal.js"
 import { EventQueue } from "../../src/services/EventQueue.js"
 import { SettingsStore } from "../../src/services/SettingsStore.js"
 import { defaultGuild, FakeDiscord, type FakeGuild, world } from "../fakes/FakeDiscord.js"
@@ -31,6 +33,8 @@ export interface Running {
   readonly settings: SettingsStore
   readonly queue: Context.Tag.Service<EventQueue>
   readonly gateway: DiscordGateway
+  readonly journal: EventJournalService
+  readonly deadLetters: DeadLettersService
   readonly dataDir: string
 }
 
@@ -38,6 +42,11 @@ export interface StartOptions {
   readonly letta?: FakeLettaOptions
   readonly env?: Readonly<Record<string, string>>
   readonly guilds?: ReadonlyArray<FakeGuild>
+  /**
+   * Use this data directory (kept when the app stops) instead of a fresh temporary one, so that
+   * a second app can start where the first one stopped.
+   */
+  readonly dataDir?: string
 }
 
 /** Starts both fakes and the whole app; everything stops when the scope closes. */
@@ -45,7 +54,7 @@ export const startApp = (options: StartOptions = {}): Effect.Effect<Running, unk
   Effect.gen(function* () {
     const discord = yield* FakeDiscord.make({ guilds: options.guilds ?? [defaultGuild, otherGuild] })
     const letta = yield* makeFakeLetta(options.letta ?? {})
-    const dataDir = yield* tempDir
+    const dataDir = options.dataDir ?? (yield* tempDir)
     const config = discord.configLayer({
       LETTA_BASE_URL: letta.url,
       AURORA_DATA_DIR: dataDir,
@@ -60,7 +69,9 @@ export const startApp = (options: StartOptions = {}): Effect.Effect<Running, unk
       dataDir,
       settings: Context.get(context, SettingsStore),
       queue: Context.get(context, EventQueue),
-      gateway: Context.get(context, DiscordGateway)
+      gateway: Context.get(context, DiscordGateway),
+      journal: Context.get(context, EventJournal),
+      deadLetters: Context.get(context, DeadLetters)
     }
   })
 

@@ -1,0 +1,296 @@
+/**
+ * `/aurora queue failed [scope]` and `/aurora queue retry [message_id] [scope]`: the dead letters
+ * of a partition (this guild, or the DM queue for owners), and putting them back in the queue.
+ *
+ * A retry sends a fresh copy of the event (no attempts, a new enqueue time so it does not expire,
+ * no interrupted run to cancel) to the agent the partition uses *now*: a dead letter's agent may be
+ * stale, and a disabled guild or DMs turned off have no agent to send it to. The dead letter is
+ * removed only after the queue accepted (and journalled) the copy, so a failed retry keeps it.
+ */
+import { Clock, Effect } from "effect"
+import type { DeadLetter, DeadLetterReason } from "../domain/DeadLetter.js"
+import type { StorageError } from "../domain/Errors.js"
+import { Partition, type QueuedEvent } from "../domain/Event.js"
+import { DeadLetters } from "../services/DeadLetters.js"
+import { EventQueue } from "../services/EventQueue.js"
+import { SettingsStore } from "../services/SettingsStore.js"
+import { requireAccess } from "./Access.js"
+import { messageRefMaxLength } from "./Definitions.js"
+import { channelMention, code, plural, relativeTimestamp } from "./Format.js"
+import { Colors, CommandRejected, type Invocation, Reply } from "./Invocation.js"
+import { guildOf, optionalString, scopeOf } from "./Options.js"
+
+/** Dead letters shown before "… and N more": two lines each keeps the embed well under 4096 characters. */
+export const maxListedDeadLetters = 10
+/** Error details come from Letta or Discord: shown cut to this length, inside inline code. */
+const maxDetailLength = 160
+
+type LetterScope = "guild" | "dm"
+
+const partitionOf = (scope: LetterScope, guildId: string): Partition =>
+  scope === "dm" ? Partition.dm : Partition.guild(guildId)
+
+const whereText = (scope: LetterScope): string => (scope === "dm" ? "in the direct-message queue" : "in this server")
+
+const reject = (message: string) => new CommandRejected({ message })
+
+// --- listing ------------------------------------------------------------------------------------
+
+const reasonText: Record<DeadLetterReason, string> = {
+  failed: "failed",
+  expired: "expired (too old after a restart)",
+  "interrupted-after-reply": "interrupted after the agent acted",
+  interrupted: "interrupted twice"
+}
+
+const snowflake = /^\d{1,25}$/
+
+/** The message id, as a jump link when every part is a plain id (anything else could carry markup). */
+const messageRef = (event: QueuedEvent): string => {
+  const { channelId, guildId, messageId } = event
+  return guildId !== null && snowflake.test(guildId) && snowflake.test(channelId) && snowflake.test(messageId)
+    ? `[${messageId}](https://discord.com/channels/${guildId}/${channelId}/${messageId})`
+    : code(messageId, 40)
+}
+
+/** Where it was posted: the channel for a guild, the author for a DM (a DM channel renders as nothing). */
+const placeOf = (event: QueuedEvent): string => {
+  if (event.guildId === null) return snowflake.test(event.authorId) ? `DM from <@${event.authorId}>` : `DM ${code(event.authorId, 40)}`
+  return snowflake.test(event.channelId) ? `in ${channelMention(event.channelId)}` : `in ${code(event.channelId, 40)}`
+}
+
+/** Two lines: what and where, then why (the error detail is untrusted: inline code, cut short). */
+export const deadLetterLines = (letter: DeadLetter): ReadonlyArray<string> => {
+  const errorType = letter.errorType === null ? "" : ` ${code(letter.errorType, 60)}`
+  const head = `${messageRef(letter.event)} ${placeOf(letter.event)} · ${relativeTimestamp(letter.failedAt)}`
+  const why = `↳ **${reasonText[letter.reason]}**${errorType} after ${plural(letter.attempts, "attempt")}`
+  return letter.detail === null ? [head, why] : [head, `${why}: ${code(letter.detail, maxDetailLength)}`]
+}
+
+export const queueFailed = (invocation: Invocation) =>
+  Effect.gen(function*() {
+    const guildId = yield* guildOf(invocation)
+    const scope = yield* scopeOf(invocation, "dm")
+    if (scope === "dm") yield* requireAccess(invocation, "owner", "/aurora queue failed scope:dm")
+    const deadLetters = yield* DeadLetters
+    const page = yield* deadLetters.list(partitionOf(scope, guildId), maxListedDeadLetters).pipe(
+      Effect.tapError((error) => Effect.logError("could not read the dead letters", error)),
+      Effect.mapError(() => reject("❌ Aurora could not read its dead letters (database error). The details are in Aurora's log."))
+    )
+    if (page.total === 0) return Reply.text(`✅ No dead letters ${whereText(scope)}.`)
+    const hidden = page.total - page.letters.length
+    const lines = [
+      ...page.letters.flatMap(deadLetterLines),
+      ...(hidden > 0 ? [`… and ${plural(hidden, "older dead letter")}`] : [])
+    ]
+    return Reply.embed({
+      title: `Dead letters ${whereText(scope)}: ${page.total}`,
+      description: lines.join("\n"),
+      color: Colors.warning,
+      footer: "Newest first. /aurora queue retry message_id:<id> re-queues one; without message_id, all of them."
+    })
+  })
+
+// --- retrying -----------------------------------------------------------------------------------
+
+/**
+ * What the dead letter is retried as. Built field by field rather than spread, so run state a
+ * later version adds to an event (like `interruptedRunId`) never leaks into a fresh attempt.
+ */
+export const freshEvent = (event: QueuedEvent, agentId: string, now: number): QueuedEvent => ({
+  messageId: event.messageId,
+  guildId: event.guildId,
+  channelId: event.channelId,
+  authorId: event.authorId,
+  agentId,
+  trigger: event.trigger,
+  prompt: event.prompt,
+  enqueuedAt: now,
+  attempts: 0
+})
+
+type RetryOutcome =
+  | { readonly _tag: "Requeued"; readonly removed: boolean }
+  | { readonly _tag: "Full"; readonly capacity: number }
+  | { readonly _tag: "Duplicate" }
+  | { readonly _tag: "NotSaved" }
+
+/** The same record, not a newer dead letter of the same message (the copy may already have failed again). */
+const sameLetter = (a: DeadLetter, b: DeadLetter): boolean =>
+  a.failedAt === b.failedAt && a.reason === b.reason && a.attempts === b.attempts &&
+  a.event.enqueuedAt === b.event.enqueuedAt
+
+/**
+ * Forgets the dead letter once its copy is queued. The copy can be dispatched, fail and be
+ * dead-lettered again before this runs: that newer record is kept, so no failure goes unseen.
+ */
+const removeRetried = (partition: Partition, letter: DeadLetter): Effect.Effect<boolean, never, DeadLetters> =>
+  Effect.gen(function*() {
+    const deadLetters = yield* DeadLetters
+    const stored = yield* deadLetters.find(partition, letter.event.messageId)
+    if (stored !== null && sameLetter(stored, letter)) yield* deadLetters.remove(partition, letter.event.messageId)
+    return true
+  }).pipe(
+    Effect.catchAll((error: StorageError) =>
+      Effect.logError("re-queued, but the dead letter could not be removed", error).pipe(Effect.as(false))
+    )
+  )
+
+const retryOne = (partition: Partition, letter: DeadLetter, agentId: string) =>
+  Effect.gen(function*() {
+    const queue = yield* EventQueue
+    const now = yield* Clock.currentTimeMillis
+    return yield* queue.offer(freshEvent(letter.event, agentId, now), { requeue: true }).pipe(
+      Effect.zipRight(removeRetried(partition, letter)),
+      Effect.map((removed): RetryOutcome => ({ _tag: "Requeued", removed })),
+      Effect.catchTags({
+        QueueFull: (full) => Effect.succeed<RetryOutcome>({ _tag: "Full", capacity: full.capacity }),
+        DuplicateEvent: () => Effect.succeed<RetryOutcome>({ _tag: "Duplicate" }),
+        StorageError: (error) =>
+          Effect.logError("could not journal a retried dead letter", error).pipe(Effect.as<RetryOutcome>({ _tag: "NotSaved" }))
+      }),
+      Effect.annotateLogs({ messageId: letter.event.messageId })
+    )
+  })
+
+/** The agent the partition's events go to now; none when the guild is not enabled or DMs are off. */
+const currentAgent = (scope: LetterScope, guildId: string) =>
+  Effect.gen(function*() {
+    const store = yield* SettingsStore
+    if (scope === "dm") {
+      const agentId = (yield* store.global).dmAgentId
+      if (agentId === null) {
+        return yield* reject(
+          "❌ Direct messages are off, so there is no agent to send DM dead letters to. `/aurora dm enable` first; nothing was re-queued."
+        )
+      }
+      return agentId
+    }
+    const state = yield* store.guild(guildId)
+    if (!state.enabled || state.agentId === null) {
+      return yield* reject(
+        "❌ Aurora is not enabled in this server, so there is no agent to send dead letters to. `/aurora enable` first; nothing was re-queued."
+      )
+    }
+    return state.agentId
+  })
+
+const linkTail = /\/channels\/(?:\d+|@me)\/\d+\/(\d+)\/?>?$/
+
+/** The optional `message_id`: a message id, or a message link (its last part); null means "all". */
+const deadLetterIdOf = (invocation: Invocation): Effect.Effect<string | null, CommandRejected> =>
+  Effect.flatMap(optionalString(invocation, "message_id"), (value) => {
+    if (value === null) return Effect.succeed(null)
+    const text = value.trim()
+    const id = snowflake.test(text) ? text : text.length <= messageRefMaxLength ? linkTail.exec(text)?.[1] : undefined
+    return id === undefined
+      ? Effect.fail(reject("❌ `message_id` must be a message id (digits) or a message link, as `/aurora queue failed` lists them."))
+      : Effect.succeed(id)
+  })
+
+const oneOutcomeText = (outcome: RetryOutcome, messageId: string, agentId: string, scope: LetterScope): string => {
+  const id = code(messageId, 40)
+  switch (outcome._tag) {
+    case "Requeued":
+      return outcome.removed
+        ? `🔁 Re-queued message ${id} for agent ${code(agentId)}; its dead letter was removed.`
+        : `🔁 Re-queued message ${id} for agent ${code(agentId)}, but its dead letter could not be removed (database error): ` +
+          "it is still listed, do not retry it again."
+    case "Full":
+      return `❌ The queue ${whereText(scope)} is full (${plural(outcome.capacity, "pending event")}): message ${id} was not ` +
+        "re-queued and its dead letter was kept. Retry once the queue has drained."
+    case "Duplicate":
+      return `ℹ️ Message ${id} is already queued or running; its dead letter was kept.`
+    case "NotSaved":
+      return `❌ Aurora could not save the re-queued event (database error): message ${id} was not re-queued and its ` +
+        "dead letter was kept. The details are in Aurora's log."
+  }
+}
+
+interface RetryCounts {
+  readonly requeued: number
+  readonly notRemoved: number
+  readonly keptFull: number
+  readonly duplicates: number
+  readonly notSaved: number
+  readonly capacity: number | null
+}
+
+/** Retries in the given order, stopping at a full queue or a database error (the rest would fail alike). */
+const retryAll = (partition: Partition, letters: ReadonlyArray<DeadLetter>, agentId: string) =>
+  Effect.gen(function*() {
+    let counts: RetryCounts = { requeued: 0, notRemoved: 0, keptFull: 0, duplicates: 0, notSaved: 0, capacity: null }
+    for (const [index, letter] of letters.entries()) {
+      const outcome = yield* retryOne(partition, letter, agentId)
+      const left = letters.length - index
+      switch (outcome._tag) {
+        case "Requeued":
+          counts = { ...counts, requeued: counts.requeued + 1, notRemoved: counts.notRemoved + (outcome.removed ? 0 : 1) }
+          break
+        case "Duplicate":
+          counts = { ...counts, duplicates: counts.duplicates + 1 }
+          break
+        case "Full":
+          return { ...counts, keptFull: left, capacity: outcome.capacity }
+        case "NotSaved":
+          return { ...counts, notSaved: left }
+      }
+    }
+    return counts
+  })
+
+/**
+ * Oldest message first, so each channel's events go back in the order they were posted (the
+ * queue is FIFO per channel); ties keep the store's order, oldest failure first.
+ */
+const retryOrder = (newestFirst: ReadonlyArray<DeadLetter>): ReadonlyArray<DeadLetter> =>
+  [...newestFirst].reverse().sort((a, b) => a.event.enqueuedAt - b.event.enqueuedAt)
+
+const allOutcomeText = (counts: RetryCounts, total: number, scope: LetterScope): string => {
+  const lines = [`🔁 Re-queued ${counts.requeued} of ${plural(total, "dead letter")} ${whereText(scope)}, oldest first.`]
+  if (counts.keptFull > 0) {
+    lines.push(
+      `Kept ${counts.keptFull}: the queue is full${counts.capacity === null ? "" : ` (${plural(counts.capacity, "pending event")})`}; ` +
+        "run `/aurora queue retry` again once it has drained."
+    )
+  }
+  if (counts.duplicates > 0) lines.push(`Kept ${counts.duplicates}: already queued or running.`)
+  if (counts.notSaved > 0) lines.push(`Kept ${counts.notSaved}: a database error stopped the retry (details in Aurora's log).`)
+  if (counts.notRemoved > 0) {
+    lines.push(`⚠️ ${plural(counts.notRemoved, "re-queued event is", "re-queued events are")} still listed as dead letters (database error).`)
+  }
+  return lines.join("\n")
+}
+
+export const queueRetry = (invocation: Invocation) =>
+  Effect.gen(function*() {
+    const guildId = yield* guildOf(invocation)
+    const scope = yield* scopeOf(invocation, "dm")
+    if (scope === "dm") yield* requireAccess(invocation, "owner", "/aurora queue retry scope:dm")
+    const messageId = yield* deadLetterIdOf(invocation)
+    const agentId = yield* currentAgent(scope, guildId)
+    const partition = partitionOf(scope, guildId)
+    const deadLetters = yield* DeadLetters
+
+    if (messageId !== null) {
+      const letter = yield* deadLetters.find(partition, messageId)
+      if (letter === null) {
+        return yield* reject(
+          `❌ No dead letter for message ${code(messageId, 40)} ${whereText(scope)}. \`/aurora queue failed\` lists them.`
+        )
+      }
+      const outcome = yield* retryOne(partition, letter, agentId)
+      yield* Effect.logInfo("dead letter retried").pipe(
+        Effect.annotateLogs({ scope, messageId, agentId, outcome: outcome._tag })
+      )
+      return Reply.text(oneOutcomeText(outcome, messageId, agentId, scope))
+    }
+
+    const page = yield* deadLetters.list(partition)
+    if (page.total === 0) return Reply.text(`✅ No dead letters to retry ${whereText(scope)}.`)
+    const counts = yield* retryAll(partition, retryOrder(page.letters), agentId)
+    yield* Effect.logInfo("dead letters retried").pipe(
+      Effect.annotateLogs({ scope, agentId, total: page.letters.length, ...counts })
+    )
+    return Reply.text(allOutcomeText(counts, page.letters.length, scope))
+  })

@@ -1,0 +1,170 @@
+/**
+ * Start-up recovery: puts the events the journal kept back into the queue, or dead-letters them,
+ * before the listener and the dispatcher start (so replayed events come before any new one).
+ *
+ * Per journal entry, in journal order (see `classify`):
+ * - its run had started and the agent had acted -> dead letter `interrupted-after-reply`: sending
+ *   it again would make the agent act (post) twice;
+ * - pending for longer than AURORA_MAX_EVENT_AGE -> dead letter `expired`: an answer that late
+ *   would be out of place;
+ * - its run had started before the agent acted -> replayed once (the recorded run is cancelled on
+ *   the server before the re-send, see Dispatch); cut off a second time -> dead letter `interrupted`;
+ * - never started -> replayed as it was.
+ *
+ * A dead-lettered event's recorded run, if any, is cancelled on the server in the background: a
+ * client disconnect does not stop a Letta run, and nothing will send the event again. A journal
+ * that cannot be read or written here stops the start: starting with an empty queue would lose
+ * the pending events silently.
+ */
+import { Clock, Config, Data, Duration, Effect, Layer } from "effect"
+import type { DeadLetter, DeadLetterReason } from "../domain/DeadLetter.js"
+import type { StorageError } from "../domain/Errors.js"
+import type { QueuedEvent } from "../domain/Event.js"
+import { DeadLetters } from "../services/DeadLetters.js"
+import { EventJournal, type JournalEntry } from "../services/EventJournal.js"
+import { EventQueue } from "../services/EventQueue.js"
+import { LettaExecutor } from "../services/LettaExecutor.js"
+import * as Metrics from "../services/Metrics.js"
+
+/** AURORA_MAX_EVENT_AGE: pending events older than this are not replayed after a restart. */
+export const MaxEventAge = Config.duration("AURORA_MAX_EVENT_AGE").pipe(Config.withDefault(Duration.hours(1)))
+
+/** The journal could not be read or written at start-up; Aurora does not start without it. */
+export class RecoveryFailed extends Data.TaggedError("RecoveryFailed")<{
+  readonly operation: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `cannot recover the pending events: could not ${this.operation} (${this.reason}); not starting, so that no pending event is lost`
+  }
+}
+
+/** What becomes of one journal entry at start-up. */
+export type Recovery =
+  | {
+    readonly _tag: "Replay"
+    readonly event: QueuedEvent
+    /** The event changed (an interruption was recorded): its journal row must be rewritten. */
+    readonly rewrite: boolean
+  }
+  | {
+    readonly _tag: "DeadLetter"
+    readonly letter: DeadLetter
+    /** The recorded run, to cancel on the server; null when none was seen. */
+    readonly cancelRunId: string | null
+  }
+
+/** The event with one more interruption recorded, and the run to cancel before re-sending it. */
+const interrupted = (event: QueuedEvent, runId: string | null): QueuedEvent => {
+  const { interruptedRunId: _earlier, ...rest } = event
+  const interruptions = (event.interruptions ?? 0) + 1
+  return runId === null ? { ...rest, interruptions } : { ...rest, interruptions, interruptedRunId: runId }
+}
+
+/** Decides the fate of one journal entry at `now` (epoch ms); pure. */
+export const classify = (entry: JournalEntry, now: number, maxAgeMs: number): Recovery => {
+  const { event, run } = entry
+  const deadLetter = (reason: DeadLetterReason, detail: string): Recovery => ({
+    _tag: "DeadLetter",
+    letter: {
+      event,
+      reason,
+      errorType: null,
+      detail,
+      // The cut-off run was a dispatch attempt too.
+      attempts: event.attempts + (run === null ? 0 : 1),
+      failedAt: now
+    },
+    cancelRunId: run?.runId ?? null
+  })
+  const runName = run === null || run.runId === null ? "a run (no run id seen)" : `run ${run.runId}`
+  if (run !== null && run.sideEffect) {
+    return deadLetter("interrupted-after-reply", `${runName} was cut off by a restart after the agent acted`)
+  }
+  const age = now - event.enqueuedAt
+  if (age > maxAgeMs) {
+    return deadLetter(
+      "expired",
+      `pending for ${Duration.format(Duration.millis(age))} at restart (limit ${Duration.format(Duration.millis(maxAgeMs))})`
+    )
+  }
+  if (run !== null) {
+    if ((event.interruptions ?? 0) >= 1) {
+      return deadLetter("interrupted", `${runName} was cut off by a restart before the agent acted, for the second time`)
+    }
+    return { _tag: "Replay", event: interrupted(event, run.runId), rewrite: true }
+  }
+  return { _tag: "Replay", event, rewrite: false }
+}
+
+export interface RecoverySummary {
+  readonly replayed: number
+  readonly expired: number
+  readonly interrupted: number
+  readonly interruptedAfterReply: number
+}
+
+const fatal = (operation: string) => (error: StorageError) =>
+  new RecoveryFailed({ operation, reason: `${error.operation}: ${error.reason}` })
+
+/**
+ * Reads the journal and applies `classify` to every entry: journal writes and dead letters first,
+ * then one `restore` of the replayed events in journal order. Cancels are forked into the scope.
+ */
+export const recover = Effect.gen(function*() {
+  const journal = yield* EventJournal
+  const deadLetters = yield* DeadLetters
+  const queue = yield* EventQueue
+  const executor = yield* LettaExecutor
+  const maxAgeMs = Duration.toMillis(yield* MaxEventAge)
+
+  const entries = yield* journal.load.pipe(Effect.mapError(fatal("read the event journal")))
+  const now = yield* Clock.currentTimeMillis
+  const replayed: Array<QueuedEvent> = []
+  const counts: Record<Exclude<DeadLetterReason, "failed">, number> = {
+    expired: 0,
+    interrupted: 0,
+    "interrupted-after-reply": 0
+  }
+
+  for (const entry of entries) {
+    const recovery = classify(entry, now, maxAgeMs)
+    if (recovery._tag === "Replay") {
+      if (recovery.rewrite) yield* journal.update(recovery.event).pipe(Effect.mapError(fatal("record an interruption")))
+      replayed.push(recovery.event)
+      continue
+    }
+    const { letter, cancelRunId } = recovery
+    const { messageId, agentId } = letter.event
+    yield* deadLetters.add(letter).pipe(Effect.mapError(fatal("record a dead letter")))
+    yield* journal.remove(messageId).pipe(Effect.mapError(fatal("remove a dead-lettered event")))
+    yield* Metrics.deadLettered(letter.reason)
+    if (letter.reason !== "failed") counts[letter.reason] += 1
+    yield* Effect.logDebug(`recovery: dead-lettered (${letter.reason}): ${letter.detail ?? ""}`).pipe(
+      Effect.annotateLogs({ messageId, agentId })
+    )
+    if (cancelRunId !== null) {
+      // Best effort and in the background: an unreachable Letta must not hold up the start.
+      yield* executor.cancelRun(agentId, cancelRunId).pipe(
+        Effect.annotateLogs({ messageId, agentId, runId: cancelRunId }),
+        Effect.forkScoped
+      )
+    }
+  }
+
+  yield* queue.restore(replayed)
+  const summary: RecoverySummary = {
+    replayed: replayed.length,
+    expired: counts.expired,
+    interrupted: counts.interrupted,
+    interruptedAfterReply: counts["interrupted-after-reply"]
+  }
+  yield* Effect.logInfo(
+    `recovery: ${summary.replayed} pending event(s) replayed; dead-lettered ${summary.expired} expired, ` +
+      `${summary.interrupted} interrupted, ${summary.interruptedAfterReply} interrupted after reply`
+  ).pipe(Effect.annotateLogs({ ...summary }))
+  return summary
+})
+
+/** Runs `recover` once while the app starts; build it after the queue and before the programs. */
+export const RecoveryLive = Layer.scopedDiscard(recover)

@@ -1,0 +1,303 @@
+import { SqlClient } from "@effect/sql"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, HashMap, Layer, Logger, LogLevel } from "effect"
+import { StorageError } from "../src/domain/Errors.js"
+import type { QueuedEvent } from "../src/domain/Event.js"
+import { Database } from "../src/services/Database.js"
+import { EventJournal, type EventJournalService, type JournalEntry, makeMemoryJournal } from "../src/services/EventJournal.js"
+import { SqlEventJournal } from "../src/services/SqlEventJournal.js"
+import { makeTempDir } from "./fakes/tempDir.js"
+
+const tempDir = makeTempDir("journal")
+
+/** One "run of the bot": opens the database in `dir`, runs `use` with the SQL journal, closes everything. */
+const session = <A, E>(dir: string, use: Effect.Effect<A, E, EventJournal | SqlClient.SqlClient>) =>
+  use.pipe(Effect.provide(SqlEventJournal.layer.pipe(Layer.provideMerge(Database.layerAt(dir)))))
+
+const journal = EventJournal
+
+const event = (messageId: string, overrides: Partial<QueuedEvent> = {}): QueuedEvent => ({
+  messageId,
+  guildId: "g1",
+  channelId: "c1",
+  authorId: "u1",
+  agentId: "agent-1",
+  trigger: "mention",
+  prompt: `prompt of ${messageId}: "quoted", 'single', \\ back, ünïcødé, new\nline`,
+  enqueuedAt: 1_700_000_000_000,
+  attempts: 0,
+  ...overrides
+})
+
+const ids = (entries: ReadonlyArray<{ readonly event: QueuedEvent }>) => entries.map((entry) => entry.event.messageId)
+
+interface Logged {
+  readonly level: string
+  readonly message: string
+  readonly annotations: Record<string, unknown>
+}
+
+const captureErrors = (lines: Array<Logged>) =>
+  Logger.add(Logger.make(({ annotations, logLevel, message }) => {
+    if (LogLevel.greaterThanEqual(logLevel, LogLevel.Error)) {
+      lines.push({
+        level: logLevel.label,
+        message: Array.isArray(message) ? message.map(String).join(" ") : String(message),
+        annotations: Object.fromEntries(HashMap.toEntries(annotations))
+      })
+    }
+  }))
+
+describe("SqlEventJournal", () => {
+  it.scoped("the order of appends survives closing and reopening the database (a restart)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const events = [
+        event("m1"),
+        event("m2", { guildId: null, channelId: "dm-1", trigger: "dm" }),
+        event("m3", { guildId: "g2", interruptedRunId: "run-old", interruptions: 1, attempts: 2 }),
+        event("m4")
+      ]
+      yield* session(
+        dir,
+        Effect.gen(function*() {
+          const j = yield* journal
+          yield* Effect.forEach(events, j.append)
+          yield* j.remove("m2")
+          yield* j.append(event("m5"))
+        })
+      )
+      const loaded = yield* session(dir, Effect.flatMap(journal, (j) => j.load))
+      expect(loaded).toEqual([
+        { event: events[0], run: null },
+        { event: events[2], run: null },
+        { event: events[3], run: null },
+        { event: event("m5"), run: null }
+      ])
+      // The partition is stored beside the event, for operators.
+      const partitions = yield* session(
+        dir,
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql<{ readonly partition: string }>`SELECT partition FROM pending_events ORDER BY seq`)
+      )
+      expect(partitions.map((row) => row.partition)).toEqual(["guild:g1", "guild:g2", "guild:g1", "guild:g1"])
+    }))
+
+  it.scoped("update keeps the event's place and clears its run progress", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const retried = event("m2", { attempts: 1, prompt: "rewritten" })
+      const inSession = yield* session(
+        dir,
+        Effect.gen(function*() {
+          const j = yield* journal
+          yield* Effect.forEach([event("m1"), event("m2"), event("m3")], j.append)
+          yield* j.runStarted("m2", 1_000)
+          yield* j.runIdSeen("m2", "run-2")
+          yield* j.sideEffectSeen("m2")
+          yield* j.update(retried)
+          yield* j.update(event("unknown")) // not journalled: nothing happens
+          return yield* j.load
+        })
+      )
+      expect(ids(inSession)).toEqual(["m1", "m2", "m3"])
+      expect(inSession[1]).toEqual({ event: retried, run: null })
+      const reopened = yield* session(dir, Effect.flatMap(journal, (j) => j.load))
+      expect(reopened).toEqual(inSession)
+    }))
+
+  it.scoped("run progress (started, run id, side effect) round-trips through load after a restart", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      yield* session(
+        dir,
+        Effect.gen(function*() {
+          const j = yield* journal
+          yield* Effect.forEach(["waiting", "started", "with-id", "acted", "restarted"].map((id) => event(id)), j.append)
+          // Progress of a run that never started is ignored, as are unknown ids.
+          yield* j.runIdSeen("waiting", "run-x")
+          yield* j.sideEffectSeen("waiting")
+          yield* j.runStarted("unknown", 1)
+          yield* j.runIdSeen("unknown", "run-y")
+          yield* j.sideEffectSeen("unknown")
+          yield* j.runStarted("started", 1_000)
+          yield* j.runStarted("with-id", 2_000)
+          yield* j.runIdSeen("with-id", "run-2")
+          yield* j.runStarted("acted", 3_000)
+          yield* j.runIdSeen("acted", "run-3")
+          yield* j.sideEffectSeen("acted")
+          // A new attempt clears the earlier attempt's run id and side effect.
+          yield* j.runStarted("restarted", 4_000)
+          yield* j.runIdSeen("restarted", "run-4")
+          yield* j.sideEffectSeen("restarted")
+          yield* j.runStarted("restarted", 5_000)
+        })
+      )
+      const loaded = yield* session(dir, Effect.flatMap(journal, (j) => j.load))
+      expect(loaded.map((entry) => [entry.event.messageId, entry.run])).toEqual([
+        ["waiting", null],
+        ["started", { startedAt: 1_000, runId: null, sideEffect: false }],
+        ["with-id", { startedAt: 2_000, runId: "run-2", sideEffect: false }],
+        ["acted", { startedAt: 3_000, runId: "run-3", sideEffect: true }],
+        ["restarted", { startedAt: 5_000, runId: null, sideEffect: false }]
+      ])
+    }))
+
+  it.scoped("remove forgets an event; unknown ids are ignored", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const loaded = yield* session(
+        dir,
+        Effect.gen(function*() {
+          const j = yield* journal
+          yield* Effect.forEach([event("m1"), event("m2")], j.append)
+          yield* j.runStarted("m1", 1)
+          yield* j.remove("m1")
+          yield* j.remove("m1")
+          yield* j.remove("never-there")
+          return yield* j.load
+        })
+      )
+      expect(ids(loaded)).toEqual(["m2"])
+      expect(ids(yield* session(dir, Effect.flatMap(journal, (j) => j.load)))).toEqual(["m2"])
+    }))
+
+  it.scoped("appending an id already journalled replaces it: it moves to the end, without run progress", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const again = event("m1", { attempts: 3 })
+      const loaded = yield* session(
+        dir,
+        Effect.gen(function*() {
+          const j = yield* journal
+          yield* Effect.forEach([event("m1"), event("m2")], j.append)
+          yield* j.runStarted("m1", 1)
+          yield* j.append(again)
+          return yield* j.load
+        })
+      )
+      expect(loaded).toEqual([{ event: event("m2"), run: null }, { event: again, run: null }])
+    }))
+
+  it.scoped("a row that does not decode is skipped with an error naming its message id; the rest loads", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const errors: Array<Logged> = []
+      const loaded = yield* session(
+        dir,
+        Effect.gen(function*() {
+          const j = yield* journal
+          const sql = yield* SqlClient.SqlClient
+          yield* Effect.forEach(["m1", "bad-json", "bad-shape", "m4", "other-id", "bad-run"].map((id) => event(id)), j.append)
+          yield* sql`UPDATE pending_events SET event = 'not json {' WHERE message_id = 'bad-json'`
+          yield* sql`UPDATE pending_events SET event = '{"messageId":"bad-shape"}' WHERE message_id = 'bad-shape'`
+          yield* sql`UPDATE pending_events SET event = ${JSON.stringify(event("m1"))} WHERE message_id = 'other-id'`
+          yield* sql`UPDATE pending_events SET run_started_at = 'yesterday' WHERE message_id = 'bad-run'`
+          return yield* j.load
+        })
+      ).pipe(Effect.provide(captureErrors(errors)))
+      expect(loaded).toEqual([{ event: event("m1"), run: null }, { event: event("m4"), run: null }])
+      expect(errors.map((line) => line.annotations["messageId"])).toEqual(["bad-json", "bad-shape", "other-id", "bad-run"])
+      for (const line of errors) {
+        expect(line.level).toBe("ERROR")
+        expect(line.message).toBe("journal: a pending event cannot be read; it is skipped")
+        expect(line.annotations["problem"]).toEqual(expect.any(String))
+      }
+      expect(String(errors[2]?.annotations["problem"])).toContain("is not the row's")
+      // The rows are left for an operator to inspect.
+      const count = yield* session(
+        dir,
+        Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ readonly n: number }>`SELECT count(*) AS n FROM pending_events`)
+      ).pipe(Effect.provide(captureErrors([])))
+      expect(count[0]?.n).toBe(6)
+    }))
+
+  it.scoped("a failing statement is a StorageError naming the operation and SQLite's reason", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const failures = yield* session(
+        dir,
+        Effect.gen(function*() {
+          const j = yield* journal
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`DROP TABLE pending_events`
+          return yield* Effect.all([
+            Effect.flip(j.append(event("m1"))),
+            Effect.flip(j.remove("m1")),
+            Effect.flip(j.update(event("m1"))),
+            Effect.flip(j.runStarted("m1", 1)),
+            Effect.flip(j.runIdSeen("m1", "run")),
+            Effect.flip(j.sideEffectSeen("m1")),
+            Effect.flip(j.load)
+          ])
+        })
+      )
+      expect(failures.map((error) => error.operation)).toEqual([
+        "EventJournal.append",
+        "EventJournal.remove",
+        "EventJournal.update",
+        "EventJournal.runStarted",
+        "EventJournal.runIdSeen",
+        "EventJournal.sideEffectSeen",
+        "EventJournal.load"
+      ])
+      for (const error of failures) {
+        expect(error).toBeInstanceOf(StorageError)
+        expect(error.reason).toContain("no such table: pending_events")
+      }
+    }))
+
+  it.scoped("behaves as the memory journal over a long mixed sequence of operations", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      // A fixed pseudo-random sequence (a linear congruential generator): reproducible.
+      let seed = 12345
+      const next = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        return Math.floor(seed / 65536) % n // the high bits: the low bits of an LCG repeat quickly
+      }
+      const steps: Array<(j: EventJournalService) => Effect.Effect<void, StorageError>> = []
+      for (let i = 0; i < 600; i++) {
+        const id = `m${next(12)}`
+        const kind = next(7)
+        steps.push((j) => {
+          switch (kind) {
+            case 0:
+              return j.append(event(id, { attempts: i }))
+            case 1:
+              return j.remove(id)
+            case 2:
+              return j.update(event(id, { attempts: i, prompt: `update ${i}` }))
+            case 3:
+              return j.runStarted(id, i)
+            case 4:
+              return j.runIdSeen(id, `run-${i}`)
+            case 5:
+              return j.sideEffectSeen(id)
+            default:
+              return j.append(event(`${id}-${i}`))
+          }
+        })
+      }
+      // What each journal holds every 20 steps, so that run progress is compared while it exists.
+      const run = (j: EventJournalService) =>
+        Effect.gen(function*() {
+          const snapshots: Array<ReadonlyArray<JournalEntry>> = []
+          for (const [i, step] of steps.entries()) {
+            yield* step(j)
+            if (i % 20 === 19) snapshots.push(yield* j.load)
+          }
+          return snapshots
+        })
+      const memory = yield* makeMemoryJournal
+      const expected = yield* run(memory.journal)
+      const actual = yield* session(dir, Effect.flatMap(journal, run))
+      const entries = expected.flat()
+      // The sequence does exercise run progress (27, 5 and 7 such snapshot entries with this seed).
+      expect(entries.filter((entry) => entry.run !== null).length).toBeGreaterThanOrEqual(20)
+      expect(entries.filter((entry) => typeof entry.run?.runId === "string").length).toBeGreaterThanOrEqual(3)
+      expect(entries.filter((entry) => entry.run?.sideEffect === true).length).toBeGreaterThanOrEqual(3)
+      expect(actual).toEqual(expected)
+      expect(yield* session(dir, Effect.flatMap(journal, (j) => j.load))).toEqual(expected.at(-1))
+    }))
+})
