@@ -250,6 +250,19 @@ describe("dispatch", () => {
     }).pipe(Effect.provide(h.layer))
   })
 
+  it.effect("a defect in the dispatch is not lost: it becomes a dead letter `failed` of type Defect", () => {
+    const h = makeHarness({ run: () => Effect.die(new Error("bug in a tool summary")) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const outcome = yield* dispatch(event("m1"))
+      expect(outcome).toEqual(DispatchOutcome.done)
+      const page = yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))
+      expect(page.letters.map((letter) => [letter.event.messageId, letter.reason, letter.errorType, letter.attempts]))
+        .toEqual([["m1", "failed", "Defect", 1]])
+      expect(page.letters[0]?.detail).toContain("bug in a tool summary")
+    }).pipe(Effect.provide(h.layer))
+  })
+
   it.effect("a dead-letter store that fails is logged, and the event still counts as done", () => {
     const lines: Array<LogLine> = []
     const h = makeHarness({

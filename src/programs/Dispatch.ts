@@ -18,7 +18,7 @@
  * server before the event is sent again. A run cut off by shutdown before the agent acted is
  * cancelled by the executor and its progress cleared, so the restart sends the event as new.
  */
-import { Clock, Config, Deferred, Duration, Effect, Either, Fiber, Layer, Ref, Schedule } from "effect"
+import { Cause, Clock, Config, Deferred, Duration, Effect, Either, Fiber, Layer, Ref, Schedule } from "effect"
 import type { RunObserver, RunReport, ToolCallSummary } from "../domain/AgentRun.js"
 import { isSideEffectingTool, truncate } from "../domain/AgentRun.js"
 import type { StorageError } from "../domain/Errors.js"
@@ -143,8 +143,16 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           agentId: event.agentId
         }),
         Effect.catchAllCause((cause) =>
-          // A defect here is a bug; the event is not retried forever because of it.
-          Effect.logError("dispatch failed unexpectedly; event dropped", cause).pipe(Effect.as(DispatchOutcome.done))
+          // A defect here is a bug: the event is not retried forever because of it, but it is not
+          // lost either; an admin sees it in `queue failed` and can retry it once the bug is fixed.
+          Effect.logError("dispatch failed unexpectedly", cause).pipe(
+            Effect.zipRight(deadLetter(event, {
+              errorType: "Defect",
+              detail: Cause.pretty(cause).split("\n")[0] ?? "unexpected failure",
+              described: "unexpected failure in the dispatcher"
+            })),
+            Effect.as(DispatchOutcome.done)
+          )
         )
       )
 
@@ -172,14 +180,17 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           : recorded("the interrupted run's reset", journal.update(event)))
 
     /** Records the event as a dead letter; a store failure is logged (the event is lost then). */
-    const deadLetter = (event: QueuedEvent, error: LettaRunError, described: string) =>
+    const deadLetter = (
+      event: QueuedEvent,
+      { described, detail, errorType }: { readonly errorType: string; readonly detail: string; readonly described: string }
+    ) =>
       Effect.gen(function* () {
         const failedAt = yield* Clock.currentTimeMillis
         yield* deadLetters.add({
           event,
           reason: "failed",
-          errorType: error._tag,
-          detail: truncate(error.reason, deadLetterDetailLength),
+          errorType,
+          detail: truncate(detail, deadLetterDetailLength),
           attempts: event.attempts + 1,
           failedAt
         })
@@ -235,7 +246,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           Effect.as(DispatchOutcome.done)
         )
       }
-      return deadLetter(event, error, described).pipe(
+      return deadLetter(event, { errorType: error._tag, detail: error.reason, described }).pipe(
         Effect.zipLeft(counted),
         Effect.annotateLogs(timings),
         Effect.as(DispatchOutcome.done)
