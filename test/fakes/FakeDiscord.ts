@@ -99,6 +99,8 @@ export interface GatewayRecord {
   readonly code?: number
   /** The sequence number the client resumed from, for "resume". */
   readonly seq?: number
+  /** Dispatches the client had missed and were sent again, for "resumed". */
+  readonly replayed?: number
 }
 
 /** An append-only record with waiters: a wait is answered by a past entry or the next match. */
@@ -574,9 +576,10 @@ export class FakeDiscord {
     this.resumes++
     session.socket = socket
     const from = typeof seq === "number" ? seq : 0
-    for (const frame of session.log) if (frame.s > from) this.sendFrame(socket, frame)
+    const missed = session.log.filter((frame) => frame.s > from)
+    for (const frame of missed) this.sendFrame(socket, frame)
     this.dispatch("RESUMED", {})
-    this.gatewayRecord.push((index) => ({ index, kind: "resumed", at: Date.now() }))
+    this.gatewayRecord.push((index) => ({ index, kind: "resumed", at: Date.now(), replayed: missed.length }))
   }
 
   /** Sequenced and logged for RESUME; sent now only if the session has a live socket. */

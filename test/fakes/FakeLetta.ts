@@ -207,6 +207,10 @@ export interface RunRecord {
   readonly finishedAt?: number
   /** "completed" (response ended), "aborted" (connection closed first), "cancelled" (cancel route). */
   readonly outcome?: "completed" | "aborted" | "cancelled"
+  /** Names of the tool calls written to the stream so far (what the client may have seen the agent do). */
+  readonly toolCallsWritten: ReadonlyArray<string>
+  /** The stream's `[DONE]` frame was written: the run reached its end as scripted. */
+  readonly doneWritten: boolean
 }
 
 export interface CancelRecord {
@@ -245,6 +249,20 @@ export interface FakeLetta {
   readonly awaitMessages: (n: number, agentId?: string) => Effect.Effect<ReceivedRequest>
   /** Waits until n runs have finished (any outcome). */
   readonly awaitRunsFinished: (n: number) => Effect.Effect<ReadonlyArray<RunRecord>>
+  /**
+   * Waits until `condition` holds for the runs and the requests received (checked now and on
+   * every change of a run); gives the runs.
+   */
+  readonly awaitRuns: (
+    condition: (runs: ReadonlyArray<RunRecord>, requests: ReadonlyArray<ReceivedRequest>) => boolean
+  ) => Effect.Effect<ReadonlyArray<RunRecord>>
+  /**
+   * Stops listening and drops every open connection (in-flight runs are aborted): the client's
+   * next request is refused, as when the server is down.
+   */
+  readonly goOffline: Effect.Effect<void>
+  /** Listens again on the same port. */
+  readonly goOnline: Effect.Effect<void>
 }
 
 interface Waiter {
@@ -282,11 +300,14 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
     let runCounter = 0
     let itemCounter = 0
     let waiters: Array<Waiter> = []
-    let runWaiters: Array<{ n: number; deferred: Deferred.Deferred<ReadonlyArray<RunRecord>> }> = []
+    let runWaiters: Array<{
+      readonly ready: (runs: ReadonlyArray<RunRecord>, requests: ReadonlyArray<ReceivedRequest>) => boolean
+      readonly deferred: Deferred.Deferred<ReadonlyArray<RunRecord>>
+    }> = []
     const sockets = new Set<Socket>()
     const timers = new Set<NodeJS.Timeout>()
 
-    const finishedRuns = () => [...runs.values()].filter((r) => r.finishedAt !== undefined)
+    const isFinished = (run: RunRecord) => run.finishedAt !== undefined
 
     const wakeRequestWaiters = () => {
       waiters = waiters.filter((w) => {
@@ -298,12 +319,20 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
     }
 
     const wakeRunWaiters = () => {
-      const finished = finishedRuns()
+      if (runWaiters.length === 0) return
+      const all = [...runs.values()]
       runWaiters = runWaiters.filter((w) => {
-        if (finished.length < w.n) return true
-        Deferred.unsafeDone(w.deferred, Exit.succeed(finished))
+        if (!w.ready(all, requests)) return true
+        Deferred.unsafeDone(w.deferred, Exit.succeed(all))
         return false
       })
+    }
+
+    const updateRun = (runId: string, f: (run: RunRecord) => RunRecord) => {
+      const run = runs.get(runId)
+      if (run === undefined) return
+      runs.set(runId, f(run))
+      wakeRunWaiters()
     }
 
     const later = (millis: number, f: () => void) => {
@@ -330,15 +359,14 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
     const finishRun = (runId: string, outcome: NonNullable<RunRecord["outcome"]>) => {
       const run = runs.get(runId)
       if (run === undefined || run.finishedAt !== undefined) return
-      runs.set(runId, { ...run, finishedAt: Date.now(), outcome })
       open.delete(runId)
       inFlight.set(run.agentId, (inFlight.get(run.agentId) ?? 1) - 1)
       inFlightAll -= 1
-      wakeRunWaiters()
+      updateRun(runId, (r) => ({ ...r, finishedAt: Date.now(), outcome }))
     }
 
     const startRun = (agentId: string, runId: string, res: Http.ServerResponse) => {
-      const record: RunRecord = { runId, agentId, startedAt: Date.now() }
+      const record: RunRecord = { runId, agentId, startedAt: Date.now(), toolCallsWritten: [], doneWritten: false }
       runs.set(runId, record)
       open.set(runId, { record, res })
       const now = (inFlight.get(agentId) ?? 0) + 1
@@ -359,7 +387,22 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
       }
     }
 
-    const writeFrames = (res: Http.ServerResponse, frames: ReadonlyArray<Frame>, runId: string | undefined) => {
+    /** Tool names of a tool_call_message item (`tool_calls` list, else the deprecated `tool_call`). */
+    const toolNamesOf = (item: StreamItem): ReadonlyArray<string> => {
+      if (item.message_type !== "tool_call_message") return []
+      const list = Array.isArray(item["tool_calls"]) ? item["tool_calls"] : [item["tool_call"]]
+      return list.flatMap((call: unknown) => {
+        const name = typeof call === "object" && call !== null ? Reflect.get(call, "name") : undefined
+        return typeof name === "string" ? [name] : []
+      })
+    }
+
+    const writeFrames = (
+      res: Http.ServerResponse,
+      frames: ReadonlyArray<Frame>,
+      runId: string,
+      stampRunId: boolean
+    ) => {
       const step = (index: number): void => {
         if (res.destroyed || res.writableEnded) return
         const frame = frames[index]
@@ -368,17 +411,21 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
           return
         }
         switch (frame._tag) {
-          case "Item":
-            res.write(sse(fill(frame.item, runId)))
+          case "Item": {
+            res.write(sse(fill(frame.item, stampRunId ? runId : undefined)))
+            const names = toolNamesOf(frame.item)
+            if (names.length > 0) updateRun(runId, (r) => ({ ...r, toolCallsWritten: [...r.toolCallsWritten, ...names] }))
             return step(index + 1)
+          }
           case "ErrorEvent":
-            res.write(sse(fill(frame.data, runId), "error"))
+            res.write(sse(fill(frame.data, stampRunId ? runId : undefined), "error"))
             return step(index + 1)
           case "Raw":
             res.write(frame.text)
             return step(index + 1)
           case "Done":
             res.write("data: [DONE]\n\n")
+            updateRun(runId, (r) => ({ ...r, doneWritten: true }))
             return step(index + 1)
           case "Pause":
             return later(frame.millis, () => step(index + 1))
@@ -406,7 +453,7 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
             if (res.destroyed) return
             res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
             res.flushHeaders()
-            writeFrames(res, behaviour.frames, behaviour.withRunId === false ? undefined : runId)
+            writeFrames(res, behaviour.frames, runId, behaviour.withRunId !== false)
           })
       }
     }
@@ -499,9 +546,33 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
           for (const timer of timers) clearTimeout(timer)
           timers.clear()
           for (const socket of sockets) socket.destroy()
+          // Called with an error when the fake is offline (not listening): closed either way.
           server.close(() => resume(Effect.void))
         })
     )
+
+    const goOffline = Effect.async<void>((resume) => {
+      if (!server.listening) return resume(Effect.void)
+      server.close(() => resume(Effect.void))
+      // Kept-alive connections would still reach the handler: a server that is down has none.
+      for (const socket of sockets) socket.destroy()
+    })
+
+    const goOnline = Effect.async<void>((resume) => {
+      if (server.listening) return resume(Effect.void)
+      server.once("error", (error) => resume(Effect.die(error)))
+      server.listen(port, "127.0.0.1", () => resume(Effect.void))
+    })
+
+    const awaitRuns = (
+      ready: (runs: ReadonlyArray<RunRecord>, requests: ReadonlyArray<ReceivedRequest>) => boolean
+    ) =>
+      Effect.gen(function* () {
+        const deferred = yield* Deferred.make<ReadonlyArray<RunRecord>>()
+        runWaiters.push({ ready, deferred })
+        wakeRunWaiters()
+        return yield* Deferred.await(deferred)
+      })
 
     const awaitRequest = (n: number, filter: (request: ReceivedRequest) => boolean = () => true) =>
       Effect.gen(function* () {
@@ -537,12 +608,10 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
       awaitRequest,
       awaitMessages: (n, agentId) => awaitRequest(n, isMessages(agentId)),
       awaitRunsFinished: (n) =>
-        Effect.gen(function* () {
-          const deferred = yield* Deferred.make<ReadonlyArray<RunRecord>>()
-          runWaiters.push({ n, deferred })
-          wakeRunWaiters()
-          return yield* Deferred.await(deferred)
-        })
+        awaitRuns((all) => all.filter(isFinished).length >= n).pipe(Effect.map((all) => all.filter(isFinished))),
+      awaitRuns,
+      goOffline,
+      goOnline
     }
     return fake
   })
