@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Ref, TestClock } from "effect"
 import { Partition, type QueuedEvent } from "../src/domain/Event.js"
 import { CircuitBreaker } from "../src/services/CircuitBreaker.js"
+import { DeadLetters } from "../src/services/DeadLetters.js"
 import { ErrorStats } from "../src/services/ErrorStats.js"
 import { EventQueue } from "../src/services/EventQueue.js"
 import { LettaEndpoint } from "../src/services/LettaClient.js"
@@ -217,8 +218,30 @@ describe("/aurora events and queue status", () => {
           Capacity: "50 pending events",
           "In flight": "0",
           "Oldest pending": "2m 5s ago",
-          Dispatch: "▶️ active"
+          Dispatch: "▶️ active",
+          "Dead letters": "0"
         })
+      })
+    ))
+
+  it.scoped("queue status counts the partition's dead letters and points to queue failed", () =>
+    withHarness((h) =>
+      Effect.gen(function*() {
+        const store = yield* DeadLetters
+        const letter = (messageId: string, guildId: string) => ({
+          event: event({ messageId, guildId }),
+          reason: "failed" as const,
+          errorType: "AgentNotFound",
+          detail: "404",
+          attempts: 1,
+          failedAt: 0
+        })
+        yield* store.add(letter("300000000000000001", ids.guild))
+        yield* store.add(letter("300000000000000002", ids.guild))
+        yield* store.add(letter("300000000000000003", ids.otherGuild))
+        const reply = yield* h.run("admin", "queue status")
+        const fields = Object.fromEntries((reply.embed?.fields ?? []).map((f) => [f.name, f.value]))
+        expect(fields["Dead letters"]).toBe("2 (see /aurora queue failed)")
       })
     ))
 

@@ -2,6 +2,7 @@
 import { Clock, Effect } from "effect"
 import { Partition } from "../domain/Event.js"
 import { SettingRules } from "../domain/Settings.js"
+import { DeadLetters } from "../services/DeadLetters.js"
 import { EventQueue, type PartitionStats, type QueueStats } from "../services/EventQueue.js"
 import { SettingsStore } from "../services/SettingsStore.js"
 import { requireAccess } from "./Access.js"
@@ -18,6 +19,8 @@ export interface QueueView {
   readonly capacity: number
   /** Paused by a guild or global pause, stored or in the queue. */
   readonly paused: boolean
+  /** Dead letters kept for the partition; null when the store could not be read. */
+  readonly deadLetters: number | null
 }
 
 /** The status embed of one partition: `Pending: N`, then one line per channel, in flight, oldest age. */
@@ -47,7 +50,16 @@ export const queueEmbed = (view: QueueView, stats: QueueStats, now: number): Rep
         inline: true
       },
       { name: "Oldest pending", value: oldest === null ? "—" : `${formatAge(now - oldest)} ago`, inline: true },
-      { name: "Dispatch", value: view.paused ? "⏸️ paused (events are still queued)" : "▶️ active", inline: true }
+      { name: "Dispatch", value: view.paused ? "⏸️ paused (events are still queued)" : "▶️ active", inline: true },
+      {
+        name: "Dead letters",
+        value: view.deadLetters === null
+          ? "unavailable (the store could not be read)"
+          : view.deadLetters === 0
+          ? "0"
+          : `${view.deadLetters} (see /aurora queue failed)`,
+        inline: true
+      }
     ]
   }
 }
@@ -63,6 +75,13 @@ export const queueStatus = (invocation: Invocation) =>
     const now = yield* Clock.currentTimeMillis
     const global = yield* store.global
     const globalPaused = global.globalPause || stats.globalPaused
+    const deadLetterCount = (partition: Partition) =>
+      Effect.flatMap(DeadLetters, (letters) => letters.list(partition, 0)).pipe(
+        Effect.map((page): number | null => page.total),
+        Effect.catchAll((error) =>
+          Effect.logError("queue status: could not count the dead letters", error).pipe(Effect.as(null))
+        )
+      )
     if (scope === "dm") {
       const partition = Partition.dm
       const queuePaused = yield* queue.isPaused(partition)
@@ -70,7 +89,8 @@ export const queueStatus = (invocation: Invocation) =>
         title: "Direct-message queue",
         partition,
         capacity: SettingRules.queuesize.default,
-        paused: globalPaused || queuePaused
+        paused: globalPaused || queuePaused,
+        deadLetters: yield* deadLetterCount(partition)
       }, stats, now))
     }
     const partition = Partition.guild(guildId)
@@ -80,7 +100,8 @@ export const queueStatus = (invocation: Invocation) =>
       title: "Queue of this server",
       partition,
       capacity: state.settings.queuesize,
-      paused: globalPaused || state.paused || queuePaused
+      paused: globalPaused || state.paused || queuePaused,
+      deadLetters: yield* deadLetterCount(partition)
     }, stats, now))
   })
 
