@@ -26,6 +26,14 @@ export interface BurstResult {
   /** 2 s after the drain, without and with a forced full GC. */
   readonly afterRss: number
   readonly afterRssGc: number
+  /** V8 heap committed 2 s after the drain (after the forced GC). */
+  readonly afterHeapTotalGc: number
+  /**
+   * `LaterSeconds` after the drain, without forcing anything: V8 gives committed heap back only
+   * when its memory reducer runs, some seconds after allocation calms down.
+   */
+  readonly laterRss: number
+  readonly laterHeapTotal: number
   /** V8 heap in use after a forced GC, idle and after the drain: live objects, not allocator slack. */
   readonly idleHeapGc: number
   readonly afterHeapGc: number
@@ -35,6 +43,7 @@ const Guilds = 50
 const ChannelsPerGuild = 10
 const Mentions = 10_000
 export const DrainWindowSeconds = 45
+export const LaterSeconds = 15
 
 export const runBurst = Effect.scoped(Effect.gen(function*() {
   const world = makeWorld(Guilds, ChannelsPerGuild)
@@ -73,6 +82,8 @@ export const runBurst = Effect.scoped(Effect.gen(function*() {
   yield* Effect.sleep(Duration.seconds(2))
   const after = yield* child.mark
   const afterGc = yield* child.gcMark
+  yield* Effect.sleep(Duration.seconds(LaterSeconds - 2))
+  const later = yield* child.mark
 
   const result: BurstResult = {
     offered: Mentions,
@@ -88,6 +99,9 @@ export const runBurst = Effect.scoped(Effect.gen(function*() {
     peakRss: peak.peakRss,
     afterRss: after.rss,
     afterRssGc: afterGc.rss,
+    afterHeapTotalGc: afterGc.heapTotal,
+    laterRss: later.rss,
+    laterHeapTotal: later.heapTotal,
     idleHeapGc: idleGc.heapUsed,
     afterHeapGc: afterGc.heapUsed
   }

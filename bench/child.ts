@@ -24,7 +24,14 @@ const mark = (): Mark => {
   const cpu = process.cpuUsage()
   const memory = process.memoryUsage()
   peakRss = Math.max(peakRss, memory.rss)
-  return { userUs: cpu.user, systemUs: cpu.system, rss: memory.rss, peakRss, heapUsed: memory.heapUsed }
+  return {
+    userUs: cpu.user,
+    systemUs: cpu.system,
+    rss: memory.rss,
+    peakRss,
+    heapUsed: memory.heapUsed,
+    heapTotal: memory.heapTotal
+  }
 }
 
 /** Aurora's counters, read from Effect's process-wide metric registry. */

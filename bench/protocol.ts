@@ -38,6 +38,8 @@ export interface Mark {
   /** Highest RSS sampled (every 20 ms) since the last resetPeak. */
   readonly peakRss: number
   readonly heapUsed: number
+  /** V8 heap committed (used or not): what V8 holds of the RSS. */
+  readonly heapTotal: number
 }
 
 /** Aurora's counters from its metric registry (zero for the floor bot, which has none). */

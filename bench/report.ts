@@ -1,6 +1,6 @@
 /** The BENCHMARKS.md section for one `npm run bench`. */
 import * as Os from "node:os"
-import { type BurstResult, DrainWindowSeconds } from "./burst.js"
+import { type BurstResult, DrainWindowSeconds, LaterSeconds } from "./burst.js"
 import { DeliveryWindowSeconds, type OverheadResult } from "./overhead.js"
 import type { ParallelismResult } from "./parallelism.js"
 import { fmt, max, mb, median } from "./stats.js"
@@ -55,6 +55,7 @@ export const renderReport = (r: BenchResults): string => {
   const growth = mb(b.peakRss - b.idleRss)
   const backWithin = (b.afterRss - b.idleRss) / b.idleRss
   const backWithinGc = (b.afterRssGc - b.idleRssAfterGc) / b.idleRssAfterGc
+  const backWithinLater = (b.laterRss - b.idleRss) / b.idleRss
   const idle = (bot: "floor" | "aurora") => ({
     ready: med(bot, (o) => o.startToReadyMs),
     spawn: med(bot, (o) => o.spawnToReadyMs),
@@ -114,7 +115,13 @@ export const renderReport = (r: BenchResults): string => {
     `| RSS 2 s after drain (after a forced GC) | ${fmt(mb(b.afterRss))} MB, ${fmt(backWithin * 100, 0)} % over idle (${
       fmt(mb(b.afterRssGc))
     } MB, ${fmt(backWithinGc * 100, 0)} % over idle after GC): within 20 % ${verdict(backWithin <= 0.2)} |`,
+    `| RSS ${LaterSeconds} s after drain (no forced GC) | ${fmt(mb(b.laterRss))} MB, ${fmt(backWithinLater * 100, 0)} % over idle: within 20 % ${
+      verdict(backWithinLater <= 0.2)
+    } |`,
     `| V8 heap used after a forced GC, idle → after drain | ${fmt(mb(b.idleHeapGc))} MB → ${fmt(mb(b.afterHeapGc))} MB |`,
+    `| V8 heap committed, 2 s after drain (after GC) → ${LaterSeconds} s after | ${fmt(mb(b.afterHeapTotalGc))} MB → ${
+      fmt(mb(b.laterHeapTotal))
+    } MB |`,
     "",
     `### Idle (median of the ${r.overhead.length} overhead children, 20 guilds, before any traffic)`,
     "",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Logger, LogLevel } from "effect"
-import { jsonLineLogger, LogLevelConfig } from "../src/layers/Logging.js"
+import { jsonLineLogger, logAnnotated, LogLevelConfig } from "../src/layers/Logging.js"
 
 const capture = (lines: Array<string>) =>
   Logger.replace(Logger.defaultLogger, jsonLineLogger.pipe(Logger.map((line) => lines.push(line))))
@@ -41,6 +41,38 @@ describe("JSON log lines", () => {
       expect(parsed.message).toBe("run failed\nsecond line")
       expect(parsed.cause).toContain("boom")
     }).pipe(Effect.provide(capture(lines)))
+  })
+
+  it.effect("logAnnotated writes its annotations with the line, and nothing when the level filters it out", () => {
+    const lines: Array<string> = []
+    return Effect.gen(function* () {
+      yield* logAnnotated(LogLevel.Info, "tool call discord_send", { tool: "discord_send", toolCallId: "c1" }).pipe(
+        Effect.annotateLogs({ runId: "run-1" })
+      )
+      // Filtered out: the annotations are not even read (that is the point: no cost for a debug line).
+      let read = false
+      const watched = {
+        get totalTokens() {
+          read = true
+          return 150
+        }
+      }
+      yield* logAnnotated(LogLevel.Debug, "usage", watched)
+      expect(read).toBe(false)
+      expect(lines).toHaveLength(1)
+      expect(JSON.parse(lines[0]!)).toMatchObject({
+        level: "info",
+        message: "tool call discord_send",
+        tool: "discord_send",
+        toolCallId: "c1",
+        runId: "run-1"
+      })
+      // The line's own annotations do not leak into the next line.
+      yield* Effect.logWarning("next")
+      expect(JSON.parse(lines[1]!)).not.toHaveProperty("tool")
+      yield* logAnnotated(LogLevel.Debug, "usage", { totalTokens: 150 }).pipe(Logger.withMinimumLogLevel(LogLevel.Debug))
+      expect(JSON.parse(lines[2]!)).toMatchObject({ level: "debug", message: "usage", totalTokens: 150 })
+    }).pipe(Effect.provide(capture(lines)), Logger.withMinimumLogLevel(LogLevel.Info))
   })
 
   it.effect("LOG_LEVEL maps names to levels and rejects unknown ones", () =>

@@ -80,6 +80,54 @@ describe("EventQueue dispatch", () => {
       expect((yield* p.next).at).toBe(1000)
     }))
 
+  it.scoped("a spacing change applies to channels already waiting, even one whose time had come", () =>
+    Effect.gen(function*() {
+      const h = yield* setup({ spacing: "1 second" })
+      const p = yield* probe
+      yield* Effect.forkScoped(h.queue.consume(p.consumer()))
+      // c1 runs at 0 and finishes; then c2 takes the agent, and c1's next event waits for it.
+      yield* h.queue.offer(event("a1", { channelId: "c1" }))
+      yield* (yield* p.next).finish()
+      yield* h.queue.offer(event("b1", { channelId: "c2" }))
+      yield* h.queue.offer(event("a2", { channelId: "c1" }))
+      const b1 = yield* p.next
+      expect(b1.event.messageId).toBe("b1")
+      // At 1 s a2's spacing has passed, but its agent is busy.
+      yield* TestClock.adjust(1500)
+      yield* settle
+      expect(ids(yield* p.drain)).toEqual([])
+      // The spacing grows to 5 s: a2 now waits until 5 s after a1's start, agent free or not.
+      yield* Ref.update(h.limits, (all) => ({ ...all, default: { capacity: 50, spacing: Duration.seconds(5) } }))
+      yield* h.queue.limitsChanged
+      yield* TestClock.adjust(500)
+      yield* b1.finish()
+      yield* settle
+      expect(yield* p.drain).toEqual([])
+      yield* TestClock.adjust(2999)
+      yield* settle
+      expect(yield* p.drain).toEqual([])
+      yield* TestClock.adjust(1)
+      const a2 = yield* p.next
+      expect([a2.event.messageId, a2.at]).toEqual(["a2", 5000])
+    }))
+
+  it.scoped("a channel waiting for its spacing, then paused, starts only once resumed", () =>
+    Effect.gen(function*() {
+      const h = yield* setup({ spacing: "1 second" })
+      const p = yield* probe
+      yield* Effect.forkScoped(h.queue.consume(p.consumer()))
+      yield* h.queue.offer(event("m1"))
+      yield* (yield* p.next).finish()
+      yield* h.queue.offer(event("m2"))
+      yield* h.queue.pause(g1)
+      yield* TestClock.adjust(5000)
+      yield* settle
+      expect(yield* p.drain).toEqual([])
+      yield* h.queue.resume(g1)
+      const m2 = yield* p.next
+      expect([m2.event.messageId, m2.at]).toEqual(["m2", 5000])
+    }))
+
   it.scoped("channels of different agents are spaced independently", () =>
     Effect.gen(function*() {
       const h = yield* setup({ spacing: "1 second" })

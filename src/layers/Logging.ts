@@ -4,7 +4,7 @@
  * JSON lines carry `timestamp`, `level`, `message`, the log annotations (guild, channel, message,
  * agent and run ids) flattened, the open spans with their durations, and the cause when there is one.
  */
-import { Cause, Config, Effect, HashMap, Layer, List, Logger, LogLevel } from "effect"
+import { Cause, Config, Effect, FiberRef, HashMap, Layer, List, Logger, LogLevel } from "effect"
 
 const levels = {
   debug: LogLevel.Debug,
@@ -62,6 +62,21 @@ const jsonLayer = Logger.replace(
   Logger.defaultLogger,
   jsonLineLogger.pipe(Logger.map((line) => process.stdout.write(line + "\n")))
 )
+
+/**
+ * One log line with annotations of its own. `Effect.annotateLogs` around a line changes a FiberRef
+ * before the logger filters the line by level, so a filtered-out debug line would still pay for
+ * its annotations; here they are only built for a line that is written.
+ */
+export const logAnnotated = (
+  level: LogLevel.LogLevel,
+  message: string,
+  annotations: Readonly<Record<string, unknown>>
+): Effect.Effect<void> =>
+  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (minimum) =>
+    LogLevel.greaterThan(minimum, level)
+      ? Effect.void
+      : Effect.annotateLogs(Effect.logWithLevel(level, message), annotations))
 
 export const LoggingLive = Layer.unwrapEffect(
   Effect.gen(function* () {

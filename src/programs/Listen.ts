@@ -128,8 +128,11 @@ export const makeListener = Effect.gen(function* () {
 
 /**
  * Runs `handle` for each item, one at a time per key in arrival order, different keys concurrently
- * (at most `concurrency` keys at once). The lanes live in a plain Map touched only inside
- * synchronous steps, which JavaScript never interleaves.
+ * (at most `concurrency` keys at once). The lanes live in plain mutable structures touched only
+ * inside synchronous steps, which JavaScript never interleaves. A worker fiber is started for a
+ * key when a slot is free; otherwise the key waits its turn, and the worker that drains its own
+ * lane moves on to the longest-waiting key instead of ending, so a busy intake forks no more
+ * fibers than it has slots.
  */
 export const sequentialPerKey = <A>(
   keyOf: (item: A) => string,
@@ -138,17 +141,19 @@ export const sequentialPerKey = <A>(
 ) =>
   Effect.gen(function* () {
     const lanes = new Map<string, Array<A>>()
-    const permits = yield* Effect.makeSemaphore(concurrency)
+    /** Keys with items and no worker, in the order they arrived. */
+    const waiting: Array<string> = []
+    let workers = 0
     const fibers = yield* FiberSet.make()
     const drain = (key: string): Effect.Effect<void> =>
       Effect.suspend(() => {
-        const lane = lanes.get(key)
-        const next = lane?.shift()
-        if (lane === undefined || next === undefined) {
-          lanes.delete(key)
-          return Effect.void
-        }
-        return Effect.zipRight(handle(next), drain(key))
+        const next = lanes.get(key)?.shift()
+        if (next !== undefined) return Effect.zipRight(handle(next), drain(key))
+        lanes.delete(key)
+        const waitingKey = waiting.shift()
+        if (waitingKey !== undefined) return drain(waitingKey)
+        workers--
+        return Effect.void
       })
     const submit = (item: A): Effect.Effect<void> =>
       Effect.suspend(() => {
@@ -159,7 +164,12 @@ export const sequentialPerKey = <A>(
           return Effect.void
         }
         lanes.set(key, [item])
-        return FiberSet.run(fibers, permits.withPermits(1)(drain(key))).pipe(Effect.asVoid)
+        if (workers >= concurrency) {
+          waiting.push(key)
+          return Effect.void
+        }
+        workers++
+        return FiberSet.run(fibers, drain(key)).pipe(Effect.asVoid)
       })
     return { submit, pending: Effect.sync(() => lanes.size) } as const
   })

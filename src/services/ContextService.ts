@@ -3,10 +3,11 @@
  * Nothing here fails: an unreadable parent becomes a ChainGap, so a mention is never lost because
  * Discord could not serve an older message.
  */
-import { Effect, Either } from "effect"
+import { Effect, Either, LogLevel } from "effect"
 import type { ChainEntry, MessageContext } from "../domain/Context.js"
 import { isThread, type MessageRecord, type ReceivedMessage } from "../domain/Discord.js"
 import type { DiscordFailure } from "../domain/Errors.js"
+import { logAnnotated } from "../layers/Logging.js"
 import { MessageSource } from "./MessageSource.js"
 
 type GapReason = "deleted" | "forbidden" | "unavailable"
@@ -109,9 +110,7 @@ export class ContextService extends Effect.Service<ContextService>()("aurora/Con
         message,
         chain: { entries: parents.reverse(), truncated }
       }
-      yield* Effect.logDebug("reply chain built").pipe(
-        Effect.annotateLogs({ chainLength: context.chain.entries.length, truncated })
-      )
+      yield* logAnnotated(LogLevel.Debug, "reply chain built", { chainLength: context.chain.entries.length, truncated })
       return context
     }, (effect, received) => Effect.annotateLogs(effect, { messageId: received.message.id }))
 

@@ -10,6 +10,7 @@ import {
   GatewayIntentBits,
   type Interaction,
   type Message,
+  Options,
   Partials,
   Routes,
   Team,
@@ -63,7 +64,17 @@ const GatewayConfig = Config.all({
 /** Discord's own limit for one message. */
 const MaxMessageLength = 2000
 
-const tryDiscord = <A>(run: () => Promise<A>, target: DiscordOperation): Effect.Effect<A, DiscordFailure> =>
+/** Messages kept per channel for reply chains (discord.js' default is 200). */
+const messageCacheSize = 50
+/** Cached messages older than this (seconds) are swept, every `messageSweepInterval` seconds. */
+const messageLifetime = 30 * 60
+const messageSweepInterval = 5 * 60
+
+/**
+ * A discord.js call as an Effect. A `run` that takes the signal lets an interruption withdraw the
+ * request, even from discord.js' rate-limit queue, where it would otherwise wait and go out later.
+ */
+const tryDiscord = <A>(run: (signal: AbortSignal) => Promise<A>, target: DiscordOperation): Effect.Effect<A, DiscordFailure> =>
   Effect.tryPromise({ try: run, catch: (error) => toDiscordFailure(error, target) })
 
 const make = Effect.gen(function*() {
@@ -93,6 +104,14 @@ const make = Effect.gen(function*() {
         // DM channels are not cached before their first message: without this partial, discord.js
         // drops direct messages.
         partials: [Partials.Channel],
+        // The message cache only serves reply-chain reads (cache before REST), which look at recent
+        // messages; discord.js keeps 200 per channel forever by default, so a long-running bot's
+        // memory would grow with every channel it has seen.
+        makeCache: Options.cacheWithLimits({ ...Options.DefaultMakeCacheSettings, MessageManager: messageCacheSize }),
+        sweepers: {
+          ...Options.DefaultSweeperSettings,
+          messages: { interval: messageSweepInterval, lifetime: messageLifetime }
+        },
         ...(Option.isSome(config.apiUrl) ? { rest: { api: config.apiUrl.value } } : {})
       })
     ),
@@ -184,10 +203,17 @@ const make = Effect.gen(function*() {
 
   const sendTyping = (channelId: string): Effect.Effect<void, DiscordFailure> =>
     // The REST route directly: the same call channel.sendTyping() makes, without needing the
-    // channel in the cache (a DM channel may not be).
-    tryDiscord(() => readyClient.rest.post(Routes.channelTyping(channelId)), { operation: "sendTyping", channelId }).pipe(
+    // channel in the cache (a DM channel may not be). Typing is stopped by interruption, often
+    // while the request still waits for discord.js' global rate limit (50 requests/s, fewer than
+    // the runs a busy bot starts): the signal withdraws it instead of sending it late.
+    tryDiscord((signal) => readyClient.rest.post(Routes.channelTyping(channelId), { signal }), {
+      operation: "sendTyping",
+      channelId
+    }).pipe(
       Effect.asVoid,
-      Effect.withSpan("DiscordGateway.sendTyping", { attributes: { channelId } })
+      // Every dispatch shows typing, and its call is often cut short when the run ends: a captured
+      // stack trace would be rendered then, for a span nobody reads.
+      Effect.withSpan("DiscordGateway.sendTyping", { attributes: { channelId }, captureStackTrace: false })
     )
 
   const sendDirectMessage = (userId: string, text: string): Effect.Effect<void, DiscordFailure> =>

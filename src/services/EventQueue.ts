@@ -8,7 +8,25 @@
  * half-made decision. Effects (journal writes, logs, forks) happen around the transitions.
  * Time comes from the Effect Clock only, so TestClock drives every timing rule.
  */
-import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, FiberSet, HashMap, HashSet, Layer, List, Option, Queue, Ref } from "effect"
+import {
+  Cause,
+  Clock,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  FiberSet,
+  HashMap,
+  HashSet,
+  Layer,
+  List,
+  Option,
+  Order,
+  Queue,
+  RedBlackTree,
+  Ref
+} from "effect"
 import { DuplicateEvent, QueueFull, type StorageError } from "../domain/Errors.js"
 import { Partition, type QueuedEvent } from "../domain/Event.js"
 import { EventJournal } from "./EventJournal.js"
@@ -22,7 +40,11 @@ export interface PartitionLimits {
   readonly spacing: Duration.Duration
 }
 
-/** Where the queue reads a partition's limits; read on every decision so changes apply at once. */
+/**
+ * Where the queue reads a partition's limits: the capacity on every offer, the spacing whenever a
+ * channel's next start is placed, and the spacing of every waiting channel again on
+ * `limitsChanged`, so that a change applies at once.
+ */
 export class QueuePolicy extends Context.Tag("aurora/QueuePolicy")<
   QueuePolicy,
   { readonly limits: (partition: Partition) => Effect.Effect<PartitionLimits> }
@@ -189,6 +211,97 @@ const evictDedup = (w: DedupWindow, now: number, limits: DedupLimits): DedupWind
 const registerDedup = (w: DedupWindow, id: string, seq: number, now: number, limits: DedupLimits): DedupWindow =>
   evictDedup({ order: Fifo.push(w.order, { id, seq, at: now }), seen: HashMap.set(w.seen, id, seq) }, now, limits)
 
+// --- the dispatch index --------------------------------------------------------------
+
+/**
+ * The waiting lanes (pending events, none in flight), arranged so that a decision touches only
+ * the lanes it can start and the next one to come due, not every channel with a backlog:
+ * - fresh: placed by the next decision, which knows their partition's spacing;
+ * - timed: their spacing (or retry delay) has not passed yet, by the time it will;
+ * - due: their time has come, by the agent of their head, oldest head first; at most one lane
+ *   per agent starts (one run per agent), so a decision looks at the oldest due lane of each
+ *   free agent only.
+ * A changed spacing is applied by `limitsChanged`, which makes every waiting lane fresh again.
+ */
+interface DispatchIndex {
+  readonly slots: HashMap.HashMap<string, Slot>
+  readonly fresh: HashSet.HashSet<string>
+  readonly timed: RedBlackTree.RedBlackTree<TimedKey, string>
+  readonly due: HashMap.HashMap<string, RedBlackTree.RedBlackTree<HeadKey, string>>
+}
+
+type Slot =
+  | { readonly _tag: "Fresh" }
+  | { readonly _tag: "Timed"; readonly key: TimedKey }
+  | { readonly _tag: "Due"; readonly agentId: string; readonly key: HeadKey }
+
+/** [due at, lane key]: unique per lane. */
+type TimedKey = readonly [number, string]
+/** [head's enqueuedAt, head's seq]: unique per pending event, ordered like the queue's fairness. */
+type HeadKey = readonly [number, number]
+
+const timedOrder: Order.Order<TimedKey> = Order.tuple(Order.number, Order.string)
+const headOrder: Order.Order<HeadKey> = Order.tuple(Order.number, Order.number)
+
+const freshSlot: Slot = { _tag: "Fresh" }
+
+const unslot = (index: DispatchIndex, laneKey: string): DispatchIndex => {
+  const slot = Option.getOrUndefined(HashMap.get(index.slots, laneKey))
+  if (slot === undefined) return index
+  const slots = HashMap.remove(index.slots, laneKey)
+  switch (slot._tag) {
+    case "Fresh":
+      return { ...index, slots, fresh: HashSet.remove(index.fresh, laneKey) }
+    case "Timed":
+      return { ...index, slots, timed: RedBlackTree.removeFirst(index.timed, slot.key) }
+    case "Due": {
+      const tree = Option.getOrUndefined(HashMap.get(index.due, slot.agentId))
+      if (tree === undefined) return { ...index, slots }
+      const rest = RedBlackTree.removeFirst(tree, slot.key)
+      return {
+        ...index,
+        slots,
+        due: RedBlackTree.size(rest) === 0 ? HashMap.remove(index.due, slot.agentId) : HashMap.set(index.due, slot.agentId, rest)
+      }
+    }
+  }
+}
+
+const slotFresh = (index: DispatchIndex, laneKey: string): DispatchIndex => ({
+  ...index,
+  slots: HashMap.set(index.slots, laneKey, freshSlot),
+  fresh: HashSet.add(index.fresh, laneKey)
+})
+
+const slotTimed = (index: DispatchIndex, laneKey: string, dueAt: number): DispatchIndex => {
+  const key: TimedKey = [dueAt, laneKey]
+  return {
+    ...index,
+    slots: HashMap.set(index.slots, laneKey, { _tag: "Timed", key }),
+    timed: RedBlackTree.insert(index.timed, key, laneKey)
+  }
+}
+
+const slotDue = (index: DispatchIndex, laneKey: string, head: Pending): DispatchIndex => {
+  const agentId = head.event.agentId
+  const key: HeadKey = [head.event.enqueuedAt, head.seq]
+  const tree = Option.getOrElse(HashMap.get(index.due, agentId), () => RedBlackTree.empty<HeadKey, string>(headOrder))
+  return {
+    ...index,
+    slots: HashMap.set(index.slots, laneKey, { _tag: "Due", agentId, key }),
+    due: HashMap.set(index.due, agentId, RedBlackTree.insert(tree, key, laneKey))
+  }
+}
+
+/** Every waiting lane back to fresh: the next decision places it with the spacing it reads then. */
+const refreshIndex = (s: State): State => {
+  let index = s.index
+  for (const [laneKey, slot] of s.index.slots) {
+    if (slot._tag !== "Fresh") index = slotFresh(unslot(index, laneKey), laneKey)
+  }
+  return { ...s, index }
+}
+
 // --- state -----------------------------------------------------------------------
 
 interface Pending {
@@ -225,6 +338,10 @@ interface Running extends InFlightStats {
 
 interface State {
   readonly lanes: HashMap.HashMap<string, Lane>
+  /** Where each waiting lane stands; kept in step with `lanes` by `withLane`. */
+  readonly index: DispatchIndex
+  /** When idle lanes were last swept (see `sweepIdle`). */
+  readonly sweptAt: number
   readonly partitions: HashMap.HashMap<string, PartitionState>
   readonly running: HashMap.HashMap<string, Running>
   readonly busyAgents: HashSet.HashSet<string>
@@ -240,6 +357,13 @@ interface State {
 
 const initialState: State = {
   lanes: HashMap.empty(),
+  index: {
+    slots: HashMap.empty(),
+    fresh: HashSet.empty(),
+    timed: RedBlackTree.empty(timedOrder),
+    due: HashMap.empty()
+  },
+  sweptAt: 0,
   partitions: HashMap.empty(),
   running: HashMap.empty(),
   busyAgents: HashSet.empty(),
@@ -253,6 +377,25 @@ const initialState: State = {
 }
 
 const laneKeyOf = (partitionKey: string, channelId: string) => `${partitionKey}/${channelId}`
+
+const isWaiting = (lane: Lane): boolean => !lane.inFlight && lane.pending.size > 0
+
+/** The lane's earliest next start: its channel's spacing after the last start, and any retry delay. */
+const readyAtOf = (lane: Lane, gap: number): number =>
+  Math.max(lane.lastStartAt === null ? 0 : lane.lastStartAt + gap, lane.notBefore)
+
+/** Stores a lane, keeping the dispatch index in step with it. */
+const withLane = (s: State, key: string, lane: Lane): State => {
+  const old = Option.getOrUndefined(HashMap.get(s.lanes, key))
+  const lanes = HashMap.set(s.lanes, key, lane)
+  // Still waiting with the same head and timing (an event joined the back): its place holds.
+  if (old !== undefined && isWaiting(old) && isWaiting(lane) && sameStart(old, lane)) return { ...s, lanes }
+  const unslotted = unslot(s.index, key)
+  return { ...s, lanes, index: isWaiting(lane) ? slotFresh(unslotted, key) : unslotted }
+}
+
+const sameStart = (a: Lane, b: Lane): boolean =>
+  Fifo.peek(a.pending) === Fifo.peek(b.pending) && a.lastStartAt === b.lastStartAt && a.notBefore === b.notBefore
 
 const partitionOf = (s: State, partition: Partition): PartitionState =>
   Option.getOrElse(HashMap.get(s.partitions, Partition.key(partition)), () => ({
@@ -376,7 +519,7 @@ const enqueue = (s: State, entry: Pending, partition: Partition): State => {
     lastStartAt: null,
     notBefore: 0
   }))
-  return { ...s, lanes: HashMap.set(s.lanes, key, { ...lane, pending: Fifo.push(lane.pending, entry) }) }
+  return withLane(s, key, { ...lane, pending: Fifo.push(lane.pending, entry) })
 }
 
 const accept = (s: State, event: QueuedEvent, partition: Partition, seq: number, notes: Array<Note>): State => {
@@ -418,20 +561,20 @@ const restoreAll = (
 const clearPartition = (s: State, partition: Partition, notes: Array<Note>): [ReadonlyArray<QueuedEvent>, State] => {
   const key = Partition.key(partition)
   const dropped: Array<Pending> = []
-  let lanes = s.lanes
-  let live = s.live
+  let next = s
   for (const [laneKey, lane] of s.lanes) {
     if (Partition.key(lane.partition) !== key || lane.pending.size === 0) continue
+    let live = next.live
     for (const entry of Fifo.toArray(lane.pending)) {
       dropped.push(entry)
       live = HashSet.remove(live, entry.event.messageId)
     }
-    lanes = HashMap.set(lanes, laneKey, { ...lane, pending: Fifo.empty() })
+    next = withLane({ ...next, live }, laneKey, { ...lane, pending: Fifo.empty() })
   }
   const p = partitionOf(s, partition)
   return [
     dropped.sort((a, b) => a.seq - b.seq).map((entry) => entry.event),
-    withPartition({ ...s, lanes, live }, endOverflow({ ...p, pending: 0 }, notes))
+    withPartition(next, endOverflow({ ...p, pending: 0 }, notes))
   ]
 }
 
@@ -446,9 +589,39 @@ interface Decision {
 const nothingToStart: Decision = { starts: [], wakeAt: null }
 
 /**
+ * Places the fresh lanes whose partition's spacing is known, and moves the timed lanes whose time
+ * has come to the due ones. A fresh lane of a partition whose limits were not read stays fresh.
+ */
+const placeWaiting = (s: State, now: number, spacing: ReadonlyMap<string, number>): DispatchIndex => {
+  let index = s.index
+  const place = (laneKey: string, readyAt: number) => {
+    const lane = Option.getOrUndefined(HashMap.get(s.lanes, laneKey))
+    const head = lane === undefined ? undefined : Fifo.peek(lane.pending)
+    if (head === undefined) return
+    index = readyAt > now ? slotTimed(index, laneKey, readyAt) : slotDue(index, laneKey, head)
+  }
+  for (const laneKey of s.index.fresh) {
+    const lane = Option.getOrUndefined(HashMap.get(s.lanes, laneKey))
+    const gap = lane === undefined ? undefined : spacing.get(Partition.key(lane.partition))
+    if (lane === undefined || gap === undefined) continue
+    index = unslot(index, laneKey)
+    place(laneKey, readyAtOf(lane, gap))
+  }
+  for (;;) {
+    const first = Option.getOrUndefined(RedBlackTree.first(index.timed))
+    if (first === undefined || first[0][0] > now) break
+    const laneKey = first[1]
+    index = unslot(index, laneKey)
+    place(laneKey, first[0][0])
+  }
+  return index
+}
+
+/**
  * Starts every event that may start now: the channel's head, when the channel is idle and its
  * spacing (and any retry delay) has passed, its partition is not paused and its agent is free;
- * oldest heads first, up to the global cap. `spacing` holds the partitions whose limits were read.
+ * oldest heads first, up to the global cap. `spacing` holds the limits of the partitions of the
+ * fresh lanes (see DispatchIndex).
  */
 const decide = (
   s: State,
@@ -458,36 +631,32 @@ const decide = (
   notes: Array<Note>
 ): [Decision, State] => {
   if (s.stopped || s.globalPaused) return [nothingToStart, s]
-  let lanes = s.lanes
-  let wakeAt: number | null = null
+  let next: State = { ...s, index: placeWaiting(s, now, spacing) }
+  const firstTimed = Option.getOrUndefined(RedBlackTree.first(next.index.timed))
+  // A fresh lane left unplaced (its limits were not read) asks for another decision at once.
+  const wakeAt = HashSet.size(next.index.fresh) > 0 ? now : firstTimed === undefined ? null : firstTimed[0][0]
+  if (HashMap.size(next.running) >= concurrency) return [{ starts: [], wakeAt }, next]
+
+  // The oldest due lane of each free agent, skipping paused partitions.
   const ready: Array<{ readonly laneKey: string; readonly lane: Lane; readonly head: Pending }> = []
-  for (const [laneKey, lane] of s.lanes) {
-    if (lane.inFlight) continue
-    const partitionKey = Partition.key(lane.partition)
-    const gap = spacing.get(partitionKey)
-    if (gap === undefined) continue
-    const readyAt = Math.max(lane.lastStartAt === null ? 0 : lane.lastStartAt + gap, lane.notBefore)
-    const head = Fifo.peek(lane.pending)
-    if (head === undefined) {
-      // An idle channel whose timing has lapsed holds no information: forget it (DM lanes come and go).
-      if (readyAt <= now) lanes = HashMap.remove(lanes, laneKey)
-      continue
+  for (const [agentId, tree] of next.index.due) {
+    if (HashSet.has(next.busyAgents, agentId)) continue
+    for (const laneKey of RedBlackTree.values(tree)) {
+      const lane = Option.getOrUndefined(HashMap.get(next.lanes, laneKey))
+      const head = lane === undefined ? undefined : Fifo.peek(lane.pending)
+      if (lane === undefined || head === undefined) continue
+      if (Option.exists(HashMap.get(next.partitions, Partition.key(lane.partition)), (p) => p.paused)) continue
+      ready.push({ laneKey, lane, head })
+      break
     }
-    if (Option.exists(HashMap.get(s.partitions, partitionKey), (p) => p.paused)) continue
-    if (readyAt > now) {
-      wakeAt = wakeAt === null ? readyAt : Math.min(wakeAt, readyAt)
-      continue
-    }
-    ready.push({ laneKey, lane, head })
   }
+  if (ready.length === 0) return [{ starts: [], wakeAt }, next]
   ready.sort((a, b) => a.head.event.enqueuedAt - b.head.event.enqueuedAt || a.head.seq - b.head.seq)
 
-  let next: State = { ...s, lanes }
   const starts: Array<Running & { readonly event: QueuedEvent }> = []
   for (const { head, lane, laneKey } of ready) {
     if (HashMap.size(next.running) >= concurrency) break
     const event = head.event
-    if (HashSet.has(next.busyAgents, event.agentId)) continue
     const partitionKey = Partition.key(lane.partition)
     const run = {
       messageId: event.messageId,
@@ -502,21 +671,37 @@ const decide = (
     const p = partitionOf(next, lane.partition)
     const remaining = p.pending - 1
     next = withPartition(
-      {
-        ...next,
-        lanes: HashMap.set(next.lanes, laneKey, {
-          ...lane,
-          pending: Fifo.pop(lane.pending),
-          inFlight: true,
-          lastStartAt: now
-        }),
-        running: HashMap.set(next.running, event.messageId, run),
-        busyAgents: HashSet.add(next.busyAgents, event.agentId)
-      },
+      withLane(
+        {
+          ...next,
+          running: HashMap.set(next.running, event.messageId, run),
+          busyAgents: HashSet.add(next.busyAgents, event.agentId)
+        },
+        laneKey,
+        { ...lane, pending: Fifo.pop(lane.pending), inFlight: true, lastStartAt: now }
+      ),
       remaining === 0 && p.reserved === 0 ? endOverflow({ ...p, pending: 0 }, notes) : { ...p, pending: remaining }
     )
   }
   return [{ starts, wakeAt }, next]
+}
+
+/** How often lanes that went idle are looked for, to forget them. */
+const sweepIntervalMs = 10_000
+
+/**
+ * Forgets the idle channels whose timing has lapsed: they hold no information any more (DM lanes
+ * come and go). Done now and then rather than on every decision, which looks at waiting lanes
+ * only; `spacing` holds the limits of every partition with an idle lane.
+ */
+const sweepIdle = (s: State, now: number, spacing: ReadonlyMap<string, number>): State => {
+  let lanes = s.lanes
+  for (const [laneKey, lane] of s.lanes) {
+    if (lane.inFlight || lane.pending.size > 0) continue
+    const gap = spacing.get(Partition.key(lane.partition))
+    if (gap !== undefined && readyAtOf(lane, gap) <= now) lanes = HashMap.remove(lanes, laneKey)
+  }
+  return { ...s, lanes, sweptAt: now }
 }
 
 /** How a dispatch ended, from the queue's point of view. */
@@ -537,19 +722,16 @@ const settle = (
   const lane = Option.getOrUndefined(HashMap.get(s.lanes, run.laneKey))
   if (settlement._tag === "Finished") {
     next = { ...next, live: HashSet.remove(next.live, messageId) }
-    if (lane !== undefined) next = { ...next, lanes: HashMap.set(next.lanes, run.laneKey, { ...lane, inFlight: false }) }
+    if (lane !== undefined) next = withLane(next, run.laneKey, { ...lane, inFlight: false })
   } else if (lane !== undefined) {
     const p = partitionOf(next, lane.partition)
     next = withPartition(
-      {
-        ...next,
-        lanes: HashMap.set(next.lanes, run.laneKey, {
-          ...lane,
-          inFlight: false,
-          notBefore: Math.max(lane.notBefore, settlement.notBefore),
-          pending: Fifo.pushFront(lane.pending, { event: settlement.event, seq: run.seq })
-        })
-      },
+      withLane(next, run.laneKey, {
+        ...lane,
+        inFlight: false,
+        notBefore: Math.max(lane.notBefore, settlement.notBefore),
+        pending: Fifo.pushFront(lane.pending, { event: settlement.event, seq: run.seq })
+      }),
       { ...p, pending: p.pending + 1 }
     )
   }
@@ -639,20 +821,30 @@ export const make = (options: EventQueueOptions = {}) =>
     const isPaused = (target: PauseTarget) =>
       Effect.map(Ref.get(state), (s) => (target === "global" ? s.globalPaused : partitionOf(s, target).paused))
 
-    /** Reads the spacing of every partition that has an idle channel, then decides atomically. */
+    /**
+     * Reads the spacing of every partition with a fresh lane (and, when a sweep is due, of every
+     * partition with an idle one), then decides atomically.
+     */
     const decideNow = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
       const snapshot = yield* Ref.get(state)
+      const sweep = now - snapshot.sweptAt >= sweepIntervalMs
       const partitions = new Map<string, Partition>()
-      for (const lane of HashMap.values(snapshot.lanes)) {
-        if (!lane.inFlight) partitions.set(Partition.key(lane.partition), lane.partition)
+      for (const key of snapshot.index.fresh) {
+        const lane = Option.getOrUndefined(HashMap.get(snapshot.lanes, key))
+        if (lane !== undefined) partitions.set(Partition.key(lane.partition), lane.partition)
+      }
+      if (sweep) {
+        for (const lane of HashMap.values(snapshot.lanes)) {
+          if (!lane.inFlight) partitions.set(Partition.key(lane.partition), lane.partition)
+        }
       }
       const spacing = new Map<string, number>()
       for (const [key, partition] of partitions) {
         const limits = yield* policy.limits(partition)
         spacing.set(key, Duration.toMillis(limits.spacing))
       }
-      const now = yield* Clock.currentTimeMillis
-      return yield* transition((s, notes) => decide(s, now, spacing, concurrency, notes))
+      return yield* transition((s, notes) => decide(sweep ? sweepIdle(s, now, spacing) : s, now, spacing, concurrency, notes))
     })
 
     const finish = (messageId: string, settlement: Settlement) =>
@@ -662,19 +854,29 @@ export const make = (options: EventQueueOptions = {}) =>
         yield* wake
       })
 
-    const logJournalError = (operation: string) => (error: StorageError) =>
-      Effect.logError(`journal: could not ${operation} a dispatched event`, error)
+    /** The ids every log line about a dispatched event carries. */
+    const eventAnnotations = (event: QueuedEvent) => ({
+      messageId: event.messageId,
+      channelId: event.channelId,
+      agentId: event.agentId
+    })
+
+    const logJournalError = (event: QueuedEvent, operation: string) => (error: StorageError) =>
+      Effect.logError(`journal: could not ${operation} a dispatched event`, error).pipe(
+        Effect.annotateLogs(eventAnnotations(event))
+      )
 
     /**
      * Applies a consumer's outcome. A consumer that failed or died is logged and counted as done
      * (the dispatch program owns its errors); one interrupted because the loop is closing keeps
-     * its event, still journalled, at the front of its channel.
+     * its event, still journalled, at the front of its channel. Only the failure lines are
+     * annotated: annotating the whole step would cost more than the step on the common path.
      */
     const complete = (event: QueuedEvent, exit: Exit.Exit<DispatchOutcome>, closing: Ref.Ref<boolean>) =>
       Effect.gen(function*() {
         if (Exit.isSuccess(exit) && exit.value._tag === "Retry") {
           const retried = { ...event, attempts: event.attempts + 1 }
-          yield* journal.update(retried).pipe(Effect.catchAll(logJournalError("update")))
+          yield* journal.update(retried).pipe(Effect.catchAll(logJournalError(event, "update")))
           const now = yield* Clock.currentTimeMillis
           const notBefore = now + Duration.toMillis(exit.value.after)
           return yield* finish(event.messageId, { _tag: "Requeue", event: retried, notBefore })
@@ -683,11 +885,13 @@ export const make = (options: EventQueueOptions = {}) =>
           if (Cause.isInterruptedOnly(exit.cause) && (yield* Ref.get(closing))) {
             return yield* finish(event.messageId, { _tag: "Requeue", event, notBefore: 0 })
           }
-          yield* Effect.logError("dispatch consumer failed; the event counts as done", exit.cause)
+          yield* Effect.logError("dispatch consumer failed; the event counts as done", exit.cause).pipe(
+            Effect.annotateLogs(eventAnnotations(event))
+          )
         }
-        yield* journal.remove(event.messageId).pipe(Effect.catchAll(logJournalError("remove")))
+        yield* journal.remove(event.messageId).pipe(Effect.catchAll(logJournalError(event, "remove")))
         yield* finish(event.messageId, { _tag: "Finished" })
-      }).pipe(Effect.annotateLogs({ messageId: event.messageId, channelId: event.channelId, agentId: event.agentId }))
+      })
 
     const consume = <R>(consumer: (event: QueuedEvent) => Effect.Effect<DispatchOutcome, never, R>) =>
       Effect.gen(function*() {
@@ -782,7 +986,7 @@ export const make = (options: EventQueueOptions = {}) =>
       resume: (target) => Effect.zipRight(setPaused(target, false), wake),
       isPaused,
       clear,
-      limitsChanged: wake,
+      limitsChanged: Effect.zipRight(Ref.update(state, refreshIndex), wake),
       stopDispatch: Ref.update(state, (s) => ({ ...s, stopped: true })),
       awaitIdle,
       stats

@@ -14,11 +14,10 @@
  */
 import type { Letta } from "@letta-ai/letta-client"
 import type { LettaStreamingResponse } from "@letta-ai/letta-client/resources/agents/messages"
-import { Clock, Data, Duration, Effect, Option, Ref, Stream } from "effect"
+import { Clock, Data, Duration, Effect, Exit, LogLevel, Ref } from "effect"
 import {
   isSideEffectingTool,
   isSuccessfulStopReason,
-  type RunObserver,
   type RunReport,
   type RunRequest,
   type RunUsage,
@@ -28,6 +27,7 @@ import {
   truncate
 } from "../domain/AgentRun.js"
 import { LettaConnectionError, type LettaRunError, LettaTimeout, RunFailed } from "../domain/LettaErrors.js"
+import { logAnnotated } from "../layers/Logging.js"
 import { classifyClientError, LettaClient } from "./LettaClient.js"
 
 /** What the stream has shown so far; errors and timeouts report from it. */
@@ -114,26 +114,36 @@ const runIdOf = (item: LettaStreamingResponse): string | undefined =>
   "run_id" in item && typeof item.run_id === "string" && item.run_id !== "" ? item.run_id : undefined
 
 /**
- * The stream's items. The release aborts the HTTP request rather than awaiting the iterator's
- * `return()`: an async generator blocked in `next()` on a silent server would make `return()` wait
- * forever, and interruption (timeout, shutdown) must not hang.
+ * Pulls the stream's items one at a time and hands each to `handle`, until the stream ends or
+ * `handle` fails. A plain loop over the iterator rather than an Effect Stream: a run streams a
+ * handful of items, and Stream's per-element machinery cost more than handling them.
+ *
+ * `claimRunId` tells whether an item is the first to show the run id. From that item on, the
+ * stream is read with the run id as a log annotation, set once for the rest of the stream rather
+ * than around each line; `onRunId` runs first, inside it.
  */
-const streamItems = <A>(iterable: AsyncIterable<A>, controller: AbortController): Stream.Stream<A, ClientFailure> =>
-  Stream.unwrapScoped(
-    Effect.map(
-      Effect.acquireRelease(
-        Effect.sync(() => iterable[Symbol.asyncIterator]()),
-        () => Effect.sync(() => controller.abort())
-      ),
-      (iterator) =>
-        Stream.repeatEffectOption(
-          Effect.tryPromise({
-            try: () => iterator.next(),
-            catch: (cause) => Option.some(new ClientFailure({ cause }))
-          }).pipe(Effect.flatMap((next) => (next.done ? Effect.fail(Option.none()) : Effect.succeed(next.value))))
-        )
-    )
-  )
+const forEachItem = <A, E>(
+  iterator: AsyncIterator<A>,
+  claimRunId: (item: A) => Effect.Effect<string | undefined>,
+  onRunId: (runId: string) => Effect.Effect<void>,
+  handle: (item: A) => Effect.Effect<void, E>
+): Effect.Effect<void, E | ClientFailure> => {
+  const next = Effect.tryPromise({ try: () => iterator.next(), catch: (cause) => new ClientFailure({ cause }) })
+  const loop = (annotated: boolean): Effect.Effect<void, E | ClientFailure> =>
+    Effect.gen(function* () {
+      for (;;) {
+        const step = yield* next
+        if (step.done === true) return
+        const runId = annotated ? undefined : yield* claimRunId(step.value)
+        if (runId !== undefined) {
+          const rest = Effect.zipRight(Effect.zipRight(onRunId(runId), handle(step.value)), loop(true))
+          return yield* Effect.annotateLogs(rest, { runId })
+        }
+        yield* handle(step.value)
+      }
+    })
+  return loop(false)
+}
 
 /** Observer hooks never break a run. */
 const notify = (hook: Effect.Effect<void> | undefined): Effect.Effect<void> =>
@@ -145,118 +155,123 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
   effect: Effect.gen(function* () {
     const letta = yield* LettaClient
 
-    /** Applies one streamed item to the state and logs it. Fails the run on an `error_message`. */
-    const handleItem = (
-      request: RunRequest,
-      state: Ref.Ref<RunState>,
-      startedAt: number,
-      item: LettaStreamingResponse
-    ): Effect.Effect<void, RunFailed> =>
-      Effect.gen(function* () {
-        const observer: RunObserver = request.observer ?? {}
-        const itemRunId = runIdOf(item)
-        if (itemRunId !== undefined) {
-          const isFirst = yield* Ref.modify(state, (s): [boolean, RunState] =>
-            s.runId === undefined ? [true, { ...s, runId: itemRunId }] : [false, s]
-          )
-          if (isFirst) {
-            yield* Effect.logInfo("run started").pipe(Effect.annotateLogs({ runId: itemRunId }))
-            yield* notify(observer.onRunId?.(itemRunId))
-          }
-        }
-        const { runId } = yield* Ref.get(state)
-        const logged = <A, E>(effect: Effect.Effect<A, E>) =>
-          runId === undefined ? effect : Effect.annotateLogs(effect, { runId })
+    /**
+     * Records the run id if `item` is the first to show it, and answers it then: the caller logs
+     * everything from this item on with the run id.
+     */
+    const claimRunId = (state: Ref.Ref<RunState>) => (item: LettaStreamingResponse): Effect.Effect<string | undefined> => {
+      const itemRunId = runIdOf(item)
+      if (itemRunId === undefined) return Effect.succeed(undefined)
+      return Ref.modify(state, (s): [string | undefined, RunState] =>
+        s.runId === undefined ? [itemRunId, { ...s, runId: itemRunId }] : [undefined, s])
+    }
 
-        switch (item.message_type) {
-          case "reasoning_message":
-            return yield* logged(Effect.logDebug(`agent reasoning: ${truncate(item.reasoning, reasoningLogLength)}`))
-          case "hidden_reasoning_message":
-            return yield* logged(Effect.logDebug("agent reasoning (hidden)"))
-          case "tool_call_message": {
-            const calls = toolCallsOf(item)
-            const now = yield* Clock.currentTimeMillis
-            for (const call of calls) {
-              const fresh = yield* Ref.modify(state, (s): [boolean, RunState] => {
-                if (call.toolCallId !== "" && s.toolCalls.some((c) => c.toolCallId === call.toolCallId)) {
-                  return [false, s]
-                }
-                return [true, {
-                  ...s,
-                  toolCalls: [...s.toolCalls, call],
-                  // The tool may run even if its return never arrives: the agent has acted.
-                  sideEffect: s.sideEffect || isSideEffectingTool(call.name),
-                  firstToolCallMs: s.firstToolCallMs ?? now - startedAt
-                }]
-              })
-              if (!fresh) continue
-              yield* logged(
-                Effect.logInfo(`tool call ${call.name}`).pipe(
-                  Effect.annotateLogs({
-                    tool: call.name,
-                    toolCallId: call.toolCallId,
-                    arguments: call.argumentsSummary,
-                    sideEffecting: isSideEffectingTool(call.name)
-                  })
-                )
+    /** The run id is known (and on every log line from here on). */
+    const runStarted = (request: RunRequest) => (runId: string): Effect.Effect<void> =>
+      Effect.zipRight(Effect.logInfo("run started"), notify(request.observer?.onRunId?.(runId)))
+
+    /**
+     * Applies one streamed item to the state and logs it at its level (the run id annotation, once
+     * known, is set around the whole rest of the stream). Fails the run on an `error_message`.
+     */
+    const handleItem = (request: RunRequest, state: Ref.Ref<RunState>, startedAt: number) =>
+    (item: LettaStreamingResponse): Effect.Effect<void, RunFailed> => {
+      switch (item.message_type) {
+        case "reasoning_message":
+          return Effect.logDebug(`agent reasoning: ${truncate(item.reasoning, reasoningLogLength)}`)
+        case "hidden_reasoning_message":
+          return Effect.logDebug("agent reasoning (hidden)")
+        case "tool_call_message":
+          return Effect.forEach(toolCallsOf(item), (call) => toolCall(request, state, startedAt, call), { discard: true })
+        case "tool_return_message":
+          return Effect.flatMap(
+            Ref.modify(state, (s): [ReadonlyArray<ToolReturnSummary>, RunState] => {
+              const returns = toolReturnsOf(item, s.toolCalls)
+              return [returns, { ...s, toolReturns: [...s.toolReturns, ...returns] }]
+            }),
+            (returns) =>
+              Effect.forEach(
+                returns,
+                (ret) =>
+                  logAnnotated(LogLevel.Info, `tool return ${ret.name ?? ret.toolCallId}: ${ret.status}`, {
+                    tool: ret.name ?? "",
+                    toolCallId: ret.toolCallId,
+                    status: ret.status
+                  }),
+                { discard: true }
               )
-              yield* notify(observer.onToolCall?.(call))
-            }
-            return
-          }
-          case "tool_return_message": {
-            const { toolCalls } = yield* Ref.get(state)
-            const returns = toolReturnsOf(item, toolCalls)
-            yield* Ref.update(state, (s) => ({ ...s, toolReturns: [...s.toolReturns, ...returns] }))
-            for (const ret of returns) {
-              yield* logged(
-                Effect.logInfo(`tool return ${ret.name ?? ret.toolCallId}: ${ret.status}`).pipe(
-                  Effect.annotateLogs({ tool: ret.name ?? "", toolCallId: ret.toolCallId, status: ret.status })
-                )
-              )
-            }
-            return
-          }
-          case "assistant_message": {
-            const text = assistantText(item)
-            yield* Ref.update(state, (s) => ({ ...s, assistantMessages: [...s.assistantMessages, text] }))
-            return yield* logged(Effect.logInfo(`assistant message: ${truncate(text, assistantLogLength)}`))
-          }
-          case "approval_request_message":
-            return yield* logged(Effect.logInfo("agent requests a tool approval"))
-          case "ping":
-            return
-          case "error_message": {
-            const { sideEffect } = yield* Ref.get(state)
-            yield* logged(
-              Effect.logWarning(`run error: ${item.message}`).pipe(
-                Effect.annotateLogs({ errorType: item.error_type, detail: item.detail ?? "" })
-              )
-            )
-            return yield* new RunFailed({
-              agentId: request.agentId,
-              runId: runId ?? item.run_id,
-              sideEffect,
-              reason: letta.redact(item.detail ? `${item.message}: ${item.detail}` : item.message),
-              errorType: item.error_type
-            })
-          }
-          case "stop_reason":
-            yield* Ref.update(state, (s) => ({ ...s, stopReason: item.stop_reason }))
-            return yield* logged(Effect.logInfo(`stop reason: ${item.stop_reason}`))
-          case "usage_statistics": {
-            const usage: RunUsage = {
-              promptTokens: item.prompt_tokens ?? 0,
-              completionTokens: item.completion_tokens ?? 0,
-              totalTokens: item.total_tokens ?? 0,
-              stepCount: item.step_count ?? 0
-            }
-            yield* Ref.update(state, (s) => ({ ...s, usage }))
-            return yield* logged(Effect.logDebug("usage").pipe(Effect.annotateLogs(usage)))
-          }
-          default:
-            return yield* logged(Effect.logDebug(`stream item ignored: ${item.message_type ?? "untyped"}`))
+          )
+        case "assistant_message": {
+          const text = assistantText(item)
+          return Effect.zipRight(
+            Ref.update(state, (s) => ({ ...s, assistantMessages: [...s.assistantMessages, text] })),
+            Effect.logInfo(`assistant message: ${truncate(text, assistantLogLength)}`)
+          )
         }
+        case "approval_request_message":
+          return Effect.logInfo("agent requests a tool approval")
+        case "ping":
+          return Effect.void
+        case "error_message":
+          return Effect.flatMap(Ref.get(state), (s) =>
+            logAnnotated(LogLevel.Warning, `run error: ${item.message}`, {
+              errorType: item.error_type,
+              detail: item.detail ?? ""
+            }).pipe(
+              Effect.zipRight(
+                new RunFailed({
+                  agentId: request.agentId,
+                  runId: s.runId ?? item.run_id,
+                  sideEffect: s.sideEffect,
+                  reason: letta.redact(item.detail ? `${item.message}: ${item.detail}` : item.message),
+                  errorType: item.error_type
+                })
+              )
+            ))
+        case "stop_reason":
+          return Effect.zipRight(
+            Ref.update(state, (s) => ({ ...s, stopReason: item.stop_reason })),
+            Effect.logInfo(`stop reason: ${item.stop_reason}`)
+          )
+        case "usage_statistics": {
+          const usage: RunUsage = {
+            promptTokens: item.prompt_tokens ?? 0,
+            completionTokens: item.completion_tokens ?? 0,
+            totalTokens: item.total_tokens ?? 0,
+            stepCount: item.step_count ?? 0
+          }
+          return Effect.zipRight(
+            Ref.update(state, (s) => ({ ...s, usage })),
+            logAnnotated(LogLevel.Debug, "usage", usage)
+          )
+        }
+        default:
+          return Effect.logDebug(`stream item ignored: ${item.message_type ?? "untyped"}`)
+      }
+    }
+
+    /** Records a streamed tool call (once per id), logs it and tells the observer. */
+    const toolCall = (request: RunRequest, state: Ref.Ref<RunState>, startedAt: number, call: ToolCallSummary) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const fresh = yield* Ref.modify(state, (s): [boolean, RunState] => {
+          if (call.toolCallId !== "" && s.toolCalls.some((c) => c.toolCallId === call.toolCallId)) return [false, s]
+          return [true, {
+            ...s,
+            toolCalls: [...s.toolCalls, call],
+            // The tool may run even if its return never arrives: the agent has acted.
+            sideEffect: s.sideEffect || isSideEffectingTool(call.name),
+            firstToolCallMs: s.firstToolCallMs ?? now - startedAt
+          }]
+        })
+        if (!fresh) return
+        yield* logAnnotated(LogLevel.Info, `tool call ${call.name}`, {
+          tool: call.name,
+          toolCallId: call.toolCallId,
+          arguments: call.argumentsSummary,
+          sideEffecting: isSideEffectingTool(call.name)
+        })
+        yield* notify(request.observer?.onToolCall?.(call))
       })
 
     /** Judges a finished stream. */
@@ -285,14 +300,17 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
         return report
       })
 
-    /** Headers and stream; no timeout here. */
+    /**
+     * Headers and stream; no timeout here. When the attempt ends any other way than by reading the
+     * stream to its end (a failure, a timeout, a shutdown), the HTTP request is aborted, never
+     * closed through the iterator's `return()`: a generator blocked in `next()` on a silent server
+     * would make that wait forever. A stream read to its end has released its connection already,
+     * and aborting it anyway would only build an AbortError nobody reads.
+     */
     const attempt = (client: Letta, request: RunRequest, state: Ref.Ref<RunState>, startedAt: number) =>
-      Effect.scoped(
-        Effect.gen(function* () {
-          const controller = yield* Effect.acquireRelease(
-            Effect.sync(() => new AbortController()),
-            (c) => Effect.sync(() => c.abort())
-          )
+      Effect.suspend(() => {
+        const controller = new AbortController()
+        return Effect.gen(function* () {
           const stream = yield* Effect.tryPromise({
             try: () =>
               client.agents.messages.create(
@@ -311,12 +329,17 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
             catch: (cause) => new ClientFailure({ cause })
           })
           yield* Ref.update(state, (s) => ({ ...s, phase: "stream" as const }))
-          yield* streamItems(stream, controller).pipe(
-            Stream.runForEach((item) => handleItem(request, state, startedAt, item))
+          yield* forEachItem(
+            stream[Symbol.asyncIterator](),
+            claimRunId(state),
+            runStarted(request),
+            handleItem(request, state, startedAt)
           )
           return yield* conclude(request, yield* Ref.get(state), startedAt)
-        })
-      )
+        }).pipe(
+          Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => controller.abort())))
+        )
+      })
 
     const cancelRun = letta.cancelRun
 
@@ -331,7 +354,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
         const { client, url } = yield* letta.current
         const state = yield* Ref.make(initialState)
         const startedAt = yield* Clock.currentTimeMillis
-        yield* Effect.logDebug("run requested").pipe(Effect.annotateLogs({ lettaUrl: url }))
+        yield* logAnnotated(LogLevel.Debug, "run requested", { lettaUrl: url })
 
         const onTimeout = Effect.gen(function* () {
           const s = yield* Ref.get(state)
@@ -378,7 +401,8 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
         )
       }).pipe(
         Effect.annotateLogs({ agentId: request.agentId }),
-        Effect.withSpan("LettaExecutor.run", { attributes: { agentId: request.agentId } })
+        // Stack-trace capture costs more than the span itself on the hot path.
+        Effect.withSpan("LettaExecutor.run", { attributes: { agentId: request.agentId }, captureStackTrace: false })
       )
 
     return { run, cancelRun } as const

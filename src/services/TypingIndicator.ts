@@ -4,7 +4,7 @@
  * A failure (missing permission, a timed-out bot, a rate limit) is logged and never fails the run:
  * the first one at warning, the rest at debug, and the indicator keeps trying on schedule.
  */
-import { Context, Duration, Effect, Layer, Ref, Schedule } from "effect"
+import { Context, Duration, Effect, Fiber, Layer, Ref } from "effect"
 import type { DiscordFailure } from "../domain/Errors.js"
 import { DiscordGateway } from "./DiscordGateway.js"
 
@@ -24,7 +24,11 @@ export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/T
   effect: Effect.gen(function* () {
     const sender = yield* TypingSender
 
-    /** Shows typing in `channelId` until `until` completes; never fails. */
+    /**
+     * Shows typing in `channelId` until `until` completes; never fails. The refresh loop is a child
+     * fiber stopped once `until` is over (or with this fiber): cheaper than racing the two, which
+     * matters because every dispatch shows typing.
+     */
     const showUntil = <E>(channelId: string, until: Effect.Effect<void, E>): Effect.Effect<void> =>
       Effect.gen(function* () {
         const failures = yield* Ref.make(0)
@@ -39,10 +43,9 @@ export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/T
             )
           )
         )
-        yield* Effect.raceFirst(
-          Effect.repeat(once, Schedule.spaced(typingRefresh)).pipe(Effect.asVoid),
-          Effect.ignore(until)
-        )
+        const refreshing = yield* Effect.fork(Effect.forever(Effect.zipRight(once, Effect.sleep(typingRefresh))))
+        yield* Effect.ignore(until)
+        yield* Fiber.interrupt(refreshing)
       })
 
     return { showUntil } as const
