@@ -1,9 +1,16 @@
 /**
- * `node --import tsx bench/journal-micro.ts [cycles]`: what the durable journal costs per event.
- * Each cycle is what the queue and the dispatcher write for one event that runs at once:
- * append, runStarted, remove, each one statement and one WAL commit (synchronous = NORMAL),
- * through SqlEventJournal.layer on a fresh database in a temporary directory. Prints the total
- * wall and CPU time and the cost per event; asserts nothing.
+ * `node --import tsx bench/journal-micro.ts [cycles] [concurrency] [gapMs]`: what the durable
+ * journal costs per event. Each cycle is what the queue and the dispatcher write for one event
+ * that runs at once: append, runStarted, remove, through SqlEventJournal.layer on a fresh
+ * database in a temporary directory (synchronous = NORMAL).
+ *
+ * - `concurrency` (default 1): events in progress at once, each a fiber doing its cycles one after
+ *   another; with more than one, writes requested together share a commit (group commit).
+ * - `gapMs` (default 0): a pause after each cycle, as in a lightly loaded process where every
+ *   write is alone and nothing is warm. Run with `JOURNAL=noop` to measure the harness alone
+ *   (the pauses cost CPU too) and subtract it.
+ *
+ * Prints the total wall and CPU time and the cost per event; asserts nothing.
  */
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -15,6 +22,10 @@ import { EventJournal } from "../src/services/EventJournal.js"
 import { SqlEventJournal } from "../src/services/SqlEventJournal.js"
 
 const cycles = Number(process.argv[2] ?? "10000")
+/** How many events are in progress at once (each a fiber doing its cycles one after another). */
+const concurrency = Number(process.argv[3] ?? "1")
+/** A pause (ms) after each cycle of a fiber: a lightly loaded process, where no write finds company. */
+const gapMs = Number(process.argv[4] ?? "0")
 
 const event = (i: number): QueuedEvent => ({
   messageId: `${1_300_000_000_000_000_000n + BigInt(i)}`,
@@ -42,20 +53,32 @@ const measure = Effect.gen(function*() {
   for (let i = 0; i < 500; i++) yield* cycle(journal, -1 - i)
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
-  for (let i = 0; i < cycles; i++) yield* cycle(journal, i)
+  yield* Effect.forEach(
+    Array.from({ length: concurrency }, (_, lane) => lane),
+    (lane) => Effect.forEach(
+      Array.from({ length: Math.ceil(cycles / concurrency) }, (_, k) => k * concurrency + lane),
+      (i) => gapMs > 0 ? Effect.zipRight(cycle(journal, i), Effect.sleep(gapMs)) : cycle(journal, i),
+      { discard: true }
+    ),
+    { concurrency: "unbounded", discard: true }
+  )
   const wallMs = performance.now() - t0
   const cpu = process.cpuUsage(cpu0)
   const cpuMs = (cpu.user + cpu.system) / 1000
   yield* Console.log(
-    `${cycles} append+runStarted+remove cycles: ${wallMs.toFixed(0)} ms wall, ${cpuMs.toFixed(0)} ms CPU; ` +
+    `${cycles} append+runStarted+remove cycles, ${concurrency} at once, ${gapMs} ms apart` +
+      `${process.env["JOURNAL"] === "noop" ? " (noop journal)" : ""}: ${wallMs.toFixed(0)} ms wall, ${cpuMs.toFixed(0)} ms CPU; ` +
       `per event ${(wallMs / cycles * 1000).toFixed(1)} µs wall, ${(cpuMs / cycles * 1000).toFixed(1)} µs CPU ` +
-      `(${(wallMs / cycles / 3 * 1000).toFixed(1)} µs per statement); load average ${Os.loadavg()[0]?.toFixed(2)}`
+      `(${(cpuMs / cycles / 3 * 1000).toFixed(1)} µs CPU per write); load average ${Os.loadavg()[0]?.toFixed(2)}`
   )
 })
 
 const program = Effect.acquireUseRelease(
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "aurora-journal-bench-"))),
-  (dir) => measure.pipe(Effect.provide(SqlEventJournal.layer.pipe(Layer.provide(Database.layerAt(dir))))),
+  (dir) =>
+    measure.pipe(Effect.provide(
+      process.env["JOURNAL"] === "noop" ? EventJournal.noop : SqlEventJournal.layer.pipe(Layer.provide(Database.layerAt(dir)))
+    )),
   (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
 )
 

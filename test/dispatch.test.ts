@@ -4,7 +4,7 @@
  * ErrorStats and EventQueue, all under TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Fiber, Layer, Metric, MetricState, TestClock } from "effect"
+import { Clock, Deferred, Duration, Effect, Fiber, HashMap, Layer, Logger, Metric, MetricState, TestClock } from "effect"
 import type { RunReport, RunRequest, ToolCallSummary } from "../src/domain/AgentRun.js"
 import { type DiscordFailure, StorageError } from "../src/domain/Errors.js"
 import { Partition, type QueuedEvent } from "../src/domain/Event.js"
@@ -491,6 +491,83 @@ describe("dispatch", () => {
         expect(h.typed.map((t) => t.at)).toEqual([0, 8_000])
       }).pipe(Effect.provide(h.layer))
     }))
+
+  it.effect("typing stops when the dispatch is interrupted (shutdown) or fails unexpectedly", () =>
+    Effect.gen(function*() {
+      const h = makeHarness({
+        run: (request, call) =>
+          call === 1
+            ? Effect.never
+            : Effect.zipRight(Effect.sleep(Duration.seconds(10)), Effect.die(new Error(`bug in run ${request.prompt}`)))
+      })
+      yield* Effect.gen(function*() {
+        const { dispatch } = yield* makeDispatcher({ retrySchedule })
+        const interrupted = yield* Effect.fork(dispatch(event("m1", { channelId: "c1" })))
+        yield* TestClock.adjust(Duration.seconds(8))
+        yield* settle
+        yield* Fiber.interrupt(interrupted)
+        // The fiber goes on after the dispatch (as the queue's does, to settle the event): the
+        // typing must stop with the dispatch, not with the fiber.
+        const outcome = yield* Deferred.make<DispatchOutcome>()
+        const failed = yield* Effect.fork(
+          Effect.zipRight(Effect.flatMap(dispatch(event("m2", { channelId: "c2" })), (o) => Deferred.succeed(outcome, o)), Effect.never)
+        )
+        yield* TestClock.adjust(Duration.seconds(10))
+        // The defect is dead-lettered: the dispatch itself ends normally.
+        expect(yield* Deferred.await(outcome)).toEqual(DispatchOutcome.done)
+        yield* TestClock.adjust(Duration.seconds(60))
+        yield* settle
+        yield* Fiber.interrupt(failed)
+        expect(h.typed).toEqual([
+          { channelId: "c1", at: 0 },
+          { channelId: "c1", at: 8_000 },
+          { channelId: "c2", at: 8_000 },
+          { channelId: "c2", at: 16_000 }
+        ])
+      }).pipe(Effect.provide(h.layer))
+    }))
+
+  it.effect("every line of a run carries the event's ids; the line that ends it, its timings", () => {
+    const lines: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+    const logger = Logger.add(Logger.make(({ annotations, message }) => {
+      lines.push({
+        message: Array.isArray(message) ? message.join(" ") : String(message),
+        annotations: Object.fromEntries(HashMap.toEntries(annotations))
+      })
+    }))
+    const h = makeHarness({
+      run: (request, call) =>
+        Effect.zipRight(
+          Effect.logInfo(`executor working on ${request.prompt}`),
+          call === 1 ? Effect.fail(serverError(request.agentId)) : Effect.as(Effect.sleep(Duration.seconds(2)), report(request.agentId))
+        )
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule: makeLettaRetrySchedule({ jitter: 0, attempts: 1 }) })
+      yield* TestClock.adjust(Duration.seconds(3))
+      expect(yield* dispatch(event("m1", { guildId: "g9", channelId: "c9", agentId: "a9", enqueuedAt: 1_000 }))).toEqual(
+        DispatchOutcome.retry(Duration.seconds(5))
+      )
+      const done = yield* Effect.fork(dispatch(event("m2", { guildId: null, channelId: "dm-1", enqueuedAt: 3_000, attempts: 1 })))
+      yield* TestClock.adjust(Duration.seconds(2))
+      expect(yield* Fiber.join(done)).toEqual(DispatchOutcome.done)
+      const ids = (line: { readonly annotations: Record<string, unknown> }) => {
+        const { agentId, channelId, guildId, messageId } = line.annotations
+        return { guildId, channelId, messageId, agentId }
+      }
+      expect(lines.map((line) => line.message)).toEqual([
+        "executor working on prompt m1",
+        "run failed transiently (LettaServerError: 502 Bad Gateway); kept at the front of its channel",
+        "executor working on prompt m2",
+        "run finished in 2000 ms after 0 ms in queue"
+      ])
+      expect(lines.slice(0, 2).map(ids)).toEqual(Array(2).fill({ guildId: "g9", channelId: "c9", messageId: "m1", agentId: "a9" }))
+      expect(lines.slice(2).map(ids)).toEqual(Array(2).fill({ guildId: "dm", channelId: "dm-1", messageId: "m2", agentId: "a1" }))
+      expect(lines[1]?.annotations).toMatchObject({ queuedMs: 2_000, runMs: 0, attempts: 1 })
+      expect(lines[3]?.annotations).toMatchObject({ queuedMs: 0, runMs: 2_000, attempts: 2 })
+      expect(lines[0]?.annotations).not.toHaveProperty("runMs")
+    }).pipe(Effect.provide(h.layer), Effect.provide(logger))
+  })
 
   it.effect("no typing when the guild's typing setting is off", () => {
     const h = makeHarness({

@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, HashMap, Layer, Logger, LogLevel } from "effect"
+import { Effect, Exit, Fiber, HashMap, Layer, Logger, LogLevel, Scope } from "effect"
 import { StorageError } from "../src/domain/Errors.js"
 import type { QueuedEvent } from "../src/domain/Event.js"
 import { Database } from "../src/services/Database.js"
@@ -300,4 +300,120 @@ describe("SqlEventJournal", () => {
       expect(actual).toEqual(expected)
       expect(yield* session(dir, Effect.flatMap(journal, (j) => j.load))).toEqual(expected.at(-1))
     }))
+
+  describe("group commit", () => {
+    /** Frames in the write-ahead log: each commit writes at least one, so they count commits. */
+    const walFrames = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      Effect.map(sql<{ readonly log: number }>`PRAGMA wal_checkpoint(PASSIVE)`, (rows) => rows[0]?.log ?? -1))
+    const emptyWal = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`PRAGMA wal_checkpoint(TRUNCATE)`)
+    const ids40 = Array.from({ length: 40 }, (_, i) => i)
+
+    it.scoped("writes requested together share one commit; one after another, each commits on its own", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const [oneByOne, together, loaded] = yield* session(
+          dir,
+          Effect.gen(function*() {
+            const j = yield* journal
+            yield* emptyWal
+            for (const i of ids40) yield* j.append(event(`s${i}`))
+            const oneByOne = yield* walFrames
+            yield* emptyWal
+            yield* Effect.forEach(ids40, (i) => j.append(event(`t${i}`)), { concurrency: "unbounded", discard: true })
+            return [oneByOne, yield* walFrames, yield* j.load] as const
+          })
+        )
+        expect(oneByOne).toBeGreaterThanOrEqual(40)
+        expect(together).toBeLessThan(20)
+        // Every write is there, in the order requested.
+        expect(ids(loaded)).toEqual([...ids40.map((i) => `s${i}`), ...ids40.map((i) => `t${i}`)])
+      }))
+
+    it.scoped("writes of one id requested together keep their order", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const loaded = yield* session(
+          dir,
+          Effect.gen(function*() {
+            const j = yield* journal
+            yield* j.append(event("kept"))
+            yield* Effect.all([
+              j.append(event("gone")),
+              j.runStarted("gone", 1),
+              j.remove("gone"),
+              j.remove("kept"),
+              j.append(event("kept", { attempts: 1 })),
+              j.runStarted("kept", 2),
+              j.runIdSeen("kept", "run-2"),
+              j.sideEffectSeen("kept")
+            ], { concurrency: "unbounded", discard: true })
+            return yield* j.load
+          })
+        )
+        expect(loaded).toEqual([
+          { event: event("kept", { attempts: 1 }), run: { startedAt: 2, runId: "run-2", sideEffect: true } }
+        ])
+      }))
+
+    it.scoped("a group that fails is rolled back whole: each of its writes fails with its own operation; later writes go on", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const [failures, loaded] = yield* session(
+          dir,
+          Effect.gen(function*() {
+            const j = yield* journal
+            const sql = yield* SqlClient.SqlClient
+            yield* sql`CREATE TRIGGER poison BEFORE INSERT ON pending_events
+              WHEN NEW.message_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END`
+            yield* j.append(event("before"))
+            const failures = yield* Effect.all([
+              Effect.flip(j.append(event("m1"))),
+              Effect.flip(j.runStarted("before", 5)),
+              Effect.flip(j.append(event("poison"))),
+              Effect.flip(j.remove("before"))
+            ], { concurrency: "unbounded" })
+            yield* j.append(event("after"))
+            return [failures, yield* j.load] as const
+          })
+        )
+        expect(failures.map((error) => error.operation)).toEqual([
+          "EventJournal.append",
+          "EventJournal.runStarted",
+          "EventJournal.append",
+          "EventJournal.remove"
+        ])
+        for (const error of failures) {
+          expect(error).toBeInstanceOf(StorageError)
+          expect(error.reason).toContain("poisoned row")
+        }
+        // Nothing of the failed group was written; the writes before and after it were.
+        expect(loaded).toEqual([{ event: event("before"), run: null }, { event: event("after"), run: null }])
+      }))
+
+    it.scoped("closing the journal commits the writes already requested; a write after that fails", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(
+          SqlEventJournal.layer.pipe(Layer.provideMerge(Database.layerAt(dir))),
+          scope
+        )
+        const j = yield* Effect.provide(journal, context)
+        // Requested, not yet committed: the writer waits for the end of the event loop's turn,
+        // which cannot come while fibers keep yielding to each other (microtasks).
+        const pending = yield* Effect.fork(
+          Effect.forEach(ids40, (i) => j.append(event(`m${i}`)), { concurrency: "unbounded", discard: true })
+        )
+        yield* Effect.repeatN(Effect.yieldNow(), 20)
+        expect(yield* j.load).toEqual([])
+        yield* Scope.close(scope, Exit.void)
+        expect(yield* Fiber.await(pending)).toEqual(Exit.void)
+        const late = yield* Effect.flip(j.append(event("late")))
+        expect(late).toBeInstanceOf(StorageError)
+        expect(late.operation).toBe("EventJournal.append")
+        expect(late.reason).toBe("the journal is closed")
+        const reopened = yield* session(dir, Effect.flatMap(journal, (j) => j.load))
+        expect(ids(reopened)).toEqual(ids40.map((i) => `m${i}`))
+      }))
+  })
 })

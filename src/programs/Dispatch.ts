@@ -18,13 +18,14 @@
  * server before the event is sent again. A run cut off by shutdown before the agent acted is
  * cancelled by the executor and its progress cleared, so the restart sends the event as new.
  */
-import { Cause, Clock, Config, Deferred, Duration, Effect, Either, Fiber, Layer, Ref, Schedule } from "effect"
+import { Cause, Clock, Config, Deferred, Duration, Effect, Either, Fiber, Layer, LogLevel, Ref, Schedule } from "effect"
 import type { RunObserver, RunReport, ToolCallSummary } from "../domain/AgentRun.js"
 import { isSideEffectingTool, truncate } from "../domain/AgentRun.js"
 import type { StorageError } from "../domain/Errors.js"
 import { Partition, type QueuedEvent } from "../domain/Event.js"
 import { isServiceFailure, isTransient, type LettaRunError } from "../domain/LettaErrors.js"
 import { defaultGuildSettings } from "../domain/Settings.js"
+import { logAnnotated } from "../layers/Logging.js"
 import { CircuitBreaker } from "../services/CircuitBreaker.js"
 import { DeadLetters } from "../services/DeadLetters.js"
 import { ErrorStats } from "../services/ErrorStats.js"
@@ -115,23 +116,28 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         }
 
         // Typing runs while the agent works: it stops at the agent's first side-effecting call
-        // (its reply) or when the run ends, whichever comes first.
+        // (its reply) or when the run ends, whichever comes first. A plain fork rather than a
+        // scope for it (a scope per dispatch costs more than the rest of the typing): `ensuring`
+        // stops it however the run ends, and a fork is interrupted with its parent fiber anyway.
         const typingFiber = guildSettings.typing
-          ? yield* Effect.forkScoped(typing.showUntil(event.channelId, Deferred.await(replied)))
+          ? yield* Effect.fork(typing.showUntil(event.channelId, Deferred.await(replied)))
           : null
         const attempts = yield* Ref.make(0)
         const counted = Effect.zipRight(
           Ref.getAndUpdate(attempts, (n) => n + 1).pipe(Effect.flatMap((n) => (n > 0 ? Metrics.retried : Effect.void))),
           attempt(event, timeout, observer)
         )
-        const result = yield* counted.pipe(Effect.retry(schedule), Effect.either, whenCutOff)
-        if (typingFiber !== null) yield* Fiber.interrupt(typingFiber)
+        const result = yield* counted.pipe(
+          Effect.retry(schedule),
+          Effect.either,
+          whenCutOff,
+          Effect.ensuring(typingFiber === null ? Effect.void : Fiber.interrupt(typingFiber))
+        )
 
         const finishedAt = yield* Clock.currentTimeMillis
         const timing = { queuedMs: startedAt - event.enqueuedAt, runMs: finishedAt - startedAt }
         return yield* outcomeOf(event, result, timing)
       }).pipe(
-        Effect.scoped,
         Effect.withSpan("dispatch", {
           attributes: { messageId: event.messageId, agentId: event.agentId },
           captureStackTrace: false
@@ -222,27 +228,25 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
             Effect.as(DispatchOutcome.retry(inner.left.retryIn))
           )
         }
-        const report = inner.right
-        return Effect.logInfo(`run finished in ${timing.runMs} ms after ${timing.queuedMs} ms in queue`).pipe(
-          Effect.zipLeft(recordSuccess(report)),
-          Effect.annotateLogs(timings),
-          Effect.as(DispatchOutcome.done)
-        )
+        return logAnnotated(LogLevel.Info, `run finished in ${timing.runMs} ms after ${timing.queuedMs} ms in queue`, timings)
+          .pipe(
+            Effect.zipRight(recordSuccess(inner.right)),
+            Effect.as(DispatchOutcome.done)
+          )
       }
       const error = result.left
       const described = `${error._tag}: ${error.reason}`
       const counted = Metrics.runFinished(Metrics.runOutcomeOf(error), timing.runMs)
       if (isTransient(error)) {
-        return Effect.logWarning(`run failed transiently (${described}); kept at the front of its channel`).pipe(
-          Effect.annotateLogs(timings),
-          Effect.zipLeft(counted),
-          Effect.as(DispatchOutcome.retry(transientHold))
-        )
+        return logAnnotated(LogLevel.Warning, `run failed transiently (${described}); kept at the front of its channel`, timings)
+          .pipe(
+            Effect.zipRight(counted),
+            Effect.as(DispatchOutcome.retry(transientHold))
+          )
       }
       if (error.sideEffect) {
-        return Effect.logError(`run failed after the agent acted (${described}); not sent again`).pipe(
-          Effect.zipLeft(counted),
-          Effect.annotateLogs(timings),
+        return logAnnotated(LogLevel.Error, `run failed after the agent acted (${described}); not sent again`, timings).pipe(
+          Effect.zipRight(counted),
           Effect.as(DispatchOutcome.done)
         )
       }

@@ -6,6 +6,10 @@
  * run id, side effect) as it happens, so that after a crash the recovery can tell a run that may
  * be re-sent from one whose agent had already acted. `load` gives everything back at start-up.
  *
+ * Every write returns only once it is recorded (in the SQLite store: committed), so a write that
+ * returned survives a crash; that is what makes `append` a write-ahead record. How a store gets
+ * there (one commit per write, or writes grouped into one commit) is its own business.
+ *
  * The durable SQLite store (SqlEventJournal) implements this port; `noop` and `memory` serve
  * tests and runs without persistence.
  */
