@@ -4,9 +4,9 @@
  * the hot path (each incoming message) reads a Ref, never the database.
  */
 import { SqlClient } from "@effect/sql"
-import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Data, Effect, Either, HashMap, Option, PubSub, Ref, Schema, Stream } from "effect"
-import { InvalidSetting, StorageError } from "../domain/Errors.js"
+import { InvalidSetting, type StorageError } from "../domain/Errors.js"
+import { storageErrorOf } from "./Database.js"
 import {
   defaultGlobalSettings,
   defaultGuildSettings,
@@ -132,12 +132,6 @@ interface Cache {
 const guildIn = (cache: Cache, guildId: string): GuildState =>
   Option.getOrElse(HashMap.get(cache.guilds, guildId), () => defaultGuildState(guildId))
 
-const storageError = (operation: string) => (error: SqlError) => {
-  const cause: unknown = error.cause
-  const detail = cause instanceof Error ? cause.message : String(cause ?? "")
-  return new StorageError({ operation, reason: detail === "" ? error.message : `${error.message}: ${detail}` })
-}
-
 export class SettingsStore extends Effect.Service<SettingsStore>()("aurora/SettingsStore", {
   scoped: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -163,7 +157,7 @@ export class SettingsStore extends Effect.Service<SettingsStore>()("aurora/Setti
         )
       }
       return { guilds, global } satisfies Cache
-    }).pipe(Effect.mapError(storageError("SettingsStore.load")))
+    }).pipe(Effect.mapError(storageErrorOf("SettingsStore.load")))
 
     const cache = yield* Ref.make<Cache>(yield* load)
     const changes = yield* PubSub.unbounded<SettingsChange>()
@@ -190,7 +184,7 @@ export class SettingsStore extends Effect.Service<SettingsStore>()("aurora/Setti
         )
         yield* sql`INSERT INTO guild_settings ${sql.insert(row)}
           ON CONFLICT (guild_id) DO UPDATE SET ${sql.csv(assignments)}`.pipe(
-          Effect.mapError(storageError(operation))
+          Effect.mapError(storageErrorOf(operation))
         )
         const next = yield* Ref.modify(cache, (c) => {
           const state = update(guildIn(c, guildId))
@@ -213,7 +207,7 @@ export class SettingsStore extends Effect.Service<SettingsStore>()("aurora/Setti
           ? sql`DELETE FROM global_settings WHERE key = ${key}`
           : sql`INSERT INTO global_settings ${sql.insert({ key, value, updated_at: updatedAt })}
               ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`
-        yield* statement.pipe(Effect.mapError(storageError(operation)))
+        yield* statement.pipe(Effect.mapError(storageErrorOf(operation)))
         const next = yield* Ref.modify(cache, (c) => {
           const global = update(c.global)
           return [global, { ...c, global }]

@@ -172,3 +172,6 @@ export const idle = (metrics: Metrics): boolean =>
   metrics.sum("aurora_queue_pending_events") === 0 && metrics.value("aurora_runs_in_flight") === 0
 
 export const range = (n: number): ReadonlyArray<number> => Array.from({ length: n }, (_, i) => i)
+
+/** A duration for the report's notes: `1.2 s`. */
+export const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`

@@ -15,6 +15,7 @@ import {
   metricsWhen,
   range,
   readStoredQueue,
+  seconds,
   seedSettings,
   startAurora,
   stop,
@@ -23,8 +24,6 @@ import {
 } from "../fixtures.js"
 import { deliveredCount, ledgerOf } from "../ledger.js"
 import type { RecordRow } from "../report.js"
-
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 
 /**
  * The fake kills the gateway socket (close 1006) while runs are in flight: 10 mentions before,

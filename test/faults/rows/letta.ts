@@ -16,6 +16,7 @@ import {
   metricsWhen,
   range,
   readStoredQueue,
+  seconds,
   seedSettings,
   startAurora,
   stop,
@@ -24,8 +25,6 @@ import {
 } from "../fixtures.js"
 import { deliveredCount, ledgerOf } from "../ledger.js"
 import type { RecordRow } from "../report.js"
-
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 
 /** Breaker transitions Aurora logged, as "CLOSED→OPEN at 3.2 s" relative to `origin`. */
 const breakerTimeline = (aurora: AuroraProcess, origin: number) =>

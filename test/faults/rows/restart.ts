@@ -15,6 +15,7 @@ import {
   metricsWhen,
   range,
   readStoredQueue,
+  seconds,
   seedSettings,
   startAurora,
   stop,
@@ -23,8 +24,6 @@ import {
 } from "../fixtures.js"
 import { deliveredCount, ledgerOf } from "../ledger.js"
 import type { RecordRow } from "../report.js"
-
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 
 /**
  * SIGTERM while one run is in flight and 20 events wait: the run finishes within the grace
