@@ -8,7 +8,7 @@ import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger,
 import type { RunReport, RunRequest } from "../src/domain/AgentRun.js"
 import type { LettaRunError } from "../src/domain/LettaErrors.js"
 import { LettaClient, LettaEndpoint } from "../src/services/LettaClient.js"
-import { LettaExecutor } from "../src/services/LettaExecutor.js"
+import { batchReader, ClientFailure, LettaExecutor } from "../src/services/LettaExecutor.js"
 import { retryDelay, retryTransient } from "../src/services/RetryPolicy.js"
 import { Behaviours, type FakeLetta, Frames, Items, makeFakeLetta } from "./fakes/FakeLetta.js"
 
@@ -466,4 +466,66 @@ describe("FakeLetta", () => {
         expect(third.runId).toBeDefined()
       })
     ))
+})
+
+/** An iterator over `items` (each a value or a failure), answering every `next()` at once. */
+const scriptedIterator = <A>(items: ReadonlyArray<{ readonly value: A } | { readonly fail: Error }>, pulls: Array<number>) => {
+  let index = 0
+  return {
+    next: (): Promise<IteratorResult<A>> => {
+      pulls.push(index)
+      const item = items[index++]
+      if (item === undefined) return Promise.resolve({ done: true, value: undefined })
+      return "fail" in item ? Promise.reject(item.fail) : Promise.resolve({ done: false, value: item.value })
+    }
+  }
+}
+
+describe("batchReader (how the executor reads a stream's items)", () => {
+  it.effect("hands over, in order, every item that arrived since the last pull, then null at the end", () =>
+    Effect.gen(function* () {
+      const pulls: Array<number> = []
+      const reader = batchReader(scriptedIterator([1, 2, 3, 4, 5].map((value) => ({ value })), pulls))
+      const first = yield* reader.next
+      expect(first).toEqual([1])
+      // While the consumer is busy (here: until the next macrotask), the reader goes on reading;
+      // the next pull answers everything that arrived meanwhile, at once.
+      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      expect(yield* reader.next).toEqual([2, 3, 4, 5])
+      expect(yield* reader.next).toBeNull()
+      // At the end it keeps answering null.
+      expect(yield* reader.next).toBeNull()
+      expect(pulls).toEqual([0, 1, 2, 3, 4, 5])
+    }))
+
+  it.effect("a failure comes after the items before it, as a ClientFailure with its cause", () =>
+    Effect.gen(function* () {
+      const boom = new Error("socket closed")
+      const reader = batchReader(scriptedIterator<number>([{ value: 1 }, { value: 2 }, { fail: boom }, { value: 3 }], []))
+      const seen: Array<number> = []
+      const exit = yield* Effect.exit(Effect.gen(function* () {
+        for (;;) {
+          const batch = yield* reader.next
+          if (batch === null) return
+          seen.push(...batch)
+        }
+      }))
+      expect(seen).toEqual([1, 2])
+      expect(exit).toStrictEqual(Exit.fail(new ClientFailure({ cause: boom })))
+    }))
+
+  it.effect("after stop, items that still arrive are not handed over and nothing more is pulled", () =>
+    Effect.gen(function* () {
+      const pulls: Array<number> = []
+      let release: (() => void) | undefined
+      const gate = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      const inner = scriptedIterator([1, 2, 3].map((value) => ({ value })), pulls)
+      const reader = batchReader({ next: () => gate.then(() => inner.next()) })
+      reader.stop()
+      release?.()
+      yield* Effect.promise(() => gate.then(() => new Promise((resolve) => setImmediate(resolve))))
+      expect(pulls).toEqual([0])
+    }))
 })

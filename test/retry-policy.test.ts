@@ -1,6 +1,6 @@
 /** The retry schedule for agent runs: which failures retry, how often, and after how long. */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Exit, Fiber, Ref, TestClock } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Ref, Schedule, TestClock } from "effect"
 import {
   AgentNotFound,
   LettaConnectionError,
@@ -11,7 +11,13 @@ import {
   RunFailed
 } from "../src/domain/LettaErrors.js"
 import { parseRetryAfter } from "../src/services/LettaClient.js"
-import { lettaRetrySchedule, retryDelay, retryTransient } from "../src/services/RetryPolicy.js"
+import {
+  lettaRetrySchedule,
+  makeLettaRetrySchedule,
+  retryDelay,
+  retryOnFailure,
+  retryTransient
+} from "../src/services/RetryPolicy.js"
 
 const base = { agentId: "agent-1", sideEffect: false, reason: "test" }
 const serverError = new LettaServerError({ ...base, status: 503 })
@@ -22,7 +28,12 @@ const rateLimited = (retryAfter?: Duration.Duration) =>
  * Runs an attempt that fails with `errors[i]` on attempt i (the last one repeating) under the
  * retry schedule, advancing the TestClock far enough for every retry; returns the attempt times.
  */
-const attemptTimes = (errors: ReadonlyArray<LettaRunError>, advance: Duration.DurationInput = "10 minutes") =>
+const attemptTimes = (
+  errors: ReadonlyArray<LettaRunError>,
+  advance: Duration.DurationInput = "10 minutes",
+  retry: (attempt: Effect.Effect<never, LettaRunError>) => Effect.Effect<never, LettaRunError> = (attempt) =>
+    Effect.retry(attempt, lettaRetrySchedule)
+) =>
   Effect.gen(function* () {
     const times = yield* Ref.make<ReadonlyArray<number>>([])
     const attempt = Effect.gen(function* () {
@@ -30,7 +41,7 @@ const attemptTimes = (errors: ReadonlyArray<LettaRunError>, advance: Duration.Du
       const done = yield* Ref.modify(times, (ts) => [ts.length, [...ts, now]])
       return yield* Effect.fail(errors[Math.min(done, errors.length - 1)] ?? serverError)
     })
-    const fiber = yield* Effect.fork(Effect.retry(attempt, lettaRetrySchedule))
+    const fiber = yield* Effect.fork(retry(attempt))
     yield* TestClock.adjust(advance)
     const exit = yield* Fiber.await(fiber)
     expect(Exit.isFailure(exit)).toBe(true)
@@ -154,5 +165,46 @@ describe("lettaRetrySchedule", () => {
       yield* TestClock.adjust("1 minute")
       expect(yield* Fiber.join(fiber)).toBe("answered")
       expect(yield* Ref.get(attempts)).toBe(3)
+    }))
+})
+
+describe("retryOnFailure", () => {
+  // Without jitter, so that both runs see the same delays.
+  const schedule = makeLettaRetrySchedule({ jitter: 0 })
+  const sequences: ReadonlyArray<readonly [string, ReadonlyArray<LettaRunError>]> = [
+    ["transient failures", [serverError]],
+    ["a permanent failure", [new AgentNotFound(base)]],
+    ["transient, then permanent", [serverError, new AgentNotFound(base)]],
+    ["a 429 with Retry-After", [rateLimited(Duration.seconds(10))]],
+    ["a timeout, then a connection error", [new LettaTimeout({ ...base, timeout: Duration.seconds(5), phase: "stream" }), new LettaConnectionError(base)]]
+  ]
+  for (const [name, errors] of sequences) {
+    it.effect(`sends the same attempts at the same times as Effect.retry: ${name}`, () =>
+      Effect.gen(function* () {
+        const expected = yield* attemptTimes(errors, "10 minutes", (attempt) => Effect.retry(attempt, schedule))
+        const start = yield* Clock.currentTimeMillis
+        const actual = yield* attemptTimes(errors, "10 minutes", (attempt) => retryOnFailure(attempt, schedule))
+        expect(gaps(actual)).toEqual(gaps(expected))
+        expect(actual[0]).toBe(start)
+      }))
+  }
+
+  it.effect("returns the first success without consulting the schedule", () =>
+    Effect.gen(function* () {
+      const stepped = yield* Ref.make(0)
+      const counting = Schedule.tapInput(schedule, () => Ref.update(stepped, (n) => n + 1))
+      expect(yield* retryOnFailure(Effect.succeed("answered"), counting)).toBe("answered")
+      expect(yield* Ref.get(stepped)).toBe(0)
+    }))
+
+  it.effect("fails with the last failure once the schedule stops", () =>
+    Effect.gen(function* () {
+      const attempts = yield* Ref.make(0)
+      const attempt = Effect.flatMap(Ref.updateAndGet(attempts, (n) => n + 1), (n) =>
+        Effect.fail<LettaRunError>(new LettaServerError({ ...base, status: 500 + n })))
+      const fiber = yield* Effect.fork(retryOnFailure(attempt, schedule))
+      yield* TestClock.adjust("1 minute")
+      const exit = yield* Fiber.await(fiber)
+      expect(exit).toStrictEqual(Exit.fail(new LettaServerError({ ...base, status: 503 })))
     }))
 })

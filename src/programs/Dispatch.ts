@@ -33,7 +33,7 @@ import { EventJournal } from "../services/EventJournal.js"
 import { DispatchOutcome, EventQueue, QueuePolicy } from "../services/EventQueue.js"
 import { LettaExecutor } from "../services/LettaExecutor.js"
 import * as Metrics from "../services/Metrics.js"
-import { lettaRetrySchedule } from "../services/RetryPolicy.js"
+import { lettaRetrySchedule, retryOnFailure } from "../services/RetryPolicy.js"
 import { SettingsStore } from "../services/SettingsStore.js"
 import { TypingIndicator } from "../services/TypingIndicator.js"
 
@@ -127,8 +127,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           Ref.getAndUpdate(attempts, (n) => n + 1).pipe(Effect.flatMap((n) => (n > 0 ? Metrics.retried : Effect.void))),
           attempt(event, timeout, observer)
         )
-        const result = yield* counted.pipe(
-          Effect.retry(schedule),
+        const result = yield* retryOnFailure(counted, schedule).pipe(
           Effect.either,
           whenCutOff,
           Effect.ensuring(typingFiber === null ? Effect.void : Fiber.interrupt(typingFiber))

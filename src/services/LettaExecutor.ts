@@ -14,7 +14,7 @@
  */
 import type { Letta } from "@letta-ai/letta-client"
 import type { LettaStreamingResponse } from "@letta-ai/letta-client/resources/agents/messages"
-import { Clock, Data, Duration, Effect, Exit, LogLevel, Ref } from "effect"
+import { Clock, Data, Duration, Effect, Exit, LogLevel } from "effect"
 import {
   isSideEffectingTool,
   isSuccessfulStopReason,
@@ -30,20 +30,27 @@ import { LettaConnectionError, type LettaRunError, LettaTimeout, RunFailed } fro
 import { logAnnotated } from "../layers/Logging.js"
 import { classifyClientError, LettaClient } from "./LettaClient.js"
 
-/** What the stream has shown so far; errors and timeouts report from it. */
+/**
+ * What the stream has shown so far; errors and timeouts report from it.
+ *
+ * One record per run, owned by that run: it is written only by the synchronous steps that handle
+ * a streamed item (JavaScript never interleaves them) and read by the run's own timeout and
+ * interruption handlers. A plain record rather than a Ref: a run updates it several times per
+ * item, and a Ref operation per update cost more than handling the item.
+ */
 interface RunState {
-  readonly phase: "headers" | "stream"
-  readonly runId: string | undefined
-  readonly sideEffect: boolean
-  readonly toolCalls: ReadonlyArray<ToolCallSummary>
-  readonly toolReturns: ReadonlyArray<ToolReturnSummary>
-  readonly assistantMessages: ReadonlyArray<string>
-  readonly stopReason: string | undefined
-  readonly usage: RunUsage | null
-  readonly firstToolCallMs: number | null
+  phase: "headers" | "stream"
+  runId: string | undefined
+  sideEffect: boolean
+  readonly toolCalls: Array<ToolCallSummary>
+  readonly toolReturns: Array<ToolReturnSummary>
+  readonly assistantMessages: Array<string>
+  stopReason: string | undefined
+  usage: RunUsage | null
+  firstToolCallMs: number | null
 }
 
-const initialState: RunState = {
+const makeRunState = (): RunState => ({
   phase: "headers",
   runId: undefined,
   sideEffect: false,
@@ -53,10 +60,10 @@ const initialState: RunState = {
   stopReason: undefined,
   usage: null,
   firstToolCallMs: null
-}
+})
 
 /** Something the client threw; classified once, against the state at that moment. */
-class ClientFailure extends Data.TaggedError("ClientFailure")<{ readonly cause: unknown }> {}
+export class ClientFailure extends Data.TaggedError("ClientFailure")<{ readonly cause: unknown }> {}
 
 /** The client's own header timeout is a backstop: the Effect timeout should always fire first. */
 const clientTimeoutMargin = Duration.seconds(5)
@@ -114,35 +121,100 @@ const runIdOf = (item: LettaStreamingResponse): string | undefined =>
   "run_id" in item && typeof item.run_id === "string" && item.run_id !== "" ? item.run_id : undefined
 
 /**
- * Pulls the stream's items one at a time and hands each to `handle`, until the stream ends or
- * `handle` fails. A plain loop over the iterator rather than an Effect Stream: a run streams a
- * handful of items, and Stream's per-element machinery cost more than handling them.
+ * Reads an async iterator from plain JavaScript and hands its items over in batches: each pull
+ * answers every item that arrived since the last one (waiting only when none has), so a run whose
+ * items arrive together resumes its fiber once for them rather than once per item. The reader
+ * stops after the end of the stream or a failure, which is answered after the items before it.
+ * `stop` ends the reading (the caller aborts the request too, which ends a pending `next()`).
+ */
+export const batchReader = <A>(iterator: AsyncIterator<A>) => {
+  let buffered: Array<A> = []
+  let ended: { readonly failure: ClientFailure | null } | null = null
+  let waiting: ((batch: Effect.Effect<ReadonlyArray<A> | null, ClientFailure>) => void) | null = null
+  let stopped = false
+  const answer = () => {
+    const resume = waiting
+    if (resume === null || (buffered.length === 0 && ended === null)) return
+    waiting = null
+    // Taken when the fiber runs again, not now: items arriving until then join the batch.
+    resume(Effect.suspend(takeNow))
+  }
+  const takeNow = (): Effect.Effect<ReadonlyArray<A> | null, ClientFailure> => {
+    if (buffered.length > 0) {
+      const batch = buffered
+      buffered = []
+      return Effect.succeed(batch)
+    }
+    if (ended === null) return Effect.succeed([])
+    return ended.failure === null ? Effect.succeed(null) : Effect.fail(ended.failure)
+  }
+  const pump = async () => {
+    try {
+      for (;;) {
+        const step = await iterator.next()
+        if (stopped) return
+        if (step.done === true) break
+        buffered.push(step.value)
+        answer()
+      }
+      ended = { failure: null }
+    } catch (cause) {
+      ended = { failure: new ClientFailure({ cause }) }
+    }
+    answer()
+  }
+  void pump()
+  return {
+    /** The items that arrived since the last call (at least one), or null at the end of the stream. */
+    next: Effect.suspend(() =>
+      buffered.length > 0 || ended !== null
+        ? takeNow()
+        : Effect.async<ReadonlyArray<A> | null, ClientFailure>((resume) => {
+          waiting = resume
+          return Effect.sync(() => {
+            waiting = null
+          })
+        })
+    ),
+    stop: () => {
+      stopped = true
+    }
+  }
+}
+
+/**
+ * Hands each item of the stream to `handle`, in order, until the stream ends or `handle` fails.
+ * A plain loop over batches rather than an Effect Stream: a run streams a handful of items, and
+ * Stream's per-element machinery cost more than handling them.
  *
  * `claimRunId` tells whether an item is the first to show the run id. From that item on, the
  * stream is read with the run id as a log annotation, set once for the rest of the stream rather
  * than around each line; `onRunId` runs first, inside it.
  */
 const forEachItem = <A, E>(
-  iterator: AsyncIterator<A>,
-  claimRunId: (item: A) => Effect.Effect<string | undefined>,
+  reader: { readonly next: Effect.Effect<ReadonlyArray<A> | null, ClientFailure> },
+  claimRunId: (item: A) => string | undefined,
   onRunId: (runId: string) => Effect.Effect<void>,
   handle: (item: A) => Effect.Effect<void, E>
 ): Effect.Effect<void, E | ClientFailure> => {
-  const next = Effect.tryPromise({ try: () => iterator.next(), catch: (cause) => new ClientFailure({ cause }) })
-  const loop = (annotated: boolean): Effect.Effect<void, E | ClientFailure> =>
+  const loop = (annotated: boolean, pending: ReadonlyArray<A>): Effect.Effect<void, E | ClientFailure> =>
     Effect.gen(function* () {
+      let batch: ReadonlyArray<A> | null = pending
       for (;;) {
-        const step = yield* next
-        if (step.done === true) return
-        const runId = annotated ? undefined : yield* claimRunId(step.value)
-        if (runId !== undefined) {
-          const rest = Effect.zipRight(Effect.zipRight(onRunId(runId), handle(step.value)), loop(true))
-          return yield* Effect.annotateLogs(rest, { runId })
+        for (let i = 0; i < batch.length; i++) {
+          const item = batch[i] as A
+          const runId = annotated ? undefined : claimRunId(item)
+          if (runId !== undefined) {
+            const rest = Effect.zipRight(Effect.zipRight(onRunId(runId), handle(item)), loop(true, batch.slice(i + 1)))
+            return yield* Effect.annotateLogs(rest, { runId })
+          }
+          yield* handle(item)
         }
-        yield* handle(step.value)
+        batch = yield* reader.next
+        if (batch === null) return
       }
     })
-  return loop(false)
+  return loop(false, [])
 }
 
 /** Observer hooks never break a run. */
@@ -159,11 +231,11 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
      * Records the run id if `item` is the first to show it, and answers it then: the caller logs
      * everything from this item on with the run id.
      */
-    const claimRunId = (state: Ref.Ref<RunState>) => (item: LettaStreamingResponse): Effect.Effect<string | undefined> => {
+    const claimRunId = (state: RunState) => (item: LettaStreamingResponse): string | undefined => {
       const itemRunId = runIdOf(item)
-      if (itemRunId === undefined) return Effect.succeed(undefined)
-      return Ref.modify(state, (s): [string | undefined, RunState] =>
-        s.runId === undefined ? [itemRunId, { ...s, runId: itemRunId }] : [undefined, s])
+      if (itemRunId === undefined || state.runId !== undefined) return undefined
+      state.runId = itemRunId
+      return itemRunId
     }
 
     /** The run id is known (and on every log line from here on). */
@@ -174,7 +246,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
      * Applies one streamed item to the state and logs it at its level (the run id annotation, once
      * known, is set around the whole rest of the stream). Fails the run on an `error_message`.
      */
-    const handleItem = (request: RunRequest, state: Ref.Ref<RunState>, startedAt: number) =>
+    const handleItem = (request: RunRequest, state: RunState, startedAt: number) =>
     (item: LettaStreamingResponse): Effect.Effect<void, RunFailed> => {
       switch (item.message_type) {
         case "reasoning_message":
@@ -183,56 +255,47 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
           return Effect.logDebug("agent reasoning (hidden)")
         case "tool_call_message":
           return Effect.forEach(toolCallsOf(item), (call) => toolCall(request, state, startedAt, call), { discard: true })
-        case "tool_return_message":
-          return Effect.flatMap(
-            Ref.modify(state, (s): [ReadonlyArray<ToolReturnSummary>, RunState] => {
-              const returns = toolReturnsOf(item, s.toolCalls)
-              return [returns, { ...s, toolReturns: [...s.toolReturns, ...returns] }]
-            }),
-            (returns) =>
-              Effect.forEach(
-                returns,
-                (ret) =>
-                  logAnnotated(LogLevel.Info, `tool return ${ret.name ?? ret.toolCallId}: ${ret.status}`, {
-                    tool: ret.name ?? "",
-                    toolCallId: ret.toolCallId,
-                    status: ret.status
-                  }),
-                { discard: true }
-              )
+        case "tool_return_message": {
+          const returns = toolReturnsOf(item, state.toolCalls)
+          state.toolReturns.push(...returns)
+          return Effect.forEach(
+            returns,
+            (ret) =>
+              logAnnotated(LogLevel.Info, `tool return ${ret.name ?? ret.toolCallId}: ${ret.status}`, {
+                tool: ret.name ?? "",
+                toolCallId: ret.toolCallId,
+                status: ret.status
+              }),
+            { discard: true }
           )
+        }
         case "assistant_message": {
           const text = assistantText(item)
-          return Effect.zipRight(
-            Ref.update(state, (s) => ({ ...s, assistantMessages: [...s.assistantMessages, text] })),
-            Effect.logInfo(`assistant message: ${truncate(text, assistantLogLength)}`)
-          )
+          state.assistantMessages.push(text)
+          return Effect.logInfo(`assistant message: ${truncate(text, assistantLogLength)}`)
         }
         case "approval_request_message":
           return Effect.logInfo("agent requests a tool approval")
         case "ping":
           return Effect.void
         case "error_message":
-          return Effect.flatMap(Ref.get(state), (s) =>
-            logAnnotated(LogLevel.Warning, `run error: ${item.message}`, {
-              errorType: item.error_type,
-              detail: item.detail ?? ""
-            }).pipe(
-              Effect.zipRight(
-                new RunFailed({
-                  agentId: request.agentId,
-                  runId: s.runId ?? item.run_id,
-                  sideEffect: s.sideEffect,
-                  reason: letta.redact(item.detail ? `${item.message}: ${item.detail}` : item.message),
-                  errorType: item.error_type
-                })
-              )
+          return logAnnotated(LogLevel.Warning, `run error: ${item.message}`, {
+            errorType: item.error_type,
+            detail: item.detail ?? ""
+          }).pipe(
+            Effect.zipRight(Effect.suspend(() =>
+              new RunFailed({
+                agentId: request.agentId,
+                runId: state.runId ?? item.run_id,
+                sideEffect: state.sideEffect,
+                reason: letta.redact(item.detail ? `${item.message}: ${item.detail}` : item.message),
+                errorType: item.error_type
+              })
             ))
-        case "stop_reason":
-          return Effect.zipRight(
-            Ref.update(state, (s) => ({ ...s, stopReason: item.stop_reason })),
-            Effect.logInfo(`stop reason: ${item.stop_reason}`)
           )
+        case "stop_reason":
+          state.stopReason = item.stop_reason
+          return Effect.logInfo(`stop reason: ${item.stop_reason}`)
         case "usage_statistics": {
           const usage: RunUsage = {
             promptTokens: item.prompt_tokens ?? 0,
@@ -240,10 +303,8 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
             totalTokens: item.total_tokens ?? 0,
             stepCount: item.step_count ?? 0
           }
-          return Effect.zipRight(
-            Ref.update(state, (s) => ({ ...s, usage })),
-            logAnnotated(LogLevel.Debug, "usage", usage)
-          )
+          state.usage = usage
+          return logAnnotated(LogLevel.Debug, "usage", usage)
         }
         default:
           return Effect.logDebug(`stream item ignored: ${item.message_type ?? "untyped"}`)
@@ -251,20 +312,14 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
     }
 
     /** Records a streamed tool call (once per id), logs it and tells the observer. */
-    const toolCall = (request: RunRequest, state: Ref.Ref<RunState>, startedAt: number, call: ToolCallSummary) =>
+    const toolCall = (request: RunRequest, state: RunState, startedAt: number, call: ToolCallSummary) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
-        const fresh = yield* Ref.modify(state, (s): [boolean, RunState] => {
-          if (call.toolCallId !== "" && s.toolCalls.some((c) => c.toolCallId === call.toolCallId)) return [false, s]
-          return [true, {
-            ...s,
-            toolCalls: [...s.toolCalls, call],
-            // The tool may run even if its return never arrives: the agent has acted.
-            sideEffect: s.sideEffect || isSideEffectingTool(call.name),
-            firstToolCallMs: s.firstToolCallMs ?? now - startedAt
-          }]
-        })
-        if (!fresh) return
+        if (call.toolCallId !== "" && state.toolCalls.some((c) => c.toolCallId === call.toolCallId)) return
+        state.toolCalls.push(call)
+        // The tool may run even if its return never arrives: the agent has acted.
+        state.sideEffect = state.sideEffect || isSideEffectingTool(call.name)
+        state.firstToolCallMs = state.firstToolCallMs ?? now - startedAt
         yield* logAnnotated(LogLevel.Info, `tool call ${call.name}`, {
           tool: call.name,
           toolCallId: call.toolCallId,
@@ -288,9 +343,9 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
         const report: RunReport = {
           agentId: request.agentId,
           ...(state.runId === undefined ? {} : { runId: state.runId }),
-          toolCalls: state.toolCalls,
-          toolReturns: state.toolReturns,
-          assistantMessages: state.assistantMessages,
+          toolCalls: [...state.toolCalls],
+          toolReturns: [...state.toolReturns],
+          assistantMessages: [...state.assistantMessages],
           stopReason: state.stopReason,
           usage: state.usage,
           durationMs: now - startedAt,
@@ -307,7 +362,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
      * would make that wait forever. A stream read to its end has released its connection already,
      * and aborting it anyway would only build an AbortError nobody reads.
      */
-    const attempt = (client: Letta, request: RunRequest, state: Ref.Ref<RunState>, startedAt: number) =>
+    const attempt = (client: Letta, request: RunRequest, state: RunState, startedAt: number) =>
       Effect.suspend(() => {
         const controller = new AbortController()
         return Effect.gen(function* () {
@@ -328,14 +383,12 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
               ),
             catch: (cause) => new ClientFailure({ cause })
           })
-          yield* Ref.update(state, (s) => ({ ...s, phase: "stream" as const }))
-          yield* forEachItem(
-            stream[Symbol.asyncIterator](),
-            claimRunId(state),
-            runStarted(request),
-            handleItem(request, state, startedAt)
+          state.phase = "stream"
+          const reader = batchReader(stream[Symbol.asyncIterator]())
+          yield* forEachItem(reader, claimRunId(state), runStarted(request), handleItem(request, state, startedAt)).pipe(
+            Effect.ensuring(Effect.sync(reader.stop))
           )
-          return yield* conclude(request, yield* Ref.get(state), startedAt)
+          return yield* conclude(request, state, startedAt)
         }).pipe(
           Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => controller.abort())))
         )
@@ -352,12 +405,12 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
     const run = (request: RunRequest): Effect.Effect<RunReport, LettaRunError> =>
       Effect.gen(function* () {
         const { client, url } = yield* letta.current
-        const state = yield* Ref.make(initialState)
+        const state = makeRunState()
         const startedAt = yield* Clock.currentTimeMillis
         yield* logAnnotated(LogLevel.Debug, "run requested", { lettaUrl: url })
 
         const onTimeout = Effect.gen(function* () {
-          const s = yield* Ref.get(state)
+          const s = state
           // The run finished on the server; only the tail of the stream was late.
           if (s.stopReason !== undefined) return yield* conclude(request, s, startedAt)
           yield* Effect.logWarning(`run timed out after ${Duration.format(request.timeout)} (${s.phase})`).pipe(
@@ -376,16 +429,14 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
 
         return yield* attempt(client, request, state, startedAt).pipe(
           Effect.catchTag("ClientFailure", ({ cause }) =>
-            Effect.flatMap(Ref.get(state), (s) =>
-              Effect.flip(classifyClientError(cause, {
-                agentId: request.agentId,
-                runId: s.runId,
-                sideEffect: s.sideEffect,
-                timeout: request.timeout,
-                redact: letta.redact,
-                phase: s.phase
-              }))
-            )
+            Effect.flip(classifyClientError(cause, {
+              agentId: request.agentId,
+              runId: state.runId,
+              sideEffect: state.sideEffect,
+              timeout: request.timeout,
+              redact: letta.redact,
+              phase: state.phase
+            }))
           ),
           Effect.timeout(request.timeout),
           Effect.catchTag("TimeoutException", () => onTimeout),
@@ -396,7 +447,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
           ),
           // Shutdown: a client disconnect does not stop a Letta run, so cancel it explicitly.
           Effect.onInterrupt(() =>
-            Effect.flatMap(Ref.get(state), (s) => s.stopReason === undefined ? abandon(request.agentId, s, "interrupted") : Effect.void)
+            Effect.suspend(() => state.stopReason === undefined ? abandon(request.agentId, state, "interrupted") : Effect.void)
           )
         )
       }).pipe(

@@ -9,7 +9,7 @@
  * The listen and dispatch programs call the small effects below; the gauges are set at scrape
  * time from the queue and the breaker (`sampleQueue`, `sampleBreaker`), so they are never stale.
  */
-import { Effect, Metric, MetricBoundaries } from "effect"
+import { Effect, Metric, MetricBoundaries, MetricKey, type MetricKeyType } from "effect"
 import type { RunReport, RunUsage } from "../domain/AgentRun.js"
 import type { DeadLetterReason } from "../domain/DeadLetter.js"
 import type { TriggerKind } from "../domain/Event.js"
@@ -87,35 +87,49 @@ export const breakerGaugeValue = (state: BreakerState): number =>
 
 // --- the metrics ----------------------------------------------------------------------------
 
-const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+type CounterKey = MetricKey.MetricKey.Counter<number>
+
+const counter = (name: string, description: string): CounterKey =>
+  MetricKey.counter(name, { description, incremental: true })
+
+/**
+ * One labelled series, built from its full key. `Metric.tagged` would look the series up in the
+ * registry on every update (it builds and hashes a new key each time); a metric made from the
+ * tagged key finds its series once and keeps it.
+ */
+const series = <Type extends MetricKeyType.MetricKeyType<any, any>>(
+  key: MetricKey.MetricKey<Type>,
+  label: string,
+  value: string
+) => Metric.fromMetricKey(MetricKey.tagged(key, label, value))
 
 const byLabel = <const K extends string>(
-  metric: Metric.Metric.Counter<number>,
-  key: string,
+  key: CounterKey,
+  label: string,
   values: ReadonlyArray<K>
 ): Record<K, Metric.Metric.Counter<number>> =>
-  Object.fromEntries(values.map((value) => [value, Metric.tagged(metric, key, value)])) as Record<K, Metric.Metric.Counter<number>>
+  Object.fromEntries(values.map((value) => [value, series(key, label, value)])) as Record<K, Metric.Metric.Counter<number>>
 
-const messagesReceivedTotal = counter(
+const messagesReceivedTotal = Metric.fromMetricKey(counter(
   "aurora_messages_received_total",
   "Messages received from the Discord gateway, before the trigger rules."
-)
+))
 const triggersTotal = counter("aurora_triggers_total", "Messages addressed to the bot, by trigger kind (mention, reply, dm).")
-const eventsEnqueuedTotal = counter("aurora_events_enqueued_total", "Events accepted into the queue.")
+const eventsEnqueuedTotal = Metric.fromMetricKey(counter("aurora_events_enqueued_total", "Events accepted into the queue."))
 const eventsRejectedTotal = counter(
   "aurora_events_rejected_total",
   "Events not accepted into the queue, by reason (full, duplicate, storage_error)."
 )
-const eventsDispatchedTotal = counter("aurora_events_dispatched_total", "Events handed to a Letta agent (retries not counted).")
+const eventsDispatchedTotal = Metric.fromMetricKey(counter("aurora_events_dispatched_total", "Events handed to a Letta agent (retries not counted)."))
 const runsTotal = counter("aurora_runs_total", "Agent runs that ended, by outcome.")
-const runRetriesTotal = counter("aurora_run_retries_total", "Agent run attempts re-sent after a transient failure.")
+const runRetriesTotal = Metric.fromMetricKey(counter("aurora_run_retries_total", "Agent run attempts re-sent after a transient failure."))
 const toolCallsTotal = counter("aurora_tool_calls_total", "Tool calls streamed by the agents, by tool name.")
 const lettaTokensTotal = counter("aurora_letta_tokens_total", "Letta tokens used by agent runs, by kind (prompt, completion).")
 const deadLettersTotal = counter(
   "aurora_dead_letters_total",
   "Events dead-lettered, by reason (failed, expired, interrupted-after-reply, interrupted)."
 )
-const alertsTotal = counter("aurora_error_rate_alerts_total", "High error rate alerts raised (owners are sent a DM for each).")
+const alertsTotal = Metric.fromMetricKey(counter("aurora_error_rate_alerts_total", "High error rate alerts raised (owners are sent a DM for each)."))
 
 const breakerState = Metric.gauge("aurora_circuit_breaker_state", {
   description: "The Letta circuit breaker: 0 closed, 1 half-open, 2 open."
@@ -175,8 +189,18 @@ export const dispatched: Effect.Effect<void> = Metric.increment(eventsDispatched
 export const retried: Effect.Effect<void> = Metric.increment(runRetriesTotal)
 
 /** The agent called a tool. */
-export const toolCalled = (name: string): Effect.Effect<void> =>
-  Metric.increment(Metric.tagged(toolCallsTotal, "tool", toolLabel(name)))
+export const toolCalled = (name: string): Effect.Effect<void> => Metric.increment(toolSeries(toolLabel(name)))
+
+/** The agents' tool sets are small; past this many names a series is built per call (still counted). */
+const toolSeriesCacheSize = 256
+const toolSeriesCache = new Map<string, Metric.Metric.Counter<number>>()
+const toolSeries = (label: string): Metric.Metric.Counter<number> => {
+  const cached = toolSeriesCache.get(label)
+  if (cached !== undefined) return cached
+  const made = series(toolCallsTotal, "tool", label)
+  if (toolSeriesCache.size < toolSeriesCacheSize) toolSeriesCache.set(label, made)
+  return made
+}
 
 /** Tokens a run used, as its usage statistics report them. */
 export const tokensUsed = (usage: Pick<RunUsage, "promptTokens" | "completionTokens">): Effect.Effect<void> =>

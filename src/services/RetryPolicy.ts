@@ -72,4 +72,25 @@ export const lettaRetrySchedule: Schedule.Schedule<[LettaRunError, number], Lett
 export const retryTransient = <A, R>(
   effect: Effect.Effect<A, LettaRunError, R>,
   overrides: Partial<RetryOptions> = {}
-): Effect.Effect<A, LettaRunError, R> => Effect.retry(effect, makeLettaRetrySchedule(overrides))
+): Effect.Effect<A, LettaRunError, R> => retryOnFailure(effect, makeLettaRetrySchedule(overrides))
+
+/**
+ * `Effect.retry(effect, schedule)` for an effect that usually succeeds at once: the schedule's
+ * driver is made only after the first attempt failed, so the common path pays nothing for the
+ * retry machinery. The decisions and delays are the schedule's, as with `Effect.retry`: each
+ * failure is fed to it, it waits its delay before the next attempt, and once it stops the last
+ * failure is the result.
+ */
+export const retryOnFailure = <A, E, R, R2>(
+  effect: Effect.Effect<A, E, R>,
+  schedule: Schedule.Schedule<unknown, E, R2>
+): Effect.Effect<A, E, R | R2> =>
+  Effect.catchAll(effect, (first) =>
+    Effect.flatMap(Schedule.driver(schedule), (driver) => {
+      const afterFailure = (error: E): Effect.Effect<A, E, R | R2> =>
+        Effect.matchEffect(driver.next(error), {
+          onFailure: () => Effect.fail(error),
+          onSuccess: () => Effect.catchAll(effect, afterFailure)
+        })
+      return afterFailure(first)
+    }))
