@@ -212,6 +212,60 @@ describe("SqlDeadLetters", () => {
       expect(result.dmLeft.letters).toEqual([dm])
     }))
 
+  describe("removeUnchanged removes the letter only if it was not replaced meanwhile", () => {
+    const scenario = (d: DeadLettersService) =>
+      Effect.gen(function*() {
+        const a = letter("a", 1)
+        const dm = letter("a", 1, {}, null)
+        yield* Effect.forEach([a, letter("b", 2), dm], d.add)
+        // A re-queued copy of `a` failed again: same message, later failure and enqueue times.
+        const again = letter("a", 5, { attempts: 1, event: event("a", "g1", { enqueuedAt: 4_000, attempts: 0 }) })
+        const differs = [
+          yield* d.removeUnchanged({ ...a, failedAt: 2 }),
+          yield* d.removeUnchanged({ ...a, attempts: 1 }),
+          yield* d.removeUnchanged({ ...a, reason: "expired" }),
+          yield* d.removeUnchanged({ ...a, event: { ...a.event, enqueuedAt: 999 } })
+        ]
+        const untouched = ids((yield* d.list(g1)).letters)
+        yield* d.add(again)
+        const stale = yield* d.removeUnchanged(a)
+        const afterStale = (yield* d.list(g1)).letters
+        const current = yield* d.removeUnchanged(again)
+        const twice = yield* d.removeUnchanged(again)
+        return {
+          differs,
+          untouched,
+          stale,
+          afterStale,
+          current,
+          twice,
+          left: ids((yield* d.list(g1)).letters),
+          dmLeft: (yield* d.list(Partition.dm)).letters
+        }
+      })
+    const expectScenario = (result: Effect.Effect.Success<ReturnType<typeof scenario>>) => {
+      expect(result.differs).toEqual([false, false, false, false])
+      expect(result.untouched).toEqual(["b", "a"])
+      expect(result.stale).toBe(false)
+      expect(result.afterStale.find((l) => l.event.messageId === "a")?.failedAt).toBe(5)
+      expect(result.current).toBe(true)
+      expect(result.twice).toBe(false)
+      expect(result.left).toEqual(["b"])
+      // The DM partition's letter with the same message id is another record.
+      expect(result.dmLeft).toEqual([letter("a", 1, {}, null)])
+    }
+
+    it.scoped("SQLite", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        expectScenario(yield* session(dir, Effect.flatMap(DeadLetters, scenario)))
+      }))
+
+    it.effect("memory", () => Effect.gen(function*() {
+      expectScenario(yield* Effect.flatMap(makeMemoryDeadLetters, scenario))
+    }))
+  })
+
   it.scoped("a stored letter that does not decode is skipped with an error log (still counted)", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir

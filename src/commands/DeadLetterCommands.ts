@@ -115,33 +115,25 @@ type RetryOutcome =
   | { readonly _tag: "Duplicate" }
   | { readonly _tag: "NotSaved" }
 
-/** The same record, not a newer dead letter of the same message (the copy may already have failed again). */
-const sameLetter = (a: DeadLetter, b: DeadLetter): boolean =>
-  a.failedAt === b.failedAt && a.reason === b.reason && a.attempts === b.attempts &&
-  a.event.enqueuedAt === b.event.enqueuedAt
-
 /**
  * Forgets the dead letter once its copy is queued. The copy can be dispatched, fail and be
- * dead-lettered again before this runs: that newer record is kept, so no failure goes unseen.
+ * dead-lettered again before this runs: that newer record is kept (the removal is conditional,
+ * in one statement), so no failure goes unseen. False only when the store could not be written.
  */
-const removeRetried = (partition: Partition, letter: DeadLetter): Effect.Effect<boolean, never, DeadLetters> =>
-  Effect.gen(function*() {
-    const deadLetters = yield* DeadLetters
-    const stored = yield* deadLetters.find(partition, letter.event.messageId)
-    if (stored !== null && sameLetter(stored, letter)) yield* deadLetters.remove(partition, letter.event.messageId)
-    return true
-  }).pipe(
+const removeRetried = (letter: DeadLetter): Effect.Effect<boolean, never, DeadLetters> =>
+  Effect.flatMap(DeadLetters, (deadLetters) => deadLetters.removeUnchanged(letter)).pipe(
+    Effect.as(true),
     Effect.catchAll((error: StorageError) =>
       Effect.logError("re-queued, but the dead letter could not be removed", error).pipe(Effect.as(false))
     )
   )
 
-const retryOne = (partition: Partition, letter: DeadLetter, agentId: string) =>
+const retryOne = (letter: DeadLetter, agentId: string) =>
   Effect.gen(function*() {
     const queue = yield* EventQueue
     const now = yield* Clock.currentTimeMillis
     return yield* queue.offer(freshEvent(letter.event, agentId, now), { requeue: true }).pipe(
-      Effect.zipRight(removeRetried(partition, letter)),
+      Effect.zipRight(removeRetried(letter)),
       Effect.map((removed): RetryOutcome => ({ _tag: "Requeued", removed })),
       Effect.catchTags({
         QueueFull: (full) => Effect.succeed<RetryOutcome>({ _tag: "Full", capacity: full.capacity }),
@@ -217,11 +209,11 @@ interface RetryCounts {
 }
 
 /** Retries in the given order, stopping at a full queue or a database error (the rest would fail alike). */
-const retryAll = (partition: Partition, letters: ReadonlyArray<DeadLetter>, agentId: string) =>
+const retryAll = (letters: ReadonlyArray<DeadLetter>, agentId: string) =>
   Effect.gen(function*() {
     let counts: RetryCounts = { requeued: 0, notRemoved: 0, keptFull: 0, duplicates: 0, notSaved: 0, capacity: null }
     for (const [index, letter] of letters.entries()) {
-      const outcome = yield* retryOne(partition, letter, agentId)
+      const outcome = yield* retryOne(letter, agentId)
       const left = letters.length - index
       switch (outcome._tag) {
         case "Requeued":
@@ -279,7 +271,7 @@ export const queueRetry = (invocation: Invocation) =>
           `❌ No dead letter for message ${code(messageId, 40)} ${whereText(scope)}. \`/aurora queue failed\` lists them.`
         )
       }
-      const outcome = yield* retryOne(partition, letter, agentId)
+      const outcome = yield* retryOne(letter, agentId)
       yield* Effect.logInfo("dead letter retried").pipe(
         Effect.annotateLogs({ scope, messageId, agentId, outcome: outcome._tag })
       )
@@ -288,7 +280,7 @@ export const queueRetry = (invocation: Invocation) =>
 
     const page = yield* deadLetters.list(partition)
     if (page.total === 0) return Reply.text(`✅ No dead letters to retry ${whereText(scope)}.`)
-    const counts = yield* retryAll(partition, retryOrder(page.letters), agentId)
+    const counts = yield* retryAll(retryOrder(page.letters), agentId)
     yield* Effect.logInfo("dead letters retried").pipe(
       Effect.annotateLogs({ scope, agentId, total: page.letters.length, ...counts })
     )

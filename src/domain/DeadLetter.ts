@@ -31,3 +31,11 @@ export type DeadLetter = typeof DeadLetter.Type
 
 /** Dead letters kept per partition (guild or DM): the newest ones. */
 export const maxDeadLettersPerPartition = 1_000
+
+/**
+ * The same record, not a newer dead letter of the same message: a re-queued copy that failed
+ * again has a later failure time and a later enqueue time (the copy is enqueued when retried).
+ */
+export const sameDeadLetter = (a: DeadLetter, b: DeadLetter): boolean =>
+  a.event.messageId === b.event.messageId && a.failedAt === b.failedAt && a.reason === b.reason &&
+  a.attempts === b.attempts && a.event.enqueuedAt === b.event.enqueuedAt

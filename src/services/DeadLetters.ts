@@ -6,7 +6,7 @@
  * in one transaction, so a crash never leaves an event both pending and dead. `memory` serves tests.
  */
 import { Context, Effect, Layer, Ref } from "effect"
-import { type DeadLetter, maxDeadLettersPerPartition } from "../domain/DeadLetter.js"
+import { type DeadLetter, maxDeadLettersPerPartition, sameDeadLetter } from "../domain/DeadLetter.js"
 import type { StorageError } from "../domain/Errors.js"
 import { Partition } from "../domain/Event.js"
 
@@ -29,6 +29,11 @@ export interface DeadLettersService {
   readonly find: (partition: Partition, messageId: string) => Effect.Effect<DeadLetter | null, StorageError>
   /** Forgets a dead letter (it was re-queued). Unknown ids are ignored. */
   readonly remove: (partition: Partition, messageId: string) => Effect.Effect<void, StorageError>
+  /**
+   * Forgets this dead letter (it was re-queued) unless it has been replaced meanwhile by a newer
+   * failure of the same message (see `sameDeadLetter`), in one step: answers whether it was.
+   */
+  readonly removeUnchanged: (letter: DeadLetter) => Effect.Effect<boolean, StorageError>
 }
 
 export class DeadLetters extends Context.Tag("aurora/DeadLetters")<DeadLetters, DeadLettersService>() {
@@ -71,6 +76,14 @@ export const makeMemoryDeadLetters: Effect.Effect<DeadLettersService> = Effect.m
           const key = Partition.key(partition)
           const kept = (s.byPartition.get(key) ?? []).filter((x) => x.letter.event.messageId !== messageId)
           return { ...s, byPartition: new Map(s.byPartition).set(key, kept) }
+        }),
+      removeUnchanged: (letter) =>
+        Ref.modify(state, (s) => {
+          const key = Partition.key(Partition.ofEvent(letter.event))
+          const all = s.byPartition.get(key) ?? []
+          const kept = all.filter((x) => !sameDeadLetter(x.letter, letter))
+          if (kept.length === all.length) return [false, s]
+          return [true, { ...s, byPartition: new Map(s.byPartition).set(key, kept) }]
         })
     }
   }

@@ -122,7 +122,20 @@ export const makeSqlDeadLetters: Effect.Effect<DeadLettersService, never, SqlCli
         Effect.mapError(storageErrorOf("DeadLetters.remove"))
       )
 
-    return { add, list, find, remove }
+    // The stored event's enqueue time is read from its JSON: it tells the dead letter from a
+    // newer one of a re-queued copy, which was enqueued later.
+    const removeUnchanged = (letter: DeadLetter) =>
+      sql<{ readonly message_id: string }>`
+        DELETE FROM dead_letters
+        WHERE partition = ${Partition.key(Partition.ofEvent(letter.event))} AND message_id = ${letter.event.messageId}
+          AND failed_at = ${letter.failedAt} AND reason = ${letter.reason} AND attempts = ${letter.attempts}
+          AND json_extract(event, '$.enqueuedAt') = ${letter.event.enqueuedAt}
+        RETURNING message_id`.pipe(
+        Effect.map((rows) => rows.length > 0),
+        Effect.mapError(storageErrorOf("DeadLetters.removeUnchanged"))
+      )
+
+    return { add, list, find, remove, removeUnchanged }
   }
 )
 
