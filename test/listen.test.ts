@@ -336,4 +336,16 @@ describe("sequentialPerKey", () => {
       yield* h.release("b1")
       expect(yield* intake.pending).toBe(0)
     }))
+
+  it.scoped("a handler that dies does not stop its lane or hold a worker slot", () =>
+    Effect.gen(function*() {
+      const handled: Array<string> = []
+      const handle = (item: string) =>
+        item === "a1" ? Effect.die(new Error("bug")) : Effect.sync(() => void handled.push(item))
+      const intake = yield* sequentialPerKey((item: string) => item.slice(0, 1), handle, 1)
+      for (const item of ["a1", "a2", "b1"]) yield* intake.submit(item)
+      yield* settle
+      expect(handled).toEqual(["a2", "b1"])
+      expect(yield* intake.pending).toBe(0)
+    }))
 })

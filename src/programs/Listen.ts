@@ -145,10 +145,13 @@ export const sequentialPerKey = <A>(
     const waiting: Array<string> = []
     let workers = 0
     const fibers = yield* FiberSet.make()
+    // A lane must go on after any failure of `handle`, or its key (and a worker slot) would be stuck.
+    const handled = (item: A) =>
+      Effect.catchAllCause(handle(item), (cause) => Effect.logError("intake: handling an item failed", cause))
     const drain = (key: string): Effect.Effect<void> =>
       Effect.suspend(() => {
         const next = lanes.get(key)?.shift()
-        if (next !== undefined) return Effect.zipRight(handle(next), drain(key))
+        if (next !== undefined) return Effect.zipRight(handled(next), drain(key))
         lanes.delete(key)
         const waitingKey = waiting.shift()
         if (waitingKey !== undefined) return drain(waitingKey)
