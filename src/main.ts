@@ -1,5 +1,5 @@
 /** Aurora's composition root: the live layer graph, launched until SIGINT/SIGTERM. */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Layer } from "effect"
 import { MainLive } from "./layers/Live.js"
 import { reportFailure } from "./layers/Startup.js"

@@ -7,8 +7,13 @@
  * down, which a restart does not fix, so it is reported but the status stays 200.
  */
 import { createServer } from "node:http"
-import { HttpRouter, HttpServer, type HttpServerError, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+// Module paths, not the packages' index: @effect/platform's index also loads the OpenAPI UI
+// bundles (Swagger, Scalar), ~20 MB of heap an Aurora process never uses.
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import type * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Clock, Config, type ConfigError, Context, Duration, Effect, Layer, Option } from "effect"
 import { type BreakerState, breakerLabel, CircuitBreaker } from "../services/CircuitBreaker.js"
 import { Database } from "../services/Database.js"
