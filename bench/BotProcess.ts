@@ -9,9 +9,13 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Data, Duration, Effect, type Scope } from "effect"
-import type { ChildConfig, ChildMessage, Counters, Mark, ParentRequest } from "./protocol.js"
+import type { ChildConfig, ChildMessage, Counters, Mark, MemorySample, ParentRequest } from "./protocol.js"
 
-export class BotProcessError extends Data.TaggedError("BotProcessError")<{ readonly reason: string }> {}
+export class BotProcessError extends Data.TaggedError("BotProcessError")<{ readonly reason: string }> {
+  override get message() {
+    return this.reason
+  }
+}
 
 export interface BotProcess {
   readonly pid: number
@@ -23,12 +27,42 @@ export interface BotProcess {
   /** A full GC (the child runs with --expose-gc), then a mark. */
   readonly gcMark: Effect.Effect<Mark, BotProcessError>
   readonly counters: Effect.Effect<Counters, BotProcessError>
+  /** Diagnostics: a V8 heap snapshot of the child written to `path`, then a mark. */
+  readonly heapSnapshot: (path: string) => Effect.Effect<Mark, BotProcessError>
+  /** Diagnostics: the child's memory every 250 ms since the last resetPeak. */
+  readonly timeline: Effect.Effect<ReadonlyArray<MemorySample>, BotProcessError>
+}
+
+/**
+ * The node flags Aurora runs with: read from package.json's `start` script (the one place they
+ * are set; README's service examples repeat them and say why), so that the bench's Aurora child
+ * runs as `npm start` does.
+ */
+export const AuroraNodeFlags: ReadonlyArray<string> = (() => {
+  const packageJson: { readonly scripts?: { readonly start?: string } } = JSON.parse(
+    Fs.readFileSync(Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "package.json"), "utf8")
+  )
+  const start = packageJson.scripts?.start ?? ""
+  const match = /^exec node((?: --\S+)*) dist\/main\.js$/.exec(start)
+  if (match === null) throw new Error(`bench: cannot read the node flags from the start script ${JSON.stringify(start)}`)
+  return (match[1] ?? "").split(" ").filter((flag) => flag.length > 0)
+})()
+
+/**
+ * BENCH_NODE_FLAGS="--flag1 --flag2" replaces AuroraNodeFlags for the Aurora child (for trying
+ * V8 settings; a run with it measures a configuration that `npm start` does not use).
+ */
+export const auroraNodeFlags = (): ReadonlyArray<string> => {
+  const override = process.env["BENCH_NODE_FLAGS"]
+  return override === undefined ? AuroraNodeFlags : override.split(/\s+/).filter((flag) => flag.length > 0)
 }
 
 const childEntry = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "child.ts")
 const requestTimeout = Duration.seconds(10)
 
 type Reply = Extract<ChildMessage, { type: "reply" }>
+/** A request without its id (the id is the process handle's to give). */
+type RequestBody = ParentRequest extends infer R ? R extends ParentRequest ? Omit<R, "id"> : never : never
 
 export const spawnBot = (
   config: Omit<ChildConfig, "dataDir">
@@ -48,6 +82,7 @@ export const spawnBot = (
         fork(childEntry, [], {
           // BENCH_PROFILE=<dir> writes a V8 CPU profile of each bot there (for finding where time goes).
           execArgv: [
+            ...(config.bot === "aurora" ? auroraNodeFlags() : []),
             "--import",
             "tsx",
             "--expose-gc",
@@ -80,16 +115,19 @@ export const spawnBot = (
     )
     const spawnToReadyMs = performance.now() - spawnedAt
 
-    const request = (cmd: ParentRequest["cmd"]): Effect.Effect<Reply, BotProcessError> =>
+    const request = (
+      body: RequestBody,
+      timeout = requestTimeout
+    ): Effect.Effect<Reply, BotProcessError> =>
       Effect.async<Reply, BotProcessError>((resume) => {
         const id = nextId++
         pending.set(id, (reply) => resume(Effect.succeed(reply)))
-        child.send({ id, cmd } satisfies ParentRequest)
+        child.send({ ...body, id } satisfies ParentRequest)
         return Effect.sync(() => pending.delete(id))
       }).pipe(
         Effect.timeoutFail({
-          duration: requestTimeout,
-          onTimeout: () => new BotProcessError({ reason: `no reply to ${cmd}` })
+          duration: timeout,
+          onTimeout: () => new BotProcessError({ reason: `no reply to ${body.cmd}` })
         })
       )
     const withMark = (reply: Reply) =>
@@ -99,13 +137,15 @@ export const spawnBot = (
       pid: child.pid ?? -1,
       startToReadyMs: ready.startToReadyMs,
       spawnToReadyMs,
-      mark: Effect.flatMap(request("mark"), withMark),
-      resetPeak: Effect.asVoid(request("resetPeak")),
-      gcMark: Effect.flatMap(request("gc"), withMark),
-      counters: Effect.flatMap(request("counters"), (reply) =>
+      mark: Effect.flatMap(request({ cmd: "mark" }), withMark),
+      resetPeak: Effect.asVoid(request({ cmd: "resetPeak" })),
+      gcMark: Effect.flatMap(request({ cmd: "gc" }), withMark),
+      counters: Effect.flatMap(request({ cmd: "counters" }), (reply) =>
         reply.counters === undefined
           ? Effect.fail(new BotProcessError({ reason: "reply without counters" }))
-          : Effect.succeed(reply.counters))
+          : Effect.succeed(reply.counters)),
+      heapSnapshot: (path) => Effect.flatMap(request({ cmd: "heapSnapshot", path }, Duration.minutes(2)), withMark),
+      timeline: Effect.map(request({ cmd: "timeline" }), (reply) => reply.timeline ?? [])
     }
   })
 

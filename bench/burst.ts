@@ -3,11 +3,15 @@
  * 0.5 s), written by the fake gateway as fast as it can, Letta answering at once. Counts come
  * from Aurora's own metrics; RSS is the child's (sampled every 20 ms for the peak).
  */
-import { Duration, Effect, Schedule } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { Console, Duration, Effect, Schedule } from "effect"
 import { FakeDiscord } from "../test/fakes/FakeDiscord.js"
 import { makeFakeLetta } from "../test/fakes/FakeLetta.js"
-import { spawnBot } from "./BotProcess.js"
+import { auroraNodeFlags, type BotProcess, spawnBot } from "./BotProcess.js"
+import type { MemorySample } from "./protocol.js"
 import { offerBurst } from "./load.js"
+import { mb } from "./stats.js"
 import { makeWorld } from "./world.js"
 
 export interface BurstResult {
@@ -36,14 +40,30 @@ export interface BurstResult {
   readonly laterHeapTotal: number
   /** V8 heap in use after a forced GC, idle and after the drain: live objects, not allocator slack. */
   readonly idleHeapGc: number
+  readonly idleHeapTotalGc: number
   readonly afterHeapGc: number
+  /** The child's memory when its RSS peaked: V8 heap committed and used, and memory outside it. */
+  readonly atPeak: MemorySample
+  /** The V8 flags the Aurora child ran with (AuroraNodeFlags, or BENCH_NODE_FLAGS). */
+  readonly nodeFlags: ReadonlyArray<string>
 }
 
 const Guilds = 50
 const ChannelsPerGuild = 10
 const Mentions = 10_000
-export const DrainWindowSeconds = 45
+/** Bounded to keep `npm run bench` under 5 minutes (the burst drains in ~45–60 s on this machine). */
+export const DrainWindowSeconds = 75
 export const LaterSeconds = 15
+
+const heapSnapshot = (child: BotProcess, moment: string) => {
+  const dir = process.env["BENCH_HEAP_SNAPSHOT"]
+  if (dir === undefined) return Effect.void
+  const path = Path.join(dir, `burst-${moment}-${Date.now()}.heapsnapshot`)
+  return Effect.flatMap(
+    child.heapSnapshot(path),
+    (mark) => Console.error(`burst: heap snapshot ${path}; heap used after it ${mb(mark.heapUsed).toFixed(1)} MB`)
+  )
+}
 
 export const runBurst = Effect.scoped(Effect.gen(function*() {
   const world = makeWorld(Guilds, ChannelsPerGuild)
@@ -61,6 +81,7 @@ export const runBurst = Effect.scoped(Effect.gen(function*() {
   yield* Effect.sleep(Duration.seconds(1))
   const idle = yield* child.mark
   const idleGc = yield* child.gcMark
+  yield* heapSnapshot(child, "idle")
   yield* child.resetPeak
 
   const startedAt = Date.now()
@@ -73,6 +94,10 @@ export const runBurst = Effect.scoped(Effect.gen(function*() {
     })
   )
   const intake = yield* child.counters
+  // Diagnostics, off by default (they stall the child): BENCH_HEAP_SNAPSHOT=<dir> writes heap
+  // snapshots of the child at idle, once intake is done (when the most mentions are pending), and
+  // after the drain.
+  yield* heapSnapshot(child, "intake")
   // Bounded to keep `npm run bench` under 5 minutes; an unfinished drain is reported as such.
   yield* letta.awaitRunsFinished(intake.enqueued).pipe(Effect.timeout(Duration.seconds(DrainWindowSeconds)), Effect.ignore)
   const runs = (yield* letta.runs).filter((run) => run.finishedAt !== undefined)
@@ -82,8 +107,15 @@ export const runBurst = Effect.scoped(Effect.gen(function*() {
   yield* Effect.sleep(Duration.seconds(2))
   const after = yield* child.mark
   const afterGc = yield* child.gcMark
+  yield* heapSnapshot(child, "drained")
   yield* Effect.sleep(Duration.seconds(LaterSeconds - 2))
   const later = yield* child.mark
+  // BENCH_TIMELINE=<file> writes the child's memory every 250 ms (JSON) from the burst's start.
+  const timelinePath = process.env["BENCH_TIMELINE"]
+  if (timelinePath !== undefined) {
+    const timeline = yield* child.timeline
+    yield* Effect.sync(() => Fs.writeFileSync(timelinePath, JSON.stringify({ startedAt, drainedAt, timeline })))
+  }
 
   const result: BurstResult = {
     offered: Mentions,
@@ -103,7 +135,10 @@ export const runBurst = Effect.scoped(Effect.gen(function*() {
     laterRss: later.rss,
     laterHeapTotal: later.heapTotal,
     idleHeapGc: idleGc.heapUsed,
-    afterHeapGc: afterGc.heapUsed
+    idleHeapTotalGc: idleGc.heapTotal,
+    afterHeapGc: afterGc.heapUsed,
+    atPeak: peak.atPeak,
+    nodeFlags: auroraNodeFlags()
   }
   return result
 }))

@@ -4,33 +4,93 @@
  * memory and counter snapshots over the IPC channel. Exits when told to stop or when the parent
  * goes away.
  */
-import { ConfigProvider, Context, Deferred, Effect, Exit, Layer, Logger, LogLevel, Metric, MetricState } from "effect"
+import * as Fs from "node:fs"
+import * as Inspector from "node:inspector"
+import * as V8 from "node:v8"
+import {
+  ConfigProvider,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  type Fiber,
+  type Option,
+  Layer,
+  Logger,
+  LogLevel,
+  Metric,
+  MetricState,
+  RuntimeFlags,
+  Supervisor
+} from "effect"
 import { AppLive } from "../src/layers/Live.js"
 import { SettingsStore } from "../src/services/SettingsStore.js"
 import { startFloor } from "./floor.js"
-import type { ChildConfig, ChildMessage, Counters, Mark, ParentRequest } from "./protocol.js"
+import type { ChildConfig, ChildMessage, Counters, Mark, MemorySample, ParentRequest } from "./protocol.js"
 
 const send = (message: ChildMessage) => process.send?.(message)
 
+// BENCH_V8_RUNTIME_FLAGS="--flag ..." applies V8 flags from inside the process (v8.setFlagsFromString),
+// for checking whether a flag still works when a program sets it itself rather than on the command line.
+const runtimeFlags = process.env["BENCH_V8_RUNTIME_FLAGS"]
+if (runtimeFlags !== undefined) V8.setFlagsFromString(runtimeFlags)
+
 const config: ChildConfig = JSON.parse(process.env["BENCH_CHILD"] ?? "{}")
 
-// RSS sampled often enough to see the peak of a burst, cheaply (one read of the process' RSS).
-let peakRss = process.memoryUsage.rss()
-const sampler = setInterval(() => {
-  peakRss = Math.max(peakRss, process.memoryUsage.rss())
-}, 20)
+/** The process' memory now, V8 heap spaces included (a few microseconds). */
+const sample = (): MemorySample => {
+  const memory = process.memoryUsage()
+  return {
+    at: performance.now(),
+    rss: memory.rss,
+    heapUsed: memory.heapUsed,
+    heapTotal: memory.heapTotal,
+    external: memory.external,
+    arrayBuffers: memory.arrayBuffers,
+    mallocedMemory: V8.getHeapStatistics().malloced_memory,
+    spaces: V8.getHeapSpaceStatistics().map((space) => ({
+      name: space.space_name,
+      size: space.space_size,
+      used: space.space_used_size
+    }))
+  }
+}
+
+// RSS sampled often enough to see the peak of a burst, cheaply (one read of the process' RSS);
+// a full sample only when the peak rises, so that the report can say what the peak was made of.
+let atPeak = sample()
+let peakRss = atPeak.rss
+const samplePeak = (rss: number) => {
+  if (rss <= peakRss) return
+  atPeak = sample()
+  peakRss = Math.max(rss, atPeak.rss)
+}
+const sampler = setInterval(() => samplePeak(process.memoryUsage.rss()), 20)
+/** A coarser timeline (every 250 ms) for diagnostics, bounded. */
+let timeline: Array<MemorySample> = []
+const timelineSampler = setInterval(() => {
+  if (timeline.length < 4000) timeline.push(sample())
+}, 250)
+const resetPeak = () => {
+  atPeak = sample()
+  peakRss = atPeak.rss
+  timeline = []
+}
 
 const mark = (): Mark => {
   const cpu = process.cpuUsage()
   const memory = process.memoryUsage()
-  peakRss = Math.max(peakRss, memory.rss)
+  samplePeak(memory.rss)
   return {
     userUs: cpu.user,
     systemUs: cpu.system,
     rss: memory.rss,
     peakRss,
     heapUsed: memory.heapUsed,
-    heapTotal: memory.heapTotal
+    heapTotal: memory.heapTotal,
+    external: memory.external,
+    arrayBuffers: memory.arrayBuffers,
+    atPeak
   }
 }
 
@@ -50,6 +110,57 @@ const counters: Effect.Effect<Counters> = Effect.map(Metric.snapshot, (pairs) =>
   }
 })
 
+/**
+ * BENCH_OPS=1: counts the Effect runtime operations and fibers of the Aurora child, by the span
+ * current when each operation ran, and prints them to stderr when the child stops (diagnostics
+ * for finding where per-mention runtime work goes; it slows the child down, so its CPU figures
+ * are not comparable).
+ */
+class OpCounter extends Supervisor.AbstractSupervisor<void> {
+  readonly ops = new Map<string, number>()
+  readonly fibers = new Map<string, number>()
+  /** fiber id -> its parent's id and the span current in the parent when it was forked */
+  readonly origin = new Map<number, string>()
+  readonly opsByFiber = new Map<number, number>()
+  value = Effect.void
+  override onStart<A, E, R>(
+    _context: Context.Context<R>,
+    _effect: Effect.Effect<A, E, R>,
+    parent: Option.Option<Fiber.RuntimeFiber<any, any>>,
+    fiber: Fiber.RuntimeFiber<A, E>
+  ): void {
+    const key = parent._tag === "Some" ? `#${parent.value.id().id} ${spanName(parent.value)}` : "(root)"
+    this.origin.set(fiber.id().id, key)
+    this.fibers.set(key, (this.fibers.get(key) ?? 0) + 1)
+  }
+  override onEffect<A, E>(fiber: Fiber.RuntimeFiber<A, E>, effect: Effect.Effect<any, any, any>): void {
+    const span = spanName(fiber)
+    const op = (effect as { _op?: string })._op ?? "?"
+    // BENCH_OPS_BY=op: by span and kind of operation (OnSuccess, Sync, Async, Commit = suspend/gen...).
+    const key = process.env["BENCH_OPS_BY"] === "op" ? `${span} ${op}` : span
+    this.ops.set(key, (this.ops.get(key) ?? 0) + 1)
+    if (span === "(no span)") {
+      const id = fiber.id().id
+      this.opsByFiber.set(id, (this.opsByFiber.get(id) ?? 0) + 1)
+    }
+  }
+  report(): string {
+    const lines = (map: Map<string, number>) =>
+      [...map].sort((a, b) => b[1] - a[1]).slice(0, 60).map(([k, n]) => `${String(n).padStart(9)} ${k}`).join("\n")
+    const byOrigin = new Map<string, number>()
+    for (const [id, n] of this.opsByFiber) {
+      const key = this.opsByFiber.size > 0 && n > 5000 ? `fiber #${id} (from ${this.origin.get(id)})` : `short fibers from ${this.origin.get(id)}`
+      byOrigin.set(key, (byOrigin.get(key) ?? 0) + n)
+    }
+    return `ops by span:\n${lines(this.ops)}\nfibers started, by parent:\n${lines(this.fibers)}\nops without a span, by fiber:\n${lines(byOrigin)}\n`
+  }
+}
+const spanName = (fiber: Fiber.RuntimeFiber<any, any>): string => {
+  const span = (fiber as { currentSpan?: { _tag: string; name?: string } }).currentSpan
+  return span === undefined ? "(no span)" : span._tag === "Span" ? span.name ?? "?" : "(external)"
+}
+const opCounter = process.env["BENCH_OPS"] === "1" ? new OpCounter() : undefined
+
 const startAurora = Effect.gen(function*() {
   const startedAt = performance.now()
   const provider = ConfigProvider.fromMap(
@@ -61,14 +172,21 @@ const startAurora = Effect.gen(function*() {
       AURORA_SHUTDOWN_GRACE: "2 seconds"
     }))
   )
+  const live = AppLive.pipe(
+    Layer.provide(Layer.setConfigProvider(provider)),
+    Layer.provide(Logger.minimumLogLevel(LogLevel.Error))
+  )
   const context = yield* Layer.build(
-    AppLive.pipe(Layer.provide(Layer.setConfigProvider(provider)), Layer.provide(Logger.minimumLogLevel(LogLevel.Error)))
+    opCounter === undefined
+      ? live
+      : live.pipe(Layer.provide(Layer.merge(Supervisor.addSupervisor(opCounter), RuntimeFlags.enableOpSupervision)))
   )
   const startToReadyMs = performance.now() - startedAt
   const settings = Context.get(context, SettingsStore)
   for (const [guildId, agentId] of Object.entries(config.agents)) {
     yield* settings.enable(guildId, agentId)
     if (config.ratelimit !== undefined) yield* settings.setSetting(guildId, "ratelimit", config.ratelimit)
+    if (process.env["BENCH_NO_TYPING"] === "1") yield* settings.setSetting(guildId, "typing", false)
     if (config.queuesize !== undefined) yield* settings.setSetting(guildId, "queuesize", config.queuesize)
   }
   return startToReadyMs
@@ -86,13 +204,18 @@ const program = Effect.gen(function*() {
       case "mark":
         return send({ type: "reply", id: raw.id, mark: mark() })
       case "resetPeak":
-        peakRss = process.memoryUsage.rss()
+        resetPeak()
         return send({ type: "reply", id: raw.id })
       case "gc":
         globalThis.gc?.()
         return send({ type: "reply", id: raw.id, mark: mark() })
       case "counters":
         return void Effect.runPromise(counters).then((c) => send({ type: "reply", id: raw.id, counters: c }))
+      case "heapSnapshot":
+        V8.writeHeapSnapshot(raw.path)
+        return send({ type: "reply", id: raw.id, mark: mark() })
+      case "timeline":
+        return send({ type: "reply", id: raw.id, timeline })
       case "stop":
         send({ type: "reply", id: raw.id })
         return Deferred.unsafeDone(stop, Exit.void)
@@ -104,9 +227,37 @@ const program = Effect.gen(function*() {
   yield* Deferred.await(stop)
 })
 
-Effect.runPromiseExit(Effect.scoped(program)).then((exit) => {
+/**
+ * BENCH_ALLOC_PROFILE=<dir>: a sampling profile of everything the Aurora child allocates (objects
+ * collected since included), written to <dir> when it stops: where allocation, hence GC, comes from.
+ */
+const allocationProfileDir = config.bot === "aurora" ? process.env["BENCH_ALLOC_PROFILE"] : undefined
+const inspector = allocationProfileDir === undefined ? undefined : new Inspector.Session()
+if (inspector !== undefined) {
+  inspector.connect()
+  inspector.post("HeapProfiler.startSampling", {
+    samplingInterval: 16384,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true
+  })
+}
+const writeAllocationProfile = () =>
+  new Promise<void>((resolve) => {
+    if (inspector === undefined || allocationProfileDir === undefined) return resolve()
+    inspector.post("HeapProfiler.stopSampling", (error, result) => {
+      if (error === null) {
+        Fs.writeFileSync(`${allocationProfileDir}/aurora-${process.pid}.heapprofile`, JSON.stringify(result.profile))
+      }
+      resolve()
+    })
+  })
+
+Effect.runPromiseExit(Effect.scoped(program)).then(async (exit) => {
+  await writeAllocationProfile()
   if (process.env["BENCH_DEBUG"]) process.stderr.write(`child ${config.bot}: scope closed at ${performance.now().toFixed(0)} ms\n`)
   clearInterval(sampler)
+  clearInterval(timelineSampler)
+  if (opCounter !== undefined) process.stderr.write(opCounter.report())
   if (Exit.isFailure(exit)) {
     send({ type: "failed", reason: String(exit.cause) })
     process.exitCode = 1

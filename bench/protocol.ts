@@ -28,6 +28,33 @@ export type ParentRequest =
   | { readonly id: number; readonly cmd: "gc" }
   | { readonly id: number; readonly cmd: "counters" }
   | { readonly id: number; readonly cmd: "stop" }
+  /** Diagnostics: a V8 heap snapshot written to `path` (outside the repository); replies with a mark taken after it. */
+  | { readonly id: number; readonly cmd: "heapSnapshot"; readonly path: string }
+  /** Diagnostics: the memory timeline sampled since the last resetPeak (every 250 ms). */
+  | { readonly id: number; readonly cmd: "timeline" }
+
+/** Committed and used bytes of one V8 heap space (v8.getHeapSpaceStatistics()). */
+export interface HeapSpace {
+  readonly name: string
+  readonly size: number
+  readonly used: number
+}
+
+/** The child's memory at one moment: what of the RSS is V8 heap (committed, used) and what is not. */
+export interface MemorySample {
+  /** performance.now() in the child. */
+  readonly at: number
+  readonly rss: number
+  readonly heapUsed: number
+  readonly heapTotal: number
+  /** Memory of C++ objects bound to JS objects (Buffers included), outside the V8 heap. */
+  readonly external: number
+  /** ArrayBuffers and Buffers (part of `external`). */
+  readonly arrayBuffers: number
+  /** Memory V8 itself allocated with malloc (compiler zones, GC bookkeeping): outside the heap, inside the RSS. */
+  readonly mallocedMemory: number
+  readonly spaces: ReadonlyArray<HeapSpace>
+}
 
 /** A snapshot of the child's resources. */
 export interface Mark {
@@ -40,6 +67,11 @@ export interface Mark {
   readonly heapUsed: number
   /** V8 heap committed (used or not): what V8 holds of the RSS. */
   readonly heapTotal: number
+  /** Outside the V8 heap: C++ memory bound to JS objects, and of it ArrayBuffers/Buffers. */
+  readonly external: number
+  readonly arrayBuffers: number
+  /** The memory as it was when `peakRss` was sampled. */
+  readonly atPeak: MemorySample
 }
 
 /** Aurora's counters from its metric registry (zero for the floor bot, which has none). */
@@ -60,4 +92,10 @@ export type ChildMessage =
     readonly sinceProcessStartMs: number
   }
   | { readonly type: "failed"; readonly reason: string }
-  | { readonly type: "reply"; readonly id: number; readonly mark?: Mark; readonly counters?: Counters }
+  | {
+    readonly type: "reply"
+    readonly id: number
+    readonly mark?: Mark
+    readonly counters?: Counters
+    readonly timeline?: ReadonlyArray<MemorySample>
+  }

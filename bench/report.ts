@@ -1,8 +1,10 @@
 /** The BENCHMARKS.md section for one `npm run bench`. */
 import * as Os from "node:os"
+import { auroraNodeFlags } from "./BotProcess.js"
 import { type BurstResult, DrainWindowSeconds, LaterSeconds } from "./burst.js"
 import { DeliveryWindowSeconds, type OverheadResult } from "./overhead.js"
 import type { ParallelismResult } from "./parallelism.js"
+import type { MemorySample } from "./protocol.js"
 import { fmt, max, mb, median } from "./stats.js"
 
 export interface BenchResults {
@@ -51,11 +53,6 @@ export const renderReport = (r: BenchResults): string => {
   const allDelivered = r.overhead.every((round) => round.aurora.delivered === round.aurora.offered)
   const parallelMakespan = median(r.parallel.makespansMs)
   const serialMakespan = median(r.serial.makespansMs)
-  const b = r.burst
-  const growth = mb(b.peakRss - b.idleRss)
-  const backWithin = (b.afterRss - b.idleRss) / b.idleRss
-  const backWithinGc = (b.afterRssGc - b.idleRssAfterGc) / b.idleRssAfterGc
-  const backWithinLater = (b.laterRss - b.idleRss) / b.idleRss
   const idle = (bot: "floor" | "aurora") => ({
     ready: med(bot, (o) => o.startToReadyMs),
     spawn: med(bot, (o) => o.spawnToReadyMs),
@@ -68,7 +65,9 @@ export const renderReport = (r: BenchResults): string => {
     "",
     `- Command: \`npm run bench\` (\`node --import tsx bench/run.ts\`), ${fmt(r.wallSeconds, 0)} s wall`,
     `- Machine: ${machine()}; load average at start ${fmt(r.loadAverage, 2)} (shared machine: other work may run alongside)`,
-    "- Setup: fakes and load generator in the parent process; each bot (Aurora's live layer graph, or the floor bot) in its own child process (`node --import tsx`), so CPU and RSS are the bot's alone. Logs at Error.",
+    `- Setup: fakes and load generator in the parent process; each bot (Aurora's live layer graph, or the floor bot) in its own child process (\`node --import tsx\`; Aurora's with its production node flags: ${
+      flagList(auroraNodeFlags())
+    }), so CPU and RSS are the bot's alone. Logs at Error.`,
     "",
     `### Overhead (2 000 mentions, 200 channels, 20 guilds/agents, rate limit 0.5 s, ~333/s, instant Letta; ${r.overhead.length} rounds, floor then Aurora each round)`,
     "",
@@ -101,28 +100,7 @@ export const renderReport = (r: BenchResults): string => {
       50 * r.serial.runMs
     } ms, one at a time: ${verdict(r.serial.maxInFlightPerAgent === 1 && serialMakespan >= 50 * r.serial.runMs)} |`,
     "",
-    "### Burst and memory (10 000 mentions, 500 channels, 50 guilds, queuesize 200, rate limit 0.5 s, instant Letta)",
-    "",
-    "| metric | value |",
-    "|---|---|",
-    `| written by the fake gateway in | ${fmt(b.sendMs, 0)} ms |`,
-    `| received / accepted / rejected | ${b.received} / ${b.accepted} / ${b.rejected} |`,
-    `| delivered to Letta (runs finished, waited at most ${DrainWindowSeconds} s) | ${b.delivered}${b.delivered < b.accepted ? " (**drain not finished**)" : ""} |`,
-    `| time to drain (first sent → last run finished) | ${fmt(b.drainMs / 1000, 2)} s (the rate limit alone needs ≥ 9.5 s: 20 mentions per channel, 0.5 s apart) |`,
-    `| CPU per mention over the burst | ${fmt(b.cpuPerMentionMs, 3)} ms |`,
-    `| idle RSS (after a forced GC) | ${fmt(mb(b.idleRss))} MB (${fmt(mb(b.idleRssAfterGc))} MB) |`,
-    `| peak RSS, growth over idle | ${fmt(mb(b.peakRss))} MB, +${fmt(growth)} MB: ≤ 100 MB ${verdict(growth <= 100)} |`,
-    `| RSS 2 s after drain (after a forced GC) | ${fmt(mb(b.afterRss))} MB, ${fmt(backWithin * 100, 0)} % over idle (${
-      fmt(mb(b.afterRssGc))
-    } MB, ${fmt(backWithinGc * 100, 0)} % over idle after GC): within 20 % ${verdict(backWithin <= 0.2)} |`,
-    `| RSS ${LaterSeconds} s after drain (no forced GC) | ${fmt(mb(b.laterRss))} MB, ${fmt(backWithinLater * 100, 0)} % over idle: within 20 % ${
-      verdict(backWithinLater <= 0.2)
-    } |`,
-    `| V8 heap used after a forced GC, idle → after drain | ${fmt(mb(b.idleHeapGc))} MB → ${fmt(mb(b.afterHeapGc))} MB |`,
-    `| V8 heap committed, 2 s after drain (after GC) → ${LaterSeconds} s after | ${fmt(mb(b.afterHeapTotalGc))} MB → ${
-      fmt(mb(b.laterHeapTotal))
-    } MB |`,
-    "",
+    ...renderBurst(r.burst),
     `### Idle (median of the ${r.overhead.length} overhead children, 20 guilds, before any traffic)`,
     "",
     "| | start → ready (bot construction → gateway ready) | spawn → ready (node + module loading included) | idle RSS |",
@@ -135,4 +113,55 @@ export const renderReport = (r: BenchResults): string => {
     } ms.`,
     ""
   ].join("\n")
+}
+
+const flagList = (flags: ReadonlyArray<string>): string =>
+  flags.length === 0 ? "none" : flags.map((flag) => `\`${flag}\``).join(" ")
+
+/** V8's heap spaces that hold more than 1 MB, committed / used. */
+const spaces = (sample: MemorySample): string =>
+  sample.spaces
+    .filter((space) => space.size >= 1024 * 1024)
+    .map((space) => `${space.name.replace(/_space$/, "")} ${fmt(mb(space.size), 0)} / ${fmt(mb(space.used), 0)}`)
+    .join(", ")
+
+/** The burst section (also printed alone by `BENCH_ONLY=burst`). */
+export const renderBurst = (b: BurstResult): ReadonlyArray<string> => {
+  const growth = mb(b.peakRss - b.idleRss)
+  const backWithin = (b.afterRss - b.idleRss) / b.idleRss
+  const backWithinGc = (b.afterRssGc - b.idleRssAfterGc) / b.idleRssAfterGc
+  const backWithinLater = (b.laterRss - b.idleRss) / b.idleRss
+  return [
+    `### Burst and memory (10 000 mentions, 500 channels, 50 guilds, queuesize 200, rate limit 0.5 s, instant Letta; Aurora's node flags: ${flagList(b.nodeFlags)})`,
+    "",
+    "| metric | value |",
+    "|---|---|",
+    `| written by the fake gateway in | ${fmt(b.sendMs, 0)} ms |`,
+    `| received / accepted / rejected | ${b.received} / ${b.accepted} / ${b.rejected} |`,
+    `| delivered to Letta (runs finished, waited at most ${DrainWindowSeconds} s) | ${b.delivered}${b.delivered < b.accepted ? " (**drain not finished**)" : ""} |`,
+    `| time to drain (first sent → last run finished) | ${fmt(b.drainMs / 1000, 2)} s (the rate limit alone needs ≥ 9.5 s: 20 mentions per channel, 0.5 s apart) |`,
+    `| CPU per mention over the burst | ${fmt(b.cpuPerMentionMs, 3)} ms |`,
+    `| idle RSS (after a forced GC) | ${fmt(mb(b.idleRss))} MB (${fmt(mb(b.idleRssAfterGc))} MB) |`,
+    `| peak RSS, growth over idle | ${fmt(mb(b.peakRss))} MB, +${fmt(growth)} MB: ≤ 100 MB ${verdict(growth <= 100)} |`,
+    `| at the peak: V8 heap committed / used | ${fmt(mb(b.atPeak.heapTotal))} MB / ${fmt(mb(b.atPeak.heapUsed))} MB (idle after GC: ${
+      fmt(mb(b.idleHeapTotalGc))
+    } MB / ${fmt(mb(b.idleHeapGc))} MB) |`,
+    `| at the peak: outside the V8 heap (RSS − heap committed; of it external / array buffers / V8 malloc) | ${
+      fmt(mb(b.atPeak.rss - b.atPeak.heapTotal))
+    } MB (${fmt(mb(b.atPeak.external))} / ${fmt(mb(b.atPeak.arrayBuffers))} / ${fmt(mb(b.atPeak.mallocedMemory))} MB; idle ${
+      fmt(mb(b.idleRssAfterGc - b.idleHeapTotalGc))
+    } MB) |`,
+    `| at the peak: V8 spaces, committed / used (MB) | ${spaces(b.atPeak)} |`,
+    `| RSS 2 s after drain (after a forced GC) | ${fmt(mb(b.afterRss))} MB, ${fmt(backWithin * 100, 0)} % over idle (${
+      fmt(mb(b.afterRssGc))
+    } MB, ${fmt(backWithinGc * 100, 0)} % over idle after GC): within 20 % ${verdict(backWithin <= 0.2)} |`,
+    `| RSS ${LaterSeconds} s after drain (no forced GC) | ${fmt(mb(b.laterRss))} MB, ${fmt(backWithinLater * 100, 0)} % over idle: within 20 % ${
+      verdict(backWithinLater <= 0.2)
+    } |`,
+    `| V8 heap used after a forced GC, idle → after drain | ${fmt(mb(b.idleHeapGc))} MB → ${fmt(mb(b.afterHeapGc))} MB |`,
+    `| V8 heap committed, 2 s after drain (after GC) → ${LaterSeconds} s after | ${fmt(mb(b.afterHeapTotalGc))} MB → ${
+      fmt(mb(b.laterHeapTotal))
+    } MB |`,
+    ""
+  ]
 }

@@ -11,9 +11,16 @@ import { Console, Duration, Effect, Logger, LogLevel } from "effect"
 import { runBurst } from "./burst.js"
 import { runOverhead } from "./overhead.js"
 import { runParallelism } from "./parallelism.js"
-import { type BenchResults, renderReport } from "./report.js"
+import { type BenchResults, renderBurst, renderReport } from "./report.js"
 
 const OverheadRounds = Number(process.env["BENCH_ROUNDS"] ?? "3")
+/**
+ * BENCH_ONLY=overhead runs only the overhead rounds and prints them (nothing is appended to
+ * BENCHMARKS.md): the quick loop for comparing two versions of the code.
+ */
+const OnlyOverhead = process.env["BENCH_ONLY"] === "overhead"
+/** BENCH_ONLY=burst runs only the burst scenario and prints its section (nothing is appended). */
+const OnlyBurst = process.env["BENCH_ONLY"] === "burst"
 const Budget = Duration.seconds(290)
 const reportPath = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "BENCHMARKS.md")
 
@@ -21,6 +28,10 @@ const program = Effect.gen(function*() {
   const startedAt = new Date()
   const loadAverage = Os.loadavg()[0] ?? NaN
   const t0 = performance.now()
+  if (OnlyBurst) {
+    const burst = yield* runBurst
+    return yield* Console.log(renderBurst(burst).join("\n"))
+  }
   const overhead: Array<BenchResults["overhead"][number]> = []
   for (let round = 1; round <= OverheadRounds; round++) {
     const floor = yield* runOverhead("floor")
@@ -29,6 +40,7 @@ const program = Effect.gen(function*() {
     yield* Console.log(`overhead round ${round} aurora: p50 ${aurora.p50.toFixed(2)} ms, p99 ${aurora.p99.toFixed(2)} ms, ${aurora.delivered} delivered, ${aurora.cpuPerMentionMs.toFixed(3)} ms CPU/mention`)
     overhead.push({ floor, aurora })
   }
+  if (OnlyOverhead) return
   const parallel = yield* runParallelism({ shared: false, runMs: 1000, rounds: 3 })
   yield* Console.log(`parallelism, 50 agents x 1 s: makespans ${parallel.makespansMs.join(", ")} ms`)
   const serial = yield* runParallelism({ shared: true, runMs: 100, rounds: 1 })
