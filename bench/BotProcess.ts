@@ -9,6 +9,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Data, Duration, Effect, type Scope } from "effect"
+import { startScriptNodeFlags } from "../test/fakes/startScript.js"
 import type { ChildConfig, ChildMessage, Counters, Mark, MemorySample, ParentRequest } from "./protocol.js"
 
 export class BotProcessError extends Data.TaggedError("BotProcessError")<{ readonly reason: string }> {
@@ -38,15 +39,9 @@ export interface BotProcess {
  * are set; README's service examples repeat them and say why), so that the bench's Aurora child
  * runs as `npm start` does.
  */
-export const AuroraNodeFlags: ReadonlyArray<string> = (() => {
-  const packageJson: { readonly scripts?: { readonly start?: string } } = JSON.parse(
-    Fs.readFileSync(Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "package.json"), "utf8")
-  )
-  const start = packageJson.scripts?.start ?? ""
-  const match = /^exec node((?: --\S+)*) dist\/main\.js$/.exec(start)
-  if (match === null) throw new Error(`bench: cannot read the node flags from the start script ${JSON.stringify(start)}`)
-  return (match[1] ?? "").split(" ").filter((flag) => flag.length > 0)
-})()
+export const AuroraNodeFlags: ReadonlyArray<string> = startScriptNodeFlags(
+  Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..")
+)
 
 /**
  * BENCH_NODE_FLAGS="--flag1 --flag2" replaces AuroraNodeFlags for the Aurora child (for trying

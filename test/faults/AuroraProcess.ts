@@ -1,14 +1,15 @@
 /**
- * The built program (`node dist/main.js`) as a child process, as an operator runs it, with what a
- * fault-injection test needs to watch and hurt it: its JSON log lines (waited on as they arrive,
- * never polled), signals, its exit, its peak resident memory (the kernel's VmHWM) and its
- * `/metrics`. The child is SIGKILLed (by its own pid) when the scope closes, if still running.
+ * The built program (`node <the start script's flags> dist/main.js`) as a child process, as an
+ * operator runs it, with what a fault-injection test needs to watch and hurt it: its JSON log
+ * lines (waited on as they arrive, never polled), signals, its exit, its peak resident memory
+ * (the kernel's VmHWM) and its `/metrics`. The child is SIGKILLed (by its own pid) when the scope closes, if still running.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Path from "node:path"
 import { Data, Deferred, Duration, Effect, Exit, FiberId, type Scope } from "effect"
+import { startScriptNodeFlags } from "../fakes/startScript.js"
 
 export const root = Path.resolve(import.meta.dirname, "../..")
 export const builtMain = Path.join(root, "dist", "main.js")
@@ -149,7 +150,7 @@ export const spawnAurora = (options: SpawnOptions): Effect.Effect<AuroraProcess,
         ...(options.httpPort === undefined ? {} : { AURORA_HTTP_PORT: String(options.httpPort) }),
         ...options.env
       }
-      const child: ChildProcess = spawn(process.execPath, [builtMain], {
+      const child: ChildProcess = spawn(process.execPath, [...startScriptNodeFlags(root), builtMain], {
         cwd: root,
         env,
         stdio: ["ignore", "pipe", "pipe"],
