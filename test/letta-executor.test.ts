@@ -8,7 +8,8 @@ import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger,
 import type { RunReport, RunRequest } from "../src/domain/AgentRun.js"
 import type { LettaRunError } from "../src/domain/LettaErrors.js"
 import { LettaClient, LettaEndpoint } from "../src/services/LettaClient.js"
-import { batchReader, ClientFailure, LettaExecutor } from "../src/services/LettaExecutor.js"
+import { LettaExecutor } from "../src/services/LettaExecutor.js"
+import { batchReader, ClientFailure } from "../src/services/letta/BatchReader.js"
 import { retryDelay, retryTransient } from "../src/services/RetryPolicy.js"
 import { Behaviours, type FakeLetta, Frames, Items, makeFakeLetta } from "./fakes/FakeLetta.js"
 

@@ -14,20 +14,21 @@
  */
 import type { Letta } from "@letta-ai/letta-client"
 import type { LettaStreamingResponse } from "@letta-ai/letta-client/resources/agents/messages"
-import { Clock, Data, Duration, Effect, Exit, LogLevel } from "effect"
+import { Clock, Duration, Effect, Exit, LogLevel } from "effect"
 import {
   isSideEffectingTool,
   isSuccessfulStopReason,
   type RunReport,
   type RunRequest,
   type RunUsage,
-  summarizeArguments,
   type ToolCallSummary,
   type ToolReturnSummary,
   truncate
 } from "../domain/AgentRun.js"
 import { LettaConnectionError, type LettaRunError, LettaTimeout, RunFailed } from "../domain/LettaErrors.js"
 import { logAnnotated } from "../layers/Logging.js"
+import { batchReader, ClientFailure, forEachItem } from "./letta/BatchReader.js"
+import { assistantText, runIdOf, toolCallsOf, toolReturnsOf } from "./letta/StreamItems.js"
 import { classifyClientError, LettaClient } from "./LettaClient.js"
 
 /**
@@ -62,160 +63,10 @@ const makeRunState = (): RunState => ({
   firstToolCallMs: null
 })
 
-/** Something the client threw; classified once, against the state at that moment. */
-export class ClientFailure extends Data.TaggedError("ClientFailure")<{ readonly cause: unknown }> {}
-
 /** The client's own header timeout is a backstop: the Effect timeout should always fire first. */
 const clientTimeoutMargin = Duration.seconds(5)
 const assistantLogLength = 300
 const reasoningLogLength = 500
-
-type ToolCallMessage = Extract<LettaStreamingResponse, { message_type?: "tool_call_message" }>
-type ToolReturnMessage = Extract<LettaStreamingResponse, { message_type?: "tool_return_message" }>
-type AssistantMessage = Extract<LettaStreamingResponse, { message_type?: "assistant_message" }>
-
-interface RawToolCall {
-  readonly name?: string | null | undefined
-  readonly arguments?: string | null | undefined
-  readonly tool_call_id?: string | null | undefined
-}
-
-/** Servers send `tool_call` (deprecated), `tool_calls` (a list, newer) or both for the same calls. */
-const toolCallsOf = (item: ToolCallMessage): ReadonlyArray<ToolCallSummary> => {
-  const raw: ReadonlyArray<RawToolCall> = Array.isArray(item.tool_calls) && item.tool_calls.length > 0
-    ? item.tool_calls
-    : item.tool_calls && !Array.isArray(item.tool_calls)
-    ? [item.tool_calls]
-    : item.tool_call
-    ? [item.tool_call]
-    : []
-  return raw.flatMap((call) =>
-    call.name
-      ? [{ name: call.name, toolCallId: call.tool_call_id ?? "", argumentsSummary: summarizeArguments(call.arguments ?? "") }]
-      : []
-  )
-}
-
-const toolReturnsOf = (
-  item: ToolReturnMessage,
-  calls: ReadonlyArray<ToolCallSummary>
-): ReadonlyArray<ToolReturnSummary> => {
-  const nameOf = (toolCallId: string) =>
-    calls.find((call) => call.toolCallId === toolCallId)?.name ?? item.name ?? undefined
-  const summary = (toolCallId: string, status: string): ToolReturnSummary => {
-    const name = nameOf(toolCallId)
-    return name === undefined ? { toolCallId, status } : { toolCallId, name, status }
-  }
-  if (Array.isArray(item.tool_returns) && item.tool_returns.length > 0) {
-    return item.tool_returns.map((ret) => summary(ret.tool_call_id, ret.status))
-  }
-  return [summary(item.tool_call_id, item.status)]
-}
-
-const assistantText = (item: AssistantMessage): string =>
-  typeof item.content === "string"
-    ? item.content
-    : item.content.map((part) => ("text" in part && typeof part.text === "string" ? part.text : "")).join("")
-
-const runIdOf = (item: LettaStreamingResponse): string | undefined =>
-  "run_id" in item && typeof item.run_id === "string" && item.run_id !== "" ? item.run_id : undefined
-
-/**
- * Reads an async iterator from plain JavaScript and hands its items over in batches: each pull
- * answers every item that arrived since the last one (waiting only when none has), so a run whose
- * items arrive together resumes its fiber once for them rather than once per item. The reader
- * stops after the end of the stream or a failure, which is answered after the items before it.
- * `stop` ends the reading (the caller aborts the request too, which ends a pending `next()`).
- */
-export const batchReader = <A>(iterator: AsyncIterator<A>) => {
-  let buffered: Array<A> = []
-  let ended: { readonly failure: ClientFailure | null } | null = null
-  let waiting: ((batch: Effect.Effect<ReadonlyArray<A> | null, ClientFailure>) => void) | null = null
-  let stopped = false
-  const answer = () => {
-    const resume = waiting
-    if (resume === null || (buffered.length === 0 && ended === null)) return
-    waiting = null
-    // Taken when the fiber runs again, not now: items arriving until then join the batch.
-    resume(Effect.suspend(takeNow))
-  }
-  const takeNow = (): Effect.Effect<ReadonlyArray<A> | null, ClientFailure> => {
-    if (buffered.length > 0) {
-      const batch = buffered
-      buffered = []
-      return Effect.succeed(batch)
-    }
-    if (ended === null) return Effect.succeed([])
-    return ended.failure === null ? Effect.succeed(null) : Effect.fail(ended.failure)
-  }
-  const pump = async () => {
-    try {
-      for (;;) {
-        const step = await iterator.next()
-        if (stopped) return
-        if (step.done === true) break
-        buffered.push(step.value)
-        answer()
-      }
-      ended = { failure: null }
-    } catch (cause) {
-      ended = { failure: new ClientFailure({ cause }) }
-    }
-    answer()
-  }
-  void pump()
-  return {
-    /** The items that arrived since the last call (at least one), or null at the end of the stream. */
-    next: Effect.suspend(() =>
-      buffered.length > 0 || ended !== null
-        ? takeNow()
-        : Effect.async<ReadonlyArray<A> | null, ClientFailure>((resume) => {
-          waiting = resume
-          return Effect.sync(() => {
-            waiting = null
-          })
-        })
-    ),
-    stop: () => {
-      stopped = true
-    }
-  }
-}
-
-/**
- * Hands each item of the stream to `handle`, in order, until the stream ends or `handle` fails.
- * A plain loop over batches rather than an Effect Stream: a run streams a handful of items, and
- * Stream's per-element machinery cost more than handling them.
- *
- * `claimRunId` tells whether an item is the first to show the run id. From that item on, the
- * stream is read with the run id as a log annotation, set once for the rest of the stream rather
- * than around each line; `onRunId` runs first, inside it.
- */
-const forEachItem = <A, E>(
-  reader: { readonly next: Effect.Effect<ReadonlyArray<A> | null, ClientFailure> },
-  claimRunId: (item: A) => string | undefined,
-  onRunId: (runId: string) => Effect.Effect<void>,
-  handle: (item: A) => Effect.Effect<void, E>
-): Effect.Effect<void, E | ClientFailure> => {
-  const loop = (annotated: boolean, pending: ReadonlyArray<A>): Effect.Effect<void, E | ClientFailure> =>
-    Effect.gen(function* () {
-      let batch: ReadonlyArray<A> | null = pending
-      for (;;) {
-        for (let i = 0; i < batch.length; i++) {
-          const item = batch[i] as A
-          const runId = annotated ? undefined : claimRunId(item)
-          if (runId !== undefined) {
-            const rest = Effect.zipRight(Effect.zipRight(onRunId(runId), handle(item)), loop(true, batch.slice(i + 1)))
-            return yield* Effect.annotateLogs(rest, { runId })
-          }
-          yield* handle(item)
-        }
-        batch = yield* reader.next
-        if (batch === null) return
-      }
-    })
-  return loop(false, [])
-}
 
 /** Observer hooks never break a run. */
 const notify = (hook: Effect.Effect<void> | undefined): Effect.Effect<void> =>
