@@ -9,6 +9,7 @@ import { DeadLetters, type DeadLettersService, makeMemoryDeadLetters } from "../
 import { EventJournal } from "../src/services/EventJournal.js"
 import { SqlDeadLetters } from "../src/services/SqlDeadLetters.js"
 import { SqlEventJournal } from "../src/services/SqlEventJournal.js"
+import { seededInts } from "./fakes/seededInts.js"
 import { makeTempDir } from "./fakes/tempDir.js"
 
 const tempDir = makeTempDir("dead-letters")
@@ -321,11 +322,7 @@ describe("SqlDeadLetters", () => {
   it.scoped("behaves as the memory store over a mixed sequence of operations", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
-      let seed = 424242
-      const next = (n: number) => {
-        seed = (seed * 1103515245 + 12345) % 2147483648
-        return Math.floor(seed / 65536) % n // the high bits: the low bits of an LCG repeat quickly
-      }
+      const next = seededInts(424242) // reproducible
       const partitions = [g1, g2, Partition.dm]
       const steps: Array<(d: DeadLettersService) => Effect.Effect<unknown, StorageError>> = []
       for (let i = 0; i < 400; i++) {

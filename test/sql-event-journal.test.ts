@@ -6,6 +6,7 @@ import type { QueuedEvent } from "../src/domain/Event.js"
 import { Database } from "../src/services/Database.js"
 import { EventJournal, type EventJournalService, type JournalEntry, makeMemoryJournal } from "../src/services/EventJournal.js"
 import { SqlEventJournal } from "../src/services/SqlEventJournal.js"
+import { seededInts } from "./fakes/seededInts.js"
 import { makeTempDir } from "./fakes/tempDir.js"
 
 const tempDir = makeTempDir("journal")
@@ -250,12 +251,7 @@ describe("SqlEventJournal", () => {
   it.scoped("behaves as the memory journal over a long mixed sequence of operations", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
-      // A fixed pseudo-random sequence (a linear congruential generator): reproducible.
-      let seed = 12345
-      const next = (n: number) => {
-        seed = (seed * 1103515245 + 12345) % 2147483648
-        return Math.floor(seed / 65536) % n // the high bits: the low bits of an LCG repeat quickly
-      }
+      const next = seededInts(12345) // reproducible
       const steps: Array<(j: EventJournalService) => Effect.Effect<void, StorageError>> = []
       for (let i = 0; i < 600; i++) {
         const id = `m${next(12)}`

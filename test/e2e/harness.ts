@@ -2,7 +2,6 @@
  * End-to-end harness: the live layer graph (real discord.js client, real Letta client, real SQLite)
  * against the loopback fakes of Discord and Letta, in a temporary data directory.
  */
-import * as Net from "node:net"
 import { ChannelType } from "discord.js"
 import { Context, Duration, Effect, Layer, Logger, LogLevel, type Scope } from "effect"
 import { AppLive } from "../../src/layers/Live.js"
@@ -85,12 +84,4 @@ export const bounded = <A, E, R>(label: string, effect: Effect.Effect<A, E, R>) 
 
 export { world }
 
-/** A port free on 127.0.0.1 right now (the OS picks it). */
-export const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+export { freePort } from "../fakes/freePort.js"

@@ -5,7 +5,6 @@
  */
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Path from "node:path"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
@@ -14,7 +13,8 @@ import { Data, type Duration, Effect, Layer, Schedule } from "effect"
 import { type GuildSettings, settingKeys } from "../../src/domain/Settings.js"
 import { Database, databaseFileName } from "../../src/services/Database.js"
 import { SettingsStore } from "../../src/services/SettingsStore.js"
-import { type FakeDiscord, type FakeGuild, snowflake, world } from "../fakes/FakeDiscord.js"
+import { FakeDiscord, type FakeGuild, snowflake, world } from "../fakes/FakeDiscord.js"
+import { type Behaviour, makeFakeLetta } from "../fakes/FakeLetta.js"
 import { makeTempDir } from "../fakes/tempDir.js"
 import { type AuroraProcess, bounded, type Metrics, spawnAurora, type SpawnOptions } from "./AuroraProcess.js"
 
@@ -54,6 +54,29 @@ export const seedSettings = (dataDir: string, guilds: ReadonlyArray<GuildSetup>)
       }
     }).pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provide(Database.layerAt(dataDir)))))
   )
+
+/**
+ * The common stage of a row: one text guild (`g`, with `channels` channels) enabled for its own
+ * agent at a 0.5 s rate limit in a fresh data directory, the fake Discord and the fake Letta.
+ */
+export const oneGuildStage = (options: {
+  readonly g: number
+  readonly channels: number
+  readonly agentId: string
+  readonly agentName: string
+  readonly defaultBehaviour?: Behaviour
+}) =>
+  Effect.gen(function* () {
+    const guild = textGuild(options.g, options.channels)
+    const discord = yield* FakeDiscord.make({ guilds: [guild] })
+    const letta = yield* makeFakeLetta({
+      agents: { [options.agentId]: options.agentName },
+      ...(options.defaultBehaviour === undefined ? {} : { defaultBehaviour: options.defaultBehaviour })
+    })
+    const dataDir = yield* tempDir
+    yield* seedSettings(dataDir, [{ guildId: guild.id, agentId: options.agentId, settings: { ratelimit: 0.5 } }])
+    return { guild, channels: channelIds(guild), agentId: options.agentId, discord, letta, dataDir }
+  })
 
 let sequence = 0
 
@@ -136,15 +159,7 @@ export const sha256 = (file: string): string => createHash("sha256").update(Fs.r
 export const stop = (aurora: AuroraProcess) =>
   Effect.zipRight(aurora.kill("SIGTERM"), bounded("Aurora to exit after SIGTERM", aurora.exit, "60 seconds"))
 
-/** A port free on 127.0.0.1 right now (the OS picks it). */
-export const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+export { freePort } from "../fakes/freePort.js"
 
 class NotYet extends Data.TaggedError("NotYet")<{}> {}
 

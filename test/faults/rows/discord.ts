@@ -12,6 +12,7 @@ import {
   freePort,
   idle,
   mention,
+  oneGuildStage,
   metricsWhen,
   range,
   readStoredQueue,
@@ -32,14 +33,14 @@ import type { RecordRow } from "../report.js"
  */
 export const gatewayDrop = (record: RecordRow) =>
   Effect.gen(function* () {
-    const guild = textGuild(5, 10)
-    const agentId = "agent-gateway"
-    const discord = yield* FakeDiscord.make({ guilds: [guild] })
-    const letta = yield* makeFakeLetta({ agents: { [agentId]: "Gateway Agent" }, defaultBehaviour: Behaviours.run({ delayMs: 150 }) })
-    const dataDir = yield* tempDir
-    yield* seedSettings(dataDir, [{ guildId: guild.id, agentId, settings: { ratelimit: 0.5 } }])
+    const { agentId, channels, dataDir, discord, letta } = yield* oneGuildStage({
+      g: 5,
+      channels: 10,
+      agentId: "agent-gateway",
+      agentName: "Gateway Agent",
+      defaultBehaviour: Behaviours.run({ delayMs: 150 })
+    })
     const aurora = yield* startAurora(discord, { lettaUrl: letta.url, dataDir, httpPort: yield* freePort })
-    const channels = channelIds(guild)
     const send = (phase: string, n: number) =>
       Effect.forEach(range(n), (i) => mention(discord, channels[i % channels.length]!, `${phase} ${i}`))
 

@@ -13,6 +13,7 @@ import {
   freePort,
   idle,
   mention,
+  oneGuildStage,
   metricsWhen,
   range,
   readStoredQueue,
@@ -48,12 +49,12 @@ export interface LettaDownOptions {
  */
 export const lettaDown = (record: RecordRow, options: LettaDownOptions) =>
   Effect.gen(function* () {
-    const guild = textGuild(4, 10)
-    const agentId = "agent-outage"
-    const discord = yield* FakeDiscord.make({ guilds: [guild] })
-    const letta = yield* makeFakeLetta({ agents: { [agentId]: "Outage Agent" } })
-    const dataDir = yield* tempDir
-    yield* seedSettings(dataDir, [{ guildId: guild.id, agentId, settings: { ratelimit: 0.5 } }])
+    const { guild, dataDir, discord, letta } = yield* oneGuildStage({
+      g: 4,
+      channels: 10,
+      agentId: "agent-outage",
+      agentName: "Outage Agent"
+    })
     const aurora = yield* startAurora(discord, { lettaUrl: letta.url, dataDir, httpPort: yield* freePort })
 
     const outageMs = Duration.toMillis(options.outage)

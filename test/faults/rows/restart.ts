@@ -12,6 +12,7 @@ import {
   freePort,
   idle,
   mention,
+  oneGuildStage,
   metricsWhen,
   range,
   readStoredQueue,
@@ -31,14 +32,15 @@ import type { RecordRow } from "../report.js"
  */
 export const sigtermWithPending = (record: RecordRow) =>
   Effect.gen(function* () {
-    const guild = textGuild(1, 10)
-    const agentId = "agent-sigterm"
-    const discord = yield* FakeDiscord.make({ guilds: [guild] })
     // Slow runs, one agent: one run at a time, the rest wait in the queue. Slow enough that the
     // first run is still going when all 21 are accepted, even on a loaded machine.
-    const letta = yield* makeFakeLetta({ agents: { [agentId]: "Sigterm Agent" }, defaultBehaviour: Behaviours.run({ delayMs: 5000 }) })
-    const dataDir = yield* tempDir
-    yield* seedSettings(dataDir, [{ guildId: guild.id, agentId, settings: { ratelimit: 0.5 } }])
+    const { agentId, guild, dataDir, discord, letta } = yield* oneGuildStage({
+      g: 1,
+      channels: 10,
+      agentId: "agent-sigterm",
+      agentName: "Sigterm Agent",
+      defaultBehaviour: Behaviours.run({ delayMs: 5000 })
+    })
     const spawnOptions = { lettaUrl: letta.url, dataDir, env: { AURORA_SHUTDOWN_GRACE: "30 seconds" } }
     const first = yield* startAurora(discord, { ...spawnOptions, httpPort: yield* freePort })
 
