@@ -24,7 +24,7 @@ import {
   Supervisor
 } from "effect"
 import { AppLive } from "../src/layers/Live.js"
-import { SettingsStore } from "../src/services/SettingsStore.js"
+import { SettingsStore } from "../src/services/storage/SettingsStore.js"
 import { startFloor } from "./floor.js"
 import type { ChildConfig, ChildMessage, Counters, Mark, MemorySample, ParentRequest } from "./protocol.js"
 

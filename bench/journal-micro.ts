@@ -17,9 +17,9 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { Console, Effect, Layer } from "effect"
 import type { QueuedEvent } from "../src/domain/Event.js"
-import { Database } from "../src/services/Database.js"
-import { EventJournal } from "../src/services/EventJournal.js"
-import { SqlEventJournal } from "../src/services/SqlEventJournal.js"
+import { Database } from "../src/services/storage/Database.js"
+import { EventJournal } from "../src/services/queue/EventJournal.js"
+import { SqlEventJournal } from "../src/services/storage/SqlEventJournal.js"
 
 const cycles = Number(process.argv[2] ?? "10000")
 /** How many events are in progress at once (each a fiber doing its cycles one after another). */

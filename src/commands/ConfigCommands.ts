@@ -6,8 +6,8 @@
  */
 import { Effect } from "effect"
 import { type BooleanRule, type NumberRule, type SettingKey, SettingRules, settingKeys, validateSetting } from "../domain/Settings.js"
-import { EventQueue } from "../services/EventQueue.js"
-import { SettingsStore } from "../services/SettingsStore.js"
+import { EventQueue } from "../services/queue/EventQueue.js"
+import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { code } from "./Format.js"
 import { Colors, type Invocation, Reply } from "./Invocation.js"
 import { guildOf, requiredValue } from "./Options.js"

@@ -14,7 +14,7 @@ import {
   type RepliableInteraction
 } from "discord.js"
 import { Duration, Effect, Fiber, Option } from "effect"
-import { describeError } from "../services/DiscordMapping.js"
+import { describeError } from "../services/discord/DiscordMapping.js"
 import { clip } from "./Format.js"
 import { commandLabel, type Invocation, type OptionValue, Reply, type ReplyEmbed } from "./Invocation.js"
 import { type CommandEnv, handleInvocation, specOf } from "./Router.js"

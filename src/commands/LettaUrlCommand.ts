@@ -4,8 +4,8 @@
  * with `url:reset`. After a change it says whether `GET /v1/health/` answered at the URL now in use.
  */
 import { Effect, Either } from "effect"
-import { LettaClient, type LettaHealth, LettaEndpoint, type LettaUrl } from "../services/LettaClient.js"
-import { SettingsStore } from "../services/SettingsStore.js"
+import { LettaClient, type LettaHealth, LettaEndpoint, type LettaUrl } from "../services/letta/LettaClient.js"
+import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { code } from "./Format.js"
 import { CommandRejected, type Invocation, Reply } from "./Invocation.js"
 import { guildOf, optionalString } from "./Options.js"

@@ -3,7 +3,7 @@
  * its team). Owners may run the owner-only commands and pass every Manage Server check.
  */
 import { Clock, Config, type ConfigError, Context, Duration, Effect, Layer, Option, Ref } from "effect"
-import { DiscordGateway } from "../services/DiscordGateway.js"
+import { DiscordGateway } from "../services/discord/DiscordGateway.js"
 
 export class CommandOwners extends Context.Tag("aurora/CommandOwners")<
   CommandOwners,

@@ -5,8 +5,8 @@
 import { Context, Effect, Layer } from "effect"
 import type { ReceivedMessage } from "../domain/Discord.js"
 import { DiscordError, type DiscordFailure, MessageNotFound } from "../domain/Errors.js"
-import { DiscordGateway } from "../services/DiscordGateway.js"
-import { toDiscordFailure, toReceivedMessage } from "../services/DiscordMapping.js"
+import { DiscordGateway } from "../services/discord/DiscordGateway.js"
+import { toDiscordFailure, toReceivedMessage } from "../services/discord/DiscordMapping.js"
 
 export class PreviewSource extends Context.Tag("aurora/PreviewSource")<
   PreviewSource,

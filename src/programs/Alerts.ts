@@ -6,10 +6,10 @@
  */
 import { type ConfigError, Context, Duration, Effect, Layer, Option, Queue } from "effect"
 import type { DiscordFailure } from "../domain/Errors.js"
-import { type BreakerState, CircuitBreaker, renderBreakerState } from "../services/CircuitBreaker.js"
-import { DiscordGateway } from "../services/DiscordGateway.js"
-import { type ErrorRateAlert, ErrorStats } from "../services/ErrorStats.js"
-import * as Metrics from "../services/Metrics.js"
+import { type BreakerState, CircuitBreaker, renderBreakerState } from "../services/health/CircuitBreaker.js"
+import { DiscordGateway } from "../services/discord/DiscordGateway.js"
+import { type ErrorRateAlert, ErrorStats } from "../services/health/ErrorStats.js"
+import * as Metrics from "../services/health/Metrics.js"
 import { ownerIdsConfig } from "../commands/Owners.js"
 
 /** Where alerts go: the owners and a way to DM them; tests fake it. */

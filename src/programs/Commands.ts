@@ -10,8 +10,8 @@ import { commandDefinitions } from "../commands/Definitions.js"
 import { respond } from "../commands/InteractionAdapter.js"
 import { CommandOwners } from "../commands/Owners.js"
 import { PreviewSource } from "../commands/PreviewSource.js"
-import { DiscordGateway } from "../services/DiscordGateway.js"
-import { toDiscordFailure } from "../services/DiscordMapping.js"
+import { DiscordGateway } from "../services/discord/DiscordGateway.js"
+import { toDiscordFailure } from "../services/discord/DiscordMapping.js"
 
 /** Interactions answered at once; more wait their turn in the gateway's queue. */
 const concurrency = 8

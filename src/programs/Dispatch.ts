@@ -25,17 +25,17 @@ import type { StorageError } from "../domain/Errors.js"
 import { Partition, type QueuedEvent } from "../domain/Event.js"
 import { isServiceFailure, isTransient, type LettaRunError } from "../domain/LettaErrors.js"
 import { defaultGuildSettings } from "../domain/Settings.js"
-import { logAnnotated } from "../layers/Logging.js"
-import { CircuitBreaker } from "../services/CircuitBreaker.js"
-import { DeadLetters } from "../services/DeadLetters.js"
-import { ErrorStats } from "../services/ErrorStats.js"
-import { EventJournal } from "../services/EventJournal.js"
-import { DispatchOutcome, EventQueue, QueuePolicy } from "../services/EventQueue.js"
-import { LettaExecutor } from "../services/LettaExecutor.js"
-import * as Metrics from "../services/Metrics.js"
-import { lettaRetrySchedule, retryOnFailure } from "../services/RetryPolicy.js"
-import { SettingsStore } from "../services/SettingsStore.js"
-import { TypingIndicator } from "../services/TypingIndicator.js"
+import { logAnnotated } from "../services/health/Log.js"
+import { CircuitBreaker } from "../services/health/CircuitBreaker.js"
+import { DeadLetters } from "../services/queue/DeadLetters.js"
+import { ErrorStats } from "../services/health/ErrorStats.js"
+import { EventJournal } from "../services/queue/EventJournal.js"
+import { DispatchOutcome, EventQueue } from "../services/queue/EventQueue.js"
+import { LettaExecutor } from "../services/letta/LettaExecutor.js"
+import * as Metrics from "../services/health/Metrics.js"
+import { lettaRetrySchedule, retryOnFailure } from "../services/letta/RetryPolicy.js"
+import { SettingsStore } from "../services/storage/SettingsStore.js"
+import { TypingIndicator } from "../services/discord/TypingIndicator.js"
 
 /** How long an event that failed transiently waits before its channel tries it again. */
 export const transientHold = Duration.seconds(5)
@@ -258,21 +258,6 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
 
     return { dispatch } as const
   })
-
-/** The queue's limits, read from each guild's settings (DMs use the defaults). */
-export const QueuePolicyLive = Layer.effect(
-  QueuePolicy,
-  Effect.gen(function* () {
-    const settings = yield* SettingsStore
-    return {
-      limits: (partition: Partition) =>
-        (partition._tag === "Dm"
-          ? Effect.succeed(defaultGuildSettings)
-          : Effect.map(settings.guild(partition.guildId), (guild) => guild.settings)
-        ).pipe(Effect.map((s) => ({ capacity: s.queuesize, spacing: Duration.seconds(s.ratelimit) })))
-    }
-  })
-)
 
 export const DispatchLive = Layer.scopedDiscard(
   Effect.gen(function* () {

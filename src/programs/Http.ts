@@ -15,12 +15,12 @@ import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Clock, Config, type ConfigError, Context, Duration, Effect, Layer, Option } from "effect"
-import { type BreakerState, breakerLabel, CircuitBreaker } from "../services/CircuitBreaker.js"
-import { Database } from "../services/Database.js"
-import { DiscordGateway } from "../services/DiscordGateway.js"
-import { EventQueue, type QueueStats } from "../services/EventQueue.js"
-import * as Metrics from "../services/Metrics.js"
-import { exposition, exposition004ContentType } from "../services/Prometheus.js"
+import { type BreakerState, breakerLabel, CircuitBreaker } from "../services/health/CircuitBreaker.js"
+import { Database } from "../services/storage/Database.js"
+import { DiscordGateway } from "../services/discord/DiscordGateway.js"
+import { EventQueue, type QueueStats } from "../services/queue/EventQueue.js"
+import * as Metrics from "../services/health/Metrics.js"
+import { exposition, exposition004ContentType } from "../services/health/Prometheus.js"
 
 /** What health and metrics read from the rest of Aurora; tests fake it. */
 export interface HealthProbeShape {

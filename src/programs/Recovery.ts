@@ -20,11 +20,11 @@ import { Clock, Config, Data, Duration, Effect, Layer } from "effect"
 import type { DeadLetter, DeadLetterReason } from "../domain/DeadLetter.js"
 import type { StorageError } from "../domain/Errors.js"
 import type { QueuedEvent } from "../domain/Event.js"
-import { DeadLetters } from "../services/DeadLetters.js"
-import { EventJournal, type JournalEntry } from "../services/EventJournal.js"
-import { EventQueue } from "../services/EventQueue.js"
-import { LettaExecutor } from "../services/LettaExecutor.js"
-import * as Metrics from "../services/Metrics.js"
+import { DeadLetters } from "../services/queue/DeadLetters.js"
+import { EventJournal, type JournalEntry } from "../services/queue/EventJournal.js"
+import { EventQueue } from "../services/queue/EventQueue.js"
+import { LettaExecutor } from "../services/letta/LettaExecutor.js"
+import * as Metrics from "../services/health/Metrics.js"
 
 /** AURORA_MAX_EVENT_AGE: pending events older than this are not replayed after a restart. */
 export const MaxEventAge = Config.duration("AURORA_MAX_EVENT_AGE").pipe(Config.withDefault(Duration.hours(1)))

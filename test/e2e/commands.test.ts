@@ -8,18 +8,18 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Logger, LogLevel } from "effect"
 import { commandDefinitions } from "../../src/commands/Definitions.js"
 import { CommandsLive } from "../../src/programs/Commands.js"
-import { QueuePolicyLive } from "../../src/programs/Dispatch.js"
-import { CircuitBreaker } from "../../src/services/CircuitBreaker.js"
-import { ContextService } from "../../src/services/ContextService.js"
-import { DeadLetters } from "../../src/services/DeadLetters.js"
-import { Database } from "../../src/services/Database.js"
-import { DiscordGateway } from "../../src/services/DiscordGateway.js"
-import { ErrorStats } from "../../src/services/ErrorStats.js"
-import { EventJournal } from "../../src/services/EventJournal.js"
-import { EventQueue } from "../../src/services/EventQueue.js"
-import { LettaClient, LettaEndpoint } from "../../src/services/LettaClient.js"
-import { PromptService } from "../../src/services/PromptService.js"
-import { SettingsStore } from "../../src/services/SettingsStore.js"
+import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
+import { CircuitBreaker } from "../../src/services/health/CircuitBreaker.js"
+import { ContextService } from "../../src/services/prompt/ContextService.js"
+import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
+import { Database } from "../../src/services/storage/Database.js"
+import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
+import { ErrorStats } from "../../src/services/health/ErrorStats.js"
+import { EventJournal } from "../../src/services/queue/EventJournal.js"
+import { EventQueue } from "../../src/services/queue/EventQueue.js"
+import { LettaClient, LettaEndpoint } from "../../src/services/letta/LettaClient.js"
+import { PromptService } from "../../src/services/prompt/PromptService.js"
+import { SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { FakeDiscord, type RecordedRequest, world } from "../fakes/FakeDiscord.js"
 import { type FakeLetta, makeFakeLetta } from "../fakes/FakeLetta.js"
 import { makeTempDir } from "../fakes/tempDir.js"
@@ -31,7 +31,7 @@ const appLayer = (dir: string) => {
   const gateway = DiscordGateway.messageSource.pipe(Layer.provideMerge(DiscordGateway.Default))
   const storage = SettingsStore.Default.pipe(Layer.provideMerge(Database.layerAt(dir)))
   const letta = LettaClient.DefaultWithoutDependencies.pipe(Layer.provideMerge(LettaEndpoint.Default))
-  const queue = EventQueue.Default.pipe(Layer.provide(QueuePolicyLive), Layer.provide(EventJournal.memory))
+  const queue = EventQueue.Default.pipe(Layer.provide(QueuePolicy.fromSettings), Layer.provide(EventJournal.memory))
   const services = Layer.mergeAll(
     CircuitBreaker.Default(),
     ErrorStats.Default(),

@@ -6,8 +6,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { ChannelType, PermissionFlagsBits } from "discord.js"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, Scope, Stream } from "effect"
 import type { ReceivedMessage } from "../../src/domain/Discord.js"
-import { DiscordGateway } from "../../src/services/DiscordGateway.js"
-import { MessageSource } from "../../src/services/MessageSource.js"
+import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
+import { MessageSource } from "../../src/services/discord/MessageSource.js"
 import { FakeDiscord, type FakeDiscordOptions, snowflake, snowflakeTime, world } from "../fakes/FakeDiscord.js"
 
 const wait = Duration.seconds(10)

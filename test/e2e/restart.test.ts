@@ -5,9 +5,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
-import { Database } from "../../src/services/Database.js"
-import { EventJournal, type JournalEntry } from "../../src/services/EventJournal.js"
-import { SqlEventJournal } from "../../src/services/SqlEventJournal.js"
+import { Database } from "../../src/services/storage/Database.js"
+import { EventJournal, type JournalEntry } from "../../src/services/queue/EventJournal.js"
+import { SqlEventJournal } from "../../src/services/storage/SqlEventJournal.js"
 import { Behaviours, Items, type ReceivedRequest } from "../fakes/FakeLetta.js"
 import { bounded, startApp, tempDir, world } from "./harness.js"
 

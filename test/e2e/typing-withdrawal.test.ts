@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer } from "effect"
-import { DiscordGateway } from "../../src/services/DiscordGateway.js"
+import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
 import { FakeDiscord, world } from "../fakes/FakeDiscord.js"
 
 /** discord.js' default global limit (DefaultRestOptions.globalRequestsPerSecond). */

@@ -6,7 +6,7 @@ import { type Context, Effect, Layer } from "effect"
 import type { ChainEntry, MessageContext, ReplyChain } from "../../src/domain/Context.js"
 import type { Author, ChannelInfo, GuildInfo, MessageRecord, MessageReference, ReceivedMessage } from "../../src/domain/Discord.js"
 import { DiscordError, type DiscordFailure, MessageNotFound, MissingAccess } from "../../src/domain/Errors.js"
-import { MessageSource } from "../../src/services/MessageSource.js"
+import { MessageSource } from "../../src/services/discord/MessageSource.js"
 
 /** 2024-01-01T00:00:00.000Z: a fixed instant so tests can compute relative times. */
 export const baseTime = Date.UTC(2024, 0, 1)

@@ -1,0 +1,290 @@
+/**
+ * Aurora's Prometheus metrics, as Effect `Metric`s in the process-wide registry that `/metrics`
+ * renders. Names start with `aurora_`, counters end in `_total`, durations are in seconds.
+ *
+ * Labels are closed sets (trigger kinds, rejection reasons, run outcomes, token kinds, queue
+ * scope), except `tool`, which is the agent's tool name: bounded by the agents' tool sets, and
+ * anything that does not look like a tool name is counted as `other`.
+ *
+ * The listen and dispatch programs call the small effects below; the gauges are set at scrape
+ * time from the queue and the breaker (`sampleQueue`, `sampleBreaker`), so they are never stale.
+ */
+import { Effect, Metric, MetricBoundaries, MetricKey, type MetricKeyType } from "effect"
+import type { RunReport, RunUsage } from "../../domain/AgentRun.js"
+import type { DeadLetterReason } from "../../domain/DeadLetter.js"
+import type { TriggerKind } from "../../domain/Event.js"
+import type { CircuitOpen, LettaRunError } from "../../domain/LettaErrors.js"
+import type { BreakerState } from "./CircuitBreaker.js"
+import type { QueueStats } from "../queue/EventQueue.js"
+
+// --- label values -------------------------------------------------------------------------
+
+const triggerKinds = ["mention", "reply", "dm"] as const satisfies ReadonlyArray<TriggerKind>
+
+/** Why an event was not accepted into the queue. */
+export const rejectionReasons = ["full", "duplicate", "storage_error"] as const
+export type RejectionReason = (typeof rejectionReasons)[number]
+
+/** How a dispatched run ended, one word per kind of ending (see `runOutcomeOf`). */
+export const runOutcomes = [
+  "success",
+  "run_failed",
+  "timeout",
+  "connection_error",
+  "rate_limited",
+  "server_error",
+  "agent_not_found",
+  "unauthorized",
+  "rejected",
+  "agent_busy",
+  "circuit_open",
+  "interrupted"
+] as const
+export type RunOutcome = (typeof runOutcomes)[number]
+
+const tokenKinds = ["prompt", "completion"] as const
+
+const deadLetterReasons = ["failed", "expired", "interrupted-after-reply", "interrupted"] as const satisfies ReadonlyArray<
+  DeadLetterReason
+>
+
+/** The queue gauges are per scope, not per guild, so the label set stays at two series. */
+export const queueScopes = ["guild", "dm"] as const
+export type QueueScope = (typeof queueScopes)[number]
+
+/** The outcome label of a failed run. */
+export const runOutcomeOf = (error: LettaRunError | CircuitOpen): RunOutcome => {
+  switch (error._tag) {
+    case "RunFailed":
+      return "run_failed"
+    case "LettaTimeout":
+      return "timeout"
+    case "LettaConnectionError":
+      return "connection_error"
+    case "LettaRateLimited":
+      return "rate_limited"
+    case "LettaServerError":
+      return "server_error"
+    case "AgentNotFound":
+      return "agent_not_found"
+    case "LettaUnauthorized":
+      return "unauthorized"
+    case "LettaRejected":
+      return "rejected"
+    case "AgentBusy":
+      return "agent_busy"
+    case "CircuitOpen":
+      return "circuit_open"
+  }
+}
+
+/** Tool names come from the agent: keep what looks like one, lump the rest as "other". */
+export const toolLabel = (name: string): string => (/^[A-Za-z0-9_.:-]{1,64}$/.test(name) ? name : "other")
+
+/** The `aurora_circuit_breaker_state` value: 0 closed, 1 half-open, 2 open. */
+export const breakerGaugeValue = (state: BreakerState): number =>
+  state._tag === "Closed" ? 0 : state._tag === "HalfOpen" ? 1 : 2
+
+// --- the metrics ----------------------------------------------------------------------------
+
+type CounterKey = MetricKey.MetricKey.Counter<number>
+
+const counter = (name: string, description: string): CounterKey =>
+  MetricKey.counter(name, { description, incremental: true })
+
+/**
+ * One labelled series, built from its full key. `Metric.tagged` would look the series up in the
+ * registry on every update (it builds and hashes a new key each time); a metric made from the
+ * tagged key finds its series once and keeps it.
+ */
+const series = <Type extends MetricKeyType.MetricKeyType<any, any>>(
+  key: MetricKey.MetricKey<Type>,
+  label: string,
+  value: string
+) => Metric.fromMetricKey(MetricKey.tagged(key, label, value))
+
+const byLabel = <const K extends string>(
+  key: CounterKey,
+  label: string,
+  values: ReadonlyArray<K>
+): Record<K, Metric.Metric.Counter<number>> =>
+  Object.fromEntries(values.map((value) => [value, series(key, label, value)])) as Record<K, Metric.Metric.Counter<number>>
+
+const messagesReceivedTotal = Metric.fromMetricKey(counter(
+  "aurora_messages_received_total",
+  "Messages received from the Discord gateway, before the trigger rules."
+))
+const triggersTotal = counter("aurora_triggers_total", "Messages addressed to the bot, by trigger kind (mention, reply, dm).")
+const eventsEnqueuedTotal = Metric.fromMetricKey(counter("aurora_events_enqueued_total", "Events accepted into the queue."))
+const eventsRejectedTotal = counter(
+  "aurora_events_rejected_total",
+  "Events not accepted into the queue, by reason (full, duplicate, storage_error)."
+)
+const eventsDispatchedTotal = Metric.fromMetricKey(counter("aurora_events_dispatched_total", "Events handed to a Letta agent (retries not counted)."))
+const runsTotal = counter("aurora_runs_total", "Agent runs that ended, by outcome.")
+const runRetriesTotal = Metric.fromMetricKey(counter("aurora_run_retries_total", "Agent run attempts re-sent after a transient failure."))
+const toolCallsTotal = counter("aurora_tool_calls_total", "Tool calls streamed by the agents, by tool name.")
+const lettaTokensTotal = counter("aurora_letta_tokens_total", "Letta tokens used by agent runs, by kind (prompt, completion).")
+const deadLettersTotal = counter(
+  "aurora_dead_letters_total",
+  "Events dead-lettered, by reason (failed, expired, interrupted-after-reply, interrupted)."
+)
+const alertsTotal = Metric.fromMetricKey(counter("aurora_error_rate_alerts_total", "High error rate alerts raised (owners are sent a DM for each)."))
+
+const breakerState = Metric.gauge("aurora_circuit_breaker_state", {
+  description: "The Letta circuit breaker: 0 closed, 1 half-open, 2 open."
+})
+const queuePending = Metric.gauge("aurora_queue_pending_events", {
+  description: "Events waiting in the queue (in-flight runs not included), by scope (guild, dm)."
+})
+const queueOldestAge = Metric.gauge("aurora_queue_oldest_pending_age_seconds", {
+  description: "Age of the oldest pending event, by scope (guild, dm); 0 when none is pending."
+})
+const runsInFlight = Metric.gauge("aurora_runs_in_flight", { description: "Agent runs in progress." })
+
+// Runs are bounded by the guild's timeout (at most 300 s).
+const runDuration = Metric.histogram(
+  "aurora_run_duration_seconds",
+  MetricBoundaries.fromIterable([0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300]),
+  "Wall time of agent runs, stream included."
+)
+const firstToolCall = Metric.histogram(
+  "aurora_run_first_tool_call_seconds",
+  MetricBoundaries.fromIterable([0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120]),
+  "Time from the start of an agent run to its first streamed tool call."
+)
+
+const triggers = byLabel(triggersTotal, "kind", triggerKinds)
+const rejections = byLabel(eventsRejectedTotal, "reason", rejectionReasons)
+const outcomes = byLabel(runsTotal, "outcome", runOutcomes)
+const tokens = byLabel(lettaTokensTotal, "kind", tokenKinds)
+const deadLetterCounters = byLabel(deadLettersTotal, "reason", deadLetterReasons)
+const pendingByScope: Record<QueueScope, Metric.Metric.Gauge<number>> = {
+  guild: Metric.tagged(queuePending, "scope", "guild"),
+  dm: Metric.tagged(queuePending, "scope", "dm")
+}
+const oldestByScope: Record<QueueScope, Metric.Metric.Gauge<number>> = {
+  guild: Metric.tagged(queueOldestAge, "scope", "guild"),
+  dm: Metric.tagged(queueOldestAge, "scope", "dm")
+}
+
+// --- what the programs call -----------------------------------------------------------------
+
+/** A message arrived from the gateway. */
+export const messageReceived: Effect.Effect<void> = Metric.increment(messagesReceivedTotal)
+
+/** A message triggered the bot. */
+export const triggered = (kind: TriggerKind): Effect.Effect<void> => Metric.increment(triggers[kind])
+
+/** An event was accepted into the queue. */
+export const enqueued: Effect.Effect<void> = Metric.increment(eventsEnqueuedTotal)
+
+/** An event was turned away by the queue. */
+export const rejected = (reason: RejectionReason): Effect.Effect<void> => Metric.increment(rejections[reason])
+
+/** An event was handed to its agent (once per event, not per attempt). */
+export const dispatched: Effect.Effect<void> = Metric.increment(eventsDispatchedTotal)
+
+/** A run attempt is being re-sent after a transient failure. */
+export const retried: Effect.Effect<void> = Metric.increment(runRetriesTotal)
+
+/** The agent called a tool. */
+export const toolCalled = (name: string): Effect.Effect<void> => Metric.increment(toolSeries(toolLabel(name)))
+
+/** The agents' tool sets are small; past this many names a series is built per call (still counted). */
+const toolSeriesCacheSize = 256
+const toolSeriesCache = new Map<string, Metric.Metric.Counter<number>>()
+const toolSeries = (label: string): Metric.Metric.Counter<number> => {
+  const cached = toolSeriesCache.get(label)
+  if (cached !== undefined) return cached
+  const made = series(toolCallsTotal, "tool", label)
+  if (toolSeriesCache.size < toolSeriesCacheSize) toolSeriesCache.set(label, made)
+  return made
+}
+
+/** Tokens a run used, as its usage statistics report them. */
+export const tokensUsed = (usage: Pick<RunUsage, "promptTokens" | "completionTokens">): Effect.Effect<void> =>
+  Effect.zipRight(
+    Metric.incrementBy(tokens.prompt, Math.max(0, usage.promptTokens)),
+    Metric.incrementBy(tokens.completion, Math.max(0, usage.completionTokens))
+  )
+
+/**
+ * A run ended: counts its outcome and observes its duration and, when the agent called a tool,
+ * the time to its first tool call.
+ */
+export const runFinished = (
+  outcome: RunOutcome,
+  durationMs: number,
+  firstToolCallMs: number | null = null
+): Effect.Effect<void> =>
+  Effect.all([
+    Metric.increment(outcomes[outcome]),
+    Metric.update(runDuration, durationMs / 1000),
+    firstToolCallMs === null ? Effect.void : Metric.update(firstToolCall, firstToolCallMs / 1000)
+  ], { discard: true })
+
+/**
+ * A run succeeded: everything its report says — outcome, duration, time to first tool call, the
+ * tool calls and the tokens. Do not also call `toolCalled` for the same run.
+ */
+export const runSucceeded = (report: RunReport): Effect.Effect<void> =>
+  Effect.all([
+    runFinished("success", report.durationMs, report.firstToolCallMs),
+    Effect.forEach(report.toolCalls, (call) => toolCalled(call.name), { discard: true }),
+    report.usage === null ? Effect.void : tokensUsed(report.usage)
+  ], { discard: true })
+
+/** An event became a dead letter. */
+export const deadLettered = (reason: DeadLetterReason): Effect.Effect<void> => Metric.increment(deadLetterCounters[reason])
+
+/** An error rate alert was raised. */
+export const alertRaised: Effect.Effect<void> = Metric.increment(alertsTotal)
+
+// --- scrape-time gauges ----------------------------------------------------------------------
+
+/** Sets the breaker gauge (called by `/metrics` before rendering). */
+export const sampleBreaker = (state: BreakerState): Effect.Effect<void> => Metric.set(breakerState, breakerGaugeValue(state))
+
+/** Sets the queue gauges from the queue's statistics at `now` (epoch ms). */
+export const sampleQueue = (stats: QueueStats, now: number): Effect.Effect<void> => {
+  const pending: Record<QueueScope, number> = { guild: 0, dm: 0 }
+  const oldest: Record<QueueScope, number | null> = { guild: null, dm: null }
+  for (const partition of stats.partitions) {
+    const scope: QueueScope = partition.partition._tag === "Dm" ? "dm" : "guild"
+    pending[scope] += partition.pending
+    const at = partition.oldestEnqueuedAt
+    if (at !== null) oldest[scope] = Math.min(oldest[scope] ?? at, at)
+  }
+  return Effect.all([
+    Metric.set(runsInFlight, stats.inFlight.length),
+    Effect.forEach(queueScopes, (scope) => {
+      const at = oldest[scope]
+      return Effect.zipRight(
+        Metric.set(pendingByScope[scope], pending[scope]),
+        Metric.set(oldestByScope[scope], at === null ? 0 : Math.max(0, now - at) / 1000)
+      )
+    }, { discard: true })
+  ], { discard: true })
+}
+
+/**
+ * Puts every metric (and every label value known in advance) in the registry at zero, so that
+ * `/metrics` lists them all from the start: a series that appears only after its first event
+ * makes `rate()` and absent-series alerts unreliable.
+ */
+export const registerAll: Effect.Effect<void> = Effect.all([
+  Metric.value(messagesReceivedTotal),
+  Metric.value(eventsEnqueuedTotal),
+  Metric.value(eventsDispatchedTotal),
+  Metric.value(runRetriesTotal),
+  Metric.value(alertsTotal),
+  Metric.value(breakerState),
+  Metric.value(runsInFlight),
+  Metric.value(runDuration),
+  Metric.value(firstToolCall),
+  ...[triggers, rejections, outcomes, tokens, deadLetterCounters].flatMap((labelled) =>
+    Object.values<Metric.Metric.Counter<number>>(labelled).map(Metric.value)
+  ),
+  ...queueScopes.flatMap((scope) => [Metric.value(pendingByScope[scope]), Metric.value(oldestByScope[scope])])
+], { discard: true })

@@ -1,0 +1,416 @@
+/**
+ * The event queue: bounded per partition (each guild, and the DM partition), FIFO per channel,
+ * one dispatch per channel every `spacing` (start to start), one run per agent, a global cap on
+ * runs in flight, and fairness by age between ready channels.
+ *
+ * All decisions are pure transitions on one immutable `State` held in a Ref, applied with
+ * `Ref.modify`, so that concurrent producers, `clear` and the dispatcher never see or leave a
+ * half-made decision. Effects (journal writes, logs, forks) happen around the transitions.
+ * Time comes from the Effect Clock only, so TestClock drives every timing rule.
+ *
+ * This module holds the service: its ports, its public types, `make` and the `EventQueue` tag.
+ * The pure part is in ./queue/: the state (QueueState.ts), its transitions (Intake.ts,
+ * Scheduling.ts), the index of waiting channels (DispatchIndex.ts), the dedup window
+ * (DedupWindow.ts) and the persistent FIFO (Fifo.ts).
+ */
+import {
+  Cause,
+  Clock,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  FiberSet,
+  HashMap,
+  Layer,
+  Option,
+  Queue,
+  Ref
+} from "effect"
+import type { DuplicateEvent, QueueFull, StorageError } from "../../domain/Errors.js"
+import { Partition, type QueuedEvent } from "../../domain/Event.js"
+import { EventJournal } from "./EventJournal.js"
+import { QueuePolicy } from "./QueuePolicy.js"
+import type { DedupLimits } from "./state/DedupWindow.js"
+import { Fifo } from "./state/Fifo.js"
+import { accept, admit, clearPartition, restoreAll, unadmit } from "./state/Intake.js"
+import { initialState, type Note, partitionOf, type State, withPartition } from "./state/QueueState.js"
+import { decide, refreshIndex, type Settlement, settle, sweepIdle, sweepIntervalMs } from "./state/Scheduling.js"
+
+// --- ports and public types ---------------------------------------------------
+
+/** What the dispatcher says about an event it was handed. */
+export type DispatchOutcome =
+  | { readonly _tag: "Done" }
+  /** Keep it: back to the front of its channel, which waits `after` before starting again. */
+  | { readonly _tag: "Retry"; readonly after: Duration.Duration }
+
+export const DispatchOutcome = {
+  done: { _tag: "Done" } as DispatchOutcome,
+  retry: (after: Duration.DurationInput): DispatchOutcome => ({ _tag: "Retry", after: Duration.decode(after) })
+}
+
+export type PauseTarget = Partition | "global"
+
+export interface ChannelStats {
+  readonly channelId: string
+  readonly pending: number
+}
+
+export interface PartitionStats {
+  readonly partition: Partition
+  readonly key: string
+  readonly pending: number
+  readonly inFlight: number
+  readonly capacity: number
+  readonly paused: boolean
+  /** enqueuedAt (epoch ms) of the oldest pending event; null when none is pending. */
+  readonly oldestEnqueuedAt: number | null
+  readonly channels: ReadonlyArray<ChannelStats>
+}
+
+export interface InFlightStats {
+  readonly messageId: string
+  readonly agentId: string
+  readonly channelId: string
+  readonly partition: string
+  readonly startedAt: number
+}
+
+export interface QueueStats {
+  readonly partitions: ReadonlyArray<PartitionStats>
+  readonly inFlight: ReadonlyArray<InFlightStats>
+  readonly rejected: { readonly full: number; readonly duplicate: number }
+  readonly globalPaused: boolean
+  readonly dispatchStopped: boolean
+  readonly dedup: { readonly size: number; readonly maxSize: number }
+}
+
+export interface EventQueueOptions {
+  /** Runs in flight at once, all agents together (default 16). */
+  readonly concurrency?: number | undefined
+  /** Dedup window: the last N message ids (default 10 000) ... */
+  readonly dedupMaxSize?: number | undefined
+  /** ... or those seen within this age (default 1 hour), whichever is smaller. */
+  readonly dedupMaxAge?: Duration.DurationInput | undefined
+}
+
+export interface OfferOptions {
+  readonly requeue?: boolean | undefined
+}
+
+export interface EventQueueService {
+  /**
+   * Accepts an event, after recording it in the journal. With `requeue` (an admin retrying a dead
+   * letter) the dedup window is not consulted: only an event already queued or in flight is a duplicate.
+   */
+  readonly offer: (
+    event: QueuedEvent,
+    options?: OfferOptions
+  ) => Effect.Effect<void, QueueFull | DuplicateEvent | StorageError>
+  /** Puts back events replayed after a restart, in the given order: no journal write, no capacity check. */
+  readonly restore: (events: ReadonlyArray<QueuedEvent>) => Effect.Effect<void>
+  /** The dispatcher loop: hands ready events to `consumer`, each in its own fiber. */
+  readonly consume: <R>(
+    consumer: (event: QueuedEvent) => Effect.Effect<DispatchOutcome, never, R>
+  ) => Effect.Effect<never, never, R>
+  /** Stops dispatch (intake continues). */
+  readonly pause: (target: PauseTarget) => Effect.Effect<void>
+  readonly resume: (target: PauseTarget) => Effect.Effect<void>
+  readonly isPaused: (target: PauseTarget) => Effect.Effect<boolean>
+  /** Drops the partition's pending events (not the ones in flight); returns how many. */
+  readonly clear: (partition: Partition) => Effect.Effect<number>
+  /** Re-reads the QueuePolicy now (call after a setting changed). */
+  readonly limitsChanged: Effect.Effect<void>
+  /** No new dispatch starts from now on (graceful shutdown). */
+  readonly stopDispatch: Effect.Effect<void>
+  /** Resolves when no event is in flight. */
+  readonly awaitIdle: Effect.Effect<void>
+  readonly stats: Effect.Effect<QueueStats>
+}
+
+// --- log lines the transitions ask for --------------------------------------------------
+
+const emit = (notes: ReadonlyArray<Note>): Effect.Effect<void> =>
+  Effect.forEach(
+    notes,
+    (note) => {
+      switch (note._tag) {
+        case "OverflowStarted":
+          return Effect.logWarning("queue full: rejecting new events").pipe(
+            Effect.annotateLogs({ partition: note.partition, capacity: note.capacity })
+          )
+        case "OverflowEnded":
+          return Effect.logWarning(`queue overflow ended: ${note.rejected} event(s) rejected`).pipe(
+            Effect.annotateLogs({ partition: note.partition, rejected: note.rejected })
+          )
+        case "RestoreSkipped":
+          return Effect.logWarning("restore: event already queued, skipped").pipe(
+            Effect.annotateLogs({ messageId: note.messageId })
+          )
+      }
+    },
+    { discard: true }
+  )
+
+// --- the service -----------------------------------------------------------------------
+
+export const make = (options: EventQueueOptions = {}) =>
+  Effect.gen(function*() {
+    const policy = yield* QueuePolicy
+    const journal = yield* EventJournal
+    const concurrency = Math.max(1, options.concurrency ?? 16)
+    const dedupLimits: DedupLimits = {
+      maxSize: Math.max(1, options.dedupMaxSize ?? 10_000),
+      maxAgeMs: Duration.toMillis(Duration.decode(options.dedupMaxAge ?? Duration.hours(1)))
+    }
+    const state = yield* Ref.make(initialState)
+    // One pending wake-up is enough: the loop re-reads everything when it wakes.
+    const wakeups = yield* Queue.dropping<void>(1)
+    const wake = Effect.asVoid(Queue.offer(wakeups, undefined))
+
+    /** Runs a transition that may ask for log lines. */
+    const transition = <A>(f: (s: State, notes: Array<Note>) => [A, State]): Effect.Effect<A> =>
+      Effect.flatMap(
+        Ref.modify(state, (s): [readonly [A, ReadonlyArray<Note>], State] => {
+          const notes: Array<Note> = []
+          const [a, next] = f(s, notes)
+          return [[a, notes], next]
+        }),
+        ([a, notes]) => (notes.length === 0 ? Effect.succeed(a) : Effect.as(emit(notes), a))
+      )
+
+    // Uninterruptible: between the admission and the journal append an interruption would leave a
+    // reserved slot behind, or a journalled event the queue does not hold.
+    const offer = Effect.fn("EventQueue.offer", { captureStackTrace: false })(function*(
+      event: QueuedEvent,
+      options?: OfferOptions
+    ) {
+      const partition = Partition.ofEvent(event)
+      const { capacity } = yield* policy.limits(partition)
+      const now = yield* Clock.currentTimeMillis
+      const admission = yield* transition((s, notes) =>
+        admit(s, event, partition, capacity, now, dedupLimits, options?.requeue === true, notes)
+      )
+      if (admission._tag === "Rejected") return yield* admission.error
+      yield* journal.append(event).pipe(
+        Effect.onError(() => Ref.update(state, (s) => unadmit(s, event, partition, admission.seq)))
+      )
+      yield* transition((s, notes) => [undefined, accept(s, event, partition, admission.seq, notes)])
+      yield* wake
+    }, Effect.uninterruptible)
+
+    const restore = (events: ReadonlyArray<QueuedEvent>) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        yield* transition((s, notes) => [undefined, restoreAll(s, events, now, dedupLimits, notes)])
+        yield* wake
+      })
+
+    const clear = Effect.fn("EventQueue.clear")(function*(partition: Partition) {
+      const dropped = yield* transition((s, notes) => clearPartition(s, partition, notes))
+      yield* Effect.forEach(
+        dropped,
+        (event) =>
+          journal.remove(event.messageId).pipe(
+            Effect.catchAll((error) =>
+              Effect.logError("journal: could not remove a cleared event", error).pipe(
+                Effect.annotateLogs({ messageId: event.messageId })
+              )
+            )
+          ),
+        { discard: true }
+      )
+      yield* wake
+      return dropped.length
+    })
+
+    const setPaused = (target: PauseTarget, paused: boolean) =>
+      Ref.update(state, (s) =>
+        target === "global"
+          ? { ...s, globalPaused: paused }
+          : withPartition(s, { ...partitionOf(s, target), paused })
+      )
+
+    const isPaused = (target: PauseTarget) =>
+      Effect.map(Ref.get(state), (s) => (target === "global" ? s.globalPaused : partitionOf(s, target).paused))
+
+    /**
+     * Reads the spacing of every partition with a fresh lane (and, when a sweep is due, of every
+     * partition with an idle one), then decides atomically.
+     */
+    const decideNow = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const snapshot = yield* Ref.get(state)
+      const sweep = now - snapshot.sweptAt >= sweepIntervalMs
+      const partitions = new Map<string, Partition>()
+      for (const key of snapshot.index.fresh) {
+        const lane = Option.getOrUndefined(HashMap.get(snapshot.lanes, key))
+        if (lane !== undefined) partitions.set(Partition.key(lane.partition), lane.partition)
+      }
+      if (sweep) {
+        for (const lane of HashMap.values(snapshot.lanes)) {
+          if (!lane.inFlight) partitions.set(Partition.key(lane.partition), lane.partition)
+        }
+      }
+      const spacing = new Map<string, number>()
+      for (const [key, partition] of partitions) {
+        const limits = yield* policy.limits(partition)
+        spacing.set(key, Duration.toMillis(limits.spacing))
+      }
+      return yield* transition((s, notes) => decide(sweep ? sweepIdle(s, now, spacing) : s, now, spacing, concurrency, notes))
+    })
+
+    const finish = (messageId: string, settlement: Settlement) =>
+      Effect.gen(function*() {
+        const waiters = yield* Ref.modify(state, (s) => settle(s, messageId, settlement))
+        yield* Effect.forEach(waiters, (waiter) => Deferred.succeed(waiter, undefined), { discard: true })
+        yield* wake
+      })
+
+    /** The ids every log line about a dispatched event carries. */
+    const eventAnnotations = (event: QueuedEvent) => ({
+      messageId: event.messageId,
+      channelId: event.channelId,
+      agentId: event.agentId
+    })
+
+    const logJournalError = (event: QueuedEvent, operation: string) => (error: StorageError) =>
+      Effect.logError(`journal: could not ${operation} a dispatched event`, error).pipe(
+        Effect.annotateLogs(eventAnnotations(event))
+      )
+
+    /**
+     * Applies a consumer's outcome. A consumer that failed or died is logged and counted as done
+     * (the dispatch program owns its errors); one interrupted because the loop is closing keeps
+     * its event, still journalled, at the front of its channel. Only the failure lines are
+     * annotated: annotating the whole step would cost more than the step on the common path.
+     */
+    const complete = (event: QueuedEvent, exit: Exit.Exit<DispatchOutcome>, closing: Ref.Ref<boolean>) =>
+      Effect.gen(function*() {
+        if (Exit.isSuccess(exit) && exit.value._tag === "Retry") {
+          const retried = { ...event, attempts: event.attempts + 1 }
+          yield* journal.update(retried).pipe(Effect.catchAll(logJournalError(event, "update")))
+          const now = yield* Clock.currentTimeMillis
+          const notBefore = now + Duration.toMillis(exit.value.after)
+          return yield* finish(event.messageId, { _tag: "Requeue", event: retried, notBefore })
+        }
+        if (Exit.isFailure(exit)) {
+          if (Cause.isInterruptedOnly(exit.cause) && (yield* Ref.get(closing))) {
+            return yield* finish(event.messageId, { _tag: "Requeue", event, notBefore: 0 })
+          }
+          yield* Effect.logError("dispatch consumer failed; the event counts as done", exit.cause).pipe(
+            Effect.annotateLogs(eventAnnotations(event))
+          )
+        }
+        yield* journal.remove(event.messageId).pipe(Effect.catchAll(logJournalError(event, "remove")))
+        yield* finish(event.messageId, { _tag: "Finished" })
+      })
+
+    const consume = <R>(consumer: (event: QueuedEvent) => Effect.Effect<DispatchOutcome, never, R>) =>
+      Effect.gen(function*() {
+        const fibers = yield* FiberSet.make<void, never>()
+        const closing = yield* Ref.make(false)
+        // Finalizers run in reverse: this one runs before the FiberSet interrupts the consumers.
+        yield* Effect.addFinalizer(() => Ref.set(closing, true))
+        // Deciding and forking are one uninterruptible step, so no event is marked in flight
+        // without a fiber to settle it. The forked fiber inherits that mask; only the consumer
+        // itself is made interruptible, and the settlement after it always runs.
+        const step = Effect.gen(function*() {
+          const decision = yield* Effect.uninterruptible(
+            Effect.tap(decideNow, (decision) =>
+              Effect.forEach(
+                decision.starts,
+                (start) =>
+                  FiberSet.run(
+                    fibers,
+                    Effect.interruptible(Effect.suspend(() => consumer(start.event))).pipe(
+                      Effect.exit,
+                      Effect.flatMap((exit) => complete(start.event, exit, closing))
+                    )
+                  ),
+                { discard: true }
+              )
+            )
+          )
+          if (decision.wakeAt === null) return yield* Queue.take(wakeups)
+          const now = yield* Clock.currentTimeMillis
+          yield* Effect.timeoutOption(Queue.take(wakeups), Duration.millis(Math.max(0, decision.wakeAt - now)))
+        })
+        return yield* Effect.forever(step)
+      }).pipe(Effect.scoped)
+
+    const awaitIdle = Effect.gen(function*() {
+      const waiter = yield* Deferred.make<void>()
+      const idle = yield* Ref.modify(state, (s): [boolean, State] =>
+        HashMap.size(s.running) === 0 ? [true, s] : [false, { ...s, idleWaiters: [...s.idleWaiters, waiter] }]
+      )
+      if (!idle) yield* Deferred.await(waiter)
+    })
+
+    const stats = Effect.gen(function*() {
+      const s = yield* Ref.get(state)
+      const partitions: Array<PartitionStats> = []
+      for (const p of HashMap.values(s.partitions)) {
+        const key = Partition.key(p.partition)
+        const channels: Array<ChannelStats> = []
+        let oldest: number | null = null
+        for (const lane of HashMap.values(s.lanes)) {
+          if (Partition.key(lane.partition) !== key || lane.pending.size === 0) continue
+          channels.push({ channelId: lane.channelId, pending: lane.pending.size })
+          for (const entry of Fifo.toArray(lane.pending)) {
+            oldest = oldest === null ? entry.event.enqueuedAt : Math.min(oldest, entry.event.enqueuedAt)
+          }
+        }
+        let inFlight = 0
+        for (const run of HashMap.values(s.running)) if (run.partition === key) inFlight++
+        const { capacity } = yield* policy.limits(p.partition)
+        partitions.push({
+          partition: p.partition,
+          key,
+          pending: p.pending,
+          inFlight,
+          capacity,
+          paused: p.paused,
+          oldestEnqueuedAt: oldest,
+          channels: channels.sort((a, b) => a.channelId.localeCompare(b.channelId))
+        })
+      }
+      return {
+        partitions: partitions.sort((a, b) => a.key.localeCompare(b.key)),
+        inFlight: Array.from(HashMap.values(s.running), (run) => ({
+          messageId: run.messageId,
+          agentId: run.agentId,
+          channelId: run.channelId,
+          partition: run.partition,
+          startedAt: run.startedAt
+        })).sort((a, b) => a.startedAt - b.startedAt || a.messageId.localeCompare(b.messageId)),
+        rejected: s.rejected,
+        globalPaused: s.globalPaused,
+        dispatchStopped: s.stopped,
+        dedup: { size: s.dedup.order.size, maxSize: dedupLimits.maxSize }
+      } satisfies QueueStats
+    })
+
+    return EventQueue.of({
+      offer,
+      restore,
+      consume,
+      pause: (target) => setPaused(target, true),
+      resume: (target) => Effect.zipRight(setPaused(target, false), wake),
+      isPaused,
+      clear,
+      limitsChanged: Effect.zipRight(Ref.update(state, refreshIndex), wake),
+      stopDispatch: Ref.update(state, (s) => ({ ...s, stopped: true })),
+      awaitIdle,
+      stats
+    })
+  })
+
+export class EventQueue extends Context.Tag("aurora/EventQueue")<EventQueue, EventQueueService>() {
+  static readonly make = make
+  static readonly layer = (options: EventQueueOptions = {}): Layer.Layer<EventQueue, never, QueuePolicy | EventJournal> =>
+    Layer.effect(EventQueue, make(options))
+  static readonly Default = EventQueue.layer()
+}

@@ -1,0 +1,47 @@
+/**
+ * Where the queue reads a partition's limits (capacity and spacing): fixed in tests, the guild's
+ * settings in the live program (DMs use the defaults).
+ */
+import { Context, Duration, Effect, Layer } from "effect"
+import { Partition } from "../../domain/Event.js"
+import { defaultGuildSettings } from "../../domain/Settings.js"
+import { SettingsStore } from "../storage/SettingsStore.js"
+
+export interface PartitionLimits {
+  /** Maximum pending events (the ones in flight do not count). */
+  readonly capacity: number
+  /** Minimum time between two dispatch starts in one channel. */
+  readonly spacing: Duration.Duration
+}
+
+/**
+ * Where the queue reads a partition's limits: the capacity on every offer, the spacing whenever a
+ * channel's next start is placed, and the spacing of every waiting channel again on
+ * `limitsChanged`, so that a change applies at once.
+ */
+export class QueuePolicy extends Context.Tag("aurora/QueuePolicy")<
+  QueuePolicy,
+  { readonly limits: (partition: Partition) => Effect.Effect<PartitionLimits> }
+>() {
+  /** The same limits for every partition. */
+  static readonly fixed = (limits: { readonly capacity: number; readonly spacing: Duration.DurationInput }) =>
+    Layer.succeed(QueuePolicy, {
+      limits: () => Effect.succeed({ capacity: limits.capacity, spacing: Duration.decode(limits.spacing) })
+    })
+
+  /** The queue's limits, read from each guild's settings (DMs use the defaults). */
+  static readonly fromSettings = Layer.effect(
+    QueuePolicy,
+    Effect.gen(function*() {
+      const settings = yield* SettingsStore
+      return {
+        limits: (partition: Partition) =>
+          (partition._tag === "Dm"
+            ? Effect.succeed(defaultGuildSettings)
+            : Effect.map(settings.guild(partition.guildId), (guild) => guild.settings)
+          ).pipe(Effect.map((s) => ({ capacity: s.queuesize, spacing: Duration.seconds(s.ratelimit) })))
+      }
+    })
+  )
+}
+

@@ -1,0 +1,101 @@
+/**
+ * The dispatch index: where each waiting lane stands, so that a queue decision does not scan
+ * every channel. Pure and immutable; the queue state keeps it in step with its lanes. Its own
+ * module because it knows a lane only by its key and its head's agent, age and arrival order,
+ * not how lanes are stored or scheduled.
+ */
+import { HashMap, HashSet, Option, Order, RedBlackTree } from "effect"
+import type { QueuedEvent } from "../../../domain/Event.js"
+
+/**
+ * The waiting lanes (pending events, none in flight), arranged so that a decision touches only
+ * the lanes it can start and the next one to come due, not every channel with a backlog:
+ * - fresh: placed by the next decision, which knows their partition's spacing;
+ * - timed: their spacing (or retry delay) has not passed yet, by the time it will;
+ * - due: their time has come, by the agent of their head, oldest head first; at most one lane
+ *   per agent starts (one run per agent), so a decision looks at the oldest due lane of each
+ *   free agent only.
+ * A changed spacing is applied by `limitsChanged`, which makes every waiting lane fresh again.
+ */
+export interface DispatchIndex {
+  readonly slots: HashMap.HashMap<string, Slot>
+  readonly fresh: HashSet.HashSet<string>
+  readonly timed: RedBlackTree.RedBlackTree<TimedKey, string>
+  readonly due: HashMap.HashMap<string, RedBlackTree.RedBlackTree<HeadKey, string>>
+}
+
+type Slot =
+  | { readonly _tag: "Fresh" }
+  | { readonly _tag: "Timed"; readonly key: TimedKey }
+  | { readonly _tag: "Due"; readonly agentId: string; readonly key: HeadKey }
+
+/** [due at, lane key]: unique per lane. */
+type TimedKey = readonly [number, string]
+/** [head's enqueuedAt, head's seq]: unique per pending event, ordered like the queue's fairness. */
+type HeadKey = readonly [number, number]
+
+/** What the index reads of a due lane's head: its agent, its age and its arrival order. */
+export interface Head {
+  readonly event: Pick<QueuedEvent, "agentId" | "enqueuedAt">
+  readonly seq: number
+}
+
+const timedOrder: Order.Order<TimedKey> = Order.tuple(Order.number, Order.string)
+const headOrder: Order.Order<HeadKey> = Order.tuple(Order.number, Order.number)
+
+const freshSlot: Slot = { _tag: "Fresh" }
+
+export const emptyIndex: DispatchIndex = {
+  slots: HashMap.empty(),
+  fresh: HashSet.empty(),
+  timed: RedBlackTree.empty(timedOrder),
+  due: HashMap.empty()
+}
+
+export const unslot = (index: DispatchIndex, laneKey: string): DispatchIndex => {
+  const slot = Option.getOrUndefined(HashMap.get(index.slots, laneKey))
+  if (slot === undefined) return index
+  const slots = HashMap.remove(index.slots, laneKey)
+  switch (slot._tag) {
+    case "Fresh":
+      return { ...index, slots, fresh: HashSet.remove(index.fresh, laneKey) }
+    case "Timed":
+      return { ...index, slots, timed: RedBlackTree.removeFirst(index.timed, slot.key) }
+    case "Due": {
+      const tree = Option.getOrUndefined(HashMap.get(index.due, slot.agentId))
+      if (tree === undefined) return { ...index, slots }
+      const rest = RedBlackTree.removeFirst(tree, slot.key)
+      return {
+        ...index,
+        slots,
+        due: RedBlackTree.size(rest) === 0 ? HashMap.remove(index.due, slot.agentId) : HashMap.set(index.due, slot.agentId, rest)
+      }
+    }
+  }
+}
+
+export const slotFresh = (index: DispatchIndex, laneKey: string): DispatchIndex => ({
+  ...index,
+  slots: HashMap.set(index.slots, laneKey, freshSlot),
+  fresh: HashSet.add(index.fresh, laneKey)
+})
+
+export const slotTimed = (index: DispatchIndex, laneKey: string, dueAt: number): DispatchIndex => {
+  const key: TimedKey = [dueAt, laneKey]
+  return {
+    ...index,
+    slots: HashMap.set(index.slots, laneKey, { _tag: "Timed", key }),
+    timed: RedBlackTree.insert(index.timed, key, laneKey)
+  }
+}
+
+export const slotDue = (index: DispatchIndex, laneKey: string, head: Head): DispatchIndex => {
+  const agentId = head.event.agentId
+  const key: HeadKey = [head.event.enqueuedAt, head.seq]
+  const tree = Option.getOrElse(HashMap.get(index.due, agentId), () => RedBlackTree.empty<HeadKey, string>(headOrder))
+  return {
+    ...index,
+    slots: HashMap.set(index.slots, laneKey, { _tag: "Due", agentId, key }),
+    due: HashMap.set(index.due, agentId, RedBlackTree.insert(tree, key, laneKey))
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The queue's state: one immutable value holding every channel's FIFO (a lane), the partitions'
+ * counters, the runs in flight, the dedup window and the dispatch index, with the small pure
+ * helpers that keep its parts in step (a lane stored is a lane indexed). The transitions on it
+ * are in ./Intake.ts (offer, restore, clear) and ./Scheduling.ts (decide, settle, sweep); the
+ * service (../EventQueue.ts) applies them with `Ref.modify` and does the effects around them.
+ * No Effect service here, so the rules can be read and tested as plain functions.
+ */
+import { type Deferred, HashMap, HashSet, Option } from "effect"
+import { Partition, type QueuedEvent } from "../../../domain/Event.js"
+import { type DedupWindow, emptyDedup } from "./DedupWindow.js"
+import { type DispatchIndex, emptyIndex, slotFresh, unslot } from "./DispatchIndex.js"
+import { Fifo } from "./Fifo.js"
+
+// --- state -----------------------------------------------------------------------
+
+export interface Pending {
+  readonly event: QueuedEvent
+  /** Arrival order: breaks ties between equal enqueuedAt. */
+  readonly seq: number
+}
+
+/** One channel's FIFO and its timing. */
+export interface Lane {
+  readonly partition: Partition
+  readonly channelId: string
+  readonly pending: Fifo<Pending>
+  readonly inFlight: boolean
+  readonly lastStartAt: number | null
+  /** Set by a Retry outcome: no start before this time. */
+  readonly notBefore: number
+}
+
+export interface PartitionState {
+  readonly partition: Partition
+  readonly pending: number
+  /** Admitted, waiting for their journal append. They count against capacity. */
+  readonly reserved: number
+  readonly paused: boolean
+  /** Events rejected in the current overflow episode; null outside one. */
+  readonly overflow: number | null
+}
+
+/** A run in flight: what `stats` reports of it, and where its event goes back on a retry. */
+export interface Running {
+  readonly messageId: string
+  readonly agentId: string
+  readonly channelId: string
+  /** The partition's key. */
+  readonly partition: string
+  readonly startedAt: number
+  readonly laneKey: string
+  readonly seq: number
+}
+
+export interface State {
+  readonly lanes: HashMap.HashMap<string, Lane>
+  /** Where each waiting lane stands; kept in step with `lanes` by `withLane`. */
+  readonly index: DispatchIndex
+  /** When idle lanes were last swept (see `sweepIdle`). */
+  readonly sweptAt: number
+  readonly partitions: HashMap.HashMap<string, PartitionState>
+  readonly running: HashMap.HashMap<string, Running>
+  readonly busyAgents: HashSet.HashSet<string>
+  /** Ids reserved, pending or in flight: a duplicate of these is refused whatever the window says. */
+  readonly live: HashSet.HashSet<string>
+  readonly dedup: DedupWindow
+  readonly seq: number
+  readonly rejected: { readonly full: number; readonly duplicate: number }
+  readonly globalPaused: boolean
+  readonly stopped: boolean
+  readonly idleWaiters: ReadonlyArray<Deferred.Deferred<void>>
+}
+
+export const initialState: State = {
+  lanes: HashMap.empty(),
+  index: emptyIndex,
+  sweptAt: 0,
+  partitions: HashMap.empty(),
+  running: HashMap.empty(),
+  busyAgents: HashSet.empty(),
+  live: HashSet.empty(),
+  dedup: emptyDedup,
+  seq: 0,
+  rejected: { full: 0, duplicate: 0 },
+  globalPaused: false,
+  stopped: false,
+  idleWaiters: []
+}
+
+export const laneKeyOf = (partitionKey: string, channelId: string) => `${partitionKey}/${channelId}`
+
+const isWaiting = (lane: Lane): boolean => !lane.inFlight && lane.pending.size > 0
+
+/** The lane's earliest next start: its channel's spacing after the last start, and any retry delay. */
+export const readyAtOf = (lane: Lane, gap: number): number =>
+  Math.max(lane.lastStartAt === null ? 0 : lane.lastStartAt + gap, lane.notBefore)
+
+/** Stores a lane, keeping the dispatch index in step with it. */
+export const withLane = (s: State, key: string, lane: Lane): State => {
+  const old = Option.getOrUndefined(HashMap.get(s.lanes, key))
+  const lanes = HashMap.set(s.lanes, key, lane)
+  // Still waiting with the same head and timing (an event joined the back): its place holds.
+  if (old !== undefined && isWaiting(old) && isWaiting(lane) && sameStart(old, lane)) return { ...s, lanes }
+  const unslotted = unslot(s.index, key)
+  return { ...s, lanes, index: isWaiting(lane) ? slotFresh(unslotted, key) : unslotted }
+}
+
+const sameStart = (a: Lane, b: Lane): boolean =>
+  Fifo.peek(a.pending) === Fifo.peek(b.pending) && a.lastStartAt === b.lastStartAt && a.notBefore === b.notBefore
+
+export const partitionOf = (s: State, partition: Partition): PartitionState =>
+  Option.getOrElse(HashMap.get(s.partitions, Partition.key(partition)), () => ({
+    partition,
+    pending: 0,
+    reserved: 0,
+    paused: false,
+    overflow: null
+  }))
+
+export const withPartition = (s: State, p: PartitionState): State => ({
+  ...s,
+  partitions: HashMap.set(s.partitions, Partition.key(p.partition), p)
+})
+
+/** Log lines a transition asks for; emitted after the Ref update. */
+export type Note =
+  | { readonly _tag: "OverflowStarted"; readonly partition: string; readonly capacity: number }
+  | { readonly _tag: "OverflowEnded"; readonly partition: string; readonly rejected: number }
+  | { readonly _tag: "RestoreSkipped"; readonly messageId: string }
+
+/** An overflow episode ends when an event is accepted again or the partition has drained. */
+export const endOverflow = (p: PartitionState, notes: Array<Note>): PartitionState => {
+  if (p.overflow === null) return p
+  notes.push({ _tag: "OverflowEnded", partition: Partition.key(p.partition), rejected: p.overflow })
+  return { ...p, overflow: null }
+}

@@ -1,0 +1,61 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Either, Schema } from "effect"
+import { defaultGuildSettings, describeRule, GuildSettings, validateSetting } from "../../src/domain/Settings.js"
+
+describe("settings rules", () => {
+  it("defaults match the design", () => {
+    expect(defaultGuildSettings).toEqual({
+      replydepth: 5,
+      typing: true,
+      ratelimit: 2,
+      queuesize: 50,
+      timeout: 60,
+      mcpguidance: true
+    })
+    expect(Schema.is(GuildSettings)(defaultGuildSettings)).toBe(true)
+  })
+
+  it.each([
+    ["ratelimit", 0.5, true],
+    ["ratelimit", 10, true],
+    ["ratelimit", 0.4, false],
+    ["ratelimit", 10.1, false],
+    ["replydepth", 1, true],
+    ["replydepth", 10, true],
+    ["replydepth", 0, false],
+    ["replydepth", 11, false],
+    ["replydepth", 2.5, false],
+    ["queuesize", 10, true],
+    ["queuesize", 200, true],
+    ["queuesize", 9, false],
+    ["queuesize", 201, false],
+    ["timeout", 10, true],
+    ["timeout", 300, true],
+    ["timeout", 9, false],
+    ["timeout", 301, false],
+    ["timeout", "60", true],
+    ["timeout", "sixty", false],
+    ["timeout", "", false],
+    ["ratelimit", Number.NaN, false],
+    ["ratelimit", Number.POSITIVE_INFINITY, false],
+    ["typing", false, true],
+    ["typing", "true", true],
+    ["typing", 1, false]
+  ] as const)("%s = %s accepted: %s", (key, value, ok) => {
+    expect(Either.isRight(validateSetting(key, value))).toBe(ok)
+  })
+
+  it("a rejection names the allowed range", () => {
+    const result = validateSetting("ratelimit", 0.4)
+    expect(Either.isLeft(result)).toBe(true)
+    if (Either.isLeft(result)) expect(result.left.message).toBe("ratelimit must be between 0.5 and 10 seconds (got 0.4)")
+    expect(describeRule("queuesize")).toBe("a whole number between 10 and 200")
+  })
+
+  it("the schema and the validator agree", () => {
+    const decode = Schema.decodeUnknownEither(GuildSettings)
+    expect(Either.isLeft(decode({ ...defaultGuildSettings, ratelimit: 0.4 }))).toBe(true)
+    expect(Either.isLeft(decode({ ...defaultGuildSettings, replydepth: 3.5 }))).toBe(true)
+    expect(Either.isRight(decode({ ...defaultGuildSettings, ratelimit: 10 }))).toBe(true)
+  })
+})

@@ -1,0 +1,705 @@
+/**
+ * The dispatch program against layer-swapped fakes (settings, executor, typing sender, a recording
+ * journal over the memory one, the memory dead-letter store) and the real CircuitBreaker,
+ * ErrorStats and EventQueue, all under TestClock.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Deferred, Duration, Effect, Fiber, HashMap, Layer, Logger, Metric, MetricState, TestClock } from "effect"
+import type { RunReport, RunRequest, ToolCallSummary } from "../../src/domain/AgentRun.js"
+import { type DiscordFailure, StorageError } from "../../src/domain/Errors.js"
+import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
+import {
+  AgentNotFound,
+  LettaServerError,
+  LettaTimeout,
+  type LettaRunError
+} from "../../src/domain/LettaErrors.js"
+import { defaultGuildSettings, type GuildSettings } from "../../src/domain/Settings.js"
+import { makeDispatcher } from "../../src/programs/Dispatch.js"
+import { CircuitBreaker, type CircuitBreakerOptions } from "../../src/services/health/CircuitBreaker.js"
+import { DeadLetters, makeMemoryDeadLetters } from "../../src/services/queue/DeadLetters.js"
+import { ErrorStats } from "../../src/services/health/ErrorStats.js"
+import { EventJournal, type EventJournalService, makeMemoryJournal } from "../../src/services/queue/EventJournal.js"
+import { DispatchOutcome, EventQueue, type EventQueueService } from "../../src/services/queue/EventQueue.js"
+import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
+import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
+import { makeLettaRetrySchedule } from "../../src/services/letta/RetryPolicy.js"
+import { defaultGuildState, SettingsStore } from "../../src/services/storage/SettingsStore.js"
+import { TypingIndicator, TypingSender } from "../../src/services/discord/TypingIndicator.js"
+import { captureLogs, type LogLine } from "../fakes/logs.js"
+import { event } from "../services/queue/harness.js"
+
+
+const report = (agentId: string): RunReport => ({
+  agentId,
+  toolCalls: [],
+  toolReturns: [],
+  assistantMessages: [],
+  stopReason: "end_turn",
+  usage: null,
+  durationMs: 0,
+  sideEffect: false,
+  firstToolCallMs: null
+})
+
+const serverError = (agentId: string) =>
+  new LettaServerError({ agentId, sideEffect: false, reason: "502 Bad Gateway", status: 502 })
+
+const discordSend = { name: "discord_send", toolCallId: "t1", argumentsSummary: "{}" }
+const toolCall = (name: string, toolCallId: string): ToolCallSummary => ({ name, toolCallId, argumentsSummary: "{}" })
+
+const storageError = (operation: string) => new StorageError({ operation, reason: "disk I/O error" })
+
+/** The current value of a counter series in the process registry (0 when absent). */
+const counterValue = (name: string, tags: Record<string, string>) =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const pair = pairs.find((p) =>
+      p.metricKey.name === name && p.metricKey.tags.every((t) => tags[t.key] === t.value) &&
+      p.metricKey.tags.length === Object.keys(tags).length
+    )
+    return pair !== undefined && MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0
+  })
+
+/** Deterministic delays (1 s, 2 s), otherwise the production rule (3 attempts, transient only). */
+const retrySchedule = makeLettaRetrySchedule({ jitter: 0 })
+
+/** Lets forked fibers run until they block. */
+const settle = Effect.repeatN(Effect.yieldNow(), 40)
+
+interface HarnessOptions {
+  readonly settings?: Partial<GuildSettings>
+  readonly breaker?: CircuitBreakerOptions
+  /** The fake executor's behaviour; `call` counts from 1. */
+  readonly run: (request: RunRequest, call: number) => Effect.Effect<RunReport, LettaRunError>
+  /** What the fake executor's cancelRun answers (default true); "hangs": never answers. */
+  readonly cancelled?: boolean | "hangs"
+  /** Every journal write fails. */
+  readonly failJournal?: boolean
+  /** Every dead-letter write fails. */
+  readonly failDeadLetters?: boolean
+}
+
+/**
+ * The journal's writes in one log with the executor's calls, in the order they happened:
+ * "runStarted:m1@0", "letta:prompt m1", "cancel:a1:r0", "runIdSeen:m1:r1", "sideEffectSeen:m1",
+ * "update:m1". The writes then go to the memory journal (or fail, with `fail`).
+ */
+const recordingJournal = (inner: EventJournalService, note: (line: string) => Effect.Effect<void>, fail: boolean): EventJournalService => {
+  const write = (line: string, effect: Effect.Effect<void, StorageError>) =>
+    Effect.zipRight(note(line), fail ? Effect.fail(storageError(line)) : effect)
+  return {
+    append: (e) => write(`append:${e.messageId}`, inner.append(e)),
+    remove: (id) => write(`remove:${id}`, inner.remove(id)),
+    update: (e) => write(`update:${e.messageId}`, inner.update(e)),
+    runStarted: (id, at) => write(`runStarted:${id}@${at}`, inner.runStarted(id, at)),
+    runIdSeen: (id, runId) => write(`runIdSeen:${id}:${runId}`, inner.runIdSeen(id, runId)),
+    sideEffectSeen: (id) => write(`sideEffectSeen:${id}`, inner.sideEffectSeen(id)),
+    load: inner.load
+  }
+}
+
+/** The fakes, plus what they saw: executor requests with their Clock time, typing calls, the call log. */
+const makeHarness = (options: HarnessOptions) => {
+  const requests: Array<{ readonly request: RunRequest; readonly at: number }> = []
+  const typed: Array<{ readonly channelId: string; readonly at: number }> = []
+  const log: Array<string> = []
+  const note = (line: string) => Effect.sync(() => void log.push(line))
+  const settings = Layer.mock(SettingsStore, {
+    _tag: "aurora/SettingsStore",
+    guild: (guildId: string) =>
+      Effect.succeed({
+        ...defaultGuildState(guildId),
+        enabled: true,
+        agentId: "a1",
+        settings: { ...defaultGuildSettings, ...options.settings }
+      })
+  })
+  const executor = Layer.mock(LettaExecutor, {
+    _tag: "aurora/LettaExecutor",
+    run: (request: RunRequest) =>
+      Effect.flatMap(Clock.currentTimeMillis, (at) => {
+        requests.push({ request, at })
+        log.push(`letta:${request.prompt}`)
+        return options.run(request, requests.length)
+      }),
+    cancelRun: (agentId: string, runId: string) =>
+      Effect.zipRight(
+        note(`cancel:${agentId}:${runId}`),
+        options.cancelled === "hangs" ? Effect.never : Effect.succeed(options.cancelled ?? true)
+      )
+  })
+  const journal = Layer.effect(
+    EventJournal,
+    Effect.map(makeMemoryJournal, (memory) => recordingJournal(memory.journal, note, options.failJournal === true))
+  )
+  const deadLetters = options.failDeadLetters === true
+    ? Layer.effect(
+      DeadLetters,
+      Effect.map(makeMemoryDeadLetters, (store) => ({ ...store, add: () => Effect.fail(storageError("DeadLetters.add")) }))
+    )
+    : DeadLetters.memory
+  const sender = Layer.succeed(TypingSender, {
+    sendTyping: (channelId: string): Effect.Effect<void, DiscordFailure> =>
+      Effect.map(Clock.currentTimeMillis, (at) => void typed.push({ channelId, at }))
+  })
+  const layer = Layer.mergeAll(
+    settings,
+    executor,
+    CircuitBreaker.Default(options.breaker),
+    ErrorStats.Default(),
+    TypingIndicator.Default.pipe(Layer.provide(sender)),
+    journal,
+    deadLetters
+  )
+  return { requests, typed, log, layer }
+}
+
+/** Opens the breaker with one service failure (the harness's breaker must have failureThreshold 1). */
+const openBreaker = Effect.flatMap(CircuitBreaker, (breaker) =>
+  Effect.ignore(breaker.protect(Effect.fail(serverError("a1")), () => true))
+)
+
+describe("dispatch", () => {
+  it.effect("a successful run is Done and recorded as a success", () => {
+    const h = makeHarness({ run: (request) => Effect.succeed(report(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const outcome = yield* dispatch(event("m1"))
+      expect(outcome).toEqual(DispatchOutcome.done)
+      expect(h.requests.map((r) => [r.request.agentId, r.request.prompt])).toEqual([["a1", "prompt m1"]])
+      const stats = yield* Effect.flatMap(ErrorStats, (s) => s.snapshot)
+      expect(stats.total).toBe(1)
+      expect(stats.errors).toBe(0)
+      expect(stats.recentOperations[0]?.outcome).toBe("success")
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a transient failure is retried per the schedule, then the event is kept (Retry 5 s)", () => {
+    const h = makeHarness({ run: (request) => Effect.fail(serverError(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch(event("m1")))
+      yield* settle
+      expect(h.requests.map((r) => r.at)).toEqual([0])
+      yield* TestClock.adjust(Duration.seconds(1))
+      yield* settle
+      expect(h.requests.map((r) => r.at)).toEqual([0, 1_000])
+      yield* TestClock.adjust(Duration.seconds(2))
+      const outcome = yield* Fiber.join(fiber)
+      expect(h.requests.map((r) => r.at)).toEqual([0, 1_000, 3_000])
+      expect(outcome._tag).toBe("Retry")
+      if (outcome._tag === "Retry") expect(Duration.toMillis(outcome.after)).toBe(5_000)
+      const stats = yield* Effect.flatMap(ErrorStats, (s) => s.snapshot)
+      expect(stats.byType).toEqual({ LettaServerError: 3 })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("an open breaker holds the event for its remaining cool-down without calling the executor", () => {
+    const h = makeHarness({
+      breaker: { failureThreshold: 1, cooldown: "30 seconds" },
+      run: (request) => Effect.succeed(report(request.agentId))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      yield* openBreaker
+      yield* TestClock.adjust(Duration.seconds(10))
+      const outcome = yield* dispatch(event("m1"))
+      expect(outcome._tag).toBe("Retry")
+      if (outcome._tag === "Retry") expect(Duration.toMillis(outcome.after)).toBe(20_000)
+      expect(h.requests).toHaveLength(0)
+      // A rejection by the breaker is not an agent-run outcome.
+      expect((yield* Effect.flatMap(ErrorStats, (s) => s.snapshot)).total).toBe(0)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a permanent failure (AgentNotFound) is Done and never retried", () => {
+    const h = makeHarness({
+      run: (request) => Effect.fail(new AgentNotFound({ agentId: request.agentId, sideEffect: false, reason: "404" }))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch(event("m1")))
+      yield* TestClock.adjust(Duration.minutes(1))
+      expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
+      expect(h.requests).toHaveLength(1)
+      expect((yield* Effect.flatMap(ErrorStats, (s) => s.snapshot)).byType).toEqual({ AgentNotFound: 1 })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a permanent failure becomes a dead letter `failed` with the error's tag, reason and attempts", () => {
+    const h = makeHarness({
+      run: (request) =>
+        Effect.fail(new AgentNotFound({ agentId: request.agentId, sideEffect: false, reason: "404 agent a1 not found" }))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const before = yield* counterValue("aurora_dead_letters_total", { reason: "failed" })
+      yield* TestClock.adjust(Duration.seconds(42))
+      // Dispatched twice before (two Retry outcomes): this is its third dispatch.
+      const outcome = yield* dispatch(event("m1", { attempts: 2 }))
+      expect(outcome).toEqual(DispatchOutcome.done)
+      const page = yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))
+      expect(page.letters).toEqual([{
+        event: event("m1", { attempts: 2 }),
+        reason: "failed",
+        errorType: "AgentNotFound",
+        detail: "404 agent a1 not found",
+        attempts: 3,
+        failedAt: 42_000
+      }])
+      expect(yield* counterValue("aurora_dead_letters_total", { reason: "failed" })).toBe(before + 1)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a defect in the dispatch is not lost: it becomes a dead letter `failed` of type Defect", () => {
+    const h = makeHarness({ run: () => Effect.die(new Error("bug in a tool summary")) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const outcome = yield* dispatch(event("m1"))
+      expect(outcome).toEqual(DispatchOutcome.done)
+      const page = yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))
+      expect(page.letters.map((letter) => [letter.event.messageId, letter.reason, letter.errorType, letter.attempts]))
+        .toEqual([["m1", "failed", "Defect", 1]])
+      expect(page.letters[0]?.detail).toContain("bug in a tool summary")
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a dead-letter store that fails is logged, and the event still counts as done", () => {
+    const lines: Array<LogLine> = []
+    const h = makeHarness({
+      failDeadLetters: true,
+      run: (request) => Effect.fail(new AgentNotFound({ agentId: request.agentId, sideEffect: false, reason: "404" }))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      expect(yield* dispatch(event("m1"))).toEqual(DispatchOutcome.done)
+      expect(lines.filter((l) => l.level === "ERROR").map((l) => l.message)).toEqual([
+        expect.stringContaining("run failed permanently (AgentNotFound: 404); the event could not be dead-lettered and is lost")
+      ])
+    }).pipe(Effect.provide(h.layer), Effect.provide(captureLogs(lines)))
+  })
+
+  it.effect("a transient failure leaves no dead letter", () => {
+    const h = makeHarness({ run: (request) => Effect.fail(serverError(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch(event("m1")))
+      yield* TestClock.adjust(Duration.minutes(1))
+      expect((yield* Fiber.join(fiber))._tag).toBe("Retry")
+      expect(h.requests).toHaveLength(3)
+      const page = yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))
+      expect(page.total).toBe(0)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("the run's progress is journalled as it happens: started before the request, run id, first side effect once", () => {
+    const h = makeHarness({
+      run: (request) =>
+        Effect.gen(function*() {
+          const observer = request.observer ?? {}
+          yield* observer.onRunId?.("r1") ?? Effect.void
+          // A read-only call is not a side effect; the first acting call is recorded, later ones not.
+          yield* observer.onToolCall?.(toolCall("discord_read_messages", "t0")) ?? Effect.void
+          yield* observer.onToolCall?.(toolCall("discord_send", "t1")) ?? Effect.void
+          yield* observer.onToolCall?.(toolCall("discord_add_reaction", "t2")) ?? Effect.void
+          return report(request.agentId)
+        })
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const journal = yield* EventJournal
+      yield* journal.append(event("m1"))
+      yield* TestClock.adjust(Duration.seconds(7))
+      expect(yield* dispatch(event("m1"))).toEqual(DispatchOutcome.done)
+      expect(h.log).toEqual([
+        "append:m1",
+        "runStarted:m1@7000",
+        "letta:prompt m1",
+        "runIdSeen:m1:r1",
+        "sideEffectSeen:m1"
+      ])
+      // What a crash now would leave behind (the queue, not the dispatcher, removes a done event).
+      expect((yield* journal.load).map((e) => e.run)).toEqual([{ startedAt: 7_000, runId: "r1", sideEffect: true }])
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("journal write failures are logged and do not stop the run", () => {
+    const lines: Array<LogLine> = []
+    const h = makeHarness({
+      failJournal: true,
+      run: (request) =>
+        Effect.gen(function*() {
+          yield* request.observer?.onRunId?.("r1") ?? Effect.void
+          yield* request.observer?.onToolCall?.(discordSend) ?? Effect.void
+          return report(request.agentId)
+        })
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      expect(yield* dispatch(event("m1"))).toEqual(DispatchOutcome.done)
+      expect(h.requests).toHaveLength(1)
+      expect(lines.filter((l) => l.level === "ERROR").map((l) => l.message)).toEqual([
+        "journal: could not record the run start",
+        "journal: could not record the run id",
+        "journal: could not record the side effect"
+      ].map((m) => expect.stringContaining(m)))
+    }).pipe(Effect.provide(h.layer), Effect.provide(captureLogs(lines)))
+  })
+
+  it.effect("an event replayed after a crash has its cut-off run cancelled before it is sent", () => {
+    const h = makeHarness({ run: (request) => Effect.succeed(report(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      expect(yield* dispatch(event("m1", { interruptedRunId: "r0", interruptions: 1 }))).toEqual(DispatchOutcome.done)
+      expect(h.log).toEqual(["runStarted:m1@0", "cancel:a1:r0", "letta:prompt m1"])
+      // A plain event cancels nothing.
+      yield* dispatch(event("m2"))
+      expect(h.log.slice(3)).toEqual(["runStarted:m2@0", "letta:prompt m2"])
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a cancel that fails is logged and the event is sent anyway", () => {
+    const lines: Array<LogLine> = []
+    const h = makeHarness({ cancelled: false, run: (request) => Effect.succeed(report(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      expect(yield* dispatch(event("m1", { interruptedRunId: "r0", interruptions: 1 }))).toEqual(DispatchOutcome.done)
+      expect(h.log).toEqual(["runStarted:m1@0", "cancel:a1:r0", "letta:prompt m1"])
+      expect(lines.some((l) => l.level === "WARN" && l.message.includes("could not be cancelled"))).toBe(true)
+    }).pipe(Effect.provide(h.layer), Effect.provide(captureLogs(lines)))
+  })
+
+  it.effect("a shutdown while the cut-off run is being cancelled resets the progress too", () => {
+    const h = makeHarness({ cancelled: "hangs", run: (request) => Effect.succeed(report(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const journal = yield* EventJournal
+      const replayed = event("m1", { interruptedRunId: "r0", interruptions: 1 })
+      yield* journal.append(replayed)
+      const fiber = yield* Effect.fork(dispatch(replayed))
+      yield* settle
+      expect((yield* journal.load).map((e) => e.run)).toEqual([{ startedAt: 0, runId: null, sideEffect: false }])
+      yield* Fiber.interrupt(fiber)
+      expect(yield* journal.load).toEqual([{ event: replayed, run: null }])
+      expect(h.requests).toHaveLength(0)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a run interrupted (shutdown) before the agent acted has its progress reset; after it acted, kept", () =>
+    Effect.gen(function*() {
+      for (const acted of [false, true]) {
+        const h = makeHarness({
+          run: (request) =>
+            Effect.gen(function*() {
+              yield* request.observer?.onRunId?.("r1") ?? Effect.void
+              if (acted) yield* request.observer?.onToolCall?.(discordSend) ?? Effect.void
+              return yield* Effect.never
+            })
+        })
+        yield* Effect.gen(function*() {
+          const { dispatch } = yield* makeDispatcher({ retrySchedule })
+          const journal = yield* EventJournal
+          yield* journal.append(event("m1"))
+          const fiber = yield* Effect.fork(dispatch(event("m1")))
+          yield* settle
+          expect((yield* journal.load).map((e) => e.run)).toEqual([{ startedAt: 0, runId: "r1", sideEffect: acted }])
+          yield* Fiber.interrupt(fiber)
+          const entries = yield* journal.load
+          expect(entries.map((e) => e.event.messageId)).toEqual(["m1"])
+          expect(entries.map((e) => e.run)).toEqual([acted ? { startedAt: 0, runId: "r1", sideEffect: true } : null])
+          expect(h.log.includes("update:m1")).toBe(!acted)
+        }).pipe(Effect.provide(h.layer))
+      }
+    }))
+
+  it.effect("a failure after the agent acted (timeout after discord_send) is Done and never re-sent", () => {
+    const h = makeHarness({
+      run: (request) =>
+        Effect.zipRight(
+          request.observer?.onToolCall?.(discordSend) ?? Effect.void,
+          Effect.fail(
+            new LettaTimeout({
+              agentId: request.agentId,
+              sideEffect: true,
+              reason: "timed out",
+              timeout: request.timeout,
+              phase: "stream"
+            })
+          )
+        )
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch(event("m1")))
+      yield* TestClock.adjust(Duration.minutes(1))
+      expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
+      expect(h.requests).toHaveLength(1)
+      // Handled, not failed: no dead letter either.
+      expect((yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))).total).toBe(0)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("typing shows while the agent works and stops at its discord_send", () =>
+    Effect.gen(function*() {
+      const toolCall = yield* Deferred.make<void>()
+      const finish = yield* Deferred.make<void>()
+      const h = makeHarness({
+        run: (request) =>
+          Effect.gen(function*() {
+            yield* Deferred.await(toolCall)
+            yield* request.observer?.onToolCall?.(discordSend) ?? Effect.void
+            yield* Deferred.await(finish)
+            return report(request.agentId)
+          })
+      })
+      yield* Effect.gen(function*() {
+        const { dispatch } = yield* makeDispatcher({ retrySchedule })
+        const fiber = yield* Effect.fork(dispatch(event("m1", { channelId: "c7" })))
+        yield* settle
+        expect(h.typed).toEqual([{ channelId: "c7", at: 0 }])
+        yield* TestClock.adjust(Duration.seconds(8))
+        yield* settle
+        expect(h.typed.map((t) => t.at)).toEqual([0, 8_000])
+        yield* Deferred.succeed(toolCall, undefined)
+        yield* settle
+        // The run is still going, but the reply is out: no more typing.
+        yield* TestClock.adjust(Duration.seconds(8))
+        yield* settle
+        yield* TestClock.adjust(Duration.seconds(8))
+        yield* settle
+        expect(h.typed.map((t) => t.at)).toEqual([0, 8_000])
+        expect(fiber.unsafePoll()).toBeNull()
+        yield* Deferred.succeed(finish, undefined)
+        expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
+      }).pipe(Effect.provide(h.layer))
+    }))
+
+  it.effect("typing stops when the run ends, even without a tool call", () =>
+    Effect.gen(function*() {
+      const finish = yield* Deferred.make<void>()
+      const h = makeHarness({
+        run: (request) => Effect.as(Deferred.await(finish), report(request.agentId))
+      })
+      yield* Effect.gen(function*() {
+        const { dispatch } = yield* makeDispatcher({ retrySchedule })
+        const fiber = yield* Effect.fork(dispatch(event("m1")))
+        yield* TestClock.adjust(Duration.seconds(8))
+        yield* settle
+        yield* Deferred.succeed(finish, undefined)
+        yield* Fiber.join(fiber)
+        yield* TestClock.adjust(Duration.seconds(30))
+        yield* settle
+        expect(h.typed.map((t) => t.at)).toEqual([0, 8_000])
+      }).pipe(Effect.provide(h.layer))
+    }))
+
+  it.effect("typing stops when the dispatch is interrupted (shutdown) or fails unexpectedly", () =>
+    Effect.gen(function*() {
+      const h = makeHarness({
+        run: (request, call) =>
+          call === 1
+            ? Effect.never
+            : Effect.zipRight(Effect.sleep(Duration.seconds(10)), Effect.die(new Error(`bug in run ${request.prompt}`)))
+      })
+      yield* Effect.gen(function*() {
+        const { dispatch } = yield* makeDispatcher({ retrySchedule })
+        const interrupted = yield* Effect.fork(dispatch(event("m1", { channelId: "c1" })))
+        yield* TestClock.adjust(Duration.seconds(8))
+        yield* settle
+        yield* Fiber.interrupt(interrupted)
+        // The fiber goes on after the dispatch (as the queue's does, to settle the event): the
+        // typing must stop with the dispatch, not with the fiber.
+        const outcome = yield* Deferred.make<DispatchOutcome>()
+        const failed = yield* Effect.fork(
+          Effect.zipRight(Effect.flatMap(dispatch(event("m2", { channelId: "c2" })), (o) => Deferred.succeed(outcome, o)), Effect.never)
+        )
+        yield* TestClock.adjust(Duration.seconds(10))
+        // The defect is dead-lettered: the dispatch itself ends normally.
+        expect(yield* Deferred.await(outcome)).toEqual(DispatchOutcome.done)
+        yield* TestClock.adjust(Duration.seconds(60))
+        yield* settle
+        yield* Fiber.interrupt(failed)
+        expect(h.typed).toEqual([
+          { channelId: "c1", at: 0 },
+          { channelId: "c1", at: 8_000 },
+          { channelId: "c2", at: 8_000 },
+          { channelId: "c2", at: 16_000 }
+        ])
+      }).pipe(Effect.provide(h.layer))
+    }))
+
+  it.effect("every line of a run carries the event's ids; the line that ends it, its timings", () => {
+    const lines: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+    const logger = Logger.add(Logger.make(({ annotations, message }) => {
+      lines.push({
+        message: Array.isArray(message) ? message.join(" ") : String(message),
+        annotations: Object.fromEntries(HashMap.toEntries(annotations))
+      })
+    }))
+    const h = makeHarness({
+      run: (request, call) =>
+        Effect.zipRight(
+          Effect.logInfo(`executor working on ${request.prompt}`),
+          call === 1 ? Effect.fail(serverError(request.agentId)) : Effect.as(Effect.sleep(Duration.seconds(2)), report(request.agentId))
+        )
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule: makeLettaRetrySchedule({ jitter: 0, attempts: 1 }) })
+      yield* TestClock.adjust(Duration.seconds(3))
+      expect(yield* dispatch(event("m1", { guildId: "g9", channelId: "c9", agentId: "a9", enqueuedAt: 1_000 }))).toEqual(
+        DispatchOutcome.retry(Duration.seconds(5))
+      )
+      const done = yield* Effect.fork(dispatch(event("m2", { guildId: null, channelId: "dm-1", enqueuedAt: 3_000, attempts: 1 })))
+      yield* TestClock.adjust(Duration.seconds(2))
+      expect(yield* Fiber.join(done)).toEqual(DispatchOutcome.done)
+      const ids = (line: { readonly annotations: Record<string, unknown> }) => {
+        const { agentId, channelId, guildId, messageId } = line.annotations
+        return { guildId, channelId, messageId, agentId }
+      }
+      expect(lines.map((line) => line.message)).toEqual([
+        "executor working on prompt m1",
+        "run failed transiently (LettaServerError: 502 Bad Gateway); kept at the front of its channel",
+        "executor working on prompt m2",
+        "run finished in 2000 ms after 0 ms in queue"
+      ])
+      expect(lines.slice(0, 2).map(ids)).toEqual(Array(2).fill({ guildId: "g9", channelId: "c9", messageId: "m1", agentId: "a9" }))
+      expect(lines.slice(2).map(ids)).toEqual(Array(2).fill({ guildId: "dm", channelId: "dm-1", messageId: "m2", agentId: "a1" }))
+      expect(lines[1]?.annotations).toMatchObject({ queuedMs: 2_000, runMs: 0, attempts: 1 })
+      expect(lines[3]?.annotations).toMatchObject({ queuedMs: 0, runMs: 2_000, attempts: 2 })
+      expect(lines[0]?.annotations).not.toHaveProperty("runMs")
+    }).pipe(Effect.provide(h.layer), Effect.provide(logger))
+  })
+
+  it.effect("no typing when the guild's typing setting is off", () => {
+    const h = makeHarness({
+      settings: { typing: false },
+      run: (request) => Effect.as(Effect.sleep(Duration.seconds(20)), report(request.agentId))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch(event("m1")))
+      yield* TestClock.adjust(Duration.seconds(20))
+      expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
+      expect(h.typed).toEqual([])
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("the guild's timeout setting bounds the run", () => {
+    const h = makeHarness({
+      settings: { timeout: 45 },
+      run: (request) => Effect.succeed(report(request.agentId))
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      yield* dispatch(event("m1"))
+      expect(h.requests.map((r) => Duration.toMillis(r.request.timeout))).toEqual([45_000])
+      // A direct message has no guild: the default timeout applies.
+      yield* dispatch(event("m2", { guildId: null }))
+      expect(h.requests.map((r) => Duration.toMillis(r.request.timeout))).toEqual([45_000, defaultGuildSettings.timeout * 1_000])
+    }).pipe(Effect.provide(h.layer))
+  })
+})
+
+describe("dispatch consuming the real EventQueue", () => {
+  const withQueue = <A, E, R>(use: (queue: EventQueueService, entries: Effect.Effect<ReadonlyArray<QueuedEvent>>) => Effect.Effect<A, E, R>) =>
+    Effect.gen(function*() {
+      const memory = yield* makeMemoryJournal
+      const queue = yield* EventQueue.make().pipe(
+        Effect.provide(QueuePolicy.fixed({ capacity: 50, spacing: 0 })),
+        Effect.provideService(EventJournal, memory.journal)
+      )
+      // The dispatcher records run progress in the queue's own journal.
+      return yield* use(queue, memory.entries).pipe(Effect.provideService(EventJournal, memory.journal))
+    })
+
+  it.scoped("an open breaker keeps events queued; after the cool-down each is delivered exactly once", () => {
+    const delivered: Array<string> = []
+    const h = makeHarness({
+      breaker: { failureThreshold: 1, cooldown: "30 seconds" },
+      run: (request) => Effect.sync(() => void delivered.push(request.prompt)).pipe(Effect.as(report(request.agentId)))
+    })
+    return withQueue((queue, entries) =>
+      Effect.gen(function*() {
+        const { dispatch } = yield* makeDispatcher({ retrySchedule })
+        yield* openBreaker
+        for (const [id, channelId] of [["m1", "c1"], ["m2", "c1"], ["m3", "c2"], ["m4", "c3"]] as const) {
+          yield* queue.offer(event(id, { channelId }))
+        }
+        yield* Effect.forkScoped(queue.consume(dispatch))
+        yield* settle
+        yield* TestClock.adjust(Duration.seconds(29))
+        yield* settle
+        expect(delivered).toEqual([])
+        expect((yield* entries).map((e) => e.messageId)).toEqual(["m1", "m2", "m3", "m4"])
+        for (let i = 0; i < 10; i++) {
+          yield* TestClock.adjust(Duration.seconds(1))
+          yield* settle
+        }
+        expect([...delivered].sort()).toEqual(["prompt m1", "prompt m2", "prompt m3", "prompt m4"])
+        // m1 before m2: one channel is FIFO.
+        expect(delivered.indexOf("prompt m1")).toBeLessThan(delivered.indexOf("prompt m2"))
+        expect(yield* entries).toEqual([])
+        const stats = yield* queue.stats
+        expect(stats.inFlight).toEqual([])
+        expect(stats.partitions.reduce((n, p) => n + p.pending, 0)).toBe(0)
+        // Nothing more turns up later.
+        yield* TestClock.adjust(Duration.minutes(5))
+        yield* settle
+        expect(delivered).toHaveLength(4)
+      })
+    ).pipe(Effect.provide(h.layer))
+  })
+
+  it.scoped("runs are serialized per agent while different agents overlap", () => {
+    const running = new Map<string, number>()
+    const maxPerAgent = new Map<string, number>()
+    let total = 0
+    let maxTotal = 0
+    const delivered: Array<string> = []
+    const h = makeHarness({
+      run: (request) =>
+        Effect.acquireUseRelease(
+          Effect.sync(() => {
+            const now = (running.get(request.agentId) ?? 0) + 1
+            running.set(request.agentId, now)
+            maxPerAgent.set(request.agentId, Math.max(maxPerAgent.get(request.agentId) ?? 0, now))
+            total++
+            maxTotal = Math.max(maxTotal, total)
+          }),
+          () => Effect.as(Effect.sleep(Duration.seconds(1)), report(request.agentId)),
+          () =>
+            Effect.sync(() => {
+              running.set(request.agentId, (running.get(request.agentId) ?? 1) - 1)
+              total--
+              delivered.push(request.prompt)
+            })
+        )
+    })
+    return withQueue((queue) =>
+      Effect.gen(function*() {
+        const { dispatch } = yield* makeDispatcher({ retrySchedule })
+        // Each agent's events are in different channels, so only the per-agent rule can serialize them.
+        for (const [id, channelId, agentId] of [
+          ["m1", "c1", "a1"],
+          ["m2", "c2", "a1"],
+          ["m3", "c3", "a1"],
+          ["m4", "c4", "a2"],
+          ["m5", "c5", "a2"],
+          ["m6", "c6", "a2"]
+        ] as const) {
+          yield* queue.offer(event(id, { channelId, agentId }))
+        }
+        yield* Effect.forkScoped(queue.consume(dispatch))
+        for (let i = 0; i < 10; i++) {
+          yield* settle
+          yield* TestClock.adjust(Duration.millis(500))
+        }
+        yield* settle
+        expect(delivered).toHaveLength(6)
+        expect(maxPerAgent.get("a1")).toBe(1)
+        expect(maxPerAgent.get("a2")).toBe(1)
+        expect(maxTotal).toBe(2)
+      })
+    ).pipe(Effect.provide(h.layer))
+  })
+})

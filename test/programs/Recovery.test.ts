@@ -1,0 +1,321 @@
+/**
+ * Start-up recovery: the pure classifier of one journal entry, and `recover` against the memory
+ * journal, the memory dead-letter store, a real EventQueue and a fake executor, under TestClock.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Metric, MetricState, TestClock } from "effect"
+import { StorageError } from "../../src/domain/Errors.js"
+import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
+import { classify, recover, RecoveryFailed } from "../../src/programs/Recovery.js"
+import { DeadLetters, type DeadLettersService, makeMemoryDeadLetters } from "../../src/services/queue/DeadLetters.js"
+import { EventJournal, type EventJournalService, type JournalEntry, makeMemoryJournal } from "../../src/services/queue/EventJournal.js"
+import { DispatchOutcome, EventQueue } from "../../src/services/queue/EventQueue.js"
+import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
+import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
+import { event } from "../services/queue/harness.js"
+
+const hour = 3_600_000
+/** Every test starts its clock here, so that events can be hours old. */
+const now = 10 * hour
+
+const pending = (e: QueuedEvent): JournalEntry => ({ event: e, run: null })
+const started = (e: QueuedEvent, runId: string | null, sideEffect = false): JournalEntry => ({
+  event: e,
+  run: { startedAt: now - 1_000, runId, sideEffect }
+})
+
+const deadLetterCount = (reason: string) =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const pair = pairs.find((p) =>
+      p.metricKey.name === "aurora_dead_letters_total" && p.metricKey.tags.some((t) => t.key === "reason" && t.value === reason)
+    )
+    return pair !== undefined && MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0
+  })
+
+describe("classify (one journal entry at start-up)", () => {
+  it("a run that had acted is dead-lettered interrupted-after-reply, naming its run, which is to be cancelled", () => {
+    const e = event("m1", { enqueuedAt: now - 5_000, attempts: 1 })
+    expect(classify(started(e, "r1", true), now, hour)).toEqual({
+      _tag: "DeadLetter",
+      letter: {
+        event: e,
+        reason: "interrupted-after-reply",
+        errorType: null,
+        detail: "run r1 was cut off by a restart after the agent acted",
+        attempts: 2,
+        failedAt: now
+      },
+      cancelRunId: "r1"
+    })
+  })
+
+  it("a side effect wins over age, and over an earlier interruption", () => {
+    const old = event("m1", { enqueuedAt: now - 2 * hour, interruptions: 1 })
+    const verdict = classify(started(old, "r1", true), now, hour)
+    expect(verdict._tag === "DeadLetter" && verdict.letter.reason).toBe("interrupted-after-reply")
+  })
+
+  it("expired only past AURORA_MAX_EVENT_AGE: exactly the limit is replayed, 1 ms more is not", () => {
+    const atLimit = event("m1", { enqueuedAt: now - hour })
+    expect(classify(pending(atLimit), now, hour)).toEqual({ _tag: "Replay", event: atLimit, rewrite: false })
+    const over = event("m2", { enqueuedAt: now - hour - 1 })
+    expect(classify(pending(over), now, hour)).toEqual({
+      _tag: "DeadLetter",
+      letter: {
+        event: over,
+        reason: "expired",
+        errorType: null,
+        detail: "pending for 1h 1ms at restart (limit 1h)",
+        attempts: 0,
+        failedAt: now
+      },
+      cancelRunId: null
+    })
+  })
+
+  it("an expired event whose run had started (no side effect) is dead-lettered expired, its run to be cancelled", () => {
+    const verdict = classify(started(event("m1", { enqueuedAt: now - 2 * hour }), "r1"), now, hour)
+    expect(verdict._tag).toBe("DeadLetter")
+    if (verdict._tag === "DeadLetter") {
+      expect(verdict.letter.reason).toBe("expired")
+      expect(verdict.letter.attempts).toBe(1)
+      expect(verdict.cancelRunId).toBe("r1")
+    }
+  })
+
+  it("a run cut off before acting is replayed once, carrying its run id and one interruption", () => {
+    const e = event("m1", { enqueuedAt: now - 5_000, attempts: 1 })
+    expect(classify(started(e, "r1"), now, hour)).toEqual({
+      _tag: "Replay",
+      event: { ...e, interruptions: 1, interruptedRunId: "r1" },
+      rewrite: true
+    })
+    // Without a run id there is nothing to cancel, and no stale id is carried over.
+    const replay = classify(started(e, null), now, hour)
+    expect(replay).toEqual({ _tag: "Replay", event: { ...e, interruptions: 1 }, rewrite: true })
+    expect(replay._tag === "Replay" && "interruptedRunId" in replay.event).toBe(false)
+  })
+
+  it("a run cut off before acting for the second time is dead-lettered interrupted", () => {
+    const e = event("m1", { enqueuedAt: now - 5_000, interruptions: 1, interruptedRunId: "r1" })
+    expect(classify(started(e, "r2"), now, hour)).toEqual({
+      _tag: "DeadLetter",
+      letter: {
+        event: e,
+        reason: "interrupted",
+        errorType: null,
+        detail: "run r2 was cut off by a restart before the agent acted, for the second time",
+        attempts: 1,
+        failedAt: now
+      },
+      cancelRunId: "r2"
+    })
+  })
+
+  it("an event that never started is replayed as it is (an earlier interruption included)", () => {
+    const e = event("m1", { enqueuedAt: now - 5_000, interruptions: 1, interruptedRunId: "r1" })
+    expect(classify(pending(e), now, hour)).toEqual({ _tag: "Replay", event: e, rewrite: false })
+  })
+})
+
+interface Setup {
+  readonly journal: EventJournalService
+  readonly deadLetters: DeadLettersService
+  /** Runs of the fake executor's cancelRun: "agent:run". */
+  readonly cancels: Array<string>
+}
+
+/** The memory stores and an executor whose cancelRun records (or never answers). */
+const makeSetup = (options: { readonly cancel?: "records" | "hangs" } = {}) =>
+  Effect.gen(function*() {
+    const memory = yield* makeMemoryJournal
+    const deadLetters = yield* makeMemoryDeadLetters
+    const cancels: Array<string> = []
+    const executor = Layer.mock(LettaExecutor, {
+      _tag: "aurora/LettaExecutor",
+      cancelRun: (agentId: string, runId: string) =>
+        options.cancel === "hangs"
+          ? Effect.never
+          : Effect.sync(() => {
+            cancels.push(`${agentId}:${runId}`)
+            return true
+          })
+    })
+    /** A fresh queue over the same journal, as after a restart; `recover` runs on it. */
+    const restart = (config: Record<string, string> = {}) =>
+      Effect.gen(function*() {
+        const queue = yield* EventQueue.make().pipe(
+          Effect.provide(QueuePolicy.fixed({ capacity: 2, spacing: 0 })),
+          Effect.provideService(EventJournal, memory.journal)
+        )
+        const summary = yield* recover.pipe(
+          Effect.provideService(EventQueue, queue),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config))))
+        )
+        return { queue, summary }
+      }).pipe(
+        Effect.provideService(EventJournal, memory.journal),
+        Effect.provideService(DeadLetters, deadLetters),
+        Effect.provide(executor)
+      )
+    const seed = (entries: ReadonlyArray<JournalEntry>) =>
+      Effect.forEach(entries, ({ event: e, run }) =>
+        Effect.gen(function*() {
+          yield* memory.journal.append(e)
+          if (run === null) return
+          yield* memory.journal.runStarted(e.messageId, run.startedAt)
+          if (run.runId !== null) yield* memory.journal.runIdSeen(e.messageId, run.runId)
+          if (run.sideEffect) yield* memory.journal.sideEffectSeen(e.messageId)
+        }), { discard: true })
+    const setup: Setup = { journal: memory.journal, deadLetters, cancels }
+    return { ...setup, restart, seed }
+  })
+
+/** Hands every ready event to a recording consumer until the queue has nothing left to start. */
+const drain = (queue: Effect.Effect.Success<ReturnType<typeof EventQueue.make>>) =>
+  Effect.gen(function*() {
+    const seen: Array<QueuedEvent> = []
+    const fiber = yield* Effect.fork(queue.consume((e) => Effect.sync(() => seen.push(e)).pipe(Effect.as(DispatchOutcome.done))))
+    yield* Effect.repeatN(Effect.yieldNow(), 50)
+    yield* TestClock.adjust(Duration.seconds(1))
+    yield* Effect.repeatN(Effect.yieldNow(), 50)
+    yield* Fiber.interrupt(fiber)
+    return seen
+  })
+
+describe("recover (start-up)", () => {
+  it.scoped("replays, dead-letters and cancels per entry; replays keep the journal's order", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup()
+      // Journal order is not enqueuedAt order here, so only the journal's order explains the result.
+      const plain1 = event("p1", { enqueuedAt: now - 3_000 })
+      const acted = event("a1", { enqueuedAt: now - 2_000, agentId: "agent-x" })
+      const cut = event("c1", { enqueuedAt: now - 9_000 })
+      const old = event("o1", { enqueuedAt: now - 2 * hour })
+      const twice = event("t1", { enqueuedAt: now - 1_000, interruptions: 1, interruptedRunId: "r-old" })
+      const plain2 = event("p2", { enqueuedAt: now - 8_000 })
+      yield* s.seed([
+        pending(plain1),
+        started(acted, "r-acted", true),
+        started(cut, "r-cut"),
+        pending(old),
+        started(twice, "r-twice"),
+        pending(plain2)
+      ])
+      const before = {
+        expired: yield* deadLetterCount("expired"),
+        interrupted: yield* deadLetterCount("interrupted"),
+        afterReply: yield* deadLetterCount("interrupted-after-reply")
+      }
+
+      const { queue, summary } = yield* s.restart()
+      expect(summary).toEqual({ replayed: 3, expired: 1, interrupted: 1, interruptedAfterReply: 1 })
+
+      const letters = yield* s.deadLetters.list(Partition.guild("g1"))
+      expect(letters.letters.map((l) => [l.event.messageId, l.reason])).toEqual(
+        expect.arrayContaining([["a1", "interrupted-after-reply"], ["o1", "expired"], ["t1", "interrupted"]])
+      )
+      expect(letters.total).toBe(3)
+      expect({
+        expired: yield* deadLetterCount("expired"),
+        interrupted: yield* deadLetterCount("interrupted"),
+        afterReply: yield* deadLetterCount("interrupted-after-reply")
+      }).toEqual({ expired: before.expired + 1, interrupted: before.interrupted + 1, afterReply: before.afterReply + 1 })
+
+      // The journal keeps only the replayed events; the interrupted one carries its interruption.
+      const entries = yield* s.journal.load
+      expect(entries).toEqual([
+        { event: plain1, run: null },
+        { event: { ...cut, interruptions: 1, interruptedRunId: "r-cut" }, run: null },
+        { event: plain2, run: null }
+      ])
+
+      // Cancels run in the background.
+      yield* Effect.repeatN(Effect.yieldNow(), 20)
+      expect([...s.cancels].sort()).toEqual(["a1:r-twice", "agent-x:r-acted"])
+
+      // Restored beyond the capacity (2), in journal order within the channel.
+      const stats = yield* queue.stats
+      expect(stats.partitions.map((p) => p.pending)).toEqual([3])
+      expect((yield* drain(queue)).map((e) => e.messageId)).toEqual(["p1", "c1", "p2"])
+    }))
+
+  it.scoped("an event cut off twice before acting is replayed once, then dead-lettered interrupted", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup()
+      yield* s.seed([started(event("m1", { enqueuedAt: now - 1_000 }), "r1")])
+      const first = yield* s.restart()
+      expect(first.summary.replayed).toBe(1)
+      expect(s.cancels).toEqual([])
+      // The replay is dispatched and cut off again, before the agent acts.
+      yield* s.journal.runStarted("m1", now + 500)
+      yield* s.journal.runIdSeen("m1", "r2")
+      const second = yield* s.restart()
+      expect(second.summary).toEqual({ replayed: 0, expired: 0, interrupted: 1, interruptedAfterReply: 0 })
+      const letter = yield* s.deadLetters.find(Partition.guild("g1"), "m1")
+      expect(letter?.reason).toBe("interrupted")
+      expect(letter?.event.interruptedRunId).toBe("r1")
+      expect(yield* s.journal.load).toEqual([])
+      yield* Effect.repeatN(Effect.yieldNow(), 20)
+      expect(s.cancels).toEqual(["a1:r2"])
+    }))
+
+  it.scoped("AURORA_MAX_EVENT_AGE sets the limit", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup()
+      yield* s.seed([pending(event("m1", { enqueuedAt: now - 10 * 60_000 - 1 })), pending(event("m2", { enqueuedAt: now - 10 * 60_000 }))])
+      const { summary } = yield* s.restart({ AURORA_MAX_EVENT_AGE: "10 minutes" })
+      expect(summary).toEqual({ replayed: 1, expired: 1, interrupted: 0, interruptedAfterReply: 0 })
+      expect((yield* s.journal.load).map((e) => e.event.messageId)).toEqual(["m2"])
+    }))
+
+  it.scoped("a cancel that never answers does not hold up the start", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup({ cancel: "hangs" })
+      yield* s.seed([started(event("m1", { enqueuedAt: now - 1_000 }), "r1", true), pending(event("m2", { enqueuedAt: now }))])
+      const { summary } = yield* s.restart()
+      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1 })
+    }))
+
+  it.scoped("an empty journal restores nothing", () =>
+    Effect.gen(function*() {
+      const s = yield* makeSetup()
+      const { queue, summary } = yield* s.restart()
+      expect(summary).toEqual({ replayed: 0, expired: 0, interrupted: 0, interruptedAfterReply: 0 })
+      expect((yield* queue.stats).partitions).toEqual([])
+    }))
+
+  it.scoped("a journal that cannot be read stops the start with a message naming the problem", () =>
+    Effect.gen(function*() {
+      const deadLetters = yield* makeMemoryDeadLetters
+      const memory = yield* makeMemoryJournal
+      const broken: EventJournalService = {
+        ...memory.journal,
+        load: Effect.fail(new StorageError({ operation: "EventJournal.load", reason: "SQLITE_IOERR: disk I/O error" }))
+      }
+      const queue = yield* EventQueue.make().pipe(
+        Effect.provide(QueuePolicy.fixed({ capacity: 50, spacing: 0 })),
+        Effect.provideService(EventJournal, broken)
+      )
+      const exit = yield* recover.pipe(
+        Effect.provideService(EventJournal, broken),
+        Effect.provideService(DeadLetters, deadLetters),
+        Effect.provideService(EventQueue, queue),
+        Effect.provide(Layer.mock(LettaExecutor, { _tag: "aurora/LettaExecutor" })),
+        Effect.exit
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isFailure(exit)) {
+        const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+        expect(error).toBeInstanceOf(RecoveryFailed)
+        expect(error?.message).toBe(
+          "cannot recover the pending events: could not read the event journal " +
+            "(EventJournal.load: SQLITE_IOERR: disk I/O error); not starting, so that no pending event is lost"
+        )
+      }
+    }))
+})

@@ -1,0 +1,123 @@
+/** TypingIndicator under TestClock: refresh cadence, stop conditions, failures that never escape. */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Deferred, Duration, Effect, Fiber, Layer, Logger, LogLevel, TestClock } from "effect"
+import { type DiscordFailure, MissingAccess } from "../../../src/domain/Errors.js"
+import { TypingIndicator, TypingSender } from "../../../src/services/discord/TypingIndicator.js"
+
+interface LogLine {
+  readonly level: LogLevel.LogLevel
+  readonly message: string
+}
+
+/** A sender that records the Clock time of each call and fails when `failing` says so. */
+const makeHarness = (failing: boolean) => {
+  const sent: Array<number> = []
+  const logs: Array<LogLine> = []
+  const sender = Layer.succeed(TypingSender, {
+    sendTyping: (channelId: string): Effect.Effect<void, DiscordFailure> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        sent.push(now)
+        return failing ? Effect.fail(new MissingAccess({ channelId, operation: "sendTyping" })) : Effect.void
+      })
+  })
+  const capture = Logger.make(({ logLevel, message }) => {
+    logs.push({ level: logLevel, message: Array.isArray(message) ? message.join(" ") : String(message) })
+  })
+  const layer = Layer.mergeAll(
+    TypingIndicator.Default.pipe(Layer.provide(sender)),
+    Logger.replace(Logger.defaultLogger, capture),
+    Logger.minimumLogLevel(LogLevel.Debug)
+  )
+  return { sent, logs, layer }
+}
+
+/** Lets forked fibers run until they block. */
+const settle = Effect.repeatN(Effect.yieldNow(), 20)
+
+describe("TypingIndicator", () => {
+  it.effect("types at once and refreshes every 8 s, before Discord's 10 s expiry", () => {
+    const h = makeHarness(false)
+    return Effect.gen(function*() {
+      const typing = yield* TypingIndicator
+      const until = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(typing.showUntil("c1", Deferred.await(until)))
+      yield* settle
+      expect(h.sent).toEqual([0])
+      yield* TestClock.adjust(Duration.millis(7_999))
+      yield* settle
+      expect(h.sent).toEqual([0])
+      yield* TestClock.adjust(Duration.millis(1))
+      yield* settle
+      expect(h.sent).toEqual([0, 8_000])
+      yield* TestClock.adjust(Duration.seconds(8))
+      yield* settle
+      expect(h.sent).toEqual([0, 8_000, 16_000])
+      yield* Deferred.succeed(until, undefined)
+      yield* Fiber.join(fiber)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("stops when `until` completes (and when it fails)", () => {
+    const h = makeHarness(false)
+    return Effect.gen(function*() {
+      const typing = yield* TypingIndicator
+      const until = yield* Deferred.make<void, string>()
+      const fiber = yield* Effect.fork(typing.showUntil("c1", Deferred.await(until)))
+      yield* TestClock.adjust(Duration.seconds(9))
+      yield* Deferred.fail(until, "the run failed")
+      // showUntil never fails, even when `until` does.
+      yield* Fiber.join(fiber)
+      expect(h.sent).toEqual([0, 8_000])
+      yield* TestClock.adjust(Duration.seconds(60))
+      yield* settle
+      expect(h.sent).toEqual([0, 8_000])
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("stops when its fiber is interrupted", () => {
+    const h = makeHarness(false)
+    return Effect.gen(function*() {
+      const typing = yield* TypingIndicator
+      const fiber = yield* Effect.fork(typing.showUntil("c1", Effect.never))
+      yield* TestClock.adjust(Duration.seconds(8))
+      yield* settle
+      expect(h.sent).toEqual([0, 8_000])
+      yield* Fiber.interrupt(fiber)
+      yield* TestClock.adjust(Duration.seconds(60))
+      yield* settle
+      expect(h.sent).toEqual([0, 8_000])
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a failing sender never fails the effect and keeps trying on schedule", () => {
+    const h = makeHarness(true)
+    return Effect.gen(function*() {
+      const typing = yield* TypingIndicator
+      const until = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(typing.showUntil("c1", Deferred.await(until)))
+      yield* TestClock.adjust(Duration.seconds(16))
+      yield* settle
+      expect(h.sent).toEqual([0, 8_000, 16_000])
+      yield* Deferred.succeed(until, undefined)
+      const exit = yield* Fiber.await(fiber)
+      expect(exit._tag).toBe("Success")
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("logs the first failure at warning and the later ones at debug", () => {
+    const h = makeHarness(true)
+    return Effect.gen(function*() {
+      const typing = yield* TypingIndicator
+      const until = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(typing.showUntil("c9", Deferred.await(until)))
+      yield* TestClock.adjust(Duration.seconds(16))
+      yield* settle
+      yield* Deferred.succeed(until, undefined)
+      yield* Fiber.join(fiber)
+      const failures = h.logs.filter((line) => line.message.includes("typing indicator failed"))
+      expect(failures.map((line) => line.level)).toEqual([LogLevel.Warning, LogLevel.Debug, LogLevel.Debug])
+      expect(failures[0]?.message).toContain("c9")
+      expect(failures[0]?.message).toContain("MissingAccess")
+    }).pipe(Effect.provide(h.layer))
+  })
+})

@@ -1,0 +1,326 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Metric, MetricBoundaries, MetricKey, MetricPair, MetricState, Option } from "effect"
+import type { RunReport } from "../../../src/domain/AgentRun.js"
+import { Partition } from "../../../src/domain/Event.js"
+import { LettaTimeout, RunFailed } from "../../../src/domain/LettaErrors.js"
+import { BreakerState } from "../../../src/services/health/CircuitBreaker.js"
+import type { QueueStats } from "../../../src/services/queue/EventQueue.js"
+import * as Metrics from "../../../src/services/health/Metrics.js"
+import { escapeLabelValue, formatValue, renderPrometheus } from "../../../src/services/health/Prometheus.js"
+
+/** The current value of a counter or gauge series in the process registry (0 when absent). */
+const valueOf = (name: string, tags: Record<string, string> = {}) =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const pair = pairs.find((p) =>
+      p.metricKey.name === name &&
+      p.metricKey.tags.length === Object.keys(tags).length &&
+      p.metricKey.tags.every((t) => tags[t.key] === t.value)
+    )
+    if (pair === undefined) return 0
+    const state = pair.metricState
+    if (MetricState.isCounterState(state)) return Number(state.count)
+    if (MetricState.isGaugeState(state)) return Number(state.value)
+    if (MetricState.isHistogramState(state)) return state.count
+    throw new Error(`unexpected state for ${name}`)
+  })
+
+const durationSum = Effect.map(Metric.snapshot, (pairs) => {
+  const state = pairs.find((p) => p.metricKey.name === "aurora_run_duration_seconds")?.metricState
+  return state !== undefined && MetricState.isHistogramState(state) ? state.sum : 0
+})
+
+describe("Prometheus rendering", () => {
+  it("renders counters with labels, gauges and histograms exactly", () => {
+    const requests = MetricKey.counter("aurora_test_requests_total", { description: "Requests served." })
+    const histogramKey = MetricKey.histogram(
+      "aurora_test_latency_seconds",
+      MetricBoundaries.fromIterable([0.5, 1]),
+      "Latency."
+    )
+    const text = renderPrometheus([
+      MetricPair.unsafeMake(MetricKey.tagged(requests, "kind", "reply"), MetricState.counter(2)),
+      MetricPair.unsafeMake(MetricKey.tagged(requests, "kind", "mention"), MetricState.counter(5)),
+      MetricPair.unsafeMake(MetricKey.gauge("aurora_test_depth"), MetricState.gauge(1.5)),
+      MetricPair.unsafeMake(
+        MetricKey.tagged(histogramKey, "agent", "a1"),
+        MetricState.histogram({
+          buckets: [[0.5, 1], [1, 3], [Number.POSITIVE_INFINITY, 4]],
+          count: 4,
+          min: 0.2,
+          max: 7,
+          sum: 9.25
+        })
+      )
+    ])
+    expect(text).toBe(
+      [
+        "# TYPE aurora_test_depth gauge",
+        "aurora_test_depth 1.5",
+        "# HELP aurora_test_latency_seconds Latency.",
+        "# TYPE aurora_test_latency_seconds histogram",
+        "aurora_test_latency_seconds_bucket{agent=\"a1\",le=\"0.5\"} 1",
+        "aurora_test_latency_seconds_bucket{agent=\"a1\",le=\"1\"} 3",
+        "aurora_test_latency_seconds_bucket{agent=\"a1\",le=\"+Inf\"} 4",
+        "aurora_test_latency_seconds_sum{agent=\"a1\"} 9.25",
+        "aurora_test_latency_seconds_count{agent=\"a1\"} 4",
+        "# HELP aurora_test_requests_total Requests served.",
+        "# TYPE aurora_test_requests_total counter",
+        "aurora_test_requests_total{kind=\"mention\"} 5",
+        "aurora_test_requests_total{kind=\"reply\"} 2",
+        ""
+      ].join("\n")
+    )
+  })
+
+  it("escapes label values and help text, sanitizes names, adds a missing +Inf bucket", () => {
+    const key = MetricKey.tagged(
+      MetricKey.counter("aurora.odd-name_total", { description: "Line one\nback\\slash \"quoted\"" }),
+      "path",
+      "C:\\dir \"x\"\nnext"
+    )
+    const histogram = MetricKey.histogram("aurora_test_h_seconds", MetricBoundaries.fromIterable([1]))
+    const text = renderPrometheus([
+      MetricPair.unsafeMake(key, MetricState.counter(1)),
+      MetricPair.unsafeMake(histogram, MetricState.histogram({ buckets: [[1, 2]], count: 3, min: 0, max: 5, sum: 6 }))
+    ])
+    expect(text).toBe(
+      [
+        "# HELP aurora_odd_name_total Line one\\nback\\\\slash \"quoted\"",
+        "# TYPE aurora_odd_name_total counter",
+        "aurora_odd_name_total{path=\"C:\\\\dir \\\"x\\\"\\nnext\"} 1",
+        "# TYPE aurora_test_h_seconds histogram",
+        "aurora_test_h_seconds_bucket{le=\"1\"} 2",
+        "aurora_test_h_seconds_bucket{le=\"+Inf\"} 3",
+        "aurora_test_h_seconds_sum 6",
+        "aurora_test_h_seconds_count 3",
+        ""
+      ].join("\n")
+    )
+    expect(escapeLabelValue("a\\b\"c\nd")).toBe("a\\\\b\\\"c\\nd")
+    expect([formatValue(Number.NaN), formatValue(Infinity), formatValue(-Infinity), formatValue(10n), formatValue(0.25)])
+      .toEqual(["NaN", "+Inf", "-Inf", "10", "0.25"])
+    expect(renderPrometheus([])).toBe("")
+  })
+
+  it.effect("renders Effect's own registry: a real histogram's buckets are cumulative", () =>
+    Effect.gen(function*() {
+      const histogram = Metric.histogram("aurora_test_real_seconds", MetricBoundaries.fromIterable([1, 2]), "Real.")
+      yield* Effect.forEach([0.5, 1.5, 1.7, 9], (v) => Metric.update(histogram, v), { discard: true })
+      const pairs = yield* Metric.snapshot
+      const text = renderPrometheus(pairs.filter((p) => p.metricKey.name === "aurora_test_real_seconds"))
+      expect(text).toBe(
+        [
+          "# HELP aurora_test_real_seconds Real.",
+          "# TYPE aurora_test_real_seconds histogram",
+          "aurora_test_real_seconds_bucket{le=\"1\"} 1",
+          "aurora_test_real_seconds_bucket{le=\"2\"} 3",
+          "aurora_test_real_seconds_bucket{le=\"+Inf\"} 4",
+          "aurora_test_real_seconds_sum 12.7",
+          "aurora_test_real_seconds_count 4",
+          ""
+        ].join("\n")
+      )
+    }))
+})
+
+describe("Aurora metrics", () => {
+  it.effect("registers every family with aurora_ names, _total counters and _seconds histograms", () =>
+    Effect.gen(function*() {
+      yield* Metrics.registerAll
+      const pairs = (yield* Metric.snapshot).filter((p) =>
+        p.metricKey.name.startsWith("aurora_") && !p.metricKey.name.startsWith("aurora_test_")
+      )
+      const types = new Map<string, string>()
+      for (const p of pairs) {
+        const s = p.metricState
+        types.set(
+          p.metricKey.name,
+          MetricState.isCounterState(s) ? "counter" : MetricState.isGaugeState(s) ? "gauge" : MetricState.isHistogramState(s) ? "histogram" : "other"
+        )
+        expect(Option.isSome(p.metricKey.description)).toBe(true)
+      }
+      expect(Object.fromEntries([...types].sort(([a], [b]) => a.localeCompare(b)))).toEqual({
+        aurora_circuit_breaker_state: "gauge",
+        aurora_dead_letters_total: "counter",
+        aurora_error_rate_alerts_total: "counter",
+        aurora_events_dispatched_total: "counter",
+        aurora_events_enqueued_total: "counter",
+        aurora_events_rejected_total: "counter",
+        aurora_letta_tokens_total: "counter",
+        aurora_messages_received_total: "counter",
+        aurora_queue_oldest_pending_age_seconds: "gauge",
+        aurora_queue_pending_events: "gauge",
+        aurora_run_duration_seconds: "histogram",
+        aurora_run_first_tool_call_seconds: "histogram",
+        aurora_run_retries_total: "counter",
+        aurora_runs_in_flight: "gauge",
+        aurora_runs_total: "counter",
+        aurora_triggers_total: "counter"
+      })
+      for (const [name, type] of types) {
+        expect(name.endsWith("_total"), name).toBe(type === "counter")
+      }
+      // Label values known in advance are there at zero from the start.
+      expect(pairs.filter((p) => p.metricKey.name === "aurora_runs_total")).toHaveLength(Metrics.runOutcomes.length)
+      const text = renderPrometheus(pairs)
+      expect(text).toContain("aurora_triggers_total{kind=\"reply\"} 0")
+      expect(text).toContain("aurora_events_rejected_total{reason=\"full\"} 0")
+      expect(text).toContain("aurora_dead_letters_total{reason=\"interrupted-after-reply\"} 0")
+      expect(text).toContain("# TYPE aurora_run_duration_seconds histogram")
+    }))
+
+  it.effect("the program helpers move their series", () =>
+    Effect.gen(function*() {
+      const before = {
+        received: yield* valueOf("aurora_messages_received_total"),
+        dm: yield* valueOf("aurora_triggers_total", { kind: "dm" }),
+        full: yield* valueOf("aurora_events_rejected_total", { reason: "full" }),
+        enqueued: yield* valueOf("aurora_events_enqueued_total"),
+        dispatched: yield* valueOf("aurora_events_dispatched_total"),
+        retries: yield* valueOf("aurora_run_retries_total"),
+        timeouts: yield* valueOf("aurora_runs_total", { outcome: "timeout" }),
+        expired: yield* valueOf("aurora_dead_letters_total", { reason: "expired" })
+      }
+      yield* Metrics.messageReceived
+      yield* Metrics.messageReceived
+      yield* Metrics.triggered("dm")
+      yield* Metrics.rejected("full")
+      yield* Metrics.enqueued
+      yield* Metrics.dispatched
+      yield* Metrics.retried
+      yield* Metrics.deadLettered("expired")
+      yield* Metrics.runFinished(Metrics.runOutcomeOf(new LettaTimeout({ agentId: "a", sideEffect: false, reason: "slow", timeout: Duration.minutes(1), phase: "stream" })), 60_000)
+      expect({
+        received: yield* valueOf("aurora_messages_received_total"),
+        dm: yield* valueOf("aurora_triggers_total", { kind: "dm" }),
+        full: yield* valueOf("aurora_events_rejected_total", { reason: "full" }),
+        enqueued: yield* valueOf("aurora_events_enqueued_total"),
+        dispatched: yield* valueOf("aurora_events_dispatched_total"),
+        retries: yield* valueOf("aurora_run_retries_total"),
+        timeouts: yield* valueOf("aurora_runs_total", { outcome: "timeout" }),
+        expired: yield* valueOf("aurora_dead_letters_total", { reason: "expired" })
+      }).toEqual({
+        received: before.received + 2,
+        dm: before.dm + 1,
+        full: before.full + 1,
+        enqueued: before.enqueued + 1,
+        dispatched: before.dispatched + 1,
+        retries: before.retries + 1,
+        timeouts: before.timeouts + 1,
+        expired: before.expired + 1
+      })
+      expect(Metrics.runOutcomeOf(new RunFailed({ agentId: "a", sideEffect: false, reason: "boom" }))).toBe("run_failed")
+    }))
+
+  it.effect("a successful run counts its outcome, duration, first tool call, tools and tokens", () =>
+    Effect.gen(function*() {
+      const report: RunReport = {
+        agentId: "agent-1",
+        runId: "run-1",
+        toolCalls: [
+          { name: "discord_read_messages", toolCallId: "t1", argumentsSummary: "{}" },
+          { name: "discord_send", toolCallId: "t2", argumentsSummary: "{}" },
+          { name: "discord_send", toolCallId: "t3", argumentsSummary: "{}" },
+          { name: "bad name with spaces", toolCallId: "t4", argumentsSummary: "{}" }
+        ],
+        toolReturns: [],
+        assistantMessages: [],
+        stopReason: "end_turn",
+        usage: { promptTokens: 1200, completionTokens: 80, totalTokens: 1280, stepCount: 2 },
+        durationMs: 2500,
+        sideEffect: true,
+        firstToolCallMs: 400
+      }
+      const read = Effect.all({
+        success: valueOf("aurora_runs_total", { outcome: "success" }),
+        durations: valueOf("aurora_run_duration_seconds"),
+        firstTool: valueOf("aurora_run_first_tool_call_seconds"),
+        send: valueOf("aurora_tool_calls_total", { tool: "discord_send" }),
+        readTool: valueOf("aurora_tool_calls_total", { tool: "discord_read_messages" }),
+        other: valueOf("aurora_tool_calls_total", { tool: "other" }),
+        prompt: valueOf("aurora_letta_tokens_total", { kind: "prompt" }),
+        completion: valueOf("aurora_letta_tokens_total", { kind: "completion" }),
+        durationSum
+      })
+      const before = yield* read
+      yield* Metrics.runSucceeded(report)
+      const after = yield* read
+      expect({
+        success: after.success - before.success,
+        durations: after.durations - before.durations,
+        firstTool: after.firstTool - before.firstTool,
+        send: after.send - before.send,
+        readTool: after.readTool - before.readTool,
+        other: after.other - before.other,
+        prompt: after.prompt - before.prompt,
+        completion: after.completion - before.completion,
+        durationSum: after.durationSum - before.durationSum
+      }).toEqual({ success: 1, durations: 1, firstTool: 1, send: 2, readTool: 1, other: 1, prompt: 1200, completion: 80, durationSum: 2.5 })
+
+      // A run without tool calls does not observe the first-tool-call histogram.
+      yield* Metrics.runFinished("run_failed", 100, null)
+      expect(yield* valueOf("aurora_run_first_tool_call_seconds")).toBe(after.firstTool)
+      expect(yield* valueOf("aurora_run_duration_seconds")).toBe(after.durations + 1)
+
+      // 2.5 s and 0.1 s: seconds, not milliseconds.
+      expect((yield* durationSum) - before.durationSum).toBeCloseTo(2.6, 6)
+    }))
+
+  it.effect("scrape-time gauges: queue depth and oldest age per scope, runs in flight, breaker state", () =>
+    Effect.gen(function*() {
+      const now = 1_000_000
+      const partition = (p: Partition, pending: number, oldestEnqueuedAt: number | null) => ({
+        partition: p,
+        key: Partition.key(p),
+        pending,
+        inFlight: 0,
+        capacity: 50,
+        paused: false,
+        oldestEnqueuedAt,
+        channels: []
+      })
+      const stats: QueueStats = {
+        partitions: [
+          partition(Partition.guild("1"), 3, now - 4_000),
+          partition(Partition.guild("2"), 2, now - 10_000),
+          partition(Partition.guild("3"), 0, null),
+          partition(Partition.dm, 1, now - 500)
+        ],
+        inFlight: [
+          { messageId: "m1", agentId: "a1", channelId: "c1", partition: "guild:1", startedAt: now - 100 },
+          { messageId: "m2", agentId: "a2", channelId: "c2", partition: "guild:2", startedAt: now - 100 }
+        ],
+        rejected: { full: 0, duplicate: 0 },
+        globalPaused: false,
+        dispatchStopped: false,
+        dedup: { size: 0, maxSize: 10_000 }
+      }
+      yield* Metrics.sampleQueue(stats, now)
+      expect(yield* valueOf("aurora_queue_pending_events", { scope: "guild" })).toBe(5)
+      expect(yield* valueOf("aurora_queue_pending_events", { scope: "dm" })).toBe(1)
+      expect(yield* valueOf("aurora_queue_oldest_pending_age_seconds", { scope: "guild" })).toBe(10)
+      expect(yield* valueOf("aurora_queue_oldest_pending_age_seconds", { scope: "dm" })).toBe(0.5)
+      expect(yield* valueOf("aurora_runs_in_flight")).toBe(2)
+
+      // An empty queue resets the gauges instead of leaving the last values behind.
+      yield* Metrics.sampleQueue({ ...stats, partitions: [], inFlight: [] }, now)
+      expect(yield* valueOf("aurora_queue_pending_events", { scope: "guild" })).toBe(0)
+      expect(yield* valueOf("aurora_queue_oldest_pending_age_seconds", { scope: "guild" })).toBe(0)
+      expect(yield* valueOf("aurora_runs_in_flight")).toBe(0)
+
+      const breakerValues: Array<number> = []
+      for (const state of [BreakerState.Closed({ failures: 2 }), BreakerState.HalfOpen({ trialsInFlight: 1 }), BreakerState.Open({ since: 0 })]) {
+        yield* Metrics.sampleBreaker(state)
+        breakerValues.push(yield* valueOf("aurora_circuit_breaker_state"))
+      }
+      expect(breakerValues).toEqual([0, 1, 2])
+    }))
+
+  it("keeps tool labels bounded", () => {
+    expect(Metrics.toolLabel("discord_send")).toBe("discord_send")
+    expect(Metrics.toolLabel("mcp:server.tool-name")).toBe("mcp:server.tool-name")
+    expect(Metrics.toolLabel("with space")).toBe("other")
+    expect(Metrics.toolLabel("x".repeat(65))).toBe("other")
+    expect(Metrics.toolLabel("")).toBe("other")
+  })
+})
