@@ -3,6 +3,7 @@
  * its team). Owners may run the owner-only commands and pass every Manage Server check.
  */
 import { Clock, Config, type ConfigError, Context, Duration, Effect, Layer, Option, Ref } from "effect"
+import { isSnowflake } from "../domain/Snowflake.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
 
 export class CommandOwners extends Context.Tag("aurora/CommandOwners")<
@@ -34,21 +35,19 @@ export class CommandOwners extends Context.Tag("aurora/CommandOwners")<
   )
 }
 
-const snowflake = /^\d{1,20}$/
-
 /** The ids in AURORA_OWNER_IDS (comma-separated); anything that is not a user id is skipped and logged. */
 export const ownerIdsConfig: Effect.Effect<ReadonlyArray<string>, ConfigError.ConfigError> = Effect.gen(
   function*() {
     const raw = yield* Config.option(Config.string("AURORA_OWNER_IDS"))
     if (Option.isNone(raw)) return []
     const parts = raw.value.split(",").map((part) => part.trim()).filter((part) => part !== "")
-    const invalid = parts.filter((part) => !snowflake.test(part))
+    const invalid = parts.filter((part) => !isSnowflake(part))
     if (invalid.length > 0) {
       yield* Effect.logWarning("AURORA_OWNER_IDS: ignoring entries that are not Discord user ids").pipe(
         Effect.annotateLogs({ ignored: invalid.join(",") })
       )
     }
-    return parts.filter((part) => snowflake.test(part))
+    return parts.filter(isSnowflake)
   }
 )
 

@@ -4,8 +4,6 @@
  */
 import { Schema } from "effect"
 
-export const Snowflake = Schema.String.pipe(Schema.pattern(/^\d{1,20}$/), Schema.brand("Snowflake"))
-
 export const Author = Schema.Struct({
   id: Schema.String,
   username: Schema.String,

@@ -6,6 +6,7 @@
  */
 import { Config, Effect, Layer, Option, Stream } from "effect"
 import type { DiscordFailure } from "../domain/Errors.js"
+import { isSnowflake } from "../domain/Snowflake.js"
 import { commandDefinitions } from "../commands/Definitions.js"
 import { respond } from "../commands/InteractionAdapter.js"
 import { CommandOwners } from "../commands/Owners.js"
@@ -15,8 +16,6 @@ import { toDiscordFailure } from "../services/discord/DiscordMapping.js"
 
 /** Interactions answered at once; more wait their turn in the gateway's queue. */
 const concurrency = 8
-
-const snowflake = /^\d{1,20}$/
 
 /**
  * Bulk-overwrites the application's global commands (PUT /applications/{app}/commands) and, when
@@ -37,7 +36,7 @@ export const registerCommands: Effect.Effect<void, DiscordFailure, DiscordGatewa
   })
   yield* Effect.logInfo("slash commands registered").pipe(Effect.annotateLogs({ commands: commandDefinitions.length }))
   if (Option.isNone(guildId)) return
-  if (!snowflake.test(guildId.value)) {
+  if (!isSnowflake(guildId.value)) {
     return yield* Effect.logWarning("AURORA_COMMAND_GUILD_ID is not a guild id; guild commands not registered").pipe(
       Effect.annotateLogs({ value: guildId.value })
     )

@@ -189,12 +189,13 @@ describe("command permissions", () => {
 })
 
 describe("owners", () => {
-  it.effect("AURORA_OWNER_IDS: comma-separated ids, blanks and non-ids skipped", () =>
+  it.effect("AURORA_OWNER_IDS: comma-separated ids, blanks and non-ids (names, too short to be a Discord id) skipped", () =>
     Effect.gen(function*() {
+      const raw = " 500000000000000003, 80351110224678912 ,,alice,123,"
       const ids = yield* ownerIdsConfig.pipe(
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["AURORA_OWNER_IDS", " 123, 456 ,,alice,"]])))
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["AURORA_OWNER_IDS", raw]])))
       )
-      expect(ids).toEqual(["123", "456"])
+      expect(ids).toEqual(["500000000000000003", "80351110224678912"])
       const unset = yield* ownerIdsConfig.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
       expect(unset).toEqual([])
     }))

@@ -61,6 +61,7 @@ import type { ChainEntry, MessageContext } from "../../domain/Context.js"
 import { unavailableMarker } from "../../domain/Context.js"
 import type { Attachment, Author, Embed, MessageRecord } from "../../domain/Discord.js"
 import type { TriggerKind } from "../../domain/Event.js"
+import { isSnowflake } from "../../domain/Snowflake.js"
 
 export interface PromptOptions {
   readonly trigger: TriggerKind
@@ -127,8 +128,7 @@ const quoteCapped = (text: string, max: number): string => {
 const quoteOrNone = (text: string | null, max: number): string => (text === null ? "none" : quoteCapped(text, max))
 
 /** Ids are printed raw, so only snowflake-shaped ones are printed at all. */
-const snowflake = /^\d{1,20}$/
-export const safeId = (id: string): string => (snowflake.test(id) ? id : "(invalid id)")
+export const safeId = (id: string): string => (isSnowflake(id) ? id : "(invalid id)")
 
 // --- time -------------------------------------------------------------------------------------
 
