@@ -3,54 +3,50 @@
  * a message would produce, built by the listener's own path (ContextService.build, then
  * PromptService.render, with the guild's settings), shown and never sent.
  */
-import { Effect, Either } from "effect"
+import { channelMention, messageLink } from "discord.js"
+import { Effect, Either, Option } from "effect"
 import type { ReceivedMessage } from "../domain/Discord.js"
 import type { DiscordFailure } from "../domain/Errors.js"
 import type { TriggerKind } from "../domain/Event.js"
 import { decideTrigger, type IgnoreReason } from "../domain/Trigger.js"
 import type { MessageContext } from "../domain/Context.js"
+import { parseMessageRef } from "../domain/Snowflake.js"
 import { ContextService } from "../services/prompt/ContextService.js"
 import { PromptService } from "../services/prompt/PromptService.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
-import { messageRefMaxLength } from "./Definitions.js"
-import { channelMention, clip, plural } from "./Format.js"
+import { clip, plural } from "./Format.js"
 import { Colors, CommandRejected, type Invocation, Reply, type ReplyFile } from "./Invocation.js"
 import { guildOf, requiredValue } from "./Options.js"
 import { PreviewSource } from "./PreviewSource.js"
 
-export interface MessageRef {
+/** The message to preview: where it is, once the user's reference is resolved. */
+export interface PreviewTarget {
   readonly channelId: string
   readonly messageId: string
 }
 
-const messageIdPattern = /^\d{15,21}$/
-const linkPattern =
-  /^<?https?:\/\/(?:(?:ptb|canary)\.)?discord(?:app)?\.com\/channels\/(\d{15,21}|@me)\/(\d{15,21})\/(\d{15,21})\/?>?$/
-
 const refRule = "a message id from this channel, or a message link (Copy Message Link) from this server"
 
 /** A message id (in the current channel) or a message link, which must point into this guild. */
-export const parseMessageRef = (
+export const previewTargetOf = (
   input: string,
   here: { readonly guildId: string; readonly channelId: string | null }
-): Either.Either<MessageRef, string> => {
-  const text = input.trim()
-  if (text.length > messageRefMaxLength) return Either.left(`❌ \`message_id\` must be ${refRule}.`)
-  if (messageIdPattern.test(text)) {
+): Either.Either<PreviewTarget, string> => {
+  const ref = parseMessageRef(input)
+  if (Option.isNone(ref)) return Either.left(`❌ \`message_id\` must be ${refRule}.`)
+  if (ref.value._tag === "MessageId") {
     return here.channelId === null
       ? Either.left("❌ This channel is unknown; use a message link instead.")
-      : Either.right({ channelId: here.channelId, messageId: text })
+      : Either.right({ channelId: here.channelId, messageId: ref.value.messageId })
   }
-  const link = linkPattern.exec(text)
-  if (link === null) return Either.left(`❌ \`message_id\` must be ${refRule}.`)
-  const [, guildId, channelId, messageId] = link
-  if (guildId !== here.guildId || channelId === undefined || messageId === undefined) {
+  const { channelId, guildId, messageId } = ref.value
+  if (guildId !== here.guildId) {
     return Either.left("❌ That link points outside this server: only this server's messages can be previewed.")
   }
   return Either.right({ channelId, messageId })
 }
 
-const fetchFailure = (ref: MessageRef, error: DiscordFailure): string => {
+const fetchFailure = (ref: PreviewTarget, error: DiscordFailure): string => {
   switch (error._tag) {
     case "MessageNotFound":
       return `❌ No message ${ref.messageId} in ${channelMention(ref.channelId)} (deleted, or the id is from another channel).`
@@ -107,7 +103,7 @@ export const previewContext = (invocation: Invocation) =>
     const guildId = yield* guildOf(invocation)
     const raw = yield* requiredValue(invocation, "message_id")
     const ref = yield* Either.mapLeft(
-      parseMessageRef(typeof raw === "string" ? raw : String(raw), { guildId, channelId: invocation.channelId }),
+      previewTargetOf(typeof raw === "string" ? raw : String(raw), { guildId, channelId: invocation.channelId }),
       (message) => new CommandRejected({ message })
     )
     const source = yield* PreviewSource
@@ -144,7 +140,7 @@ export const previewContext = (invocation: Invocation) =>
         fields: [
           {
             name: "Message",
-            value: `https://discord.com/channels/${guildId}/${ref.channelId}/${ref.messageId}`,
+            value: messageLink(ref.channelId, ref.messageId, guildId),
             inline: false
           },
           { name: "Trigger", value: decision._tag === "Trigger" ? decision.kind : "none", inline: true },

@@ -7,16 +7,17 @@
  * stale, and a disabled guild or DMs turned off have no agent to send it to. The dead letter is
  * removed only after the queue accepted (and journalled) the copy, so a failed retry keeps it.
  */
-import { Clock, Effect } from "effect"
+import { channelMention, messageLink, time, TimestampStyles, userMention } from "discord.js"
+import { Clock, Effect, Option } from "effect"
 import type { DeadLetter, DeadLetterReason } from "../domain/DeadLetter.js"
 import type { StorageError } from "../domain/Errors.js"
 import { Partition, type QueuedEvent } from "../domain/Event.js"
+import { isSnowflake, parseMessageRef } from "../domain/Snowflake.js"
 import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { requireAccess } from "./Access.js"
-import { messageRefMaxLength } from "./Definitions.js"
-import { channelMention, code, plural, relativeTimestamp } from "./Format.js"
+import { code, plural } from "./Format.js"
 import { Colors, CommandRejected, type Invocation, Reply } from "./Invocation.js"
 import { guildOf, optionalString, scopeOf } from "./Options.js"
 
@@ -43,26 +44,24 @@ const reasonText: Record<DeadLetterReason, string> = {
   interrupted: "interrupted twice"
 }
 
-const snowflake = /^\d{1,25}$/
-
 /** The message id, as a jump link when every part is a plain id (anything else could carry markup). */
 const messageRef = (event: QueuedEvent): string => {
   const { channelId, guildId, messageId } = event
-  return guildId !== null && snowflake.test(guildId) && snowflake.test(channelId) && snowflake.test(messageId)
-    ? `[${messageId}](https://discord.com/channels/${guildId}/${channelId}/${messageId})`
+  return guildId !== null && isSnowflake(guildId) && isSnowflake(channelId) && isSnowflake(messageId)
+    ? `[${messageId}](${messageLink(channelId, messageId, guildId)})`
     : code(messageId, 40)
 }
 
 /** Where it was posted: the channel for a guild, the author for a DM (a DM channel renders as nothing). */
 const placeOf = (event: QueuedEvent): string => {
-  if (event.guildId === null) return snowflake.test(event.authorId) ? `DM from <@${event.authorId}>` : `DM ${code(event.authorId, 40)}`
-  return snowflake.test(event.channelId) ? `in ${channelMention(event.channelId)}` : `in ${code(event.channelId, 40)}`
+  if (event.guildId === null) return isSnowflake(event.authorId) ? `DM from ${userMention(event.authorId)}` : `DM ${code(event.authorId, 40)}`
+  return isSnowflake(event.channelId) ? `in ${channelMention(event.channelId)}` : `in ${code(event.channelId, 40)}`
 }
 
 /** Two lines: what and where, then why (the error detail is untrusted: inline code, cut short). */
 export const deadLetterLines = (letter: DeadLetter): ReadonlyArray<string> => {
   const errorType = letter.errorType === null ? "" : ` ${code(letter.errorType, 60)}`
-  const head = `${messageRef(letter.event)} ${placeOf(letter.event)} · ${relativeTimestamp(letter.failedAt)}`
+  const head = `${messageRef(letter.event)} ${placeOf(letter.event)} · ${time(new Date(letter.failedAt), TimestampStyles.RelativeTime)}`
   const why = `↳ **${reasonText[letter.reason]}**${errorType} after ${plural(letter.attempts, "attempt")}`
   return letter.detail === null ? [head, why] : [head, `${why}: ${code(letter.detail, maxDetailLength)}`]
 }
@@ -167,17 +166,18 @@ const currentAgent = (scope: LetterScope, guildId: string) =>
     return state.agentId
   })
 
-const linkTail = /\/channels\/(?:\d+|@me)\/\d+\/(\d+)\/?>?$/
-
-/** The optional `message_id`: a message id, or a message link (its last part); null means "all". */
+/**
+ * The optional `message_id`: a message id, or a message link (its message part: the scope, not
+ * the link, says which partition); null means "all".
+ */
 const deadLetterIdOf = (invocation: Invocation): Effect.Effect<string | null, CommandRejected> =>
   Effect.flatMap(optionalString(invocation, "message_id"), (value) => {
     if (value === null) return Effect.succeed(null)
-    const text = value.trim()
-    const id = snowflake.test(text) ? text : text.length <= messageRefMaxLength ? linkTail.exec(text)?.[1] : undefined
-    return id === undefined
-      ? Effect.fail(reject("❌ `message_id` must be a message id (digits) or a message link, as `/aurora queue failed` lists them."))
-      : Effect.succeed(id)
+    return Option.match(parseMessageRef(value), {
+      onNone: () =>
+        Effect.fail(reject("❌ `message_id` must be a message id (digits) or a message link, as `/aurora queue failed` lists them.")),
+      onSome: (ref) => Effect.succeed(ref.messageId)
+    })
   })
 
 const oneOutcomeText = (outcome: RetryOutcome, messageId: string, agentId: string, scope: LetterScope): string => {

@@ -2,6 +2,7 @@
  * `/aurora events status|pause|resume|errors|resetcircuit`. A pause is written to the settings
  * (so it survives a restart) and applied to the queue at once; pausing stops dispatch, not intake.
  */
+import { time, TimestampStyles } from "discord.js"
 import { Clock, Effect } from "effect"
 import { Partition } from "../domain/Event.js"
 import type { GlobalSettings, GuildState } from "../domain/Settings.js"
@@ -10,7 +11,7 @@ import { type ErrorSnapshot, ErrorStats, sortedByType } from "../services/health
 import { EventQueue } from "../services/queue/EventQueue.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { isOwner, requireAccess } from "./Access.js"
-import { clip, code, formatAge, formatRate, relativeTimestamp } from "./Format.js"
+import { clip, code, formatAge, formatRate } from "./Format.js"
 import { Colors, type Invocation, Reply } from "./Invocation.js"
 import { guildOf, scopeOf } from "./Options.js"
 
@@ -124,7 +125,7 @@ export const eventsErrors = (invocation: Invocation) =>
     const recent = snapshot.recentOperations.slice(0, recentShown).map((op) => {
       const outcome = op.outcome === "success" ? "✅" : `❌ ${code(op.outcome.errorType, 60)}`
       const detail = showDetails && op.detail !== undefined ? ` — ${code(op.detail, 80)}` : ""
-      return `${relativeTimestamp(op.at)} ${op.kind} ${outcome}${detail}`
+      return `${time(new Date(op.at), TimestampStyles.RelativeTime)} ${op.kind} ${outcome}${detail}`
     })
     return Reply.embed({
       title: "Aurora errors (all servers)",

@@ -27,10 +27,4 @@ export const code = (text: string, max = 200): string => {
 export const clip = (text: string, max: number): string =>
   text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`
 
-/** `<#id>`: Discord renders it as the channel's name. */
-export const channelMention = (channelId: string): string => `<#${channelId}>`
-
-/** `<t:…:R>`: Discord renders it as a relative time in the reader's locale. */
-export const relativeTimestamp = (epochMs: number): string => `<t:${Math.floor(epochMs / 1000)}:R>`
-
 export const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`

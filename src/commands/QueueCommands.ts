@@ -1,4 +1,5 @@
 /** `/aurora queue status [scope]` and `/aurora queue clear`. */
+import { channelMention } from "discord.js"
 import { Clock, Effect } from "effect"
 import { Partition } from "../domain/Event.js"
 import { SettingRules } from "../domain/Settings.js"
@@ -6,7 +7,7 @@ import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { EventQueue, type PartitionStats, type QueueStats } from "../services/queue/EventQueue.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { requireAccess } from "./Access.js"
-import { channelMention, formatAge, plural } from "./Format.js"
+import { formatAge, plural } from "./Format.js"
 import { Colors, type Invocation, Reply, type ReplyEmbed } from "./Invocation.js"
 import { guildOf, scopeOf } from "./Options.js"
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Ref } from "effect"
-import { parseMessageRef, promptDisplay } from "../../src/commands/ContextPreview.js"
+import { previewTargetOf, promptDisplay } from "../../src/commands/ContextPreview.js"
 import type { ReceivedMessage } from "../../src/domain/Discord.js"
 import type { TriggerKind } from "../../src/domain/Event.js"
 import { ContextService } from "../../src/services/prompt/ContextService.js"
@@ -179,17 +179,17 @@ describe("/aurora context", () => {
 describe("message references", () => {
   const here = { guildId: ids.guild, channelId: ids.channel }
   it("ids, links (ptb, canary, discordapp, <angle brackets>) and refusals", () => {
-    expect(parseMessageRef(" 810000000000000002 ", here)).toMatchObject({
+    expect(previewTargetOf(" 810000000000000002 ", here)).toMatchObject({
       right: { channelId: ids.channel, messageId: "810000000000000002" }
     })
     for (const host of ["discord.com", "ptb.discord.com", "canary.discord.com", "discordapp.com"]) {
-      expect(parseMessageRef(`<https://${host}/channels/${ids.guild}/${otherChannel}/810000000000000003>`, here)).toMatchObject({
+      expect(previewTargetOf(`<https://${host}/channels/${ids.guild}/${otherChannel}/810000000000000003>`, here)).toMatchObject({
         right: { channelId: otherChannel, messageId: "810000000000000003" }
       })
     }
-    expect(parseMessageRef(`https://discord.com/channels/@me/${otherChannel}/810000000000000003`, here)._tag).toBe("Left")
-    expect(parseMessageRef("https://evil.example/channels/1/2/3", here)._tag).toBe("Left")
-    expect(parseMessageRef("810000000000000002", { guildId: ids.guild, channelId: null })._tag).toBe("Left")
+    expect(previewTargetOf(`https://discord.com/channels/@me/${otherChannel}/810000000000000003`, here)._tag).toBe("Left")
+    expect(previewTargetOf("https://evil.example/channels/1/2/3", here)._tag).toBe("Left")
+    expect(previewTargetOf("810000000000000002", { guildId: ids.guild, channelId: null })._tag).toBe("Left")
   })
 
   it("promptDisplay attaches a file only when the embed cannot show the exact text", () => {
