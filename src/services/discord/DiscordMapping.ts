@@ -4,7 +4,7 @@
  * called by the gateway as soon as an object arrives, so nothing downstream touches discord.js
  * (and later mutations of discord.js' cached objects cannot change what was received).
  */
-import { ChannelType, DiscordAPIError, DiscordjsErrorCodes, HTTPError, RateLimitError } from "discord.js"
+import { ChannelType, DiscordAPIError, DiscordjsErrorCodes, HTTPError, RateLimitError, RESTJSONErrorCodes } from "discord.js"
 import type { Channel, Message } from "discord.js"
 import { Duration } from "effect"
 import type {
@@ -142,11 +142,9 @@ export interface DiscordOperation {
   readonly messageId?: string
 }
 
-// Discord JSON error codes (https://discord.com/developers/docs/topics/opcodes-and-status-codes).
-const UnknownChannel = 10003
-const UnknownMessage = 10008
-const MissingAccessCode = 50001
-const MissingPermissions = 50013
+// Discord's JSON error codes for "no such message or channel" and "not allowed to".
+const notFoundCodes = new Set<number | string>([RESTJSONErrorCodes.UnknownMessage, RESTJSONErrorCodes.UnknownChannel])
+const forbiddenCodes = new Set<number | string>([RESTJSONErrorCodes.MissingAccess, RESTJSONErrorCodes.MissingPermissions])
 
 const isRecord = (u: unknown): u is Readonly<Record<string, unknown>> => typeof u === "object" && u !== null
 
@@ -198,9 +196,9 @@ export const toDiscordFailure = (error: unknown, target: DiscordOperation): Disc
   }
   if (error instanceof DiscordAPIError) {
     if (error.status === 429) return new DiscordRateLimited({ operation, retryAfter: retryAfterOf(error.rawError) })
-    const notFound = error.code === UnknownMessage || error.code === UnknownChannel || error.status === 404
+    const notFound = notFoundCodes.has(error.code) || error.status === 404
     if (notFound && messageId !== undefined) return new MessageNotFound({ channelId, messageId })
-    if (error.code === MissingAccessCode || error.code === MissingPermissions || error.status === 403) {
+    if (forbiddenCodes.has(error.code) || error.status === 403) {
       return new MissingAccess({ channelId, operation })
     }
     return new DiscordError({
