@@ -10,7 +10,7 @@ import type { LettaRunError } from "../../../src/domain/LettaErrors.js"
 import { LettaClient, LettaEndpoint } from "../../../src/services/letta/LettaClient.js"
 import { LettaExecutor } from "../../../src/services/letta/LettaExecutor.js"
 import { batchReader, ClientFailure } from "../../../src/services/letta/stream/BatchReader.js"
-import { retryDelay, retryTransient } from "../../../src/services/letta/RetryPolicy.js"
+import { retryAfterFloor, retryTransient } from "../../../src/services/letta/RetryPolicy.js"
 import { Behaviours, type FakeLetta, Frames, Items, makeFakeLetta } from "../../fakes/FakeLetta.js"
 
 const agentId = "agent-1"
@@ -223,8 +223,9 @@ describe("LettaExecutor against the fake Letta server", () => {
         const error = failure(yield* Effect.exit(run()))
         if (error._tag !== "LettaRateLimited") throw new Error(`expected LettaRateLimited, got ${error._tag}`)
         expect(error.retryAfter).toEqual(Duration.seconds(7))
-        for (const random of [0, 0.5, 0.999]) {
-          expect(Duration.toMillis(retryDelay(0, error, random))).toBeGreaterThanOrEqual(7000)
+        // The shortest and the longest first delay (750 ms, 1.25 s) both become Retry-After.
+        for (const delay of [750, 1250]) {
+          expect(Duration.toMillis(retryAfterFloor(error, Duration.millis(delay)))).toBe(7000)
         }
         expect(yield* fake.messageRequests()).toHaveLength(1)
       })

@@ -1,6 +1,6 @@
 /** The retry schedule for agent runs: which failures retry, how often, and after how long. */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Exit, Fiber, Ref, Schedule, TestClock } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Random, Ref, Schedule, TestClock } from "effect"
 import {
   AgentNotFound,
   LettaConnectionError,
@@ -14,7 +14,7 @@ import { parseRetryAfter } from "../../../src/services/letta/LettaClient.js"
 import {
   lettaRetrySchedule,
   makeLettaRetrySchedule,
-  retryDelay,
+  retryAfterFloor,
   retryOnFailure,
   retryTransient
 } from "../../../src/services/letta/RetryPolicy.js"
@@ -50,27 +50,43 @@ const attemptTimes = (
 
 const gaps = (times: ReadonlyArray<number>) => times.slice(1).map((t, i) => t - (times[i] ?? 0))
 
-describe("retryDelay", () => {
-  it("doubles from 1 s with ±25 % jitter", () => {
-    expect(Duration.toMillis(retryDelay(0, serverError, 0))).toBe(750)
-    expect(Duration.toMillis(retryDelay(0, serverError, 0.5))).toBe(1000)
-    expect(Duration.toMillis(retryDelay(0, serverError, 0.9999))).toBeLessThanOrEqual(1250)
-    expect(Duration.toMillis(retryDelay(1, serverError, 0))).toBe(1500)
-    expect(Duration.toMillis(retryDelay(1, serverError, 0.9999))).toBeLessThanOrEqual(2500)
-  })
+/** The waits between attempts when every draw of the jitter is `random`, for `attempts` attempts. */
+const delaysWith = (random: number, errors: ReadonlyArray<LettaRunError>, attempts = 3) =>
+  attemptTimes(errors, "10 minutes", (attempt) => Effect.retry(attempt, makeLettaRetrySchedule({ attempts }))).pipe(
+    Effect.map(gaps),
+    Effect.withRandom(Random.fixed([random]))
+  )
 
-  it("is capped at 30 s, jitter included", () => {
-    for (const random of [0, 0.5, 0.9999]) {
-      expect(Duration.toMillis(retryDelay(10, serverError, random))).toBeLessThanOrEqual(30_000)
-    }
-    expect(Duration.toMillis(retryDelay(10, serverError, 0.9999))).toBe(30_000)
-  })
+describe("retry delays", () => {
+  it.effect("double from 1 s with ±25 % jitter: the draw picks the point in [75 %, 125 %]", () =>
+    Effect.gen(function* () {
+      expect(yield* delaysWith(0, [serverError])).toEqual([750, 1500])
+      expect(yield* delaysWith(0.5, [serverError])).toEqual([1000, 2000])
+      expect(yield* delaysWith(0.9999, [serverError])).toEqual([1250, 2500])
+      expect(yield* delaysWith(1, [serverError])).toEqual([1250, 2500])
+    }))
 
-  it("takes a 429's Retry-After as a floor, itself bounded by 5 minutes", () => {
-    expect(Duration.toMillis(retryDelay(0, rateLimited(Duration.seconds(10)), 0.9999))).toBe(10_000)
-    expect(Duration.toMillis(retryDelay(0, rateLimited(Duration.millis(100)), 0.5))).toBe(1000)
-    expect(Duration.toMillis(retryDelay(0, rateLimited(Duration.hours(2)), 0.5))).toBe(300_000)
-    expect(Duration.toMillis(retryDelay(0, rateLimited(), 0.5))).toBe(1000)
+  it.effect("are capped at 30 s, jitter included", () =>
+    Effect.gen(function* () {
+      expect(yield* delaysWith(0, [serverError], 8)).toEqual([750, 1500, 3000, 6000, 12_000, 24_000, 30_000])
+      expect(yield* delaysWith(0.5, [serverError], 8)).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000])
+      expect(yield* delaysWith(1, [serverError], 8)).toEqual([1250, 2500, 5000, 10_000, 20_000, 30_000, 30_000])
+    }))
+
+  it.effect("take a 429's Retry-After as a floor, above the cap too, itself bounded by 5 minutes", () =>
+    Effect.gen(function* () {
+      expect(yield* delaysWith(1, [rateLimited(Duration.seconds(10))])).toEqual([10_000, 10_000])
+      expect(yield* delaysWith(0.5, [rateLimited(Duration.millis(100))])).toEqual([1000, 2000])
+      expect(yield* delaysWith(0.5, [rateLimited(Duration.seconds(45))])).toEqual([45_000, 45_000])
+      expect(yield* delaysWith(0.5, [rateLimited(Duration.hours(2))])).toEqual([300_000, 300_000])
+      expect(yield* delaysWith(0.5, [rateLimited()])).toEqual([1000, 2000])
+      expect(yield* delaysWith(0.5, [rateLimited(Duration.seconds(3)), serverError])).toEqual([3000, 2000])
+    }))
+
+  it("retryAfterFloor rounds to whole milliseconds and raises only a 429 with Retry-After", () => {
+    expect(Duration.toMillis(retryAfterFloor(serverError, Duration.millis(1249.95)))).toBe(1250)
+    expect(Duration.toMillis(retryAfterFloor(rateLimited(Duration.seconds(7)), Duration.millis(1250)))).toBe(7000)
+    expect(Duration.toMillis(retryAfterFloor(rateLimited(Duration.seconds(7)), Duration.seconds(8)))).toBe(8000)
   })
 })
 
