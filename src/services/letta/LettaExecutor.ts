@@ -11,62 +11,23 @@
  * - the timeout: LettaTimeout (phase "headers" or "stream"), after a best-effort server-side cancel
  *   when a run id was seen — unless the stop reason had already arrived, in which case the run is
  *   over and is judged on what was streamed.
+ *
+ * What each streamed item means, and the verdict on a finished stream, are plain functions in
+ * ./stream/RunState.ts; this module does what they ask (log lines, observer hooks, the failure)
+ * and owns the request, the timeout and the cancel.
  */
 import type { Letta } from "@letta-ai/letta-client"
 import type { LettaStreamingResponse } from "@letta-ai/letta-client/resources/agents/messages"
-import { Clock, Duration, Effect, Exit, LogLevel } from "effect"
-import {
-  isSideEffectingTool,
-  isSuccessfulStopReason,
-  type RunReport,
-  type RunRequest,
-  type RunUsage,
-  type ToolCallSummary,
-  type ToolReturnSummary,
-  truncate
-} from "../../domain/AgentRun.js"
-import { LettaConnectionError, type LettaRunError, LettaTimeout, RunFailed } from "../../domain/LettaErrors.js"
+import { type Clock, Duration, Effect, Exit, LogLevel } from "effect"
+import type { RunReport, RunRequest } from "../../domain/AgentRun.js"
+import { type LettaRunError, LettaTimeout, RunFailed } from "../../domain/LettaErrors.js"
 import { logAnnotated } from "../health/Log.js"
 import { batchReader, ClientFailure, forEachItem } from "./stream/BatchReader.js"
-import { assistantText, runIdOf, toolCallsOf, toolReturnsOf } from "./stream/StreamItems.js"
+import { applyItem, claimRunId, conclude, type Emission, makeRunState, type RunState } from "./stream/RunState.js"
 import { classifyClientError, LettaClient } from "./LettaClient.js"
-
-/**
- * What the stream has shown so far; errors and timeouts report from it.
- *
- * One record per run, owned by that run: it is written only by the synchronous steps that handle
- * a streamed item (JavaScript never interleaves them) and read by the run's own timeout and
- * interruption handlers. A plain record rather than a Ref: a run updates it several times per
- * item, and a Ref operation per update cost more than handling the item.
- */
-interface RunState {
-  phase: "headers" | "stream"
-  runId: string | undefined
-  sideEffect: boolean
-  readonly toolCalls: Array<ToolCallSummary>
-  readonly toolReturns: Array<ToolReturnSummary>
-  readonly assistantMessages: Array<string>
-  stopReason: string | undefined
-  usage: RunUsage | null
-  firstToolCallMs: number | null
-}
-
-const makeRunState = (): RunState => ({
-  phase: "headers",
-  runId: undefined,
-  sideEffect: false,
-  toolCalls: [],
-  toolReturns: [],
-  assistantMessages: [],
-  stopReason: undefined,
-  usage: null,
-  firstToolCallMs: null
-})
 
 /** The client's own header timeout is a backstop: the Effect timeout should always fire first. */
 const clientTimeoutMargin = Duration.seconds(5)
-const assistantLogLength = 300
-const reasoningLogLength = 500
 
 /** Observer hooks never break a run. */
 const notify = (hook: Effect.Effect<void> | undefined): Effect.Effect<void> =>
@@ -78,133 +39,45 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
   effect: Effect.gen(function* () {
     const letta = yield* LettaClient
 
-    /**
-     * Records the run id if `item` is the first to show it, and answers it then: the caller logs
-     * everything from this item on with the run id.
-     */
-    const claimRunId = (state: RunState) => (item: LettaStreamingResponse): string | undefined => {
-      const itemRunId = runIdOf(item)
-      if (itemRunId === undefined || state.runId !== undefined) return undefined
-      state.runId = itemRunId
-      return itemRunId
-    }
-
     /** The run id is known (and on every log line from here on). */
     const runStarted = (request: RunRequest) => (runId: string): Effect.Effect<void> =>
       Effect.zipRight(Effect.logInfo("run started"), notify(request.observer?.onRunId?.(runId)))
 
-    /**
-     * Applies one streamed item to the state and logs it at its level (the run id annotation, once
-     * known, is set around the whole rest of the stream). Fails the run on an `error_message`.
-     */
-    const handleItem = (request: RunRequest, state: RunState, startedAt: number) =>
-    (item: LettaStreamingResponse): Effect.Effect<void, RunFailed> => {
-      switch (item.message_type) {
-        case "reasoning_message":
-          return Effect.logDebug(`agent reasoning: ${truncate(item.reasoning, reasoningLogLength)}`)
-        case "hidden_reasoning_message":
-          return Effect.logDebug("agent reasoning (hidden)")
-        case "tool_call_message":
-          return Effect.forEach(toolCallsOf(item), (call) => toolCall(request, state, startedAt, call), { discard: true })
-        case "tool_return_message": {
-          const returns = toolReturnsOf(item, state.toolCalls)
-          state.toolReturns.push(...returns)
-          return Effect.forEach(
-            returns,
-            (ret) =>
-              logAnnotated(LogLevel.Info, `tool return ${ret.name ?? ret.toolCallId}: ${ret.status}`, {
-                tool: ret.name ?? "",
-                toolCallId: ret.toolCallId,
-                status: ret.status
-              }),
-            { discard: true }
-          )
-        }
-        case "assistant_message": {
-          const text = assistantText(item)
-          state.assistantMessages.push(text)
-          return Effect.logInfo(`assistant message: ${truncate(text, assistantLogLength)}`)
-        }
-        case "approval_request_message":
-          return Effect.logInfo("agent requests a tool approval")
-        case "ping":
-          return Effect.void
-        case "error_message":
-          return logAnnotated(LogLevel.Warning, `run error: ${item.message}`, {
-            errorType: item.error_type,
-            detail: item.detail ?? ""
-          }).pipe(
-            Effect.zipRight(Effect.suspend(() =>
-              new RunFailed({
-                agentId: request.agentId,
-                runId: state.runId ?? item.run_id,
-                sideEffect: state.sideEffect,
-                reason: letta.redact(item.detail ? `${item.message}: ${item.detail}` : item.message),
-                errorType: item.error_type
-              })
-            ))
-          )
-        case "stop_reason":
-          state.stopReason = item.stop_reason
-          return Effect.logInfo(`stop reason: ${item.stop_reason}`)
-        case "usage_statistics": {
-          const usage: RunUsage = {
-            promptTokens: item.prompt_tokens ?? 0,
-            completionTokens: item.completion_tokens ?? 0,
-            totalTokens: item.total_tokens ?? 0,
-            stepCount: item.step_count ?? 0
-          }
-          state.usage = usage
-          return logAnnotated(LogLevel.Debug, "usage", usage)
-        }
-        default:
-          return Effect.logDebug(`stream item ignored: ${item.message_type ?? "untyped"}`)
+    /** Does what handling an item asked for (see ./stream/RunState.ts). */
+    const emit = (request: RunRequest, state: RunState) => (emission: Emission): Effect.Effect<void, RunFailed> => {
+      switch (emission._tag) {
+        case "Log":
+          return emission.annotations === undefined
+            ? Effect.logWithLevel(emission.level, emission.message)
+            : logAnnotated(emission.level, emission.message, emission.annotations)
+        case "ToolCall":
+          return notify(request.observer?.onToolCall?.(emission.call))
+        case "Fail":
+          return new RunFailed({
+            agentId: request.agentId,
+            runId: emission.runId,
+            sideEffect: state.sideEffect,
+            reason: letta.redact(emission.reason),
+            errorType: emission.errorType
+          })
       }
     }
 
-    /** Records a streamed tool call (once per id), logs it and tells the observer. */
-    const toolCall = (request: RunRequest, state: RunState, startedAt: number, call: ToolCallSummary) =>
-      Effect.gen(function* () {
-        const now = yield* Clock.currentTimeMillis
-        if (call.toolCallId !== "" && state.toolCalls.some((c) => c.toolCallId === call.toolCallId)) return
-        state.toolCalls.push(call)
-        // The tool may run even if its return never arrives: the agent has acted.
-        state.sideEffect = state.sideEffect || isSideEffectingTool(call.name)
-        state.firstToolCallMs = state.firstToolCallMs ?? now - startedAt
-        yield* logAnnotated(LogLevel.Info, `tool call ${call.name}`, {
-          tool: call.name,
-          toolCallId: call.toolCallId,
-          arguments: call.argumentsSummary,
-          sideEffecting: isSideEffectingTool(call.name)
-        })
-        yield* notify(request.observer?.onToolCall?.(call))
-      })
-
-    /** Judges a finished stream. */
-    const conclude = (request: RunRequest, state: RunState, startedAt: number) =>
-      Effect.gen(function* () {
-        const base = { agentId: request.agentId, runId: state.runId, sideEffect: state.sideEffect }
-        if (state.stopReason === undefined) {
-          return yield* new LettaConnectionError({ ...base, reason: "stream ended before a stop reason" })
-        }
-        if (!isSuccessfulStopReason(state.stopReason)) {
-          return yield* new RunFailed({ ...base, reason: `stop reason ${state.stopReason}`, stopReason: state.stopReason })
-        }
-        const now = yield* Clock.currentTimeMillis
-        const report: RunReport = {
-          agentId: request.agentId,
-          ...(state.runId === undefined ? {} : { runId: state.runId }),
-          toolCalls: [...state.toolCalls],
-          toolReturns: [...state.toolReturns],
-          assistantMessages: [...state.assistantMessages],
-          stopReason: state.stopReason,
-          usage: state.usage,
-          durationMs: now - startedAt,
-          sideEffect: state.sideEffect,
-          firstToolCallMs: state.firstToolCallMs
-        }
-        return report
-      })
+    /**
+     * Applies one streamed item to the state and does what it asks, in order: its log lines (the
+     * run id annotation, once known, is set around the whole rest of the stream), the observer's
+     * tool calls, and the run's failure on an `error_message`. The clock is read without an
+     * effect: this runs for every item.
+     */
+    const handleItem = (request: RunRequest, state: RunState, clock: Clock.Clock) => {
+      const emitOne = emit(request, state)
+      return (item: LettaStreamingResponse): Effect.Effect<void, RunFailed> => {
+        const emissions = applyItem(state, item, clock.unsafeCurrentTimeMillis())
+        const first = emissions[0]
+        if (first === undefined) return Effect.void
+        return emissions.length === 1 ? emitOne(first) : Effect.forEach(emissions, emitOne, { discard: true })
+      }
+    }
 
     /**
      * Headers and stream; no timeout here. When the attempt ends any other way than by reading the
@@ -213,7 +86,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
      * would make that wait forever. A stream read to its end has released its connection already,
      * and aborting it anyway would only build an AbortError nobody reads.
      */
-    const attempt = (client: Letta, request: RunRequest, state: RunState, startedAt: number) =>
+    const attempt = (client: Letta, request: RunRequest, state: RunState, clock: Clock.Clock) =>
       Effect.suspend(() => {
         const controller = new AbortController()
         return Effect.gen(function* () {
@@ -236,10 +109,13 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
           })
           state.phase = "stream"
           const reader = batchReader(stream[Symbol.asyncIterator]())
-          yield* forEachItem(reader, claimRunId(state), runStarted(request), handleItem(request, state, startedAt)).pipe(
-            Effect.ensuring(Effect.sync(reader.stop))
-          )
-          return yield* conclude(request, state, startedAt)
+          yield* forEachItem(
+            reader,
+            (item) => claimRunId(state, item),
+            runStarted(request),
+            handleItem(request, state, clock)
+          ).pipe(Effect.ensuring(Effect.sync(reader.stop)))
+          return yield* conclude(state, request.agentId, clock.unsafeCurrentTimeMillis())
         }).pipe(
           Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => controller.abort())))
         )
@@ -256,14 +132,14 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
     const run = (request: RunRequest): Effect.Effect<RunReport, LettaRunError> =>
       Effect.gen(function* () {
         const { client, url } = yield* letta.current
-        const state = makeRunState()
-        const startedAt = yield* Clock.currentTimeMillis
+        const clock = yield* Effect.clock
+        const state = makeRunState(clock.unsafeCurrentTimeMillis())
         yield* logAnnotated(LogLevel.Debug, "run requested", { lettaUrl: url })
 
         const onTimeout = Effect.gen(function* () {
           const s = state
           // The run finished on the server; only the tail of the stream was late.
-          if (s.stopReason !== undefined) return yield* conclude(request, s, startedAt)
+          if (s.stopReason !== undefined) return yield* conclude(s, request.agentId, clock.unsafeCurrentTimeMillis())
           yield* Effect.logWarning(`run timed out after ${Duration.format(request.timeout)} (${s.phase})`).pipe(
             Effect.annotateLogs(s.runId === undefined ? {} : { runId: s.runId })
           )
@@ -278,7 +154,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
           })
         })
 
-        return yield* attempt(client, request, state, startedAt).pipe(
+        return yield* attempt(client, request, state, clock).pipe(
           Effect.catchTag("ClientFailure", ({ cause }) =>
             Effect.flip(classifyClientError(cause, {
               agentId: request.agentId,

@@ -9,9 +9,9 @@
  * Time comes from the Effect Clock only, so TestClock drives every timing rule.
  *
  * This module holds the service: its ports, its public types, `make` and the `EventQueue` tag.
- * The pure part is in ./queue/: the state (QueueState.ts), its transitions (Intake.ts,
+ * The pure part is in ./state/: the state (QueueState.ts), its transitions (Intake.ts,
  * Scheduling.ts), the index of waiting channels (DispatchIndex.ts), the dedup window
- * (DedupWindow.ts) and the persistent FIFO (Fifo.ts).
+ * (DedupWindow.ts), the persistent FIFO (Fifo.ts) and the stats report (Stats.ts).
  */
 import {
   Cause,
@@ -33,10 +33,10 @@ import { Partition, type QueuedEvent } from "../../domain/Event.js"
 import { EventJournal } from "./EventJournal.js"
 import { QueuePolicy } from "./QueuePolicy.js"
 import type { DedupLimits } from "./state/DedupWindow.js"
-import { Fifo } from "./state/Fifo.js"
 import { accept, admit, clearPartition, restoreAll, unadmit } from "./state/Intake.js"
 import { initialState, type Note, partitionOf, type State, withPartition } from "./state/QueueState.js"
 import { decide, refreshIndex, type Settlement, settle, sweepIdle, sweepIntervalMs } from "./state/Scheduling.js"
+import { type QueueStats, queueStats } from "./state/Stats.js"
 
 // --- ports and public types ---------------------------------------------------
 
@@ -53,39 +53,7 @@ export const DispatchOutcome = {
 
 export type PauseTarget = Partition | "global"
 
-export interface ChannelStats {
-  readonly channelId: string
-  readonly pending: number
-}
-
-export interface PartitionStats {
-  readonly partition: Partition
-  readonly key: string
-  readonly pending: number
-  readonly inFlight: number
-  readonly capacity: number
-  readonly paused: boolean
-  /** enqueuedAt (epoch ms) of the oldest pending event; null when none is pending. */
-  readonly oldestEnqueuedAt: number | null
-  readonly channels: ReadonlyArray<ChannelStats>
-}
-
-export interface InFlightStats {
-  readonly messageId: string
-  readonly agentId: string
-  readonly channelId: string
-  readonly partition: string
-  readonly startedAt: number
-}
-
-export interface QueueStats {
-  readonly partitions: ReadonlyArray<PartitionStats>
-  readonly inFlight: ReadonlyArray<InFlightStats>
-  readonly rejected: { readonly full: number; readonly duplicate: number }
-  readonly globalPaused: boolean
-  readonly dispatchStopped: boolean
-  readonly dedup: { readonly size: number; readonly maxSize: number }
-}
+export type { ChannelStats, InFlightStats, PartitionStats, QueueStats } from "./state/Stats.js"
 
 export interface EventQueueOptions {
   /** Runs in flight at once, all agents together (default 16). */
@@ -351,46 +319,11 @@ export const make = (options: EventQueueOptions = {}) =>
 
     const stats = Effect.gen(function*() {
       const s = yield* Ref.get(state)
-      const partitions: Array<PartitionStats> = []
+      const capacities = new Map<string, number>()
       for (const p of HashMap.values(s.partitions)) {
-        const key = Partition.key(p.partition)
-        const channels: Array<ChannelStats> = []
-        let oldest: number | null = null
-        for (const lane of HashMap.values(s.lanes)) {
-          if (Partition.key(lane.partition) !== key || lane.pending.size === 0) continue
-          channels.push({ channelId: lane.channelId, pending: lane.pending.size })
-          for (const entry of Fifo.toArray(lane.pending)) {
-            oldest = oldest === null ? entry.event.enqueuedAt : Math.min(oldest, entry.event.enqueuedAt)
-          }
-        }
-        let inFlight = 0
-        for (const run of HashMap.values(s.running)) if (run.partition === key) inFlight++
-        const { capacity } = yield* policy.limits(p.partition)
-        partitions.push({
-          partition: p.partition,
-          key,
-          pending: p.pending,
-          inFlight,
-          capacity,
-          paused: p.paused,
-          oldestEnqueuedAt: oldest,
-          channels: channels.sort((a, b) => a.channelId.localeCompare(b.channelId))
-        })
+        capacities.set(Partition.key(p.partition), (yield* policy.limits(p.partition)).capacity)
       }
-      return {
-        partitions: partitions.sort((a, b) => a.key.localeCompare(b.key)),
-        inFlight: Array.from(HashMap.values(s.running), (run) => ({
-          messageId: run.messageId,
-          agentId: run.agentId,
-          channelId: run.channelId,
-          partition: run.partition,
-          startedAt: run.startedAt
-        })).sort((a, b) => a.startedAt - b.startedAt || a.messageId.localeCompare(b.messageId)),
-        rejected: s.rejected,
-        globalPaused: s.globalPaused,
-        dispatchStopped: s.stopped,
-        dedup: { size: s.dedup.order.size, maxSize: dedupLimits.maxSize }
-      } satisfies QueueStats
+      return queueStats(s, capacities, dedupLimits.maxSize)
     })
 
     return EventQueue.of({
