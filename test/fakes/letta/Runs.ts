@@ -8,8 +8,9 @@
  *   response was ended, "aborted" when the connection closed first;
  * - conversations route (`detachable`), like the real server, where a client disconnect does not
  *   stop a run: the script goes on at its own pace after the client left (nothing written, tool
- *   calls recorded as `toolCallsDetached`) and the run ends "completed" at the script's end, or
- *   "cancelled" by a cancel, or "aborted" when the fake goes offline. A `Hang` never ends by itself.
+ *   calls recorded as `toolCallsDetached`) and the run ends "completed" at the script's end (or at
+ *   its stop_reason item: the rest is the stream's tail), "cancelled" by a cancel, or "aborted"
+ *   when the fake goes offline. A `Hang` before the stop reason never ends by itself.
  *
  * Node callbacks own the mutable state; nothing here is an Effect.
  */
@@ -30,6 +31,8 @@ interface OpenRun {
   readonly detachable: boolean
   /** A `Drop` frame closed the connection: nothing more is written. */
   dropped: boolean
+  /** A `stop_reason` item was played: the run is over on the server, only the stream's tail is left. */
+  stopped: boolean
 }
 
 /** Tool names of a tool_call_message item (`tool_calls` list, else the deprecated `tool_call`). */
@@ -90,14 +93,18 @@ export const makeRuns = (onChange: () => void) => {
       doneWritten: false
     }
     runs.set(runId, record)
-    open.set(runId, { res, detachable, dropped: false })
+    const run: OpenRun = { res, detachable, dropped: false, stopped: false }
+    open.set(runId, run)
     const now = (inFlight.get(agentId) ?? 0) + 1
     inFlight.set(agentId, now)
     maxInFlight.set(agentId, Math.max(maxInFlight.get(agentId) ?? 0, now))
     inFlightAll += 1
     maxInFlightAll = Math.max(maxInFlightAll, inFlightAll)
     res.on("close", () => {
-      if (res.writableFinished || !detachable) return finish(runId, res.writableFinished ? "completed" : "aborted")
+      if (!detachable) return finish(runId, res.writableFinished ? "completed" : "aborted")
+      // The script reached its end, or its stop reason (what follows is only the stream's tail):
+      // the run is over on the server, whether or not the client read it all.
+      if (res.writableEnded || run.stopped) return finish(runId, "completed")
       if (isOpen(runId)) update(runId, (r) => ({ ...r, detachedAt: Date.now() }))
     })
   }
@@ -126,6 +133,10 @@ export const makeRuns = (onChange: () => void) => {
       }
       switch (frame._tag) {
         case "Item": {
+          if (frame.item.message_type === "stop_reason") {
+            run.stopped = true
+            if (!live) return finish(runId, "completed")
+          }
           if (live) res.write(sse(fill(frame.item, stampRunId ? runId : undefined)))
           const names = toolNamesOf(frame.item)
           if (names.length > 0) {

@@ -250,6 +250,23 @@ describe("conversations against the fake Letta server", () => {
       })
     ))
 
+  it.effect("a client that leaves after the stop reason leaves a finished run: the conversation is free", () =>
+    withFake((fake, client) =>
+      Effect.gen(function* () {
+        const id = yield* created()
+        yield* fake.script(agentId, Behaviours.hangAfter([Items.assistant("done"), Items.stopReason("end_turn")]))
+        const controller = new AbortController()
+        const first = yield* open(client, id, "hello", controller.signal)
+        yield* firstItem(first)
+        expect(yield* firstItem(first)).toMatchObject({ message_type: "stop_reason" })
+        controller.abort()
+        const [run] = yield* fake.awaitRuns((runs) => runs[0]?.finishedAt !== undefined)
+        expect(run).toMatchObject({ outcome: "completed", doneWritten: false })
+        expect(yield* drain(yield* open(client, id))).toEqual(normalRun)
+        expect(yield* fake.busyAnswers).toEqual([])
+      })
+    ))
+
   it.effect("a left run goes on at its pace: its later tool calls are recorded as detached, then it completes", () =>
     withFake((fake, client) =>
       Effect.gen(function* () {
