@@ -1,83 +1,14 @@
 /**
- * Conversations end to end on loopback: the real @letta-ai/letta-client (through LettaClient, and
- * raw for the sends the executor does not make yet) against the fake Letta server's conversations
- * routes. Waits are on the fake's events (request and run Deferreds), never on sleeps.
+ * Conversations end to end on loopback: the real @letta-ai/letta-client against the fake Letta
+ * server's conversations routes — create, send, the busy rule, scripted busy, deletion, cancel.
+ * Waits are on the fake's events (request and run Deferreds), never on sleeps.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConflictError, type Letta, NotFoundError } from "@letta-ai/letta-client"
-import { ConfigProvider, Duration, Effect, Exit, Layer, Logger } from "effect"
-import type { LettaRunError } from "../../../src/domain/LettaErrors.js"
-import { classifyClientError, LettaClient, LettaEndpoint } from "../../../src/services/letta/LettaClient.js"
-import { Behaviours, busyDetail, type FakeLetta, Frames, Items, makeFakeLetta } from "../../fakes/FakeLetta.js"
-
-const agentId = "agent-1"
-
-const clientLayer = (url: string) =>
-  LettaClient.DefaultWithoutDependencies.pipe(
-    Layer.provideMerge(LettaEndpoint.Default),
-    Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["LETTA_BASE_URL", url]])))),
-    Layer.provide(Logger.remove(Logger.defaultLogger))
-  )
-
-/** Runs `body` with a fresh fake (agent-1 known), LettaClient pointed at it, and the raw client. */
-const withFake = <A, E>(body: (fake: FakeLetta, client: Letta) => Effect.Effect<A, E, LettaClient>) =>
-  Effect.scoped(
-    Effect.gen(function* () {
-      const fake = yield* makeFakeLetta({ agents: { [agentId]: "Test Agent" } })
-      return yield* Effect.gen(function* () {
-        const { client } = yield* (yield* LettaClient).current
-        return yield* body(fake, client)
-      }).pipe(Effect.provide(clientLayer(fake.url)))
-    })
-  )
-
-const created = (description = "Discord #general (channel 100) in Guild (guild 1)") =>
-  Effect.flatMap(LettaClient, (letta) => letta.createConversation(agentId, description))
-
-/** Opens a send on the conversation: the stream's iterator once the headers arrived, or what the client threw. */
-const open = (client: Letta, conversationId: string, text = "hello", signal?: AbortSignal) =>
-  Effect.tryPromise({
-    try: async () => {
-      const stream = await client.conversations.messages.create(
-        conversationId,
-        { messages: [{ role: "user", content: text }], stream_tokens: false, include_pings: true },
-        signal === undefined ? {} : { signal }
-      )
-      return stream[Symbol.asyncIterator]()
-    },
-    catch: (cause) => cause
-  })
-
-/** The message types of the rest of a stream. */
-const drain = (iterator: AsyncIterator<{ readonly message_type?: string }>) =>
-  Effect.promise(async () => {
-    const types: Array<string> = []
-    for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) {
-      types.push(next.value.message_type ?? "?")
-    }
-    return types
-  })
-
-const firstItem = (iterator: AsyncIterator<{ readonly message_type?: string; readonly run_id?: string | null }>) =>
-  Effect.promise(() => iterator.next()).pipe(Effect.map((next) => (next.done === true ? undefined : next.value)))
-
-/** What a send failed with, as Aurora reads it on the conversation route. */
-const classified = (cause: unknown, conversationId: string): Effect.Effect<LettaRunError> =>
-  classifyClientError(cause, {
-    agentId,
-    conversationId,
-    sideEffect: false,
-    timeout: Duration.seconds(30),
-    redact: (text) => text,
-    phase: "headers"
-  })
-
-const failureOf = <A>(exit: Exit.Exit<A, unknown>): unknown => {
-  if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") throw new Error("expected a failure")
-  return exit.cause.error
-}
-
-const normalRun = ["reasoning_message", "tool_call_message", "tool_return_message", "assistant_message", "stop_reason", "usage_statistics"]
+import { ConflictError, NotFoundError } from "@letta-ai/letta-client"
+import { Effect } from "effect"
+import { LettaClient } from "../../../src/services/letta/LettaClient.js"
+import { Behaviours, busyDetail, Items } from "../../fakes/FakeLetta.js"
+import { agentId, classified, created, drain, failureOf, firstItem, normalRun, open, withFake } from "./ConversationsHarness.js"
 
 describe("conversations against the fake Letta server", () => {
   it.effect("create records the agent id and the description; retrieve gives the SDK's Conversation", () =>
@@ -227,105 +158,6 @@ describe("conversations against the fake Letta server", () => {
         expect(yield* Effect.flatMap(LettaClient, (l) => l.cancelConversation(id))).toBe(false)
         expect(yield* fake.conversationInFlight(id)).toBe(1)
         expect(yield* fake.cancels).toEqual([{ agentId, runIds: undefined, conversationId: id, cancelledRunIds: [] }])
-      })
-    ))
-
-  it.effect("a client that leaves does not stop the run: the conversation stays busy until the cancel", () =>
-    withFake((fake, client) =>
-      Effect.gen(function* () {
-        const id = yield* created()
-        yield* fake.script(agentId, Behaviours.hangAfter([Items.reasoning("thinking")]))
-        const controller = new AbortController()
-        const first = yield* open(client, id, "hello", controller.signal)
-        yield* firstItem(first)
-        controller.abort()
-        yield* fake.awaitRuns((runs) => runs[0]?.detachedAt !== undefined)
-        const error = yield* classified(failureOf(yield* Effect.exit(open(client, id))), id)
-        expect(error).toMatchObject({ _tag: "ConversationBusy", blockingRunId: "run-1" })
-        expect(yield* fake.inFlight(agentId)).toBe(1)
-
-        expect(yield* Effect.flatMap(LettaClient, (l) => l.cancelConversation(id))).toBe(true)
-        expect((yield* fake.runs)[0]).toMatchObject({ outcome: "cancelled" })
-        expect(yield* drain(yield* open(client, id))).toEqual(normalRun)
-      })
-    ))
-
-  it.effect("a client that leaves after the stop reason leaves a finished run: the conversation is free", () =>
-    withFake((fake, client) =>
-      Effect.gen(function* () {
-        const id = yield* created()
-        yield* fake.script(agentId, Behaviours.hangAfter([Items.assistant("done"), Items.stopReason("end_turn")]))
-        const controller = new AbortController()
-        const first = yield* open(client, id, "hello", controller.signal)
-        yield* firstItem(first)
-        expect(yield* firstItem(first)).toMatchObject({ message_type: "stop_reason" })
-        controller.abort()
-        const [run] = yield* fake.awaitRuns((runs) => runs[0]?.finishedAt !== undefined)
-        expect(run).toMatchObject({ outcome: "completed", doneWritten: false })
-        expect(yield* drain(yield* open(client, id))).toEqual(normalRun)
-        expect(yield* fake.busyAnswers).toEqual([])
-      })
-    ))
-
-  it.effect("a left run goes on at its pace: its later tool calls are recorded as detached, then it completes", () =>
-    withFake((fake, client) =>
-      Effect.gen(function* () {
-        const id = yield* created()
-        yield* fake.script(
-          agentId,
-          Behaviours.stream([
-            Frames.item(Items.reasoning("a slow one")),
-            Frames.pause(300),
-            Frames.item(Items.toolCall("discord_send", { content: "late" }, "c1")),
-            Frames.item(Items.stopReason("end_turn")),
-            Frames.done
-          ])
-        )
-        const controller = new AbortController()
-        yield* firstItem(yield* open(client, id, "hello", controller.signal))
-        controller.abort()
-        const [run] = yield* fake.awaitRuns((runs) => runs[0]?.finishedAt !== undefined)
-        expect(run).toMatchObject({
-          outcome: "completed",
-          toolCallsWritten: [],
-          toolCallsDetached: ["discord_send"],
-          doneWritten: false
-        })
-        expect(run?.detachedAt).toBeDefined()
-        expect(yield* fake.conversationInFlight(id)).toBe(0)
-      })
-    ))
-
-  it.effect("conversations of one agent run in parallel: per-agent and per-conversation records", () =>
-    withFake((fake, client) =>
-      Effect.gen(function* () {
-        const ids = [yield* created("a"), yield* created("b"), yield* created("c")]
-        // Each run holds its stream open until all three have started, so they overlap for certain.
-        const hold = Behaviours.stream([Frames.item(Items.reasoning("started")), Frames.hang])
-        yield* fake.script(agentId, hold, hold, hold)
-        const iterators = yield* Effect.forEach(ids, (id) => open(client, id), { concurrency: "unbounded" })
-        yield* Effect.forEach(iterators, firstItem)
-        expect(yield* fake.inFlight(agentId)).toBe(3)
-        for (const id of ids) expect(yield* fake.conversationInFlight(id)).toBe(1)
-        yield* Effect.forEach(ids, (id) => Effect.flatMap(LettaClient, (l) => l.cancelConversation(id)))
-        yield* fake.awaitRunsFinished(3)
-        expect(yield* fake.maxInFlight(agentId)).toBe(3)
-        expect(yield* fake.maxConcurrentSends()).toBe(1)
-        expect(yield* fake.busyAnswers).toEqual([])
-        expect(new Set((yield* fake.runs).map((r) => r.conversationId))).toEqual(new Set(ids))
-      })
-    ))
-
-  it.effect("going offline aborts the conversation runs the server was still running", () =>
-    withFake((fake, client) =>
-      Effect.gen(function* () {
-        const id = yield* created()
-        yield* fake.script(agentId, Behaviours.hangAfter([Items.reasoning("thinking")]))
-        yield* firstItem(yield* open(client, id))
-        yield* fake.goOffline
-        expect((yield* fake.runs)[0]).toMatchObject({ outcome: "aborted" })
-        yield* fake.goOnline
-        expect(yield* fake.conversationInFlight(id)).toBe(0)
       })
     ))
 })
