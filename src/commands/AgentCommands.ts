@@ -26,6 +26,8 @@ const lookupFailure = (agentId: string, error: LettaRunError): string => {
     case "LettaRateLimited":
     case "LettaServerError":
     case "AgentBusy":
+    case "ConversationBusy":
+    case "ConversationNotFound":
       return "❌ The Letta server could not answer the agent check right now; try again shortly. Nothing was changed."
     case "LettaRejected":
     case "RunFailed":

@@ -50,6 +50,23 @@ export class AgentBusy extends Data.TaggedError("AgentBusy")<
   RunFailureFields & { readonly pendingApproval: boolean }
 > {}
 
+/**
+ * 409 on a conversation, not about an approval: another request (a run still finishing on the
+ * server, another client) holds it. Waiting is the answer: not a failure of the service or the run.
+ */
+export class ConversationBusy extends Data.TaggedError("ConversationBusy")<
+  RunFailureFields & {
+    readonly conversationId: string
+    /** The run holding the conversation, when the server named it. */
+    readonly blockingRunId?: string | undefined
+  }
+> {}
+
+/** 404 on a conversation: it is gone on the server (deleted), so a new one is needed. */
+export class ConversationNotFound extends Data.TaggedError("ConversationNotFound")<
+  RunFailureFields & { readonly conversationId: string }
+> {}
+
 /** The run ended badly: an error stop reason, an `error_message` item or an `event: error` frame. */
 export class RunFailed extends Data.TaggedError("RunFailed")<
   RunFailureFields & { readonly stopReason?: string | undefined; readonly errorType?: string | undefined }
@@ -70,9 +87,14 @@ export type LettaRunError =
   | LettaUnauthorized
   | LettaRejected
   | AgentBusy
+  | ConversationBusy
+  | ConversationNotFound
   | RunFailed
 
-/** Failures that say the Letta service is unhealthy: the circuit breaker counts these. */
+/**
+ * Failures that say the Letta service is unhealthy: the circuit breaker counts these. A busy or
+ * lost conversation says nothing about the service's health.
+ */
 export const isServiceFailure = (error: LettaRunError): boolean => {
   switch (error._tag) {
     case "LettaConnectionError":
@@ -90,3 +112,10 @@ export const isServiceFailure = (error: LettaRunError): boolean => {
  * because a re-sent prompt would make it act (post) twice.
  */
 export const isTransient = (error: LettaRunError): boolean => isServiceFailure(error) && !error.sideEffect
+
+/**
+ * The conversation is held by another request: send again later, at the front of its channel.
+ * Never a failure: no breaker, no error statistics, no dead letter. (A 409 for a pending approval
+ * is `AgentBusy` with `pendingApproval`, a permanent failure.)
+ */
+export const isBusy = (error: LettaRunError): error is ConversationBusy => error._tag === "ConversationBusy"

@@ -37,6 +37,8 @@ export const runOutcomes = [
   "unauthorized",
   "rejected",
   "agent_busy",
+  "conversation_busy",
+  "conversation_not_found",
   "circuit_open",
   "interrupted"
 ] as const
@@ -73,6 +75,10 @@ export const runOutcomeOf = (error: LettaRunError | CircuitOpen): RunOutcome => 
       return "rejected"
     case "AgentBusy":
       return "agent_busy"
+    case "ConversationBusy":
+      return "conversation_busy"
+    case "ConversationNotFound":
+      return "conversation_not_found"
     case "CircuitOpen":
       return "circuit_open"
   }

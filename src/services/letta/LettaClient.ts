@@ -1,27 +1,14 @@
 /**
  * The Letta server Aurora talks to: which URL (LettaEndpoint) and the official client for it
- * (LettaClient), plus the classification of the client's exceptions into Aurora's typed errors.
+ * (LettaClient). The classification of the client's exceptions into Aurora's typed errors is in
+ * ClientErrors.ts, re-exported here.
  */
-import {
-  APIConnectionError,
-  APIConnectionTimeoutError,
-  APIError,
-  APIUserAbortError,
-  Letta
-} from "@letta-ai/letta-client"
-import { Clock, Config, Duration, Effect, Option, Redacted, Ref } from "effect"
-import {
-  AgentBusy,
-  AgentNotFound,
-  LettaConnectionError,
-  LettaRateLimited,
-  LettaRejected,
-  LettaServerError,
-  LettaTimeout,
-  LettaUnauthorized,
-  type LettaRunError,
-  RunFailed
-} from "../../domain/LettaErrors.js"
+import { APIConnectionTimeoutError, Letta } from "@letta-ai/letta-client"
+import { Config, Duration, Effect, Option, Redacted, Ref } from "effect"
+import type { LettaRunError } from "../../domain/LettaErrors.js"
+import { classifyClientError, errorText, type FailureContext } from "./ClientErrors.js"
+
+export { classifyClientError, type FailureContext, maxRetryAfter, parseRetryAfter } from "./ClientErrors.js"
 
 export const defaultLettaBaseUrl = "https://api.letta.com"
 
@@ -67,107 +54,6 @@ export interface LettaClientHandle extends LettaUrl {
 export type LettaHealth =
   | (LettaUrl & { readonly _tag: "Reachable"; readonly version: string; readonly status: string })
   | (LettaUrl & { readonly _tag: "Unreachable"; readonly reason: string })
-
-/** What a failure is classified against: the run as far as it got. */
-export interface FailureContext {
-  readonly agentId: string
-  readonly runId?: string | undefined
-  readonly sideEffect: boolean
-  /** The bound that applied, reported in LettaTimeout. */
-  readonly timeout: Duration.Duration
-  /** Removes secrets from text that will end up in an error message. */
-  readonly redact: (text: string) => string
-}
-
-const errorText = (cause: unknown): string => {
-  if (cause instanceof Error) return cause.message
-  return typeof cause === "string" ? cause : JSON.stringify(cause) ?? String(cause)
-}
-
-const bodyText = (body: unknown): string => (body === undefined ? "" : JSON.stringify(body) ?? "")
-
-const bodyField = (body: unknown, key: string): string | undefined => {
-  if (typeof body !== "object" || body === null || !(key in body)) return undefined
-  const value: unknown = Reflect.get(body, key)
-  return typeof value === "string" ? value : undefined
-}
-
-/** Longest Retry-After honoured: a server asking for more is treated as asking for this. */
-export const maxRetryAfter = Duration.minutes(5)
-
-/**
- * Reads `retry-after-ms` (milliseconds) or `Retry-After` (seconds, or an HTTP date relative to
- * `nowMs`). Unparseable or absent -> undefined; negative -> zero; capped at `maxRetryAfter`.
- */
-export const parseRetryAfter = (
-  headers: { readonly get: (name: string) => string | null } | undefined,
-  nowMs: number
-): Duration.Duration | undefined => {
-  if (headers === undefined) return undefined
-  const clamp = (ms: number) => Duration.min(Duration.millis(Math.max(0, ms)), maxRetryAfter)
-  const ms = headers.get("retry-after-ms")
-  if (ms !== null && ms.trim() !== "" && Number.isFinite(Number(ms))) return clamp(Number(ms))
-  const value = headers.get("retry-after")
-  if (value === null || value.trim() === "") return undefined
-  const seconds = Number(value)
-  if (Number.isFinite(seconds)) return clamp(seconds * 1000)
-  const date = Date.parse(value)
-  return Number.isNaN(date) ? undefined : clamp(date - nowMs)
-}
-
-/**
- * Maps whatever the Letta client threw to Aurora's typed errors. `phase` is where the run was
- * when it happened (the client's own timeout only ever covers the headers).
- */
-export const classifyClientError = (
-  cause: unknown,
-  context: FailureContext & { readonly phase: "headers" | "stream" }
-): Effect.Effect<LettaRunError> =>
-  Effect.gen(function* () {
-    const base = {
-      agentId: context.agentId,
-      runId: context.runId,
-      sideEffect: context.sideEffect
-    }
-    const reason = context.redact(errorText(cause))
-    if (cause instanceof APIConnectionTimeoutError) {
-      return new LettaTimeout({ ...base, reason, timeout: context.timeout, phase: "headers" })
-    }
-    if (cause instanceof APIConnectionError || cause instanceof APIUserAbortError) {
-      return new LettaConnectionError({ ...base, reason })
-    }
-    if (!(cause instanceof APIError)) {
-      // Raw fetch/body errors (a socket closed mid-stream surfaces as "terminated").
-      return new LettaConnectionError({ ...base, reason })
-    }
-    const status = cause.status
-    if (status === undefined) {
-      // An `event: error` frame: the client throws an APIError without a status, the frame's
-      // JSON (an error_message) as its body.
-      const runId = base.runId ?? bodyField(cause.error, "run_id")
-      const message = bodyField(cause.error, "message") ?? bodyField(cause.error, "detail") ?? reason
-      return new RunFailed({
-        ...base,
-        runId,
-        reason: context.redact(message),
-        errorType: bodyField(cause.error, "error_type")
-      })
-    }
-    if (status === 404) return new AgentNotFound({ ...base, reason })
-    if (status === 408) return new LettaTimeout({ ...base, reason, timeout: context.timeout, phase: "server" })
-    if (status === 429) {
-      const now = yield* Clock.currentTimeMillis
-      return new LettaRateLimited({ ...base, reason, retryAfter: parseRetryAfter(cause.headers, now) })
-    }
-    if (status === 409) {
-      const pendingApproval = /approval/i.test(`${cause.message} ${bodyText(cause.error)}`)
-      return new AgentBusy({ ...base, reason, pendingApproval })
-    }
-    if (status === 401 || status === 403) return new LettaUnauthorized({ ...base, reason, status })
-    if (status >= 500) return new LettaServerError({ ...base, reason, status })
-    // 400, 422 and any other refusal of the request itself.
-    return new LettaRejected({ ...base, reason, status })
-  })
 
 /**
  * The official client for the URL in use, rebuilt (once) when the URL changes, so a `lettaurl`
@@ -241,6 +127,38 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
         return { id: agent.id, name: agent.name }
       }).pipe(Effect.withSpan("LettaClient.retrieveAgent", { attributes: { agentId } }))
 
+    /**
+     * POST /v1/conversations/?agent_id=: a new conversation on the agent, its id. Bounded like
+     * `retrieveAgent`; a 404 is `AgentNotFound` (the agent is gone). A create that times out may
+     * still have happened on the server: that conversation is simply never used.
+     */
+    const createConversation = (agentId: string, description: string): Effect.Effect<string, LettaRunError> =>
+      Effect.gen(function* () {
+        const { client } = yield* current
+        const conversation = yield* Effect.tryPromise({
+          try: (signal) =>
+            client.conversations.create(
+              { agent_id: agentId, description },
+              { signal, timeout: Duration.toMillis(lookupTimeout) }
+            ),
+          catch: (cause) => cause
+        }).pipe(
+          Effect.timeoutFail({
+            duration: lookupTimeout,
+            onTimeout: () =>
+              new APIConnectionTimeoutError({ message: `no answer within ${Duration.format(lookupTimeout)}` })
+          }),
+          Effect.catchAll((cause) => Effect.flip(classifyClientError(cause, lookupContext(agentId))))
+        )
+        yield* Effect.logInfo("conversation created on the Letta server").pipe(
+          Effect.annotateLogs({ conversationId: conversation.id })
+        )
+        return conversation.id
+      }).pipe(
+        Effect.annotateLogs({ agentId }),
+        Effect.withSpan("LettaClient.createConversation", { attributes: { agentId } })
+      )
+
     /** GET /v1/health/: never fails, says what went wrong instead. */
     const health: Effect.Effect<LettaHealth> = Effect.gen(function* () {
       const handle = yield* current
@@ -286,7 +204,32 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
         Effect.withSpan("LettaClient.cancelRun", { attributes: { agentId, runId } })
       )
 
-    return { current, retrieveAgent, health, cancelRun, redact } as const
+    /**
+     * Cancels the runs of one conversation (POST /v1/conversations/{id}/cancel), best effort like
+     * `cancelRun`: bounded, failures logged at warning, never failing. No run ids are needed: in
+     * `channel` mode the conversation is Aurora's own. Returns whether the server accepted it.
+     */
+    const cancelConversation = (conversationId: string): Effect.Effect<boolean> =>
+      Effect.gen(function* () {
+        const { client } = yield* current
+        yield* Effect.tryPromise({
+          try: (signal) =>
+            client.conversations.cancel(conversationId, null, { signal, timeout: Duration.toMillis(cancelTimeout) }),
+          catch: (cause) => redact(errorText(cause))
+        }).pipe(Effect.timeoutFail({ duration: cancelTimeout, onTimeout: () => "no answer in time" }))
+        yield* Effect.logInfo("conversation's runs cancelled on the Letta server")
+        return true
+      }).pipe(
+        Effect.catchAll((reason) =>
+          Effect.as(Effect.logWarning("could not cancel the conversation's runs on the Letta server").pipe(
+            Effect.annotateLogs({ reason })
+          ), false)
+        ),
+        Effect.annotateLogs({ conversationId }),
+        Effect.withSpan("LettaClient.cancelConversation", { attributes: { conversationId } })
+      )
+
+    return { current, retrieveAgent, createConversation, health, cancelRun, cancelConversation, redact } as const
   }),
   dependencies: [LettaEndpoint.Default]
 }) {}
