@@ -20,6 +20,7 @@ import { Database } from "../services/storage/Database.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
 import { EventQueue, type QueueStats } from "../services/queue/EventQueue.js"
 import * as Metrics from "../services/health/Metrics.js"
+import { buildInfo, processMetrics } from "../services/health/ProcessMetrics.js"
 import { exposition, exposition004ContentType } from "../services/health/Prometheus.js"
 
 /** What health and metrics read from the rest of Aurora; tests fake it. */
@@ -124,7 +125,8 @@ const metrics = Effect.gen(function*() {
   // The gauges describe the present: set them right before the registry is read.
   yield* Metrics.sampleQueue(yield* probe.queue, yield* Clock.currentTimeMillis)
   yield* Metrics.sampleBreaker(yield* probe.breaker)
-  return HttpServerResponse.text(yield* exposition, { contentType: exposition004ContentType, headers: noStore })
+  const readings = [buildInfo, ...(yield* processMetrics)]
+  return HttpServerResponse.text(yield* exposition(readings), { contentType: exposition004ContentType, headers: noStore })
 })
 
 const app = HttpRouter.empty.pipe(

@@ -124,7 +124,15 @@ describe("HTTP endpoint", () => {
       expect(sampleValue(first.body, "aurora_queue_pending_events{scope=\"guild\"}")).toBe(3)
       expect(sampleValue(first.body, "aurora_runs_in_flight")).toBe(1)
       expect(sampleValue(first.body, "aurora_queue_oldest_pending_age_seconds{scope=\"guild\"}")).toBeGreaterThanOrEqual(30)
-      expect(sampleValue(first.body, "aurora_circuit_breaker_state")).toBe(0)
+      const breakerStates = (body: string) =>
+        ["closed", "half_open", "open"].map((state) => sampleValue(body, `aurora_circuit_breaker_state{state="${state}"}`))
+      expect(breakerStates(first.body)).toEqual([1, 0, 0])
+      expect(first.body).toContain("# TYPE aurora_circuit_breaker_state gauge")
+      expect(first.body).not.toMatch(/^aurora_circuit_breaker_state /m)
+      // Readings taken at scrape time, beside the registry: the process and the build.
+      expect(first.body).toContain("# TYPE process_cpu_seconds_total counter")
+      expect(sampleValue(first.body, "process_resident_memory_bytes")).toBeGreaterThan(0)
+      expect(first.body).toMatch(/^aurora_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$/m)
       const received = sampleValue(first.body, "aurora_messages_received_total")
       const mentions = sampleValue(first.body, "aurora_triggers_total{kind=\"mention\"}")
 
@@ -134,7 +142,9 @@ describe("HTTP endpoint", () => {
       const second = yield* server.get("/metrics")
       expect(sampleValue(second.body, "aurora_messages_received_total")).toBe(received + 1)
       expect(sampleValue(second.body, "aurora_triggers_total{kind=\"mention\"}")).toBe(mentions + 1)
-      expect(sampleValue(second.body, "aurora_circuit_breaker_state")).toBe(2)
+      expect(breakerStates(second.body)).toEqual([0, 0, 1])
+      yield* server.set({ breaker: BreakerState.HalfOpen({ trialsInFlight: 1 }) })
+      expect(breakerStates((yield* server.get("/metrics")).body)).toEqual([0, 1, 0])
     }))
 
   it.scopedLive("anything else is 404", () =>
