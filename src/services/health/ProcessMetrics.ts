@@ -10,9 +10,12 @@
  *   `nodejs_version_info{version,major,minor,patch}` (1). Open file descriptors and virtual memory
  *   need /proc and are left out.
  * - `aurora_build_info{version}` (1), the version from package.json.
+ * - Each gateway shard: `aurora_gateway_shard_up{shard}` (1 ready, 0 not) and
+ *   `aurora_gateway_ping_seconds{shard}` (the last heartbeat's round trip; NaN before the first).
  */
 import { readFileSync } from "node:fs"
 import { Effect, Either, MetricKey, MetricPair, MetricState, Schema } from "effect"
+import type { ShardHealth } from "../discord/Shards.js"
 
 type Pair = MetricPair.MetricPair.Untyped
 
@@ -75,3 +78,17 @@ const version: string = Either.match(
 
 /** `aurora_build_info{version}`. */
 export const buildInfo: Pair = gauge("aurora_build_info", "Aurora's version (always 1).", 1, { version })
+
+/** The gateway shards' gauges. */
+export const shardMetrics = (shards: ReadonlyArray<ShardHealth>): ReadonlyArray<Pair> =>
+  shards.flatMap((shard) => [
+    gauge("aurora_gateway_shard_up", "1 when the Discord gateway shard is ready, 0 when it is not.", shard.status === "ready" ? 1 : 0, {
+      shard: String(shard.id)
+    }),
+    gauge(
+      "aurora_gateway_ping_seconds",
+      "Round trip of the gateway shard's last heartbeat, in seconds (NaN before the first).",
+      shard.pingMs === null ? Number.NaN : shard.pingMs / 1000,
+      { shard: String(shard.id) }
+    )
+  ])

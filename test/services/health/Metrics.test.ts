@@ -7,7 +7,7 @@ import { LettaTimeout, RunFailed } from "../../../src/domain/LettaErrors.js"
 import { BreakerState } from "../../../src/services/health/CircuitBreaker.js"
 import type { QueueStats } from "../../../src/services/queue/EventQueue.js"
 import * as Metrics from "../../../src/services/health/Metrics.js"
-import { buildInfo, processMetrics } from "../../../src/services/health/ProcessMetrics.js"
+import { buildInfo, processMetrics, shardMetrics } from "../../../src/services/health/ProcessMetrics.js"
 import { escapeLabelValue, formatValue, renderPrometheus } from "../../../src/services/health/Prometheus.js"
 
 /** The current value of a counter or gauge series in the process registry (0 when absent). */
@@ -397,5 +397,20 @@ describe("readings taken at scrape time", () => {
       ["# HELP aurora_build_info Aurora's version (always 1).", "# TYPE aurora_build_info gauge", `aurora_build_info{version="${version}"} 1`, ""]
         .join("\n")
     )
+  })
+
+  it("gateway shards: up 1/0 and the ping in seconds, NaN before the first heartbeat", () => {
+    const text = renderPrometheus(shardMetrics([
+      { id: 0, status: "ready", pingMs: 250, downForMs: null },
+      { id: 1, status: "reconnecting", pingMs: null, downForMs: 3_000 }
+    ]))
+    expect(family(text, "aurora_gateway_shard_up")).toEqual({
+      type: "gauge",
+      samples: ["aurora_gateway_shard_up{shard=\"0\"} 1", "aurora_gateway_shard_up{shard=\"1\"} 0"]
+    })
+    expect(family(text, "aurora_gateway_ping_seconds")).toEqual({
+      type: "gauge",
+      samples: ["aurora_gateway_ping_seconds{shard=\"0\"} 0.25", "aurora_gateway_ping_seconds{shard=\"1\"} NaN"]
+    })
   })
 })
