@@ -41,8 +41,9 @@ const Letta = LettaExecutor.DefaultWithoutDependencies.pipe(
   Layer.provideMerge(LettaEndpoint.Default)
 )
 
+// Discord's recommended shard count ("auto") until the config module passes AURORA_SHARD_COUNT here.
 const Gateway = Layer.mergeAll(DiscordGateway.messageSource, TypingSender.fromGateway).pipe(
-  Layer.provideMerge(DiscordGateway.Default)
+  Layer.provideMerge(DiscordGateway.layer({ shardCount: "auto" }))
 )
 
 /**

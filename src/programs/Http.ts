@@ -3,8 +3,10 @@
  * Prometheus, on `AURORA_HTTP_HOST:AURORA_HTTP_PORT` (off when the port is unset).
  *
  * Health is about whether restarting Aurora would help: it is unhealthy (503) when the Discord
- * gateway is not ready or the database does not answer. An open circuit breaker means Letta is
- * down, which a restart does not fix, so it is reported but the status stays 200.
+ * gateway is not ready, a gateway shard has been down for more than 60 s (a reconnect or resume
+ * takes a shard down briefly; see services/discord/Shards.ts), or the database does not answer.
+ * An open circuit breaker means Letta is down, which a restart does not fix, so it is reported
+ * but the status stays 200. Every shard is listed with its state, ping and time down.
  */
 import { createServer } from "node:http"
 // Module paths, not the packages' index: @effect/platform's index also loads the OpenAPI UI
@@ -18,13 +20,16 @@ import { Clock, Config, type ConfigError, Context, Duration, Effect, Layer, Opti
 import { type BreakerState, breakerLabel, CircuitBreaker } from "../services/health/CircuitBreaker.js"
 import { Database } from "../services/storage/Database.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
+import { isLongDown, type ShardHealth, type ShardStatus } from "../services/discord/Shards.js"
 import { EventQueue, type QueueStats } from "../services/queue/EventQueue.js"
 import * as Metrics from "../services/health/Metrics.js"
+import { buildInfo, processMetrics, shardMetrics } from "../services/health/ProcessMetrics.js"
 import { exposition, exposition004ContentType } from "../services/health/Prometheus.js"
 
 /** What health and metrics read from the rest of Aurora; tests fake it. */
 export interface HealthProbeShape {
   readonly gatewayReady: Effect.Effect<boolean>
+  readonly shards: Effect.Effect<ReadonlyArray<ShardHealth>>
   readonly databaseOk: Effect.Effect<boolean>
   readonly breaker: Effect.Effect<BreakerState>
   readonly queue: Effect.Effect<QueueStats>
@@ -40,16 +45,28 @@ export class HealthProbe extends Context.Tag("aurora/HealthProbe")<HealthProbe, 
         const database = yield* Database
         const breaker = yield* CircuitBreaker
         const queue = yield* EventQueue
-        return { gatewayReady: gateway.isReady, databaseOk: database.ping, breaker: breaker.state, queue: queue.stats }
+        return {
+          gatewayReady: gateway.isReady,
+          shards: gateway.shards,
+          databaseOk: database.ping,
+          breaker: breaker.state,
+          queue: queue.stats
+        }
       })
     )
 }
 
-export type HealthPart = "gateway" | "db"
+export type HealthPart = "gateway" | "shards" | "db"
 
 export interface HealthReport {
   readonly status: "ok" | "unhealthy"
   readonly gateway: "ready" | "not ready"
+  readonly shards: ReadonlyArray<{
+    readonly id: number
+    readonly status: ShardStatus
+    readonly pingMs: number | null
+    readonly downForSeconds: number | null
+  }>
   readonly db: "ok" | "down"
   readonly breaker: "closed" | "open" | "half-open"
   readonly queue: {
@@ -68,11 +85,18 @@ const databaseTimeout = Duration.seconds(2)
 
 /** The health report from what the probe saw at `now` (epoch ms). */
 export const healthReport = (
-  seen: { readonly gatewayReady: boolean; readonly databaseOk: boolean; readonly breaker: BreakerState; readonly queue: QueueStats },
+  seen: {
+    readonly gatewayReady: boolean
+    readonly shards: ReadonlyArray<ShardHealth>
+    readonly databaseOk: boolean
+    readonly breaker: BreakerState
+    readonly queue: QueueStats
+  },
   now: number
 ): HealthReport => {
   const failing: Array<HealthPart> = []
   if (!seen.gatewayReady) failing.push("gateway")
+  if (seen.shards.some(isLongDown)) failing.push("shards")
   if (!seen.databaseOk) failing.push("db")
   let pending = 0
   let oldest: number | null = null
@@ -85,6 +109,12 @@ export const healthReport = (
   return {
     status: failing.length === 0 ? "ok" : "unhealthy",
     gateway: seen.gatewayReady ? "ready" : "not ready",
+    shards: seen.shards.map((shard) => ({
+      id: shard.id,
+      status: shard.status,
+      pingMs: shard.pingMs,
+      downForSeconds: shard.downForMs === null ? null : shard.downForMs / 1000
+    })),
     db: seen.databaseOk ? "ok" : "down",
     breaker: word === "CLOSED" ? "closed" : word === "OPEN" ? "open" : "half-open",
     queue: {
@@ -104,6 +134,7 @@ const healthz = Effect.gen(function*() {
   const probe = yield* HealthProbe
   const seen = yield* Effect.all({
     gatewayReady: probe.gatewayReady,
+    shards: probe.shards,
     databaseOk: probe.databaseOk.pipe(
       Effect.timeoutTo({ duration: databaseTimeout, onTimeout: () => false, onSuccess: (ok) => ok })
     ),
@@ -124,7 +155,8 @@ const metrics = Effect.gen(function*() {
   // The gauges describe the present: set them right before the registry is read.
   yield* Metrics.sampleQueue(yield* probe.queue, yield* Clock.currentTimeMillis)
   yield* Metrics.sampleBreaker(yield* probe.breaker)
-  return HttpServerResponse.text(yield* exposition, { contentType: exposition004ContentType, headers: noStore })
+  const readings = [buildInfo, ...(yield* processMetrics), ...shardMetrics(yield* probe.shards)]
+  return HttpServerResponse.text(yield* exposition(readings), { contentType: exposition004ContentType, headers: noStore })
 })
 
 const app = HttpRouter.empty.pipe(

@@ -10,7 +10,7 @@ import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
 import { EventJournal, type EventJournalService } from "../../src/services/queue/EventJournal.js"
 import { EventQueue } from "../../src/services/queue/EventQueue.js"
 import { SettingsStore } from "../../src/services/storage/SettingsStore.js"
-import { defaultGuild, FakeDiscord, type FakeGuild, world } from "../fakes/FakeDiscord.js"
+import { defaultGuild, FakeDiscord, type FakeDiscordOptions, type FakeGuild, world } from "../fakes/FakeDiscord.js"
 import { type FakeLetta, type FakeLettaOptions, makeFakeLetta } from "../fakes/FakeLetta.js"
 import { makeTempDir } from "../fakes/tempDir.js"
 
@@ -41,6 +41,8 @@ export interface StartOptions {
   readonly letta?: FakeLettaOptions
   readonly env?: Readonly<Record<string, string>>
   readonly guilds?: ReadonlyArray<FakeGuild>
+  /** More options for the fake Discord (e.g. its recommended shard count). */
+  readonly discord?: Omit<FakeDiscordOptions, "guilds">
   /**
    * Use this data directory (kept when the app stops) instead of a fresh temporary one, so that
    * a second app can start where the first one stopped.
@@ -51,7 +53,7 @@ export interface StartOptions {
 /** Starts both fakes and the whole app; everything stops when the scope closes. */
 export const startApp = (options: StartOptions = {}): Effect.Effect<Running, unknown, Scope.Scope> =>
   Effect.gen(function* () {
-    const discord = yield* FakeDiscord.make({ guilds: options.guilds ?? [defaultGuild, otherGuild] })
+    const discord = yield* FakeDiscord.make({ ...options.discord, guilds: options.guilds ?? [defaultGuild, otherGuild] })
     const letta = yield* makeFakeLetta(options.letta ?? {})
     const dataDir = options.dataDir ?? (yield* tempDir)
     const config = discord.configLayer({

@@ -27,8 +27,18 @@ import {
   snowflakeTime,
   userPayload
 } from "./discord-payloads.js"
+import {
+  gatewayBotPayload,
+  identifyVerdict,
+  type Session,
+  shardField,
+  type ShardingOptions,
+  type ShardPair,
+  ShardSessions
+} from "./GatewayShards.js"
 
 export { type FakeChannel, type FakeGuild, type FakeOwner, type FakeUser, snowflake, snowflakeTime }
+export { shardOf, type ShardPair } from "./GatewayShards.js"
 
 // --- the default world -----------------------------------------------------------
 
@@ -101,6 +111,8 @@ export interface GatewayRecord {
   readonly seq?: number
   /** Dispatches the client had missed and were sent again, for "resumed". */
   readonly replayed?: number
+  /** The shard, for "identify" (as asked) and "ready". */
+  readonly shard?: ShardPair
 }
 
 /** An append-only record with waiters: a wait is answered by a past entry or the next match. */
@@ -184,7 +196,8 @@ export interface InteractionInput {
   readonly data?: Json
 }
 
-export interface FakeDiscordOptions {
+/** Sharding (see GatewayShards.ts): by default one shard, as the other tests expect. */
+export interface FakeDiscordOptions extends ShardingOptions {
   readonly bot?: FakeUser
   /** Default: the bot's id (as for real applications). */
   readonly applicationId?: string
@@ -224,13 +237,6 @@ interface Route {
   /** Interaction callbacks and webhooks are authenticated by their token, not the bot token. */
   readonly auth: boolean
   readonly handle: (context: RouteContext) => Reply
-}
-
-interface Session {
-  readonly id: string
-  seq: number
-  readonly log: Array<Json & { readonly s: number }>
-  socket: WebSocket | null
 }
 
 const json = (status: number, body: unknown): Reply => ({ status, body })
@@ -290,7 +296,7 @@ export class FakeDiscord {
   private readonly interactionChannels = new Map<string, string>()
   private readonly commands = new Map<string, ReadonlyArray<Json>>()
   private readonly routes: ReadonlyArray<Route>
-  private session: Session | null = null
+  private readonly sessions = new ShardSessions()
   private identifies = 0
   private resumes = 0
 
@@ -482,6 +488,11 @@ export class FakeDiscord {
     else this.typingForbidden.delete(channelId)
   }
 
+  /** Closes one shard's socket with a close code, as Discord does (e.g. 4011 once sharding is required). */
+  closeShard(shardId: number, code: number, reason = ""): Effect.Effect<void> {
+    return Effect.sync(() => this.sessions.socketOf(shardId)?.close(code, reason))
+  }
+
   /** Kills the gateway socket without a close frame (close 1006): discord.js should resume. */
   dropConnection(): Effect.Effect<void> {
     return Effect.sync(() => {
@@ -498,7 +509,7 @@ export class FakeDiscord {
     socket.on("error", () => undefined)
     socket.on("close", (code) => {
       this.sockets.delete(socket)
-      if (this.session?.socket === socket) this.session.socket = null
+      this.sessions.detach(socket)
       this.gatewayRecord.push((index) => ({ index, kind: "close", at: Date.now(), code }))
     })
     this.sendFrame(socket, { op: 10, d: { heartbeat_interval: this.options.heartbeatIntervalMs ?? 41_250 } })
@@ -533,32 +544,38 @@ export class FakeDiscord {
   }
 
   private identify(socket: WebSocket, d: unknown): void {
-    this.gatewayRecord.push((index) => ({ index, kind: "identify", at: Date.now() }))
+    const asked = shardField(d)
+    this.gatewayRecord.push((index) => ({ index, kind: "identify", at: Date.now(), ...(asked === null ? {} : { shard: asked }) }))
     if (!this.tokenAccepted(stringField(d, "token"))) {
       socket.close(4004, "Authentication failed")
       return
     }
+    const verdict = identifyVerdict(d, this.guilds, this.options)
+    if (verdict._tag === "Close") {
+      socket.close(verdict.code, verdict.reason)
+      return
+    }
     this.identifies++
-    this.session = { id: randomBytes(16).toString("hex"), seq: 0, log: [], socket }
-    this.dispatch("READY", {
+    const session = this.sessions.start(socket, verdict.shard)
+    this.dispatchTo(session, "READY", {
       v: 10,
       user: { ...userPayload(this.bot), bot: true, verified: true, mfa_enabled: false, flags: 0 },
-      guilds: this.guilds.map((guild) => ({ id: guild.id, unavailable: true })),
-      session_id: this.session.id,
+      guilds: verdict.guilds.map((guild) => ({ id: guild.id, unavailable: true })),
+      session_id: session.id,
       resume_gateway_url: this.gatewayUrl,
-      shard: [0, 1],
+      shard: verdict.shard,
       application: { id: this.applicationId, flags: 0 },
       private_channels: [],
       relationships: [],
       presences: [],
       guild_join_requests: []
     })
-    for (const guild of this.guilds) this.dispatch("GUILD_CREATE", guildCreatePayload(guild, this.bot.id))
-    this.gatewayRecord.push((index) => ({ index, kind: "ready", at: Date.now() }))
+    for (const guild of verdict.guilds) this.dispatchTo(session, "GUILD_CREATE", guildCreatePayload(guild, this.bot.id))
+    this.gatewayRecord.push((index) => ({ index, kind: "ready", at: Date.now(), shard: verdict.shard }))
   }
 
   private resume(socket: WebSocket, d: unknown): void {
-    const session = this.session
+    const session = this.sessions.find(stringField(d, "session_id"))
     const seq = field(d, "seq")
     this.gatewayRecord.push((index) => ({
       index,
@@ -566,9 +583,7 @@ export class FakeDiscord {
       at: Date.now(),
       ...(typeof seq === "number" ? { seq } : {})
     }))
-    if (
-      session === null || stringField(d, "session_id") !== session.id || !this.tokenAccepted(stringField(d, "token"))
-    ) {
+    if (session === undefined || !this.tokenAccepted(stringField(d, "token"))) {
       this.gatewayRecord.push((index) => ({ index, kind: "invalid-session", at: Date.now() }))
       this.sendFrame(socket, { op: 9, d: false })
       return
@@ -578,14 +593,18 @@ export class FakeDiscord {
     const from = typeof seq === "number" ? seq : 0
     const missed = session.log.filter((frame) => frame.s > from)
     for (const frame of missed) this.sendFrame(socket, frame)
-    this.dispatch("RESUMED", {})
+    this.dispatchTo(session, "RESUMED", {})
     this.gatewayRecord.push((index) => ({ index, kind: "resumed", at: Date.now(), replayed: missed.length }))
   }
 
-  /** Sequenced and logged for RESUME; sent now only if the session has a live socket. */
+  /** To the session of the event's shard (see GatewayShards.ts); dropped before it identified. */
   private dispatch(t: string, d: Json): void {
-    const session = this.session
-    if (session === null) return
+    const session = this.sessions.route(t, d)
+    if (session !== undefined) this.dispatchTo(session, t, d)
+  }
+
+  /** Sequenced and logged for RESUME; sent now only if the session has a live socket. */
+  private dispatchTo(session: Session, t: string, d: Json): void {
     session.seq++
     const frame = { op: 0, t, s: session.seq, d }
     session.log.push(frame)
@@ -769,12 +788,7 @@ export class FakeDiscord {
     const application = () => json(200, applicationPayload(this.applicationId, this.bot, appOwner))
 
     return [
-      route("GET", /^\/gateway\/bot$/, () =>
-        json(200, {
-          url: this.gatewayUrl,
-          shards: 1,
-          session_start_limit: { total: 1000, remaining: 999, reset_after: 14_400_000, max_concurrency: 1 }
-        })),
+      route("GET", /^\/gateway\/bot$/, () => json(200, gatewayBotPayload(this.gatewayUrl, this.options))),
       route("GET", /^\/gateway$/, () => json(200, { url: this.gatewayUrl }), false),
       route("GET", /^\/users\/@me$/, () => json(200, { ...userPayload(this.bot), bot: true, verified: true })),
       route("GET", /^\/oauth2\/applications\/@me$/, application),

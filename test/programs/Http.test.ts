@@ -2,13 +2,15 @@ import { HttpServer } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, Layer, Option, Ref } from "effect"
 import { Partition } from "../../src/domain/Event.js"
-import { HealthProbe, HttpEndpointConfig, layer as httpLayer } from "../../src/programs/Http.js"
+import { HealthProbe, healthReport, HttpEndpointConfig, layer as httpLayer } from "../../src/programs/Http.js"
+import type { ShardHealth } from "../../src/services/discord/Shards.js"
 import { type BreakerState as Breaker, BreakerState } from "../../src/services/health/CircuitBreaker.js"
 import type { QueueStats } from "../../src/services/queue/EventQueue.js"
 import * as Metrics from "../../src/services/health/Metrics.js"
 
 interface ProbeState {
   readonly gatewayReady: boolean
+  readonly shards: ReadonlyArray<ShardHealth>
   readonly databaseOk: boolean
   readonly breaker: Breaker
 }
@@ -33,15 +35,22 @@ const queueStats = (now: number): QueueStats => ({
   dedup: { size: 5, maxSize: 10_000 }
 })
 
+const twoShards: ReadonlyArray<ShardHealth> = [
+  { id: 0, status: "ready", pingMs: 42, downForMs: null },
+  { id: 1, status: "ready", pingMs: null, downForMs: null }
+]
+
 /** Starts the endpoint on a free loopback port with a probe the test controls. */
 const startServer = Effect.gen(function*() {
   const probeState = yield* Ref.make<ProbeState>({
     gatewayReady: true,
+    shards: twoShards,
     databaseOk: true,
     breaker: BreakerState.Closed({ failures: 0 })
   })
   const probe = Layer.succeed(HealthProbe, {
     gatewayReady: Effect.map(Ref.get(probeState), (s) => s.gatewayReady),
+    shards: Effect.map(Ref.get(probeState), (s) => s.shards),
     databaseOk: Effect.map(Ref.get(probeState), (s) => s.databaseOk),
     breaker: Effect.map(Ref.get(probeState), (s) => s.breaker),
     queue: Effect.sync(() => queueStats(Date.now()))
@@ -79,6 +88,10 @@ describe("HTTP endpoint", () => {
         gateway: "ready",
         db: "ok",
         breaker: "closed",
+        shards: [
+          { id: 0, status: "ready", pingMs: 42, downForSeconds: null },
+          { id: 1, status: "ready", pingMs: null, downForSeconds: null }
+        ],
         queue: { pending: 3, inFlight: 1, rejected: { full: 4, duplicate: 1 }, globalPaused: false },
         failing: []
       })
@@ -109,7 +122,38 @@ describe("HTTP endpoint", () => {
 
       yield* server.set({ breaker: BreakerState.HalfOpen({ trialsInFlight: 1 }) })
       expect(JSON.parse((yield* server.get("/healthz")).body)).toMatchObject({ status: "ok", breaker: "half-open" })
+
+      // A shard down for more than 60 s: 503, with the shard's state and time down.
+      yield* server.set({
+        breaker: BreakerState.Closed({ failures: 0 }),
+        shards: [twoShards[0]!, { id: 1, status: "reconnecting", pingMs: null, downForMs: 61_000 }]
+      })
+      const shardDown = yield* server.get("/healthz")
+      expect(shardDown.status).toBe(503)
+      expect(JSON.parse(shardDown.body)).toMatchObject({
+        status: "unhealthy",
+        gateway: "ready",
+        shards: [{ id: 0, status: "ready" }, { id: 1, status: "reconnecting", pingMs: null, downForSeconds: 61 }],
+        failing: ["shards"]
+      })
     }))
+
+  it("a shard down for up to 60 s is a reconnect, not a failure; past 60 s it is", () => {
+    const seen = (downForMs: number | null) => ({
+      gatewayReady: true,
+      shards: [
+        { id: 0, status: "ready" as const, pingMs: 40, downForMs: null },
+        { id: 1, status: downForMs === null ? "ready" as const : "resuming" as const, pingMs: null, downForMs }
+      ],
+      databaseOk: true,
+      breaker: BreakerState.Closed({ failures: 0 }),
+      queue: queueStats(0)
+    })
+    expect(healthReport(seen(null), 0)).toMatchObject({ status: "ok", failing: [] })
+    expect(healthReport(seen(0), 0)).toMatchObject({ status: "ok", failing: [] })
+    expect(healthReport(seen(60_000), 0)).toMatchObject({ status: "ok", failing: [] })
+    expect(healthReport(seen(60_001), 0)).toMatchObject({ status: "unhealthy", failing: ["shards"] })
+  })
 
   it.scopedLive("GET /metrics serves the Prometheus exposition, and it follows the counters", () =>
     Effect.gen(function*() {
@@ -124,17 +168,35 @@ describe("HTTP endpoint", () => {
       expect(sampleValue(first.body, "aurora_queue_pending_events{scope=\"guild\"}")).toBe(3)
       expect(sampleValue(first.body, "aurora_runs_in_flight")).toBe(1)
       expect(sampleValue(first.body, "aurora_queue_oldest_pending_age_seconds{scope=\"guild\"}")).toBeGreaterThanOrEqual(30)
-      expect(sampleValue(first.body, "aurora_circuit_breaker_state")).toBe(0)
+      const breakerStates = (body: string) =>
+        ["closed", "half_open", "open"].map((state) => sampleValue(body, `aurora_circuit_breaker_state{state="${state}"}`))
+      expect(breakerStates(first.body)).toEqual([1, 0, 0])
+      expect(first.body).toContain("# TYPE aurora_circuit_breaker_state gauge")
+      expect(first.body).not.toMatch(/^aurora_circuit_breaker_state /m)
+      expect(sampleValue(first.body, "aurora_gateway_shard_up{shard=\"0\"}")).toBe(1)
+      expect(sampleValue(first.body, "aurora_gateway_shard_up{shard=\"1\"}")).toBe(1)
+      expect(sampleValue(first.body, "aurora_gateway_ping_seconds{shard=\"0\"}")).toBe(0.042)
+      expect(sampleValue(first.body, "aurora_gateway_ping_seconds{shard=\"1\"}")).toBeNaN()
+      // Readings taken at scrape time, beside the registry: the process and the build.
+      expect(first.body).toContain("# TYPE process_cpu_seconds_total counter")
+      expect(sampleValue(first.body, "process_resident_memory_bytes")).toBeGreaterThan(0)
+      expect(first.body).toMatch(/^aurora_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$/m)
       const received = sampleValue(first.body, "aurora_messages_received_total")
       const mentions = sampleValue(first.body, "aurora_triggers_total{kind=\"mention\"}")
 
       yield* Metrics.messageReceived
       yield* Metrics.triggered("mention")
-      yield* server.set({ breaker: BreakerState.Open({ since: Date.now() }) })
+      yield* server.set({
+        breaker: BreakerState.Open({ since: Date.now() }),
+        shards: [twoShards[0]!, { id: 1, status: "resuming", pingMs: null, downForMs: 1_000 }]
+      })
       const second = yield* server.get("/metrics")
       expect(sampleValue(second.body, "aurora_messages_received_total")).toBe(received + 1)
       expect(sampleValue(second.body, "aurora_triggers_total{kind=\"mention\"}")).toBe(mentions + 1)
-      expect(sampleValue(second.body, "aurora_circuit_breaker_state")).toBe(2)
+      expect(breakerStates(second.body)).toEqual([0, 0, 1])
+      expect(sampleValue(second.body, "aurora_gateway_shard_up{shard=\"1\"}")).toBe(0)
+      yield* server.set({ breaker: BreakerState.HalfOpen({ trialsInFlight: 1 }) })
+      expect(breakerStates((yield* server.get("/metrics")).body)).toEqual([0, 1, 0])
     }))
 
   it.scopedLive("anything else is 404", () =>

@@ -55,6 +55,7 @@ const fakeGateway = Layer.scoped(
         sendDirectMessage: () => Effect.void,
         applicationOwnerIds: Effect.succeed([]),
         isReady: Effect.succeed(true),
+        shards: Effect.succeed([]),
         readyInMs: 0
       })
   )

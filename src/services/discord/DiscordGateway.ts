@@ -2,16 +2,18 @@
  * The one discord.js client of the process. discord.js callbacks enter Effect here and only here:
  * `messageCreate` and `interactionCreate` offer into queues that the rest of Aurora reads as
  * Streams, and REST reads go through this service so their failures become domain errors.
+ *
+ * Every gateway shard runs in this client (discord.js' sharding, `shardCount` "auto" by default:
+ * see Shards.ts). Start-up waits for every shard; as Discord paces IDENTIFYs (one per 5 s per
+ * `max_concurrency` bucket), the ready timeout bounds each shard's turn, not the total. After
+ * start-up, `shards` tells each shard's state, ping and how long it has been down.
  */
 import {
   Client,
   DefaultRestOptions,
   Events,
-  GatewayIntentBits,
   type Interaction,
   type Message,
-  Options,
-  Partials,
   Routes,
   Team,
   TeamMemberMembershipState,
@@ -43,7 +45,16 @@ import {
   toMessageRecord,
   toReceivedMessage
 } from "./DiscordMapping.js"
+import { clientOptions } from "./ClientOptions.js"
 import { MessageSource } from "./MessageSource.js"
+import {
+  closeCodeOfError,
+  closedForGoodLine,
+  failWhenStalled,
+  makeShardTracker,
+  type ShardCount,
+  shardReadings
+} from "./Shards.js"
 
 /** The bot could not connect: its `reason` is one line for the operator, never with the token. */
 export class DiscordLoginFailed extends Data.TaggedError("DiscordLoginFailed")<{
@@ -64,12 +75,6 @@ const GatewayConfig = Config.all({
 /** Discord's own limit for one message. */
 const MaxMessageLength = 2000
 
-/** Messages kept per channel for reply chains (discord.js' default is 200). */
-const messageCacheSize = 50
-/** Cached messages older than this (seconds) are swept, every `messageSweepInterval` seconds. */
-const messageLifetime = 30 * 60
-const messageSweepInterval = 5 * 60
-
 /**
  * A discord.js call as an Effect. A `run` that takes the signal lets an interruption withdraw the
  * request, even from discord.js' rate-limit queue, where it would otherwise wait and go out later.
@@ -77,7 +82,12 @@ const messageSweepInterval = 5 * 60
 const tryDiscord = <A>(run: (signal: AbortSignal) => Promise<A>, target: DiscordOperation): Effect.Effect<A, DiscordFailure> =>
   Effect.tryPromise({ try: run, catch: (error) => toDiscordFailure(error, target) })
 
-const make = Effect.gen(function*() {
+export interface GatewayOptions {
+  /** "auto": Discord's recommended count (`GET /gateway/bot`); a number pins it. */
+  readonly shardCount: ShardCount
+}
+
+const make = (options: GatewayOptions) => Effect.gen(function*() {
   const config = yield* GatewayConfig
   const runtime = yield* Effect.runtime<never>()
   const runLog = Runtime.runFork(runtime)
@@ -88,32 +98,18 @@ const make = Effect.gen(function*() {
   const messages = yield* Effect.acquireRelease(Queue.unbounded<ReceivedMessage>(), Queue.shutdown)
   const interactions = yield* Effect.acquireRelease(Queue.unbounded<Interaction>(), Queue.shutdown)
   const ready = yield* Deferred.make<void>()
+  // A shard became ready: start-up's progress, which the ready timeout watches.
+  const progress = yield* Effect.acquireRelease(Queue.sliding<number>(1), Queue.shutdown)
+  const tracker = yield* makeShardTracker
   // Set on release, so that the close discord.js reports while shutting down is not logged as
   // a reconnect.
   let closing = false
+  // Set once every shard is ready: before that, a failed login reports why the gateway closed.
+  let started = false
 
   const client = yield* Effect.acquireRelease(
     Effect.sync(() =>
-      new Client({
-        intents: [
-          GatewayIntentBits.Guilds,
-          GatewayIntentBits.GuildMessages,
-          GatewayIntentBits.MessageContent,
-          GatewayIntentBits.DirectMessages
-        ],
-        // DM channels are not cached before their first message: without this partial, discord.js
-        // drops direct messages.
-        partials: [Partials.Channel],
-        // The message cache only serves reply-chain reads (cache before REST), which look at recent
-        // messages; discord.js keeps 200 per channel forever by default, so a long-running bot's
-        // memory would grow with every channel it has seen.
-        makeCache: Options.cacheWithLimits({ ...Options.DefaultMakeCacheSettings, MessageManager: messageCacheSize }),
-        sweepers: {
-          ...Options.DefaultSweeperSettings,
-          messages: { interval: messageSweepInterval, lifetime: messageLifetime }
-        },
-        ...(Option.isSome(config.apiUrl) ? { rest: { api: config.apiUrl.value } } : {})
-      })
+      new Client(clientOptions({ shardCount: options.shardCount, apiUrl: Option.getOrNull(config.apiUrl) }))
     ),
     (client) =>
       Effect.sync(() => {
@@ -144,44 +140,60 @@ const make = Effect.gen(function*() {
   })
   client.on(Events.Warn, (warning) => runLog(Effect.logWarning(`discord.js: ${warning}`)))
   client.on(Events.Error, (error) => runLog(Effect.logError(`discord.js: ${describeError(error)}`)))
-  client.on(Events.ShardError, (error) => runLog(Effect.logWarning(`Discord gateway error: ${describeError(error)}`)))
-  client.on(Events.ShardReconnecting, () => {
-    if (!closing) runLog(Effect.logInfo("Discord gateway reconnecting"))
+  const onShard = (shard: number, effect: Effect.Effect<void>) => runLog(Effect.annotateLogs(effect, { shard }))
+  client.on(Events.ShardReady, (shard) => {
+    Queue.unsafeOffer(progress, shard)
+    onShard(shard, tracker.up(shard))
   })
-  client.on(
-    Events.ShardResume,
-    (_shard, replayed) => runLog(Effect.logInfo(`Discord gateway resumed (${replayed} events replayed)`))
-  )
-  client.on(
-    Events.ShardDisconnect,
-    (event) => {
-      if (!closing) runLog(Effect.logError(`Discord gateway closed for good (close code ${event.code})`))
+  client.on(Events.ShardError, (error, shard) => {
+    // An unrecoverable close also arrives as an error; its close line (below) explains it once.
+    if (closeCodeOfError(error) === null) {
+      onShard(shard, Effect.logWarning(`Discord gateway error: ${describeError(error)}`))
     }
-  )
+  })
+  client.on(Events.ShardReconnecting, (shard) => {
+    if (!closing) onShard(shard, Effect.zipRight(tracker.down(shard), Effect.logInfo("Discord gateway reconnecting")))
+  })
+  client.on(Events.ShardResume, (shard, replayed) =>
+    onShard(shard, Effect.zipRight(tracker.up(shard), Effect.logInfo(`Discord gateway resumed (${replayed} events replayed)`))))
+  client.on(Events.ShardDisconnect, (event, shard) => {
+    if (closing) return
+    const line = closedForGoodLine(event.code, !started)
+    onShard(shard, Effect.zipRight(tracker.down(shard), line === null ? Effect.void : Effect.logError(line)))
+  })
 
   const token = Redacted.value(config.token)
   const startedAt = yield* Clock.currentTimeMillis
+  const notReady = () => {
+    const shards = shardReadings(client.ws.shards.values())
+    const count = shards.length > 1
+      ? ` of the last ready shard (${shards.filter((shard) => shard.status === "ready").length} of ${shards.length} ready)`
+      : ""
+    const within = Duration.format(config.readyTimeout)
+    return new DiscordLoginFailed({ reason: `the Discord gateway was not ready within ${within}${count} (${apiUrl})` })
+  }
   yield* Effect.tryPromise({
     try: () => client.login(token),
     catch: (error) => new DiscordLoginFailed({ reason: loginFailureMessage(error, { apiUrl, token }) })
   }).pipe(
-    // login() resolves on READY; `clientReady` follows once every guild's GUILD_CREATE arrived.
+    // login() resolves on every shard's READY; `clientReady` follows once every guild's
+    // GUILD_CREATE arrived.
     Effect.zipRight(Deferred.await(ready)),
-    Effect.timeoutFail({
-      duration: config.readyTimeout,
-      onTimeout: () =>
-        new DiscordLoginFailed({
-          reason: `the Discord gateway was not ready within ${Duration.format(config.readyTimeout)} (${apiUrl})`
-        })
-    })
+    Effect.raceFirst(failWhenStalled(progress, config.readyTimeout, notReady))
   )
+  started = true
   if (!client.isReady()) {
     return yield* new DiscordLoginFailed({ reason: "the Discord gateway closed right after becoming ready" })
   }
   const readyClient = client
   const readyInMs = (yield* Clock.currentTimeMillis) - startedAt
   yield* Effect.logInfo("Discord gateway ready").pipe(
-    Effect.annotateLogs({ bot: readyClient.user.tag, guilds: readyClient.guilds.cache.size, readyInMs })
+    Effect.annotateLogs({
+      bot: readyClient.user.tag,
+      guilds: readyClient.guilds.cache.size,
+      shards: readyClient.ws.shards.size,
+      readyInMs
+    })
   )
 
   const fetchMessage = Effect.fn("DiscordGateway.fetchMessage", { captureStackTrace: false })(
@@ -262,14 +274,21 @@ const make = Effect.gen(function*() {
     sendDirectMessage,
     applicationOwnerIds,
     isReady: Effect.sync(() => client.isReady()),
+    /** Every shard of this process, by id: its state, ping and how long it has been down. */
+    shards: Effect.suspend(() => tracker.health(shardReadings(readyClient.ws.shards.values()))),
     /** Milliseconds from login to `clientReady` (for logs and benchmarks). */
     readyInMs
   } as const
 })
 
 export class DiscordGateway extends Effect.Service<DiscordGateway>()("aurora/DiscordGateway", {
-  scoped: make
+  scoped: make({ shardCount: "auto" })
 }) {
+  /** The gateway with these options (`Default` is `shardCount: "auto"`). */
+  static layer(options: GatewayOptions) {
+    return Layer.scoped(DiscordGateway, Effect.map(make(options), DiscordGateway.make))
+  }
+
   /** The MessageSource port, served by the gateway (cache first, then REST). */
   static readonly messageSource: Layer.Layer<MessageSource, never, DiscordGateway> = Layer.effect(
     MessageSource,

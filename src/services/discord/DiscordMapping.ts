@@ -25,6 +25,7 @@ import {
   MessageNotFound,
   MissingAccess
 } from "../../domain/Errors.js"
+import { closeCodeExplanation, closeCodeOfError } from "./Shards.js"
 
 // --- records ------------------------------------------------------------------
 
@@ -228,9 +229,9 @@ export const loginFailureMessage = (error: unknown, context: { readonly apiUrl: 
   if (error instanceof Error && error.message === "Authentication failed") {
     return "Discord rejected DISCORD_TOKEN (gateway close 4004 Authentication failed)"
   }
-  if (error instanceof Error && error.message === "Used disallowed intents") {
-    return "Discord refused the gateway intents: enable the Message Content intent for the bot in the Developer Portal"
-  }
+  const explained = closeCodeOfError(error)
+  const explanation = explained === null ? null : closeCodeExplanation(explained)
+  if (explanation !== null) return explanation
   const code = networkCodeOf(error)
   if (code !== null) return `cannot reach Discord at ${context.apiUrl} (${code})`
   if (error instanceof Error && error.name === "AbortError") return `cannot reach Discord at ${context.apiUrl} (timed out)`

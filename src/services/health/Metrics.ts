@@ -87,9 +87,12 @@ export const runOutcomeOf = (error: LettaRunError | CircuitOpen): RunOutcome => 
 /** Tool names come from the agent: keep what looks like one, lump the rest as "other". */
 export const toolLabel = (name: string): string => (/^[A-Za-z0-9_.:-]{1,64}$/.test(name) ? name : "other")
 
-/** The `aurora_circuit_breaker_state` value: 0 closed, 1 half-open, 2 open. */
-export const breakerGaugeValue = (state: BreakerState): number =>
-  state._tag === "Closed" ? 0 : state._tag === "HalfOpen" ? 1 : 2
+/** The `state` label of `aurora_circuit_breaker_state`: one series per state, the current one at 1. */
+export const breakerStates = ["closed", "half_open", "open"] as const
+export type BreakerStateLabel = (typeof breakerStates)[number]
+
+export const breakerStateLabel = (state: BreakerState): BreakerStateLabel =>
+  state._tag === "Closed" ? "closed" : state._tag === "HalfOpen" ? "half_open" : "open"
 
 // --- the metrics ----------------------------------------------------------------------------
 
@@ -138,7 +141,7 @@ const deadLettersTotal = counter(
 const alertsTotal = Metric.fromMetricKey(counter("aurora_error_rate_alerts_total", "High error rate alerts raised (owners are sent a DM for each)."))
 
 const breakerState = Metric.gauge("aurora_circuit_breaker_state", {
-  description: "The Letta circuit breaker: 0 closed, 1 half-open, 2 open."
+  description: "The Letta circuit breaker: 1 for its current state (closed, half_open, open), 0 for the others."
 })
 const queuePending = Metric.gauge("aurora_queue_pending_events", {
   description: "Events waiting in the queue (in-flight runs not included), by scope (guild, dm)."
@@ -169,6 +172,9 @@ const pendingByScope: Record<QueueScope, Metric.Metric.Gauge<number>> = {
   guild: Metric.tagged(queuePending, "scope", "guild"),
   dm: Metric.tagged(queuePending, "scope", "dm")
 }
+const breakerByState = Object.fromEntries(
+  breakerStates.map((state) => [state, Metric.tagged(breakerState, "state", state)])
+) as Record<BreakerStateLabel, Metric.Metric.Gauge<number>>
 const oldestByScope: Record<QueueScope, Metric.Metric.Gauge<number>> = {
   guild: Metric.tagged(queueOldestAge, "scope", "guild"),
   dm: Metric.tagged(queueOldestAge, "scope", "dm")
@@ -249,8 +255,11 @@ export const alertRaised: Effect.Effect<void> = Metric.increment(alertsTotal)
 
 // --- scrape-time gauges ----------------------------------------------------------------------
 
-/** Sets the breaker gauge (called by `/metrics` before rendering). */
-export const sampleBreaker = (state: BreakerState): Effect.Effect<void> => Metric.set(breakerState, breakerGaugeValue(state))
+/** Sets the breaker gauges, the current state to 1 (called by `/metrics` before rendering). */
+export const sampleBreaker = (state: BreakerState): Effect.Effect<void> =>
+  Effect.forEach(breakerStates, (label) => Metric.set(breakerByState[label], label === breakerStateLabel(state) ? 1 : 0), {
+    discard: true
+  })
 
 /** Sets the queue gauges from the queue's statistics at `now` (epoch ms). */
 export const sampleQueue = (stats: QueueStats, now: number): Effect.Effect<void> => {
@@ -285,7 +294,7 @@ export const registerAll: Effect.Effect<void> = Effect.all([
   Metric.value(eventsDispatchedTotal),
   Metric.value(runRetriesTotal),
   Metric.value(alertsTotal),
-  Metric.value(breakerState),
+  ...breakerStates.map((state) => Metric.value(breakerByState[state])),
   Metric.value(runsInFlight),
   Metric.value(runDuration),
   Metric.value(firstToolCall),

@@ -127,5 +127,6 @@ export const renderPrometheus = (pairs: ReadonlyArray<MetricPair.MetricPair.Unty
   return out.length === 0 ? "" : `${out.join("\n")}\n`
 }
 
-/** Every metric of the process, rendered now. */
-export const exposition: Effect.Effect<string> = Effect.map(Metric.snapshot, renderPrometheus)
+/** Every metric in the process' registry and the `readings` taken at scrape time, rendered now. */
+export const exposition = (readings: ReadonlyArray<MetricPair.MetricPair.Untyped> = []): Effect.Effect<string> =>
+  Effect.map(Metric.snapshot, (pairs) => renderPrometheus([...pairs, ...readings]))

@@ -7,7 +7,7 @@ import { expect } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import { FakeDiscord, type FakeGuild } from "../../fakes/FakeDiscord.js"
 import { type Behaviour, Behaviours, Items, makeFakeLetta } from "../../fakes/FakeLetta.js"
-import { type AuroraProcess, bounded } from "../AuroraProcess.js"
+import { type AuroraProcess, bounded, type Metrics } from "../AuroraProcess.js"
 import {
   channelIds,
   freePort,
@@ -35,6 +35,10 @@ const breakerTimeline = (aurora: AuroraProcess, origin: number) =>
     const at = typeof line["timestamp"] === "string" ? Date.parse(line["timestamp"]) : NaN
     return typeof to === "string" && typeof from === "string" ? [{ from, to, atMs: at - origin }] : []
   })
+
+/** The breaker state whose `aurora_circuit_breaker_state{state}` series is 1 ("none" if none is). */
+const breakerStateOf = (metrics: Metrics): string =>
+  ["closed", "half_open", "open"].find((state) => metrics.value("aurora_circuit_breaker_state", { state }) === 1) ?? "none"
 
 export interface LettaDownOptions {
   /** How long Letta refuses connections (the issue: 90 s). */
@@ -98,8 +102,8 @@ export const lettaDown = (record: RecordRow, options: LettaDownOptions) =>
       fault: `Letta down (connection refused) for ${seconds(outageMs)} while ${options.mentions} mentions arrive`,
       counts: ledger.counts,
       notes: `breaker (s after Letta went down): ${timeline.map((t) => `${t.from}→${t.to} ${seconds(t.atMs)}`).join(", ")}; ` +
-        `aurora_circuit_breaker_state = ${duringOutage.value("aurora_circuit_breaker_state")} during the outage, ` +
-        `${after.value("aurora_circuit_breaker_state")} after; ${duringOutage.sum("aurora_queue_pending_events")} pending at the end of the arrivals; ` +
+        `aurora_circuit_breaker_state at 1: ${breakerStateOf(duringOutage)} during the outage, ` +
+        `${breakerStateOf(after)} after; ${duringOutage.sum("aurora_queue_pending_events")} pending at the end of the arrivals; ` +
         `Letta back → all delivered in ${seconds(allDeliveredMs)}; ` +
         `aurora_runs_total{outcome="connection_error"} = ${after.value("aurora_runs_total", { outcome: "connection_error" })}, ` +
         `{outcome="circuit_open"} = ${after.value("aurora_runs_total", { outcome: "circuit_open" })}`
@@ -107,9 +111,9 @@ export const lettaDown = (record: RecordRow, options: LettaDownOptions) =>
 
     expect(exit).toEqual({ code: 0, signal: null })
     expect(Date.parse(String(opened["timestamp"]))).toBeLessThan(upAt)
-    expect(duringOutage.value("aurora_circuit_breaker_state")).toBeGreaterThan(0)
+    expect(duringOutage.value("aurora_circuit_breaker_state", { state: "closed" })).toBe(0)
     expect(requestsDuringOutage).toBe(0)
-    expect(after.value("aurora_circuit_breaker_state")).toBe(0)
+    expect(breakerStateOf(after)).toBe("closed")
     expect(ledger.strays).toEqual([])
     expect(ledger.counts).toMatchObject({
       sent: options.mentions,

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Metric, MetricBoundaries, MetricKey, MetricPair, MetricState, Option } from "effect"
 import type { RunReport } from "../../../src/domain/AgentRun.js"
@@ -6,6 +7,7 @@ import { LettaTimeout, RunFailed } from "../../../src/domain/LettaErrors.js"
 import { BreakerState } from "../../../src/services/health/CircuitBreaker.js"
 import type { QueueStats } from "../../../src/services/queue/EventQueue.js"
 import * as Metrics from "../../../src/services/health/Metrics.js"
+import { buildInfo, processMetrics, shardMetrics } from "../../../src/services/health/ProcessMetrics.js"
 import { escapeLabelValue, formatValue, renderPrometheus } from "../../../src/services/health/Prometheus.js"
 
 /** The current value of a counter or gauge series in the process registry (0 when absent). */
@@ -308,12 +310,27 @@ describe("Aurora metrics", () => {
       expect(yield* valueOf("aurora_queue_oldest_pending_age_seconds", { scope: "guild" })).toBe(0)
       expect(yield* valueOf("aurora_runs_in_flight")).toBe(0)
 
-      const breakerValues: Array<number> = []
+      // One series per breaker state, the current one at 1 and the others at 0.
+      const breakerValues: Array<Record<string, number>> = []
       for (const state of [BreakerState.Closed({ failures: 2 }), BreakerState.HalfOpen({ trialsInFlight: 1 }), BreakerState.Open({ since: 0 })]) {
         yield* Metrics.sampleBreaker(state)
-        breakerValues.push(yield* valueOf("aurora_circuit_breaker_state"))
+        breakerValues.push({
+          closed: yield* valueOf("aurora_circuit_breaker_state", { state: "closed" }),
+          half_open: yield* valueOf("aurora_circuit_breaker_state", { state: "half_open" }),
+          open: yield* valueOf("aurora_circuit_breaker_state", { state: "open" })
+        })
       }
-      expect(breakerValues).toEqual([0, 1, 2])
+      expect(breakerValues).toEqual([
+        { closed: 1, half_open: 0, open: 0 },
+        { closed: 0, half_open: 1, open: 0 },
+        { closed: 0, half_open: 0, open: 1 }
+      ])
+      const breakerSeries = (yield* Metric.snapshot).filter((p) => p.metricKey.name === "aurora_circuit_breaker_state")
+      expect(breakerSeries.map((p) => p.metricKey.tags.map((t) => `${t.key}=${t.value}`).join(",")).sort()).toEqual([
+        "state=closed",
+        "state=half_open",
+        "state=open"
+      ])
     }))
 
   it("keeps tool labels bounded", () => {
@@ -322,5 +339,78 @@ describe("Aurora metrics", () => {
     expect(Metrics.toolLabel("with space")).toBe("other")
     expect(Metrics.toolLabel("x".repeat(65))).toBe("other")
     expect(Metrics.toolLabel("")).toBe("other")
+  })
+})
+
+describe("readings taken at scrape time", () => {
+  /** The sample lines of one family in an exposition, and its TYPE. */
+  const family = (text: string, name: string) => ({
+    type: text.split("\n").find((line) => line.startsWith(`# TYPE ${name} `))?.slice(`# TYPE ${name} `.length),
+    samples: text.split("\n").filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`))
+  })
+  const valueIn = (text: string, name: string): number => {
+    const line = family(text, name).samples[0]
+    if (line === undefined) throw new Error(`no ${name} in\n${text}`)
+    return Number(line.slice(line.lastIndexOf(" ") + 1))
+  }
+
+  it.effect("process and Node.js metrics: Prometheus' names, types and units", () =>
+    Effect.gen(function*() {
+      const before = process.cpuUsage()
+      const text = renderPrometheus(yield* processMetrics)
+      const after = process.cpuUsage()
+      for (const name of ["process_cpu_user_seconds_total", "process_cpu_system_seconds_total", "process_cpu_seconds_total"]) {
+        expect(family(text, name).type, name).toBe("counter")
+      }
+      for (
+        const name of [
+          "process_resident_memory_bytes",
+          "process_start_time_seconds",
+          "nodejs_heap_size_total_bytes",
+          "nodejs_heap_size_used_bytes",
+          "nodejs_external_memory_bytes",
+          "nodejs_version_info"
+        ]
+      ) {
+        expect(family(text, name).type, name).toBe("gauge")
+      }
+      // Seconds, not microseconds: between two readings of process.cpuUsage() taken around it.
+      const cpu = valueIn(text, "process_cpu_seconds_total")
+      expect(cpu).toBeGreaterThanOrEqual((before.user + before.system) / 1e6)
+      expect(cpu).toBeLessThanOrEqual((after.user + after.system) / 1e6)
+      expect(cpu).toBeCloseTo(valueIn(text, "process_cpu_user_seconds_total") + valueIn(text, "process_cpu_system_seconds_total"), 9)
+      // Unix seconds: this process started within its uptime of now.
+      const started = valueIn(text, "process_start_time_seconds")
+      expect(Math.abs(started - (Date.now() / 1000 - process.uptime()))).toBeLessThan(2)
+      expect(valueIn(text, "process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024)
+      expect(valueIn(text, "nodejs_heap_size_used_bytes")).toBeLessThanOrEqual(valueIn(text, "nodejs_heap_size_total_bytes"))
+      const [major, minor, patch] = process.versions.node.split(".")
+      expect(family(text, "nodejs_version_info").samples).toEqual([
+        `nodejs_version_info{major="${major}",minor="${minor}",patch="${patch}",version="${process.version}"} 1`
+      ])
+    }))
+
+  it("aurora_build_info carries package.json's version", () => {
+    const pkg: unknown = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8"))
+    const version = typeof pkg === "object" && pkg !== null && "version" in pkg ? String(pkg.version) : "missing"
+    expect(renderPrometheus([buildInfo])).toBe(
+      ["# HELP aurora_build_info Aurora's version (always 1).", "# TYPE aurora_build_info gauge", `aurora_build_info{version="${version}"} 1`, ""]
+        .join("\n")
+    )
+  })
+
+  it("gateway shards: up 1/0 and the ping in seconds, NaN before the first heartbeat", () => {
+    const text = renderPrometheus(shardMetrics([
+      { id: 0, status: "ready", pingMs: 250, downForMs: null },
+      { id: 1, status: "reconnecting", pingMs: null, downForMs: 3_000 }
+    ]))
+    expect(family(text, "aurora_gateway_shard_up")).toEqual({
+      type: "gauge",
+      samples: ["aurora_gateway_shard_up{shard=\"0\"} 1", "aurora_gateway_shard_up{shard=\"1\"} 0"]
+    })
+    expect(family(text, "aurora_gateway_ping_seconds")).toEqual({
+      type: "gauge",
+      samples: ["aurora_gateway_ping_seconds{shard=\"0\"} 0.25", "aurora_gateway_ping_seconds{shard=\"1\"} NaN"]
+    })
   })
 })
