@@ -5,7 +5,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Ref, TestClock } from "effect"
 import { commandSpecs } from "../../src/commands/Definitions.js"
-import { applicationOwners, ownerIdsConfig } from "../../src/commands/Owners.js"
+import { applicationOwners } from "../../src/commands/Owners.js"
+import { ownerIds } from "../../src/domain/Config.js"
 import { Partition } from "../../src/domain/Event.js"
 import { defaultGuildSettings } from "../../src/domain/Settings.js"
 import { EventQueue } from "../../src/services/queue/EventQueue.js"
@@ -191,6 +192,7 @@ describe("command permissions", () => {
 describe("owners", () => {
   it.effect("AURORA_OWNER_IDS: comma-separated ids, blanks and non-ids skipped", () =>
     Effect.gen(function*() {
+      const ownerIdsConfig = Effect.map(ownerIds, (owners) => owners.ids)
       const ids = yield* ownerIdsConfig.pipe(
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["AURORA_OWNER_IDS", " 123, 456 ,,alice,"]])))
       )

@@ -19,20 +19,19 @@ import {
 } from "discord.js"
 import {
   Clock,
-  Config,
   Data,
   Deferred,
   Duration,
   Effect,
   Either,
   Exit,
-  Layer,
   Option,
   Queue,
   Redacted,
   Runtime,
   Stream
 } from "effect"
+import { AuroraConfig } from "../../domain/Config.js"
 import type { MessageRecord, ReceivedMessage } from "../../domain/Discord.js"
 import { DiscordError, type DiscordFailure, MessageNotFound } from "../../domain/Errors.js"
 import {
@@ -43,7 +42,6 @@ import {
   toMessageRecord,
   toReceivedMessage
 } from "./DiscordMapping.js"
-import { MessageSource } from "./MessageSource.js"
 
 /** The bot could not connect: its `reason` is one line for the operator, never with the token. */
 export class DiscordLoginFailed extends Data.TaggedError("DiscordLoginFailed")<{
@@ -53,13 +51,6 @@ export class DiscordLoginFailed extends Data.TaggedError("DiscordLoginFailed")<{
     return this.reason
   }
 }
-
-const GatewayConfig = Config.all({
-  token: Config.redacted("DISCORD_TOKEN"),
-  apiUrl: Config.option(Config.string("DISCORD_API_URL")),
-  // How long login may take, READY and every GUILD_CREATE included.
-  readyTimeout: Config.duration("AURORA_DISCORD_READY_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
-})
 
 /** Discord's own limit for one message. */
 const MaxMessageLength = 2000
@@ -78,7 +69,8 @@ const tryDiscord = <A>(run: (signal: AbortSignal) => Promise<A>, target: Discord
   Effect.tryPromise({ try: run, catch: (error) => toDiscordFailure(error, target) })
 
 const make = Effect.gen(function*() {
-  const config = yield* GatewayConfig
+  // The ready timeout bounds the whole login, READY and every GUILD_CREATE included.
+  const config = (yield* AuroraConfig).discord
   const runtime = yield* Effect.runtime<never>()
   const runLog = Runtime.runFork(runtime)
   const apiUrl = Option.getOrElse(config.apiUrl, () => DefaultRestOptions.api)
@@ -269,10 +261,4 @@ const make = Effect.gen(function*() {
 
 export class DiscordGateway extends Effect.Service<DiscordGateway>()("aurora/DiscordGateway", {
   scoped: make
-}) {
-  /** The MessageSource port, served by the gateway (cache first, then REST). */
-  static readonly messageSource: Layer.Layer<MessageSource, never, DiscordGateway> = Layer.effect(
-    MessageSource,
-    Effect.map(DiscordGateway, (gateway) => MessageSource.of({ fetchMessage: gateway.fetchMessage }))
-  )
-}
+}) {}

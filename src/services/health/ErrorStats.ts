@@ -6,7 +6,7 @@
  * most window / bucket of them), the recent operations in a fixed-size list, and the per-type
  * counts are keyed by error tag, a small closed set.
  */
-import { Cause, Clock, Duration, Effect, Exit, Option, PubSub, Ref, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Layer, Option, PubSub, Ref, Stream } from "effect"
 
 export type OperationOutcome = "success" | { readonly errorType: string }
 
@@ -327,5 +327,9 @@ const make = (options: ErrorStatsOptions = {}) =>
   })
 
 export class ErrorStats extends Effect.Service<ErrorStats>()("aurora/ErrorStats", {
-  effect: make
-}) {}
+  effect: make()
+}) {
+  /** With other windows and thresholds than the defaults (tests). */
+  static readonly layer = (options: ErrorStatsOptions): Layer.Layer<ErrorStats> =>
+    Layer.effect(ErrorStats, Effect.map(make(options), ErrorStats.make))
+}

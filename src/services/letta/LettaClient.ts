@@ -9,7 +9,8 @@ import {
   APIUserAbortError,
   Letta
 } from "@letta-ai/letta-client"
-import { Clock, Config, Duration, Effect, Option, Redacted, Ref } from "effect"
+import { Clock, Duration, Effect, Option, Redacted, Ref } from "effect"
+import { AuroraConfig } from "../../domain/Config.js"
 import {
   AgentBusy,
   AgentNotFound,
@@ -38,7 +39,7 @@ export interface LettaUrl {
  */
 export class LettaEndpoint extends Effect.Service<LettaEndpoint>()("aurora/LettaEndpoint", {
   effect: Effect.gen(function* () {
-    const envUrl = yield* Config.option(Config.nonEmptyString("LETTA_BASE_URL"))
+    const envUrl = (yield* AuroraConfig).letta.baseUrl
     const override = yield* Ref.make<string | null>(null)
 
     const current: Effect.Effect<LettaUrl> = Effect.map(Ref.get(override), (url): LettaUrl => {
@@ -177,10 +178,8 @@ export const classifyClientError = (
 export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClient", {
   effect: Effect.gen(function* () {
     const endpoint = yield* LettaEndpoint
-    // Self-hosted servers need no key; an empty variable means none.
-    const apiKey = yield* Config.option(Config.redacted("LETTA_API_KEY")).pipe(
-      Effect.map(Option.filter((key) => Redacted.value(key).trim() !== ""))
-    )
+    // Self-hosted servers need no key (a blank LETTA_API_KEY reads as none).
+    const apiKey = (yield* AuroraConfig).letta.apiKey
     const cache = yield* Ref.make<Option.Option<LettaClientHandle>>(Option.none())
 
     const build = (at: LettaUrl): LettaClientHandle => ({
@@ -287,6 +286,5 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
       )
 
     return { current, retrieveAgent, health, cancelRun, redact } as const
-  }),
-  dependencies: [LettaEndpoint.Default]
+  })
 }) {}
