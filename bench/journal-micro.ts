@@ -1,7 +1,7 @@
 /**
  * `node --import tsx bench/journal-micro.ts [cycles] [concurrency] [gapMs]`: what the durable
  * journal costs per event. Each cycle is what the queue and the dispatcher write for one event
- * that runs at once: append, runStarted, remove, through SqlEventJournal.layer on a fresh
+ * that runs at once: append, runStarted, remove, through EventJournal.layerSql on a fresh
  * database in a temporary directory (synchronous = NORMAL).
  *
  * - `concurrency` (default 1): events in progress at once, each a fiber doing its cycles one after
@@ -19,7 +19,6 @@ import { Console, Effect, Layer } from "effect"
 import type { QueuedEvent } from "../src/domain/Event.js"
 import { Database } from "../src/services/storage/Database.js"
 import { EventJournal } from "../src/services/queue/EventJournal.js"
-import { SqlEventJournal } from "../src/services/storage/SqlEventJournal.js"
 
 const cycles = Number(process.argv[2] ?? "10000")
 /** How many events are in progress at once (each a fiber doing its cycles one after another). */
@@ -77,7 +76,7 @@ const program = Effect.acquireUseRelease(
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "aurora-journal-bench-"))),
   (dir) =>
     measure.pipe(Effect.provide(
-      process.env["JOURNAL"] === "noop" ? EventJournal.noop : SqlEventJournal.layer.pipe(Layer.provide(Database.layerAt(dir)))
+      process.env["JOURNAL"] === "noop" ? EventJournal.layerNoop : EventJournal.layerSql.pipe(Layer.provide(Database.layer(dir)))
     )),
   (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
 )

@@ -1,30 +1,33 @@
 /**
- * Who Aurora's owners are: AURORA_OWNER_IDS when set, else the Discord application's owner (or
- * its team). Owners may run the owner-only commands and pass every Manage Server check.
+ * Who Aurora's owners are: AURORA_OWNER_IDS when it names anyone, else the Discord application's
+ * owner (or its team). Owners may run the owner-only commands and pass every Manage Server check.
  */
-import { Clock, Config, type ConfigError, Context, Duration, Effect, Layer, Option, Ref } from "effect"
-import { isSnowflake } from "../domain/Snowflake.js"
+import { Clock, Context, Duration, Effect, Layer, Option, Ref } from "effect"
+import { AuroraConfig } from "../domain/Config.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
 
 export class CommandOwners extends Context.Tag("aurora/CommandOwners")<
   CommandOwners,
   { readonly isOwner: (userId: string) => Effect.Effect<boolean> }
 >() {
-  /** A fixed list (tests, or AURORA_OWNER_IDS). */
-  static readonly fixed = (ids: ReadonlyArray<string>): Layer.Layer<CommandOwners> =>
+  /** A fixed list (tests). */
+  static readonly layerFixed = (ids: ReadonlyArray<string>): Layer.Layer<CommandOwners> =>
     Layer.succeed(CommandOwners, { isOwner: (userId) => Effect.succeed(ids.includes(userId)) })
 
-  static readonly live: Layer.Layer<CommandOwners, never, DiscordGateway> = Layer.effect(
+  /**
+   * The ids in AURORA_OWNER_IDS; when it names none, the application's owners, read through the
+   * gateway. Entries that are not user ids were skipped when the configuration was read: they
+   * are logged here, once.
+   */
+  static readonly layerGateway: Layer.Layer<CommandOwners, never, AuroraConfig | DiscordGateway> = Layer.effect(
     CommandOwners,
     Effect.gen(function*() {
-      const configured = yield* ownerIdsConfig.pipe(
-        Effect.catchAll((error) =>
-          Effect.as(
-            Effect.logWarning("AURORA_OWNER_IDS could not be read; using the application's owners", error),
-            [] as ReadonlyArray<string>
-          )
+      const { ids: configured, ignored } = (yield* AuroraConfig).owners
+      if (ignored.length > 0) {
+        yield* Effect.logWarning("AURORA_OWNER_IDS: ignoring entries that are not Discord user ids").pipe(
+          Effect.annotateLogs({ ignored: ignored.join(",") })
         )
-      )
+      }
       if (configured.length > 0) {
         yield* Effect.logInfo("owners from AURORA_OWNER_IDS").pipe(Effect.annotateLogs({ owners: configured.length }))
         return { isOwner: (userId: string) => Effect.succeed(configured.includes(userId)) }
@@ -34,22 +37,6 @@ export class CommandOwners extends Context.Tag("aurora/CommandOwners")<
     })
   )
 }
-
-/** The ids in AURORA_OWNER_IDS (comma-separated); anything that is not a user id is skipped and logged. */
-export const ownerIdsConfig: Effect.Effect<ReadonlyArray<string>, ConfigError.ConfigError> = Effect.gen(
-  function*() {
-    const raw = yield* Config.option(Config.string("AURORA_OWNER_IDS"))
-    if (Option.isNone(raw)) return []
-    const parts = raw.value.split(",").map((part) => part.trim()).filter((part) => part !== "")
-    const invalid = parts.filter((part) => !isSnowflake(part))
-    if (invalid.length > 0) {
-      yield* Effect.logWarning("AURORA_OWNER_IDS: ignoring entries that are not Discord user ids").pipe(
-        Effect.annotateLogs({ ignored: invalid.join(",") })
-      )
-    }
-    return parts.filter(isSnowflake)
-  }
-)
 
 /** How long the application's owners are trusted before being asked again (ownership rarely changes). */
 const ownersTtl = Duration.minutes(10)

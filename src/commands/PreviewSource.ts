@@ -16,7 +16,7 @@ export class PreviewSource extends Context.Tag("aurora/PreviewSource")<
     readonly fetch: (channelId: string, messageId: string) => Effect.Effect<ReceivedMessage, DiscordFailure>
   }
 >() {
-  static readonly live: Layer.Layer<PreviewSource, never, DiscordGateway> = Layer.effect(
+  static readonly Default: Layer.Layer<PreviewSource, never, DiscordGateway> = Layer.effect(
     PreviewSource,
     Effect.map(DiscordGateway, (gateway) => {
       const client = gateway.client

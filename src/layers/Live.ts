@@ -1,11 +1,13 @@
 /**
- * The live layer graph. Read bottom-up: storage and configuration, then the Discord gateway and
- * the Letta client, then the services, then the start-up recovery of pending events, then the
- * programs that run (listen, dispatch, ...). Recovery is built before the programs, so the events
- * it replays are queued before the listener queues any new one.
+ * The live layer graph. Read bottom-up: the configuration (every environment variable, read once),
+ * storage, then the Discord gateway and the Letta client, then the services, then the start-up
+ * recovery of pending events, then the programs that run (listen, dispatch, ...). Recovery is
+ * built before the programs, so the events it replays are queued before the listener queues any
+ * new one.
  * Every layer here is referenced once by value, so each service is built exactly once.
  */
 import { Layer } from "effect"
+import { AuroraConfig } from "../domain/Config.js"
 import { AlertsLive } from "../programs/Alerts.js"
 import { CommandsLive } from "../programs/Commands.js"
 import { DispatchLive } from "../programs/Dispatch.js"
@@ -16,9 +18,11 @@ import { ListenLive } from "../programs/Listen.js"
 import { RecoveryLive } from "../programs/Recovery.js"
 import { CircuitBreaker } from "../services/health/CircuitBreaker.js"
 import { ContextService } from "../services/prompt/ContextService.js"
-import { DatabaseLive } from "../services/storage/Database.js"
+import { Database } from "../services/storage/Database.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
 import { ErrorStats } from "../services/health/ErrorStats.js"
+import { DeadLetters } from "../services/queue/DeadLetters.js"
+import { EventJournal } from "../services/queue/EventJournal.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
 import { QueuePolicy } from "../services/queue/QueuePolicy.js"
 import { LettaClient, LettaEndpoint } from "../services/letta/LettaClient.js"
@@ -26,37 +30,29 @@ import { LettaExecutor } from "../services/letta/LettaExecutor.js"
 import * as Metrics from "../services/health/Metrics.js"
 import { PromptService } from "../services/prompt/PromptService.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
-import { SqlDeadLetters } from "../services/storage/SqlDeadLetters.js"
-import { SqlEventJournal } from "../services/storage/SqlEventJournal.js"
+import { MessageSource } from "../services/discord/MessageSource.js"
 import { TypingIndicator, TypingSender } from "../services/discord/TypingIndicator.js"
 import { LoggingLive } from "./Logging.js"
 
 /** Settings, the queue's journal and the dead letters, all in the one SQLite database. */
-const Storage = Layer.mergeAll(SettingsStore.Default, SqlEventJournal.layer, SqlDeadLetters.layer).pipe(
-  Layer.provideMerge(DatabaseLive)
+const Storage = Layer.mergeAll(SettingsStore.Default, EventJournal.layerSql, DeadLetters.layerSql).pipe(
+  Layer.provideMerge(Database.Default)
 )
 
-const Letta = LettaExecutor.DefaultWithoutDependencies.pipe(
-  Layer.provideMerge(LettaClient.DefaultWithoutDependencies),
+const Letta = LettaExecutor.Default.pipe(
+  Layer.provideMerge(LettaClient.Default),
   Layer.provideMerge(LettaEndpoint.Default)
 )
 
-// Discord's recommended shard count ("auto") until the config module passes AURORA_SHARD_COUNT here.
-const Gateway = Layer.mergeAll(DiscordGateway.messageSource, TypingSender.fromGateway).pipe(
-  Layer.provideMerge(DiscordGateway.layer({ shardCount: "auto" }))
+const Gateway = Layer.mergeAll(MessageSource.Default, TypingSender.Default).pipe(
+  Layer.provideMerge(DiscordGateway.Default)
 )
 
-/**
- * Runs in flight at once, all agents together. Runs are network-bound streams, so the cap is set
- * well above the number of agents a deployment usually serves (one run per agent still holds).
- */
-const maxConcurrentRuns = 64
-
-const Queue = EventQueue.layer({ concurrency: maxConcurrentRuns }).pipe(Layer.provide(QueuePolicy.fromSettings))
+const Queue = EventQueue.Default.pipe(Layer.provide(QueuePolicy.layerSettings))
 
 const Services = Layer.mergeAll(
-  CircuitBreaker.Default(),
-  ErrorStats.Default(),
+  CircuitBreaker.Default,
+  ErrorStats.Default,
   ContextService.Default,
   PromptService.Default,
   TypingIndicator.Default,
@@ -75,12 +71,15 @@ const Programs = Layer.mergeAll(
   LettaReachabilityLive
 )
 
-/** Everything running, with every service in the output (tests reach in to seed and observe). */
-export const AppLive = Programs.pipe(
+const App = Programs.pipe(
   Layer.provideMerge(RecoveryLive),
   Layer.provideMerge(Services),
   Layer.provideMerge(Gateway),
   Layer.provideMerge(Storage)
 )
 
-export const MainLive = AppLive.pipe(Layer.provide(LoggingLive))
+/** Everything running, with every service in the output (tests reach in to seed and observe). */
+export const AppLive = App.pipe(Layer.provideMerge(AuroraConfig.Default))
+
+/** The program: the configuration is read first, once, for the logger and the app alike. */
+export const MainLive = App.pipe(Layer.provide(LoggingLive), Layer.provide(AuroraConfig.Default))

@@ -4,25 +4,9 @@
  * JSON lines carry `timestamp`, `level`, `message`, the log annotations (guild, channel, message,
  * agent and run ids) flattened, the open spans with their durations, and the cause when there is one.
  */
-import { Config, Effect, Layer, Logger, LogLevel } from "effect"
+import { Effect, Layer, Logger, Option } from "effect"
+import { AuroraConfig } from "../domain/Config.js"
 import { jsonLineLogger } from "../services/health/Log.js"
-
-const levels = {
-  debug: LogLevel.Debug,
-  info: LogLevel.Info,
-  warning: LogLevel.Warning,
-  warn: LogLevel.Warning,
-  error: LogLevel.Error
-} as const
-
-export const LogLevelConfig = Config.literal(...(Object.keys(levels) as Array<keyof typeof levels>))("LOG_LEVEL").pipe(
-  Config.withDefault("info" as const),
-  Config.map((name) => levels[name])
-)
-
-export const LogFormatConfig = Config.literal("pretty", "json")("LOG_FORMAT").pipe(
-  Config.orElse(() => Config.succeed(process.stdout.isTTY ? ("pretty" as const) : ("json" as const)))
-)
 
 const jsonLayer = Logger.replace(
   Logger.defaultLogger,
@@ -30,10 +14,10 @@ const jsonLayer = Logger.replace(
 )
 
 export const LoggingLive = Layer.unwrapEffect(
-  Effect.gen(function* () {
-    const level = yield* LogLevelConfig
-    const format = yield* LogFormatConfig
+  Effect.map(AuroraConfig, ({ log }) => {
+    // LOG_FORMAT unset: pretty for a person at a terminal, JSON for whatever collects the output.
+    const format = Option.getOrElse(log.format, () => (process.stdout.isTTY ? "pretty" : "json"))
     const logger = format === "json" ? jsonLayer : Logger.pretty
-    return Layer.merge(logger, Logger.minimumLogLevel(level))
+    return Layer.merge(logger, Logger.minimumLogLevel(log.level))
   })
 )

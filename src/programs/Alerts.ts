@@ -4,13 +4,13 @@
  * alerts to one per cool-down, so each alert is sent exactly once; a DM that fails is logged and
  * dropped (retrying a DM to an owner who blocked the bot would only add to the noise).
  */
-import { type ConfigError, Context, Duration, Effect, Layer, Option, Queue } from "effect"
+import { Context, Duration, Effect, Layer, Option, Queue } from "effect"
+import { AuroraConfig, type OwnerIds } from "../domain/Config.js"
 import type { DiscordFailure } from "../domain/Errors.js"
 import { type BreakerState, CircuitBreaker, renderBreakerState } from "../services/health/CircuitBreaker.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
 import { type ErrorRateAlert, ErrorStats } from "../services/health/ErrorStats.js"
 import * as Metrics from "../services/health/Metrics.js"
-import { ownerIdsConfig } from "../commands/Owners.js"
 
 /** Where alerts go: the owners and a way to DM them; tests fake it. */
 export interface OwnerMessengerShape {
@@ -18,16 +18,17 @@ export interface OwnerMessengerShape {
   readonly sendDirectMessage: (userId: string, text: string) => Effect.Effect<void, DiscordFailure>
 }
 
-/** AURORA_OWNER_IDS (the commands' one reading of it); empty means "the application's owners". */
-export const OwnerIdsConfig = Effect.map(ownerIdsConfig, (ids) => (ids.length === 0 ? Option.none() : Option.some(ids)))
+/** The owners AURORA_OWNER_IDS names; none means "the application's owners". */
+export const configuredOwners = (owners: OwnerIds): Option.Option<ReadonlyArray<string>> =>
+  owners.ids.length === 0 ? Option.none() : Option.some(owners.ids)
 
 export class OwnerMessenger extends Context.Tag("aurora/OwnerMessenger")<OwnerMessenger, OwnerMessengerShape>() {
   /** Owners from AURORA_OWNER_IDS, else the Discord application's owners; DMs through the gateway. */
-  static readonly live = Layer.effect(
+  static readonly Default: Layer.Layer<OwnerMessenger, never, AuroraConfig | DiscordGateway> = Layer.effect(
     OwnerMessenger,
     Effect.gen(function*() {
       const gateway = yield* DiscordGateway
-      const configured = yield* OwnerIdsConfig
+      const configured = configuredOwners((yield* AuroraConfig).owners)
       return {
         // Looked up per alert, not at start: alerts are rare, and team changes apply without a restart.
         owners: Option.match(configured, {
@@ -110,6 +111,5 @@ export const layer: Layer.Layer<never, never, ErrorStats | CircuitBreaker | Owne
 )
 
 /** The alert feature on the live services. */
-export const AlertsLive: Layer.Layer<never, ConfigError.ConfigError, ErrorStats | CircuitBreaker | DiscordGateway> = layer.pipe(
-  Layer.provide(OwnerMessenger.live)
-)
+export const AlertsLive: Layer.Layer<never, never, ErrorStats | CircuitBreaker | DiscordGateway | AuroraConfig> = layer
+  .pipe(Layer.provide(OwnerMessenger.Default))

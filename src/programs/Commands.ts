@@ -4,9 +4,9 @@
  * concurrently (a slow agent check does not hold up a status view), and `respond` never fails,
  * so one bad interaction never ends the loop.
  */
-import { Config, Effect, Layer, Option, Stream } from "effect"
+import { Effect, Layer, Option, Stream } from "effect"
+import { AuroraConfig } from "../domain/Config.js"
 import type { DiscordFailure } from "../domain/Errors.js"
-import { isSnowflake } from "../domain/Snowflake.js"
 import { commandDefinitions } from "../commands/Definitions.js"
 import { respond } from "../commands/InteractionAdapter.js"
 import { CommandOwners } from "../commands/Owners.js"
@@ -22,25 +22,17 @@ const concurrency = 8
  * AURORA_COMMAND_GUILD_ID is set, the commands of that guild (guild commands update at once, which
  * helps while developing).
  */
-export const registerCommands: Effect.Effect<void, DiscordFailure, DiscordGateway> = Effect.gen(function*() {
+export const registerCommands: Effect.Effect<void, DiscordFailure, DiscordGateway | AuroraConfig> = Effect.gen(function*() {
   const gateway = yield* DiscordGateway
   const commands = gateway.client.application.commands
-  const guildId = yield* Config.option(Config.string("AURORA_COMMAND_GUILD_ID")).pipe(
-    Effect.map(Option.map((id) => id.trim())),
-    Effect.map(Option.filter((id) => id !== "")),
-    Effect.catchAll((error) => Effect.as(Effect.logWarning("AURORA_COMMAND_GUILD_ID could not be read", error), Option.none<string>()))
-  )
+  // A guild id, checked at start-up.
+  const guildId = (yield* AuroraConfig).commandGuildId
   yield* Effect.tryPromise({
     try: () => commands.set([...commandDefinitions]),
     catch: (error) => toDiscordFailure(error, { operation: "registerCommands", channelId: "-" })
   })
   yield* Effect.logInfo("slash commands registered").pipe(Effect.annotateLogs({ commands: commandDefinitions.length }))
   if (Option.isNone(guildId)) return
-  if (!isSnowflake(guildId.value)) {
-    return yield* Effect.logWarning("AURORA_COMMAND_GUILD_ID is not a guild id; guild commands not registered").pipe(
-      Effect.annotateLogs({ value: guildId.value })
-    )
-  }
   const id = guildId.value
   yield* Effect.tryPromise({
     try: () => commands.set([...commandDefinitions], id),
@@ -69,5 +61,5 @@ const make = Effect.gen(function*() {
  * check and message reader from the gateway.
  */
 export const CommandsLive = Layer.scopedDiscard(make).pipe(
-  Layer.provide(Layer.merge(CommandOwners.live, PreviewSource.live))
+  Layer.provide(Layer.merge(CommandOwners.layerGateway, PreviewSource.Default))
 )

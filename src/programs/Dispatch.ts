@@ -18,8 +18,9 @@
  * server before the event is sent again. A run cut off by shutdown before the agent acted is
  * cancelled by the executor and its progress cleared, so the restart sends the event as new.
  */
-import { Cause, Clock, Config, Deferred, Duration, Effect, Either, Fiber, Layer, LogLevel, Ref, Schedule } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Either, Fiber, Layer, LogLevel, Ref, Schedule } from "effect"
 import type { RunObserver, RunReport, ToolCallSummary } from "../domain/AgentRun.js"
+import { AuroraConfig } from "../domain/Config.js"
 import { isSideEffectingTool, truncate } from "../domain/AgentRun.js"
 import type { StorageError } from "../domain/Errors.js"
 import { Partition, type QueuedEvent } from "../domain/Event.js"
@@ -39,9 +40,6 @@ import { TypingIndicator } from "../services/discord/TypingIndicator.js"
 
 /** How long an event that failed transiently waits before its channel tries it again. */
 export const transientHold = Duration.seconds(5)
-
-/** AURORA_SHUTDOWN_GRACE: how long in-flight runs may finish on SIGTERM. */
-export const ShutdownGrace = Config.duration("AURORA_SHUTDOWN_GRACE").pipe(Config.withDefault(Duration.seconds(30)))
 
 /** A dead letter's detail is one line of bounded length. */
 const deadLetterDetailLength = 500
@@ -263,7 +261,8 @@ export const DispatchLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const queue = yield* EventQueue
     const settings = yield* SettingsStore
-    const grace = yield* ShutdownGrace
+    // AURORA_SHUTDOWN_GRACE: how long runs in flight may finish on SIGTERM.
+    const grace = (yield* AuroraConfig).shutdownGrace
     const dispatcher = yield* makeDispatcher()
 
     // Persisted pauses hold dispatch from the start.

@@ -16,7 +16,8 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Clock, Config, type ConfigError, Context, Duration, Effect, Layer, Option } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
+import { AuroraConfig } from "../domain/Config.js"
 import { type BreakerState, breakerLabel, CircuitBreaker } from "../services/health/CircuitBreaker.js"
 import { Database } from "../services/storage/Database.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
@@ -37,7 +38,7 @@ export interface HealthProbeShape {
 
 export class HealthProbe extends Context.Tag("aurora/HealthProbe")<HealthProbe, HealthProbeShape>() {
   /** The probe on the live services. */
-  static readonly live: Layer.Layer<HealthProbe, never, DiscordGateway | Database | CircuitBreaker | EventQueue> = Layer
+  static readonly Default: Layer.Layer<HealthProbe, never, DiscordGateway | Database | CircuitBreaker | EventQueue> = Layer
     .effect(
       HealthProbe,
       Effect.gen(function*() {
@@ -188,22 +189,16 @@ export const layer = (options: HttpOptions): Layer.Layer<HttpServer.HttpServer, 
     )
   ).pipe(Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: options.port, host: options.host })))
 
-/** AURORA_HTTP_PORT (unset: no endpoint) and AURORA_HTTP_HOST (default 127.0.0.1). */
-export const HttpEndpointConfig: Config.Config<Option.Option<HttpOptions>> = Config.all({
-  port: Config.option(Config.port("AURORA_HTTP_PORT")),
-  host: Config.string("AURORA_HTTP_HOST").pipe(Config.withDefault("127.0.0.1"))
-}).pipe(Config.map(({ host, port }) => Option.map(port, (port): HttpOptions => ({ port, host }))))
-
-/** The endpoint as configured; `Layer.empty` when AURORA_HTTP_PORT is unset. */
+/** The endpoint as configured (AURORA_HTTP_PORT, AURORA_HTTP_HOST); `Layer.empty` when the port is unset. */
 export const HttpLive: Layer.Layer<
   never,
-  ConfigError.ConfigError | HttpServerError.ServeError,
-  DiscordGateway | Database | CircuitBreaker | EventQueue
+  HttpServerError.ServeError,
+  AuroraConfig | DiscordGateway | Database | CircuitBreaker | EventQueue
 > = Layer.unwrapEffect(
-  Effect.map(HttpEndpointConfig, (options) =>
-    Option.match(options, {
+  Effect.map(AuroraConfig, (config) =>
+    Option.match(config.http, {
       onNone: () => Layer.empty,
-      onSome: (options) => Layer.discard(layer(options)).pipe(Layer.provide(HealthProbe.live))
+      onSome: (options) => Layer.discard(layer(options)).pipe(Layer.provide(HealthProbe.Default))
     })
   )
 )

@@ -16,7 +16,8 @@
  * that cannot be read or written here stops the start: starting with an empty queue would lose
  * the pending events silently.
  */
-import { Clock, Config, Data, Duration, Effect, Layer } from "effect"
+import { Clock, Data, Duration, Effect, Layer } from "effect"
+import { AuroraConfig } from "../domain/Config.js"
 import type { DeadLetter, DeadLetterReason } from "../domain/DeadLetter.js"
 import type { StorageError } from "../domain/Errors.js"
 import type { QueuedEvent } from "../domain/Event.js"
@@ -25,9 +26,6 @@ import { EventJournal, type JournalEntry } from "../services/queue/EventJournal.
 import { EventQueue } from "../services/queue/EventQueue.js"
 import { LettaExecutor } from "../services/letta/LettaExecutor.js"
 import * as Metrics from "../services/health/Metrics.js"
-
-/** AURORA_MAX_EVENT_AGE: pending events older than this are not replayed after a restart. */
-export const MaxEventAge = Config.duration("AURORA_MAX_EVENT_AGE").pipe(Config.withDefault(Duration.hours(1)))
 
 /** The journal could not be read or written at start-up; Aurora does not start without it. */
 export class RecoveryFailed extends Data.TaggedError("RecoveryFailed")<{
@@ -116,7 +114,8 @@ export const recover = Effect.gen(function*() {
   const deadLetters = yield* DeadLetters
   const queue = yield* EventQueue
   const executor = yield* LettaExecutor
-  const maxAgeMs = Duration.toMillis(yield* MaxEventAge)
+  // AURORA_MAX_EVENT_AGE: pending events older than this are not replayed.
+  const maxAgeMs = Duration.toMillis((yield* AuroraConfig).maxEventAge)
 
   const entries = yield* journal.load.pipe(Effect.mapError(fatal("read the event journal")))
   const now = yield* Clock.currentTimeMillis

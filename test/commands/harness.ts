@@ -5,7 +5,7 @@
  * (scripted agents and health), the message reader and the owner list. Invocations are plain
  * literals, as the adapter would decode them.
  */
-import { ConfigProvider, Effect, HashMap, Layer, Logger, Ref, type Scope } from "effect"
+import { Effect, HashMap, Layer, Logger, Ref, type Scope } from "effect"
 import type { Invocation, OptionValue, Reply } from "../../src/commands/Invocation.js"
 import { CommandOwners } from "../../src/commands/Owners.js"
 import { PreviewSource } from "../../src/commands/PreviewSource.js"
@@ -25,6 +25,7 @@ import { LettaClient, type LettaHealth, LettaEndpoint } from "../../src/services
 import type { MessageSource } from "../../src/services/discord/MessageSource.js"
 import { PromptService } from "../../src/services/prompt/PromptService.js"
 import { SettingsStore } from "../../src/services/storage/SettingsStore.js"
+import { configFrom } from "../fakes/config.js"
 import { fakeMessageSource, ids as messageIds } from "../fakes/messages.js"
 import { makeTempDir } from "../fakes/tempDir.js"
 
@@ -164,19 +165,19 @@ export const withHarness = <A, E>(
         })
     })
 
-    const storage = SettingsStore.Default.pipe(Layer.provideMerge(Database.layerAt(dir)))
-    const queue = EventQueue.Default.pipe(Layer.provide(QueuePolicy.fromSettings), Layer.provide(EventJournal.memory))
+    const storage = SettingsStore.Default.pipe(Layer.provideMerge(Database.layer(dir)))
+    const queue = EventQueue.layer().pipe(Layer.provide(QueuePolicy.layerSettings), Layer.provide(EventJournal.layerMemory))
     const letta = lettaClient.pipe(Layer.provideMerge(LettaEndpoint.Default))
     const messageSource = options.messageSource ?? fakeMessageSource().layer
     const env = Layer.mergeAll(
       queue,
-      DeadLetters.memory,
+      DeadLetters.layerMemory,
       letta,
-      CircuitBreaker.Default(),
-      ErrorStats.Default(),
+      CircuitBreaker.Default,
+      ErrorStats.Default,
       ContextService.Default.pipe(Layer.provide(messageSource)),
       PromptService.Default,
-      CommandOwners.fixed([ids.owner]),
+      CommandOwners.layerFixed([ids.owner]),
       preview
     ).pipe(Layer.provideMerge(storage))
 
@@ -185,7 +186,7 @@ export const withHarness = <A, E>(
       const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
       lines.push({ level: logLevel.label, message: text, annotations: Object.fromEntries(HashMap.toEntries(annotations)) })
     })
-    const provider = ConfigProvider.fromMap(new Map([["LETTA_BASE_URL", options.lettaBaseUrl ?? "http://letta.env:8283"]]))
+    const config = configFrom({ LETTA_BASE_URL: options.lettaBaseUrl ?? "http://letta.env:8283" })
 
     const harness: Harness = {
       agents,
@@ -199,7 +200,7 @@ export const withHarness = <A, E>(
     }
     return yield* body(harness).pipe(
       Effect.provide(env),
-      Effect.provide(Logger.replace(Logger.defaultLogger, capture)),
-      Effect.withConfigProvider(provider)
+      Effect.provide(config),
+      Effect.provide(Logger.replace(Logger.defaultLogger, capture))
     )
   })

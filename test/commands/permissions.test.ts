@@ -5,7 +5,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Ref, TestClock } from "effect"
 import { commandSpecs } from "../../src/commands/Definitions.js"
-import { applicationOwners, ownerIdsConfig } from "../../src/commands/Owners.js"
+import { applicationOwners } from "../../src/commands/Owners.js"
+import { ownerIds } from "../../src/domain/Config.js"
 import { Partition } from "../../src/domain/Event.js"
 import { defaultGuildSettings } from "../../src/domain/Settings.js"
 import { EventQueue } from "../../src/services/queue/EventQueue.js"
@@ -192,6 +193,7 @@ describe("owners", () => {
   it.effect("AURORA_OWNER_IDS: comma-separated ids, blanks and non-ids (names, too short to be a Discord id) skipped", () =>
     Effect.gen(function*() {
       const raw = " 500000000000000003, 80351110224678912 ,,alice,123,"
+      const ownerIdsConfig = Effect.map(ownerIds, (owners) => owners.ids)
       const ids = yield* ownerIdsConfig.pipe(
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["AURORA_OWNER_IDS", raw]])))
       )

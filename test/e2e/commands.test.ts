@@ -7,6 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Logger, LogLevel } from "effect"
 import { commandDefinitions } from "../../src/commands/Definitions.js"
+import { AuroraConfig } from "../../src/domain/Config.js"
 import { CommandsLive } from "../../src/programs/Commands.js"
 import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
 import { CircuitBreaker } from "../../src/services/health/CircuitBreaker.js"
@@ -14,6 +15,7 @@ import { ContextService } from "../../src/services/prompt/ContextService.js"
 import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
 import { Database } from "../../src/services/storage/Database.js"
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
+import { MessageSource } from "../../src/services/discord/MessageSource.js"
 import { ErrorStats } from "../../src/services/health/ErrorStats.js"
 import { EventJournal } from "../../src/services/queue/EventJournal.js"
 import { EventQueue } from "../../src/services/queue/EventQueue.js"
@@ -28,23 +30,24 @@ const tempDir = makeTempDir("commands-e2e")
 
 /** The commands program with the services it needs, as the live graph builds them. */
 const appLayer = (dir: string) => {
-  const gateway = DiscordGateway.messageSource.pipe(Layer.provideMerge(DiscordGateway.Default))
-  const storage = SettingsStore.Default.pipe(Layer.provideMerge(Database.layerAt(dir)))
-  const letta = LettaClient.DefaultWithoutDependencies.pipe(Layer.provideMerge(LettaEndpoint.Default))
-  const queue = EventQueue.Default.pipe(Layer.provide(QueuePolicy.fromSettings), Layer.provide(EventJournal.memory))
+  const gateway = MessageSource.Default.pipe(Layer.provideMerge(DiscordGateway.Default))
+  const storage = SettingsStore.Default.pipe(Layer.provideMerge(Database.layer(dir)))
+  const letta = LettaClient.Default.pipe(Layer.provideMerge(LettaEndpoint.Default))
+  const queue = EventQueue.layer().pipe(Layer.provide(QueuePolicy.layerSettings), Layer.provide(EventJournal.layerMemory))
   const services = Layer.mergeAll(
-    CircuitBreaker.Default(),
-    ErrorStats.Default(),
+    CircuitBreaker.Default,
+    ErrorStats.Default,
     ContextService.Default,
     PromptService.Default,
-    DeadLetters.memory,
+    DeadLetters.layerMemory,
     queue,
     letta
   )
   return CommandsLive.pipe(
     Layer.provideMerge(services),
     Layer.provideMerge(gateway),
-    Layer.provideMerge(storage)
+    Layer.provideMerge(storage),
+    Layer.provideMerge(AuroraConfig.Default)
   )
 }
 

@@ -5,6 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ChannelType, PermissionFlagsBits } from "discord.js"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, Scope, Stream } from "effect"
+import { AuroraConfig } from "../../src/domain/Config.js"
 import type { ReceivedMessage } from "../../src/domain/Discord.js"
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
 import { MessageSource } from "../../src/services/discord/MessageSource.js"
@@ -13,7 +14,7 @@ import { FakeDiscord, type FakeDiscordOptions, snowflake, snowflakeTime, world }
 const wait = Duration.seconds(10)
 
 const gatewayLayer = (fake: FakeDiscord, extra: Readonly<Record<string, string>> = {}) =>
-  DiscordGateway.Default.pipe(Layer.provide(fake.configLayer(extra)))
+  DiscordGateway.Default.pipe(Layer.provide(AuroraConfig.Default), Layer.provide(fake.configLayer(extra)))
 
 /** A fake and a ready gateway connected to it, both closed with the test's scope. */
 const connect = (options: FakeDiscordOptions = {}) =>
@@ -168,7 +169,7 @@ describe("DiscordGateway against FakeDiscord", () => {
   it.scopedLive("fetchMessage reads REST once, then the cache; maps 404 and 403", () =>
     Effect.gen(function*() {
       const { fake, gateway } = yield* connect()
-      const source = Context.get(yield* Layer.build(DiscordGateway.messageSource.pipe(
+      const source = Context.get(yield* Layer.build(MessageSource.Default.pipe(
         Layer.provide(Layer.succeed(DiscordGateway, gateway))
       )), MessageSource)
 

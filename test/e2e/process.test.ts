@@ -60,6 +60,28 @@ describe("the built program", () => {
     })
   )
 
+  it.scopedLive("bad settings: one line per bad variable, exit 1, nothing started, no secret", () =>
+    Effect.gen(function* () {
+      const dataDir = Path.join(yield* tempDir, "data")
+      const child = yield* run("node", [builtMain], {
+        DISCORD_TOKEN: secretToken,
+        LETTA_API_KEY: "letta-SECRET-key-0987654321",
+        AURORA_DATA_DIR: dataDir,
+        AURORA_HTTP_PORT: "http",
+        AURORA_MAX_CONCURRENT_RUNS: "0"
+      })
+      expect(yield* bounded("exit", child.exit)).toBe(1)
+      expect(child.output().trim().split("\n")).toEqual([
+        `aurora: AURORA_MAX_CONCURRENT_RUNS is invalid: expected an integer from 1 to 1024, got "0"`,
+        `aurora: AURORA_HTTP_PORT is invalid: Expected a network port value but received "http"`
+      ])
+      expect(child.output()).not.toContain(secretToken)
+      expect(child.output()).not.toContain("letta-SECRET-key-0987654321")
+      // Checked before anything starts: not even the data directory was created.
+      expect(Fs.existsSync(dataDir)).toBe(false)
+    })
+  )
+
   it.scopedLive("a token Discord rejects gives one clear line without the token", () =>
     Effect.gen(function* () {
       const discord = yield* FakeDiscord.make({ rejectToken: true })
@@ -89,7 +111,7 @@ describe("the built program", () => {
         Effect.gen(function* () {
           const settings = yield* SettingsStore
           yield* settings.enable(world.guildId, "agent-proc")
-        }).pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provide(Database.layerAt(dataDir)))))
+        }).pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provide(Database.layer(dataDir)))))
       )
       const child = yield* run("npm", ["start", "--silent"], {
         DISCORD_TOKEN: secretToken,
@@ -150,7 +172,7 @@ describe("the built program", () => {
         Effect.gen(function* () {
           const settings = yield* SettingsStore
           yield* settings.enable(world.guildId, "agent-slow")
-        }).pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provide(Database.layerAt(dataDir)))))
+        }).pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provide(Database.layer(dataDir)))))
       )
       const child = yield* run("node", [builtMain], {
         DISCORD_TOKEN: discord.token,

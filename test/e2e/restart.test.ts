@@ -7,7 +7,6 @@ import { Duration, Effect, Layer } from "effect"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
 import { Database } from "../../src/services/storage/Database.js"
 import { EventJournal, type JournalEntry } from "../../src/services/queue/EventJournal.js"
-import { SqlEventJournal } from "../../src/services/storage/SqlEventJournal.js"
 import { Behaviours, Items, type ReceivedRequest } from "../fakes/FakeLetta.js"
 import { bounded, startApp, tempDir, world } from "./harness.js"
 
@@ -54,7 +53,7 @@ const seedJournal = (dataDir: string, entries: ReadonlyArray<JournalEntry>) =>
       if (run.runId !== null) yield* journal.runIdSeen(event.messageId, run.runId)
       if (run.sideEffect) yield* journal.sideEffectSeen(event.messageId)
     }
-  }).pipe(Effect.provide(SqlEventJournal.layer.pipe(Layer.provide(Database.layerAt(dataDir)))))
+  }).pipe(Effect.provide(EventJournal.layerSql.pipe(Layer.provide(Database.layer(dataDir)))))
 
 const isCancel = (r: ReceivedRequest) => r.kind === "cancel"
 

@@ -8,6 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ChannelType, GatewayIntentBits } from "discord.js"
 import { Cause, Context, Effect, Exit, Layer, Option, Schedule } from "effect"
+import { AuroraConfig } from "../../src/domain/Config.js"
 import { DiscordGateway, type GatewayOptions } from "../../src/services/discord/DiscordGateway.js"
 import { closeCodeExplanation } from "../../src/services/discord/Shards.js"
 import { defaultGuild, FakeDiscord, type FakeDiscordOptions, type FakeGuild, shardOf } from "../fakes/FakeDiscord.js"
@@ -56,7 +57,10 @@ const buildGateway = (
   Effect.gen(function*() {
     const fake = yield* FakeDiscord.make(fakeOptions)
     const lines: Array<LogLine> = []
-    const layer = DiscordGateway.layer(options).pipe(Layer.provide(Layer.merge(fake.configLayer(env), captureLogs(lines))))
+    const layer = DiscordGateway.layer(options).pipe(
+      Layer.provide(AuroraConfig.Default),
+      Layer.provide(Layer.merge(fake.configLayer(env), captureLogs(lines)))
+    )
     const exit = yield* Effect.exit(Layer.build(layer))
     return { fake, lines, exit: Exit.map(exit, (context) => Context.get(context, DiscordGateway)) }
   })

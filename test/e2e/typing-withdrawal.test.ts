@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer } from "effect"
+import { AuroraConfig } from "../../src/domain/Config.js"
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
 import { FakeDiscord, world } from "../fakes/FakeDiscord.js"
 
@@ -19,7 +20,9 @@ describe("DiscordGateway.sendTyping and discord.js' global rate limit", () => {
   it.scopedLive("a typing call interrupted while it waits for the rate limit is never sent", () =>
     Effect.gen(function*() {
       const fake = yield* FakeDiscord.make()
-      const context = yield* Layer.build(DiscordGateway.Default.pipe(Layer.provide(fake.configLayer())))
+      const context = yield* Layer.build(
+        DiscordGateway.Default.pipe(Layer.provide(AuroraConfig.Default), Layer.provide(fake.configLayer()))
+      )
       const gateway = Context.get(context, DiscordGateway)
       // Distinct channels: distinct rate-limit buckets, so only the global limit holds them back.
       const channels = Array.from({ length: calls }, (_, i) => (BigInt(world.general) + BigInt(i + 1)).toString())

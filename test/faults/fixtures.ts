@@ -52,7 +52,7 @@ export const seedSettings = (dataDir: string, guilds: ReadonlyArray<GuildSetup>)
           if (value !== undefined) yield* store.setSetting(guild.guildId, key, value)
         }
       }
-    }).pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provide(Database.layerAt(dataDir)))))
+    }).pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provide(Database.layer(dataDir)))))
   )
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Logger, LogLevel } from "effect"
-import { LogLevelConfig } from "../../src/layers/Logging.js"
+import { logLevel } from "../../src/domain/Config.js"
 import { jsonLineLogger, logAnnotated } from "../../src/services/health/Log.js"
 
 const capture = (lines: Array<string>) =>
@@ -79,13 +79,13 @@ describe("JSON log lines", () => {
   it.effect("LOG_LEVEL maps names to levels and rejects unknown ones", () =>
     Effect.gen(function* () {
       const read = (value: string) =>
-        Effect.withConfigProvider(LogLevelConfig, ConfigProvider.fromMap(new Map([["LOG_LEVEL", value]])))
+        Effect.withConfigProvider(logLevel, ConfigProvider.fromMap(new Map([["LOG_LEVEL", value]])))
       expect(yield* read("debug")).toBe(LogLevel.Debug)
       expect(yield* read("warning")).toBe(LogLevel.Warning)
       expect(yield* read("error")).toBe(LogLevel.Error)
       const bad = yield* Effect.either(read("loud"))
       expect(bad._tag).toBe("Left")
-      const unset = yield* Effect.withConfigProvider(LogLevelConfig, ConfigProvider.fromMap(new Map()))
+      const unset = yield* Effect.withConfigProvider(logLevel, ConfigProvider.fromMap(new Map()))
       expect(unset).toBe(LogLevel.Info)
     })
   )

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Deferred, Duration, Effect, Exit, Layer, Logger, Option, Queue, Ref, TestClock } from "effect"
 import { DiscordError } from "../../src/domain/Errors.js"
-import { alertMessage, layer as alertsLayer, OwnerIdsConfig, OwnerMessenger } from "../../src/programs/Alerts.js"
+import { ownerIds } from "../../src/domain/Config.js"
+import { alertMessage, configuredOwners, layer as alertsLayer, OwnerMessenger } from "../../src/programs/Alerts.js"
 import { BreakerState, CircuitBreaker } from "../../src/services/health/CircuitBreaker.js"
 import { ErrorStats, type Operation } from "../../src/services/health/ErrorStats.js"
 
@@ -38,7 +39,7 @@ const start = (options: { readonly owners?: ReadonlyArray<string>; readonly fail
           }
         })
     })
-    const services = Layer.merge(ErrorStats.Default(), CircuitBreaker.Default())
+    const services = Layer.merge(ErrorStats.Default, CircuitBreaker.Default)
     const context = yield* Layer.build(Layer.provideMerge(alertsLayer.pipe(Layer.provide(messenger)), services))
     const stats = Effect.provide(ErrorStats, context)
     const breaker = Effect.provide(CircuitBreaker, context)
@@ -171,7 +172,7 @@ describe("owner alerts", () => {
   it.effect("AURORA_OWNER_IDS: comma-separated ids, blanks ignored; unset or empty means the application owners", () =>
     Effect.gen(function*() {
       const read = (env: Record<string, string>) =>
-        Effect.withConfigProvider(OwnerIdsConfig, ConfigProvider.fromMap(new Map(Object.entries(env))))
+        Effect.withConfigProvider(Effect.map(ownerIds, configuredOwners), ConfigProvider.fromMap(new Map(Object.entries(env))))
       expect(yield* read({ AURORA_OWNER_IDS: " 111, 222,,333, not-an-id " })).toEqual(Option.some(["111", "222", "333"]))
       expect(yield* read({ AURORA_OWNER_IDS: " , " })).toEqual(Option.none())
       expect(yield* read({})).toEqual(Option.none())

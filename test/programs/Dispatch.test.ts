@@ -137,7 +137,7 @@ const makeHarness = (options: HarnessOptions) => {
       DeadLetters,
       Effect.map(makeMemoryDeadLetters, (store) => ({ ...store, add: () => Effect.fail(storageError("DeadLetters.add")) }))
     )
-    : DeadLetters.memory
+    : DeadLetters.layerMemory
   const sender = Layer.succeed(TypingSender, {
     sendTyping: (channelId: string): Effect.Effect<void, DiscordFailure> =>
       Effect.map(Clock.currentTimeMillis, (at) => void typed.push({ channelId, at }))
@@ -145,8 +145,8 @@ const makeHarness = (options: HarnessOptions) => {
   const layer = Layer.mergeAll(
     settings,
     executor,
-    CircuitBreaker.Default(options.breaker),
-    ErrorStats.Default(),
+    CircuitBreaker.layer(options.breaker ?? {}),
+    ErrorStats.Default,
     TypingIndicator.Default.pipe(Layer.provide(sender)),
     journal,
     deadLetters
@@ -605,7 +605,7 @@ describe("dispatch consuming the real EventQueue", () => {
     Effect.gen(function*() {
       const memory = yield* makeMemoryJournal
       const queue = yield* EventQueue.make().pipe(
-        Effect.provide(QueuePolicy.fixed({ capacity: 50, spacing: 0 })),
+        Effect.provide(QueuePolicy.layerFixed({ capacity: 50, spacing: 0 })),
         Effect.provideService(EventJournal, memory.journal)
       )
       // The dispatcher records run progress in the queue's own journal.

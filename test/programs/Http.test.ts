@@ -2,7 +2,8 @@ import { HttpServer } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, Layer, Option, Ref } from "effect"
 import { Partition } from "../../src/domain/Event.js"
-import { HealthProbe, healthReport, HttpEndpointConfig, layer as httpLayer } from "../../src/programs/Http.js"
+import { httpEndpoint } from "../../src/domain/Config.js"
+import { HealthProbe, healthReport, layer as httpLayer } from "../../src/programs/Http.js"
 import type { ShardHealth } from "../../src/services/discord/Shards.js"
 import { type BreakerState as Breaker, BreakerState } from "../../src/services/health/CircuitBreaker.js"
 import type { QueueStats } from "../../src/services/queue/EventQueue.js"
@@ -210,7 +211,7 @@ describe("HTTP endpoint", () => {
   it.effect("AURORA_HTTP_PORT unset means no endpoint; AURORA_HTTP_HOST defaults to loopback", () =>
     Effect.gen(function*() {
       const read = (env: Record<string, string>) =>
-        Effect.withConfigProvider(HttpEndpointConfig, ConfigProvider.fromMap(new Map(Object.entries(env))))
+        Effect.withConfigProvider(httpEndpoint, ConfigProvider.fromMap(new Map(Object.entries(env))))
       expect(yield* read({})).toEqual(Option.none())
       expect(yield* read({ AURORA_HTTP_PORT: "9464" })).toEqual(Option.some({ port: 9464, host: "127.0.0.1" }))
       expect(yield* read({ AURORA_HTTP_PORT: "9464", AURORA_HTTP_HOST: "0.0.0.0" })).toEqual(

@@ -88,14 +88,14 @@ const withListener = <A, E>(
     })
     const memory = yield* makeMemoryJournal
     const queue = yield* EventQueue.make().pipe(
-      Effect.provide(QueuePolicy.fixed({ capacity, spacing: 0 })),
+      Effect.provide(QueuePolicy.layerFixed({ capacity, spacing: 0 })),
       Effect.provideService(EventJournal, memory.journal)
     )
     const services = Layer.mergeAll(
       fakeGateway,
       ContextService.Default,
       PromptService.Default,
-      SettingsStore.Default.pipe(Layer.provide(Database.layerAt(dir))),
+      SettingsStore.Default.pipe(Layer.provide(Database.layer(dir))),
       Logger.replace(Logger.defaultLogger, capture)
     ).pipe(Layer.provide(source.layer), Layer.provideMerge(source.layer))
     return yield* Effect.gen(function*() {

@@ -3,7 +3,7 @@
  * journal, the memory dead-letter store, a real EventQueue and a fake executor, under TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Metric, MetricState, TestClock } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Metric, MetricState, TestClock } from "effect"
 import { StorageError } from "../../src/domain/Errors.js"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
 import { classify, recover, RecoveryFailed } from "../../src/programs/Recovery.js"
@@ -12,6 +12,7 @@ import { EventJournal, type EventJournalService, type JournalEntry, makeMemoryJo
 import { DispatchOutcome, EventQueue } from "../../src/services/queue/EventQueue.js"
 import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
 import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
+import { configFrom } from "../fakes/config.js"
 import { event } from "../services/queue/harness.js"
 
 const hour = 3_600_000
@@ -145,12 +146,12 @@ const makeSetup = (options: { readonly cancel?: "records" | "hangs" } = {}) =>
     const restart = (config: Record<string, string> = {}) =>
       Effect.gen(function*() {
         const queue = yield* EventQueue.make().pipe(
-          Effect.provide(QueuePolicy.fixed({ capacity: 2, spacing: 0 })),
+          Effect.provide(QueuePolicy.layerFixed({ capacity: 2, spacing: 0 })),
           Effect.provideService(EventJournal, memory.journal)
         )
         const summary = yield* recover.pipe(
           Effect.provideService(EventQueue, queue),
-          Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config))))
+          Effect.provide(configFrom(config))
         )
         return { queue, summary }
       }).pipe(
@@ -298,7 +299,7 @@ describe("recover (start-up)", () => {
         load: Effect.fail(new StorageError({ operation: "EventJournal.load", reason: "SQLITE_IOERR: disk I/O error" }))
       }
       const queue = yield* EventQueue.make().pipe(
-        Effect.provide(QueuePolicy.fixed({ capacity: 50, spacing: 0 })),
+        Effect.provide(QueuePolicy.layerFixed({ capacity: 50, spacing: 0 })),
         Effect.provideService(EventJournal, broken)
       )
       const exit = yield* recover.pipe(
@@ -306,6 +307,7 @@ describe("recover (start-up)", () => {
         Effect.provideService(DeadLetters, deadLetters),
         Effect.provideService(EventQueue, queue),
         Effect.provide(Layer.mock(LettaExecutor, { _tag: "aurora/LettaExecutor" })),
+        Effect.provide(configFrom()),
         Effect.exit
       )
       expect(Exit.isFailure(exit)).toBe(true)

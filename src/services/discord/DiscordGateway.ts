@@ -21,20 +21,20 @@ import {
 } from "discord.js"
 import {
   Clock,
-  Config,
   Data,
   Deferred,
   Duration,
   Effect,
   Either,
   Exit,
-  Layer,
   Option,
+  Layer,
   Queue,
   Redacted,
   Runtime,
   Stream
 } from "effect"
+import { AuroraConfig } from "../../domain/Config.js"
 import type { MessageRecord, ReceivedMessage } from "../../domain/Discord.js"
 import { DiscordError, type DiscordFailure, MessageNotFound } from "../../domain/Errors.js"
 import {
@@ -46,7 +46,6 @@ import {
   toReceivedMessage
 } from "./DiscordMapping.js"
 import { clientOptions } from "./ClientOptions.js"
-import { MessageSource } from "./MessageSource.js"
 import {
   closeCodeOfError,
   closedForGoodLine,
@@ -65,13 +64,6 @@ export class DiscordLoginFailed extends Data.TaggedError("DiscordLoginFailed")<{
   }
 }
 
-const GatewayConfig = Config.all({
-  token: Config.redacted("DISCORD_TOKEN"),
-  apiUrl: Config.option(Config.string("DISCORD_API_URL")),
-  // How long login may take, READY and every GUILD_CREATE included.
-  readyTimeout: Config.duration("AURORA_DISCORD_READY_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
-})
-
 /** Discord's own limit for one message. */
 const MaxMessageLength = 2000
 
@@ -87,8 +79,10 @@ export interface GatewayOptions {
   readonly shardCount: ShardCount
 }
 
-const make = (options: GatewayOptions) => Effect.gen(function*() {
-  const config = yield* GatewayConfig
+/** `options` override the configuration (AURORA_SHARD_COUNT); tests pin a count this way. */
+const make = (options: Partial<GatewayOptions> = {}) => Effect.gen(function*() {
+  const config = (yield* AuroraConfig).discord
+  const shardCount = options.shardCount ?? config.shardCount
   const runtime = yield* Effect.runtime<never>()
   const runLog = Runtime.runFork(runtime)
   const apiUrl = Option.getOrElse(config.apiUrl, () => DefaultRestOptions.api)
@@ -109,7 +103,7 @@ const make = (options: GatewayOptions) => Effect.gen(function*() {
 
   const client = yield* Effect.acquireRelease(
     Effect.sync(() =>
-      new Client(clientOptions({ shardCount: options.shardCount, apiUrl: Option.getOrNull(config.apiUrl) }))
+      new Client(clientOptions({ shardCount, apiUrl: Option.getOrNull(config.apiUrl) }))
     ),
     (client) =>
       Effect.sync(() => {
@@ -282,16 +276,10 @@ const make = (options: GatewayOptions) => Effect.gen(function*() {
 })
 
 export class DiscordGateway extends Effect.Service<DiscordGateway>()("aurora/DiscordGateway", {
-  scoped: make({ shardCount: "auto" })
+  scoped: make()
 }) {
-  /** The gateway with these options (`Default` is `shardCount: "auto"`). */
-  static layer(options: GatewayOptions) {
+  /** The gateway with options other than the configuration's (tests pin a shard count). */
+  static layer(options: Partial<GatewayOptions>) {
     return Layer.scoped(DiscordGateway, Effect.map(make(options), DiscordGateway.make))
   }
-
-  /** The MessageSource port, served by the gateway (cache first, then REST). */
-  static readonly messageSource: Layer.Layer<MessageSource, never, DiscordGateway> = Layer.effect(
-    MessageSource,
-    Effect.map(DiscordGateway, (gateway) => MessageSource.of({ fetchMessage: gateway.fetchMessage }))
-  )
 }

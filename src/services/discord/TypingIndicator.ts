@@ -14,7 +14,8 @@ export class TypingSender extends Context.Tag("aurora/TypingSender")<
   TypingSender,
   { readonly sendTyping: (channelId: string) => Effect.Effect<void, DiscordFailure> }
 >() {
-  static readonly fromGateway = Layer.effect(
+  /** Through the gateway's REST client. */
+  static readonly Default: Layer.Layer<TypingSender, never, DiscordGateway> = Layer.effect(
     TypingSender,
     Effect.map(DiscordGateway, (gateway) => ({ sendTyping: gateway.sendTyping }))
   )

@@ -6,7 +6,7 @@
  * All decisions are pure functions of the state; `Ref.modify` applies them atomically, so many
  * concurrent runs see one consistent breaker (100 simultaneous failures open it exactly once).
  */
-import { Cause, Clock, Data, Duration, Effect, Exit, Option, PubSub, Ref, Stream } from "effect"
+import { Cause, Clock, Data, Duration, Effect, Exit, Layer, Option, PubSub, Ref, Stream } from "effect"
 import { CircuitOpen } from "../../domain/LettaErrors.js"
 
 export type BreakerState = Data.TaggedEnum<{
@@ -281,5 +281,9 @@ const make = (options: CircuitBreakerOptions = {}) =>
   })
 
 export class CircuitBreaker extends Effect.Service<CircuitBreaker>()("aurora/CircuitBreaker", {
-  effect: make
-}) {}
+  effect: make()
+}) {
+  /** With other thresholds than the defaults (tests). */
+  static readonly layer = (options: CircuitBreakerOptions): Layer.Layer<CircuitBreaker> =>
+    Layer.effect(CircuitBreaker, Effect.map(make(options), CircuitBreaker.make))
+}

@@ -6,7 +6,7 @@
  * snapshot, and the alerts, logged and published as they fire. The rules are pure functions in
  * ./ErrorStats/: the statistics and the alert decision (State.ts), the bucketed window (Window.ts).
  */
-import { Cause, Clock, Effect, Exit, Option, PubSub, Ref, Stream } from "effect"
+import { Cause, Clock, Effect, Exit, Layer, Option, PubSub, Ref, Stream } from "effect"
 import {
   describeAlert,
   emptyErrorStats,
@@ -84,5 +84,9 @@ const make = (options: ErrorStatsOptions = {}) =>
   })
 
 export class ErrorStats extends Effect.Service<ErrorStats>()("aurora/ErrorStats", {
-  effect: make
-}) {}
+  effect: make()
+}) {
+  /** With other windows and thresholds than the defaults (tests). */
+  static readonly layer = (options: ErrorStatsOptions): Layer.Layer<ErrorStats> =>
+    Layer.effect(ErrorStats, Effect.map(make(options), ErrorStats.make))
+}

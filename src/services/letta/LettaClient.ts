@@ -4,7 +4,8 @@
  * ClientErrors.ts, re-exported here.
  */
 import { APIConnectionTimeoutError, Letta } from "@letta-ai/letta-client"
-import { Config, Duration, Effect, Option, Redacted, Ref } from "effect"
+import { Duration, Effect, Option, Redacted, Ref } from "effect"
+import { AuroraConfig } from "../../domain/Config.js"
 import type { LettaRunError } from "../../domain/LettaErrors.js"
 import { classifyClientError, errorText, type FailureContext } from "./ClientErrors.js"
 
@@ -25,7 +26,7 @@ export interface LettaUrl {
  */
 export class LettaEndpoint extends Effect.Service<LettaEndpoint>()("aurora/LettaEndpoint", {
   effect: Effect.gen(function* () {
-    const envUrl = yield* Config.option(Config.nonEmptyString("LETTA_BASE_URL"))
+    const envUrl = (yield* AuroraConfig).letta.baseUrl
     const override = yield* Ref.make<string | null>(null)
 
     const current: Effect.Effect<LettaUrl> = Effect.map(Ref.get(override), (url): LettaUrl => {
@@ -63,10 +64,8 @@ export type LettaHealth =
 export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClient", {
   effect: Effect.gen(function* () {
     const endpoint = yield* LettaEndpoint
-    // Self-hosted servers need no key; an empty variable means none.
-    const apiKey = yield* Config.option(Config.redacted("LETTA_API_KEY")).pipe(
-      Effect.map(Option.filter((key) => Redacted.value(key).trim() !== ""))
-    )
+    // Self-hosted servers need no key (a blank LETTA_API_KEY reads as none).
+    const apiKey = (yield* AuroraConfig).letta.apiKey
     const cache = yield* Ref.make<Option.Option<LettaClientHandle>>(Option.none())
 
     const build = (at: LettaUrl): LettaClientHandle => ({
@@ -230,6 +229,5 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
       )
 
     return { current, retrieveAgent, createConversation, health, cancelRun, cancelConversation, redact } as const
-  }),
-  dependencies: [LettaEndpoint.Default]
+  })
 }) {}

@@ -184,6 +184,5 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
       )
 
     return { run, cancelRun } as const
-  }),
-  dependencies: [LettaClient.Default]
+  })
 }) {}

@@ -3,12 +3,15 @@
  * Bounded per partition (the newest `maxDeadLettersPerPartition` are kept), listed newest first.
  *
  * The durable store (SqlDeadLetters) records a dead letter and removes the event from the journal
- * in one transaction, so a crash never leaves an event both pending and dead. `memory` serves tests.
+ * in one transaction, so a crash never leaves an event both pending and dead. `layerMemory`
+ * serves tests.
  */
+import type { SqlClient } from "@effect/sql"
 import { Context, Effect, Layer, Ref } from "effect"
 import { type DeadLetter, maxDeadLettersPerPartition, sameDeadLetter } from "../../domain/DeadLetter.js"
 import type { StorageError } from "../../domain/Errors.js"
 import { Partition } from "../../domain/Event.js"
+import { makeSqlDeadLetters } from "../storage/SqlDeadLetters.js"
 
 export interface DeadLetterPage {
   /** Newest first (by failedAt, then by insertion). */
@@ -37,8 +40,17 @@ export interface DeadLettersService {
 }
 
 export class DeadLetters extends Context.Tag("aurora/DeadLetters")<DeadLetters, DeadLettersService>() {
+  /** In the SQLite database (the `dead_letters` table). */
+  static readonly layerSql: Layer.Layer<DeadLetters, never, SqlClient.SqlClient> = Layer.effect(
+    DeadLetters,
+    makeSqlDeadLetters
+  )
+
   /** In memory, with the same bound and order as the durable store. */
-  static readonly memory: Layer.Layer<DeadLetters> = Layer.effect(DeadLetters, Effect.suspend(() => makeMemoryDeadLetters))
+  static readonly layerMemory: Layer.Layer<DeadLetters> = Layer.effect(
+    DeadLetters,
+    Effect.suspend(() => makeMemoryDeadLetters)
+  )
 }
 
 interface Stored {

@@ -10,12 +10,14 @@
  * returned survives a crash; that is what makes `append` a write-ahead record. How a store gets
  * there (one commit per write, or writes grouped into one commit) is its own business.
  *
- * The durable SQLite store (SqlEventJournal) implements this port; `noop` and `memory` serve
- * tests and runs without persistence.
+ * The durable SQLite store (`layerSql`, storage/SqlEventJournal.ts) implements this port;
+ * `layerNoop` and `layerMemory` serve tests and runs without persistence.
  */
+import type { SqlClient } from "@effect/sql"
 import { Context, Effect, HashMap, Layer, Ref } from "effect"
 import type { StorageError } from "../../domain/Errors.js"
 import type { QueuedEvent } from "../../domain/Event.js"
+import { makeSqlEventJournal } from "../storage/SqlEventJournal.js"
 
 /** What a run of a journalled event had done when it was last recorded. */
 export interface RunProgress {
@@ -55,7 +57,13 @@ export interface EventJournalService {
 
 export class EventJournal extends Context.Tag("aurora/EventJournal")<EventJournal, EventJournalService>() {
   /** Keeps nothing: pending events do not survive a restart. */
-  static readonly noop: Layer.Layer<EventJournal> = Layer.succeed(EventJournal, {
+  /** In the SQLite database (the `pending_events` table). */
+  static readonly layerSql: Layer.Layer<EventJournal, never, SqlClient.SqlClient> = Layer.scoped(
+    EventJournal,
+    makeSqlEventJournal
+  )
+
+  static readonly layerNoop: Layer.Layer<EventJournal> = Layer.succeed(EventJournal, {
     append: () => Effect.void,
     remove: () => Effect.void,
     update: () => Effect.void,
@@ -66,7 +74,7 @@ export class EventJournal extends Context.Tag("aurora/EventJournal")<EventJourna
   })
 
   /** Keeps pending events in memory (for tests and for inspecting what would be persisted). */
-  static readonly memory: Layer.Layer<EventJournal> = Layer.effect(
+  static readonly layerMemory: Layer.Layer<EventJournal> = Layer.effect(
     EventJournal,
     Effect.map(
       Effect.suspend(() => makeMemoryJournal),

@@ -28,6 +28,7 @@ import {
   Queue,
   Ref
 } from "effect"
+import { AuroraConfig } from "../../domain/Config.js"
 import type { DuplicateEvent, QueueFull, StorageError } from "../../domain/Errors.js"
 import { Partition, type QueuedEvent } from "../../domain/Event.js"
 import { EventJournal } from "./EventJournal.js"
@@ -345,5 +346,9 @@ export class EventQueue extends Context.Tag("aurora/EventQueue")<EventQueue, Eve
   static readonly make = make
   static readonly layer = (options: EventQueueOptions = {}): Layer.Layer<EventQueue, never, QueuePolicy | EventJournal> =>
     Layer.effect(EventQueue, make(options))
-  static readonly Default = EventQueue.layer()
+  /** At most AURORA_MAX_CONCURRENT_RUNS runs in flight. */
+  static readonly Default: Layer.Layer<EventQueue, never, QueuePolicy | EventJournal | AuroraConfig> = Layer.effect(
+    EventQueue,
+    Effect.flatMap(AuroraConfig, (config) => make({ concurrency: config.maxConcurrentRuns }))
+  )
 }

@@ -24,13 +24,13 @@ export class QueuePolicy extends Context.Tag("aurora/QueuePolicy")<
   { readonly limits: (partition: Partition) => Effect.Effect<PartitionLimits> }
 >() {
   /** The same limits for every partition. */
-  static readonly fixed = (limits: { readonly capacity: number; readonly spacing: Duration.DurationInput }) =>
+  static readonly layerFixed = (limits: { readonly capacity: number; readonly spacing: Duration.DurationInput }) =>
     Layer.succeed(QueuePolicy, {
       limits: () => Effect.succeed({ capacity: limits.capacity, spacing: Duration.decode(limits.spacing) })
     })
 
   /** The queue's limits, read from each guild's settings (DMs use the defaults). */
-  static readonly fromSettings = Layer.effect(
+  static readonly layerSettings = Layer.effect(
     QueuePolicy,
     Effect.gen(function*() {
       const settings = yield* SettingsStore

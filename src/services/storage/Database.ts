@@ -13,10 +13,11 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Config, Context, Data, Effect, Layer } from "effect"
+import { Context, Data, Effect, Layer } from "effect"
 import { constants } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { AuroraConfig } from "../../domain/Config.js"
 import { StorageError } from "../../domain/Errors.js"
 import { requiredTables, runMigrations } from "./migrations.js"
 
@@ -201,7 +202,7 @@ export class Database extends Context.Tag("aurora/Database")<Database, DatabaseS
    * The database at `<dataDir>/aurora.db`, migrated and checked, with the SqlClient on it.
    * Closing the layer's scope closes the file. Tests point it at a temporary directory.
    */
-  static layerAt(dataDir: string): Layer.Layer<Database | SqlClient.SqlClient | SqliteClient.SqliteClient, DatabaseUnavailable> {
+  static layer(dataDir: string): Layer.Layer<Database | SqlClient.SqlClient | SqliteClient.SqliteClient, DatabaseUnavailable> {
     const dir = path.resolve(dataDir)
     const file = path.join(dir, databaseFileName)
     return Layer.scopedContext(
@@ -220,10 +221,11 @@ export class Database extends Context.Tag("aurora/Database")<Database, DatabaseS
       })
     ).pipe(Layer.provide(Reactivity.layer))
   }
+
+  /** The live database: `$AURORA_DATA_DIR/aurora.db`. */
+  static readonly Default: Layer.Layer<
+    Database | SqlClient.SqlClient | SqliteClient.SqliteClient,
+    DatabaseUnavailable,
+    AuroraConfig
+  > = Layer.unwrapEffect(Effect.map(AuroraConfig, (config) => Database.layer(config.dataDir)))
 }
-
-/** The data directory from AURORA_DATA_DIR (default ./data). */
-export const DataDir = Config.string("AURORA_DATA_DIR").pipe(Config.withDefault("./data"))
-
-/** The live database: `$AURORA_DATA_DIR/aurora.db`. */
-export const DatabaseLive = Layer.unwrapEffect(Effect.map(DataDir, Database.layerAt))

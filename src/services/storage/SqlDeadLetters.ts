@@ -9,11 +9,11 @@
  * nor a partition over its bound.
  */
 import { SqlClient } from "@effect/sql"
-import { Effect, Either, Layer, ParseResult, Schema } from "effect"
+import { Effect, Either, ParseResult, Schema } from "effect"
 import { type DeadLetter, DeadLetterReason, maxDeadLettersPerPartition } from "../../domain/DeadLetter.js"
 import { Partition } from "../../domain/Event.js"
 import { storageErrorOf } from "./Database.js"
-import { DeadLetters, type DeadLettersService } from "../queue/DeadLetters.js"
+import type { DeadLettersService } from "../queue/DeadLetters.js"
 import { encodeEvent, EventJson } from "./SqlEventJournal.js"
 
 const LetterRow = Schema.Struct({
@@ -138,7 +138,3 @@ export const makeSqlDeadLetters: Effect.Effect<DeadLettersService, never, SqlCli
     return { add, list, find, remove, removeUnchanged }
   }
 )
-
-export const SqlDeadLetters: { readonly layer: Layer.Layer<DeadLetters, never, SqlClient.SqlClient> } = {
-  layer: Layer.effect(DeadLetters, makeSqlDeadLetters)
-}

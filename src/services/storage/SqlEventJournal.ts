@@ -18,11 +18,11 @@
  */
 import { SqlClient, type Statement } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
-import { Cause, Chunk, Effect, Either, Exit, Fiber, Layer, Mailbox, Option, ParseResult, Schema, type Scope } from "effect"
+import { Cause, Chunk, Effect, Either, Exit, Fiber, Mailbox, Option, ParseResult, Schema, type Scope } from "effect"
 import { StorageError } from "../../domain/Errors.js"
 import { Partition, QueuedEvent } from "../../domain/Event.js"
 import { storageErrorOf } from "./Database.js"
-import { EventJournal, type EventJournalService, type JournalEntry } from "../queue/EventJournal.js"
+import type { EventJournalService, JournalEntry } from "../queue/EventJournal.js"
 
 /** The event as stored: JSON of its encoded form, so the schema decides what a stored event is. */
 export const EventJson = Schema.parseJson(QueuedEvent)
@@ -272,7 +272,3 @@ export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlC
 
     return { append, remove, update, runStarted, runIdSeen, sideEffectSeen, load }
   })
-
-export const SqlEventJournal: { readonly layer: Layer.Layer<EventJournal, never, SqlClient.SqlClient> } = {
-  layer: Layer.scoped(EventJournal, makeSqlEventJournal)
-}

@@ -39,7 +39,7 @@ const startTrial = (
     return fiber
   })
 
-const withDefaults = Effect.provide(CircuitBreaker.Default())
+const withDefaults = Effect.provide(CircuitBreaker.Default)
 
 describe("CircuitBreaker", () => {
   it.effect("opens after exactly 5 consecutive failures, not 4", () =>
@@ -274,7 +274,7 @@ describe("CircuitBreaker", () => {
       yield* Fiber.join(trial)
       expect(yield* breaker.state).toEqual(BreakerState.Closed({ failures: 0 }))
     }).pipe(
-      Effect.provide(CircuitBreaker.Default({ failureThreshold: 2, cooldown: "10 seconds", halfOpenTrials: 1, trialWait: "250 millis" }))
+      Effect.provide(CircuitBreaker.layer({ failureThreshold: 2, cooldown: "10 seconds", halfOpenTrials: 1, trialWait: "250 millis" }))
     ))
 
   it("renders one word and its emoji for status views", () => {

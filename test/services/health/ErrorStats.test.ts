@@ -17,7 +17,7 @@ const failed = (errorType: string, detail?: string): Operation =>
   detail === undefined ? { kind: "agent_run", outcome: { errorType } } : { kind: "agent_run", outcome: { errorType }, detail }
 
 
-const withDefaults = Effect.provide(ErrorStats.Default())
+const withDefaults = Effect.provide(ErrorStats.Default)
 
 describe("ErrorStats", () => {
   it.effect("counts totals, errors and rates", () =>

@@ -3,17 +3,18 @@
  * for the sends the executor does not make yet) against a fresh fake Letta server.
  */
 import type { Letta } from "@letta-ai/letta-client"
-import { ConfigProvider, Duration, Effect, Exit, Layer, Logger } from "effect"
+import { Duration, Effect, Exit, Layer, Logger } from "effect"
 import type { LettaRunError } from "../../../src/domain/LettaErrors.js"
 import { classifyClientError, LettaClient, LettaEndpoint } from "../../../src/services/letta/LettaClient.js"
+import { configFrom } from "../../fakes/config.js"
 import { type FakeLetta, makeFakeLetta } from "../../fakes/FakeLetta.js"
 
 export const agentId = "agent-1"
 
 const clientLayer = (url: string) =>
-  LettaClient.DefaultWithoutDependencies.pipe(
+  LettaClient.Default.pipe(
     Layer.provideMerge(LettaEndpoint.Default),
-    Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["LETTA_BASE_URL", url]])))),
+    Layer.provide(configFrom({ LETTA_BASE_URL: url })),
     Layer.provide(Logger.remove(Logger.defaultLogger))
   )
 

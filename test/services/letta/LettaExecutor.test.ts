@@ -4,13 +4,14 @@
  * not), synchronised on the fake's request Deferreds and the run observer, never on sleeps.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, LogLevel, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, LogLevel, TestClock } from "effect"
 import type { RunReport, RunRequest } from "../../../src/domain/AgentRun.js"
 import type { LettaRunError } from "../../../src/domain/LettaErrors.js"
 import { LettaClient, LettaEndpoint } from "../../../src/services/letta/LettaClient.js"
 import { LettaExecutor } from "../../../src/services/letta/LettaExecutor.js"
 import { batchReader, ClientFailure } from "../../../src/services/letta/stream/BatchReader.js"
 import { retryAfterFloor, retryTransient } from "../../../src/services/letta/RetryPolicy.js"
+import { configFrom } from "../../fakes/config.js"
 import { Behaviours, type FakeLetta, Frames, Items, makeFakeLetta } from "../../fakes/FakeLetta.js"
 
 const agentId = "agent-1"
@@ -18,14 +19,10 @@ const apiKey = "sk-let-very-secret-key-0123456789"
 
 /** The executor, its client and endpoint, reading only the given configuration. */
 const lettaLayer = (url: string, key?: string) =>
-  LettaExecutor.DefaultWithoutDependencies.pipe(
-    Layer.provideMerge(LettaClient.DefaultWithoutDependencies),
+  LettaExecutor.Default.pipe(
+    Layer.provideMerge(LettaClient.Default),
     Layer.provideMerge(LettaEndpoint.Default),
-    Layer.provide(
-      Layer.setConfigProvider(
-        ConfigProvider.fromMap(new Map([["LETTA_BASE_URL", url], ...(key ? [["LETTA_API_KEY", key] as const] : [])]))
-      )
-    )
+    Layer.provide(configFrom({ LETTA_BASE_URL: url, ...(key ? { LETTA_API_KEY: key } : {}) }))
   )
 
 /** JSON log lines, debug and up, into `lines`. */
@@ -443,8 +440,7 @@ describe("LettaExecutor against the fake Letta server", () => {
       const endpoint = yield* LettaEndpoint
       expect(yield* endpoint.current).toEqual({ url: "https://api.letta.com", source: "default" })
     }).pipe(
-      Effect.provide(LettaEndpoint.Default),
-      Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+      Effect.provide(LettaEndpoint.Default.pipe(Layer.provide(configFrom())))
     ))
 })
 

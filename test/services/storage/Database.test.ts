@@ -1,13 +1,14 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Database, DatabaseLive, DatabaseUnavailable, lockedReason } from "../../../src/services/storage/Database.js"
+import { Database, DatabaseUnavailable, lockedReason } from "../../../src/services/storage/Database.js"
 import { runMigrations } from "../../../src/services/storage/migrations.js"
+import { configFrom } from "../../fakes/config.js"
 
 /** A fresh directory under the system temp dir, removed (permissions restored) when the test ends. */
 const tempDir = Effect.acquireRelease(
@@ -22,7 +23,7 @@ const tempDir = Effect.acquireRelease(
 const isRoot = process.getuid?.() === 0
 
 /** Builds the database layer and returns how the build ended, closing whatever it opened. */
-const open = (dataDir: string) => Effect.exit(Effect.scoped(Layer.build(Database.layerAt(dataDir))))
+const open = (dataDir: string) => Effect.exit(Effect.scoped(Layer.build(Database.layer(dataDir))))
 
 const failureOf = (exit: Exit.Exit<unknown, DatabaseUnavailable>): DatabaseUnavailable => {
   if (Exit.isSuccess(exit)) throw new Error("expected the database layer to fail")
@@ -57,7 +58,7 @@ const otherProcess = (dataDir: string) =>
       `import { Effect, Layer, Scope } from "effect"`,
       `import { Database } from ${JSON.stringify(databaseModule)}`,
       `const scope = Effect.runSync(Scope.make())`,
-      `await Effect.runPromise(Layer.buildWithScope(Database.layerAt(process.env.AURORA_LOCK_DIR), scope))`,
+      `await Effect.runPromise(Layer.buildWithScope(Database.layer(process.env.AURORA_LOCK_DIR), scope))`,
       `process.stdout.write("locked\\n")`,
       `setInterval(() => {}, 60_000)`
     ].join("\n")
@@ -127,7 +128,7 @@ describe("Database", () => {
           file: db.file,
           ping: yield* db.ping
         }
-      }).pipe(Effect.provide(Database.layerAt(dataDir)))
+      }).pipe(Effect.provide(Database.layer(dataDir)))
       expect(result.tables).toEqual(allTables)
       expect(result.journal).toBe("wal")
       expect(result.busy).toBe(5000)
@@ -145,14 +146,14 @@ describe("Database", () => {
       yield* Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         yield* sql`INSERT INTO global_settings (key, value, updated_at) VALUES ('dmAgentId', 'agent-1', 0)`
-      }).pipe(Effect.provide(Database.layerAt(dir)))
+      }).pipe(Effect.provide(Database.layer(dir)))
       const result = yield* Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const again = yield* runMigrations
         const applied = yield* sql<{ readonly n: number }>`SELECT count(*) AS n FROM effect_sql_migrations`
         const kept = yield* sql<{ readonly value: string }>`SELECT value FROM global_settings`
         return { again, applied: applied[0]?.n, kept: kept.map((row) => row.value), tables: yield* tables }
-      }).pipe(Effect.provide(Database.layerAt(dir)))
+      }).pipe(Effect.provide(Database.layer(dir)))
       expect(result.again).toEqual([])
       expect(result.applied).toBe(2)
       expect(result.kept).toEqual(["agent-1"])
@@ -255,7 +256,7 @@ describe("Database", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const scope = yield* Scope.make()
-      const context = yield* Layer.buildWithScope(Database.layerAt(dir), scope)
+      const context = yield* Layer.buildWithScope(Database.layer(dir), scope)
       const db = Context.get(context, Database)
       expect(yield* db.ping).toBe(true)
       yield* Scope.close(scope, Exit.void)
@@ -267,7 +268,7 @@ describe("Database", () => {
       const dir = yield* tempDir
       const file = path.join(dir, "aurora.db")
       const first = yield* Scope.make()
-      yield* Layer.buildWithScope(Database.layerAt(dir), first)
+      yield* Layer.buildWithScope(Database.layer(dir), first)
       const started = performance.now()
       const error = failureOf(yield* open(dir))
       const elapsed = performance.now() - started
@@ -279,7 +280,7 @@ describe("Database", () => {
       // The failed attempt closed its own connection without releasing the first one's lock.
       expect(failureOf(yield* open(dir)).reason).toBe(lockedReason)
       yield* Scope.close(first, Exit.void)
-      const again = yield* Effect.map(Database, (db) => db.ping).pipe(Effect.flatten, Effect.provide(Database.layerAt(dir)))
+      const again = yield* Effect.map(Database, (db) => db.ping).pipe(Effect.flatten, Effect.provide(Database.layer(dir)))
       expect(again).toBe(true)
     }))
 
@@ -295,18 +296,16 @@ describe("Database", () => {
       const result = yield* Effect.gen(function*() {
         const db = yield* Database
         return { ping: yield* db.ping, tables: yield* tables }
-      }).pipe(Effect.provide(Database.layerAt(dir)))
+      }).pipe(Effect.provide(Database.layer(dir)))
       expect(result).toEqual({ ping: true, tables: allTables })
     }).pipe(Effect.scoped), 90_000)
 
-  it.scoped("DatabaseLive puts aurora.db in AURORA_DATA_DIR", () =>
+  it.scoped("Database.Default puts aurora.db in AURORA_DATA_DIR", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
       const dataDir = path.join(dir, "from-env")
       const file = yield* Effect.map(Database, (db) => db.file).pipe(
-        Effect.provide(DatabaseLive.pipe(
-          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["AURORA_DATA_DIR", dataDir]]))))
-        ))
+        Effect.provide(Database.Default.pipe(Layer.provide(configFrom({ AURORA_DATA_DIR: dataDir }))))
       )
       expect(file).toBe(path.join(dataDir, "aurora.db"))
       expect(fs.existsSync(file)).toBe(true)

@@ -11,7 +11,7 @@ const tempDir = makeTempDir("settings")
 
 /** One "run of the bot": opens the database in `dir`, runs `use`, closes everything again. */
 const session = <A, E>(dir: string, use: Effect.Effect<A, E, SettingsStore | SqlClient.SqlClient>) =>
-  use.pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provideMerge(Database.layerAt(dir)))))
+  use.pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provideMerge(Database.layer(dir)))))
 
 const guildRows = Effect.flatMap(
   SqlClient.SqlClient,

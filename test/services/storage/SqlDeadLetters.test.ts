@@ -7,8 +7,6 @@ import { Partition, type QueuedEvent } from "../../../src/domain/Event.js"
 import { Database } from "../../../src/services/storage/Database.js"
 import { DeadLetters, type DeadLettersService, makeMemoryDeadLetters } from "../../../src/services/queue/DeadLetters.js"
 import { EventJournal } from "../../../src/services/queue/EventJournal.js"
-import { SqlDeadLetters } from "../../../src/services/storage/SqlDeadLetters.js"
-import { SqlEventJournal } from "../../../src/services/storage/SqlEventJournal.js"
 import { seededInts } from "../../fakes/seededInts.js"
 import { makeTempDir } from "../../fakes/tempDir.js"
 
@@ -18,7 +16,7 @@ const tempDir = makeTempDir("dead-letters")
 const session = <A, E>(dir: string, use: Effect.Effect<A, E, DeadLetters | EventJournal | SqlClient.SqlClient>) =>
   use.pipe(
     Effect.provide(
-      Layer.mergeAll(SqlDeadLetters.layer, SqlEventJournal.layer).pipe(Layer.provideMerge(Database.layerAt(dir)))
+      Layer.mergeAll(DeadLetters.layerSql, EventJournal.layerSql).pipe(Layer.provideMerge(Database.layer(dir)))
     )
   )
 

@@ -5,7 +5,6 @@ import { StorageError } from "../../../src/domain/Errors.js"
 import type { QueuedEvent } from "../../../src/domain/Event.js"
 import { Database } from "../../../src/services/storage/Database.js"
 import { EventJournal, type EventJournalService, type JournalEntry, makeMemoryJournal } from "../../../src/services/queue/EventJournal.js"
-import { SqlEventJournal } from "../../../src/services/storage/SqlEventJournal.js"
 import { seededInts } from "../../fakes/seededInts.js"
 import { makeTempDir } from "../../fakes/tempDir.js"
 
@@ -13,7 +12,7 @@ const tempDir = makeTempDir("journal")
 
 /** One "run of the bot": opens the database in `dir`, runs `use` with the SQL journal, closes everything. */
 const session = <A, E>(dir: string, use: Effect.Effect<A, E, EventJournal | SqlClient.SqlClient>) =>
-  use.pipe(Effect.provide(SqlEventJournal.layer.pipe(Layer.provideMerge(Database.layerAt(dir)))))
+  use.pipe(Effect.provide(EventJournal.layerSql.pipe(Layer.provideMerge(Database.layer(dir)))))
 
 const journal = EventJournal
 
@@ -391,7 +390,7 @@ describe("SqlEventJournal", () => {
         const dir = yield* tempDir
         const scope = yield* Scope.make()
         const context = yield* Layer.buildWithScope(
-          SqlEventJournal.layer.pipe(Layer.provideMerge(Database.layerAt(dir))),
+          EventJournal.layerSql.pipe(Layer.provideMerge(Database.layer(dir))),
           scope
         )
         const j = yield* Effect.provide(journal, context)
