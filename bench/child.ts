@@ -126,14 +126,14 @@ class OpCounter extends Supervisor.AbstractSupervisor<void> {
   override onStart<A, E, R>(
     _context: Context.Context<R>,
     _effect: Effect.Effect<A, E, R>,
-    parent: Option.Option<Fiber.RuntimeFiber<any, any>>,
+    parent: Option.Option<Fiber.RuntimeFiber<unknown, unknown>>,
     fiber: Fiber.RuntimeFiber<A, E>
   ): void {
     const key = parent._tag === "Some" ? `#${parent.value.id().id} ${spanName(parent.value)}` : "(root)"
     this.origin.set(fiber.id().id, key)
     this.fibers.set(key, (this.fibers.get(key) ?? 0) + 1)
   }
-  override onEffect<A, E>(fiber: Fiber.RuntimeFiber<A, E>, effect: Effect.Effect<any, any, any>): void {
+  override onEffect<A, E>(fiber: Fiber.RuntimeFiber<A, E>, effect: Effect.Effect<unknown, unknown, unknown>): void {
     const span = spanName(fiber)
     const op = (effect as { _op?: string })._op ?? "?"
     // BENCH_OPS_BY=op: by span and kind of operation (OnSuccess, Sync, Async, Commit = suspend/gen...).
@@ -155,7 +155,7 @@ class OpCounter extends Supervisor.AbstractSupervisor<void> {
     return `ops by span:\n${lines(this.ops)}\nfibers started, by parent:\n${lines(this.fibers)}\nops without a span, by fiber:\n${lines(byOrigin)}\n`
   }
 }
-const spanName = (fiber: Fiber.RuntimeFiber<any, any>): string => {
+const spanName = (fiber: Fiber.RuntimeFiber<unknown, unknown>): string => {
   const span = (fiber as { currentSpan?: { _tag: string; name?: string } }).currentSpan
   return span === undefined ? "(no span)" : span._tag === "Span" ? span.name ?? "?" : "(external)"
 }

@@ -1,5 +1,5 @@
 /** Tagged errors shared by services. Each carries what a caller needs to report it. */
-import { Data, Duration } from "effect"
+import { Data, type Duration } from "effect"
 
 // --- settings ---------------------------------------------------------------
 

@@ -3,7 +3,7 @@
  * can each decide from the tag alone. `sideEffect` records whether the agent had already called a
  * side-effecting Discord tool when the failure happened: such a run is never re-sent.
  */
-import { Data, Duration } from "effect"
+import { Data, type Duration } from "effect"
 
 interface RunFailureFields {
   readonly agentId: string

@@ -18,7 +18,7 @@
  * server before the event is sent again. A run cut off by shutdown before the agent acted is
  * cancelled by the executor and its progress cleared, so the restart sends the event as new.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Either, Fiber, Layer, LogLevel, Ref, Schedule } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Either, Fiber, Layer, LogLevel, Ref, type Schedule } from "effect"
 import type { RunObserver, RunReport, ToolCallSummary } from "../domain/AgentRun.js"
 import { AuroraConfig } from "../domain/Config.js"
 import { isSideEffectingTool, truncate } from "../domain/AgentRun.js"

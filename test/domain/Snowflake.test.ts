@@ -34,7 +34,7 @@ describe("Snowflake", () => {
   }
 
   it("a non-string is never an id", () => {
-    expect(isSnowflake(930000000000000001)).toBe(false)
+    expect(isSnowflake(930000000000000000)).toBe(false)
     expect(isSnowflake(null)).toBe(false)
   })
 })

@@ -161,7 +161,7 @@ export const stop = (aurora: AuroraProcess) =>
 
 export { freePort } from "../fakes/freePort.js"
 
-class NotYet extends Data.TaggedError("NotYet")<{}> {}
+class NotYet extends Data.TaggedError("NotYet") {}
 
 /**
  * Scrapes `/metrics` until `ready` holds (Aurora's counters have no push channel; a scrape is

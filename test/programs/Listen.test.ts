@@ -279,7 +279,7 @@ describe("sequentialPerKey", () => {
   const settle = Effect.repeatN(Effect.yieldNow(), 40)
 
   /** A handler that records starts and ends and holds each item until the test releases it. */
-  const held = Effect.gen(function*() {
+  const held = Effect.sync(() => {
     const log: Array<string> = []
     const gates = new Map<string, Deferred.Deferred<void>>()
     const gate = (item: string) => {

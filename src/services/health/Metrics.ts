@@ -9,7 +9,7 @@
  * The listen and dispatch programs call the small effects below; the gauges are set at scrape
  * time from the queue and the breaker (`sampleQueue`, `sampleBreaker`), so they are never stale.
  */
-import { Effect, Metric, MetricBoundaries, MetricKey, type MetricKeyType } from "effect"
+import { Effect, Metric, MetricBoundaries, MetricKey } from "effect"
 import type { RunReport, RunUsage } from "../../domain/AgentRun.js"
 import type { DeadLetterReason } from "../../domain/DeadLetter.js"
 import type { TriggerKind } from "../../domain/Event.js"
@@ -106,11 +106,8 @@ const counter = (name: string, description: string): CounterKey =>
  * registry on every update (it builds and hashes a new key each time); a metric made from the
  * tagged key finds its series once and keeps it.
  */
-const series = <Type extends MetricKeyType.MetricKeyType<any, any>>(
-  key: MetricKey.MetricKey<Type>,
-  label: string,
-  value: string
-) => Metric.fromMetricKey(MetricKey.tagged(key, label, value))
+const series = (key: CounterKey, label: string, value: string): Metric.Metric.Counter<number> =>
+  Metric.fromMetricKey(MetricKey.tagged(key, label, value))
 
 const byLabel = <const K extends string>(
   key: CounterKey,

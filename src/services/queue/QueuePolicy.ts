@@ -3,7 +3,7 @@
  * settings in the live program (DMs use the defaults).
  */
 import { Context, Duration, Effect, Layer } from "effect"
-import { Partition } from "../../domain/Event.js"
+import type { Partition } from "../../domain/Event.js"
 import { defaultGuildSettings } from "../../domain/Settings.js"
 import { SettingsStore } from "../storage/SettingsStore.js"
 

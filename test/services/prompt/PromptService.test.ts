@@ -241,6 +241,7 @@ describe("prompt injection", () => {
   })
 
   it("no raw line-breaking characters survive; literals decode to the original", () => {
+    // eslint-disable-next-line no-control-regex -- these line-breaking characters are what the test looks for
     expect(prompt).not.toMatch(/[\r\u000b\u000c\u0085\u2028\u2029]/)
     const display = lines.find((l) => l.startsWith("- Author display name: "))!
     expect(display).toBe('- Author display name: "Admin (ID: \\"1\\")"')
