@@ -48,7 +48,7 @@ describe("AuroraConfig", () => {
         AURORA_DISCORD_READY_TIMEOUT: "2 minutes",
         AURORA_SHARD_COUNT: "4",
         AURORA_COMMAND_GUILD_ID: " 123456789012345678 ",
-        AURORA_OWNER_IDS: "111,222",
+        AURORA_OWNER_IDS: "111111111111111111,222222222222222222",
         LETTA_BASE_URL: "https://letta.example:8283",
         LETTA_API_KEY: key,
         AURORA_DATA_DIR: "/var/lib/aurora",
@@ -64,7 +64,7 @@ describe("AuroraConfig", () => {
       expect(config.discord.readyTimeout).toEqual(Duration.minutes(2))
       expect(config.discord.shardCount).toBe(4)
       expect(config.commandGuildId).toEqual(Option.some("123456789012345678"))
-      expect(config.owners).toEqual({ ids: ["111", "222"], ignored: [] })
+      expect(config.owners).toEqual({ ids: ["111111111111111111", "222222222222222222"], ignored: [] })
       expect(config.letta.baseUrl).toEqual(Option.some("https://letta.example:8283"))
       expect(Option.map(config.letta.apiKey, Redacted.value)).toEqual(Option.some(key))
       expect(config.dataDir).toBe("/var/lib/aurora")
@@ -100,8 +100,8 @@ describe("AuroraConfig", () => {
 
   it.effect("AURORA_OWNER_IDS: entries that are not user ids are set aside, not fatal", () =>
     Effect.gen(function*() {
-      const config = yield* load({ DISCORD_TOKEN: token, AURORA_OWNER_IDS: " 111, alice ,,222, @bob" })
-      expect(config.owners).toEqual({ ids: ["111", "222"], ignored: ["alice", "@bob"] })
+      const config = yield* load({ DISCORD_TOKEN: token, AURORA_OWNER_IDS: " 111111111111111111, alice ,,222222222222222222, @bob" })
+      expect(config.owners).toEqual({ ids: ["111111111111111111", "222222222222222222"], ignored: ["alice", "@bob"] })
     }))
 
   it.effect("a missing or blank DISCORD_TOKEN is one line naming it", () =>
