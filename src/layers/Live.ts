@@ -26,15 +26,19 @@ import { LettaExecutor } from "../services/letta/LettaExecutor.js"
 import * as Metrics from "../services/health/Metrics.js"
 import { PromptService } from "../services/prompt/PromptService.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
+import { SqlConversationStore } from "../services/storage/SqlConversationStore.js"
 import { SqlDeadLetters } from "../services/storage/SqlDeadLetters.js"
 import { SqlEventJournal } from "../services/storage/SqlEventJournal.js"
 import { TypingIndicator, TypingSender } from "../services/discord/TypingIndicator.js"
 import { LoggingLive } from "./Logging.js"
 
-/** Settings, the queue's journal and the dead letters, all in the one SQLite database. */
-const Storage = Layer.mergeAll(SettingsStore.Default, SqlEventJournal.layer, SqlDeadLetters.layer).pipe(
-  Layer.provideMerge(DatabaseLive)
-)
+/** Settings, the queue's journal, the dead letters and the conversation map, all in the one SQLite database. */
+const Storage = Layer.mergeAll(
+  SettingsStore.Default,
+  SqlEventJournal.layer,
+  SqlDeadLetters.layer,
+  SqlConversationStore.layer
+).pipe(Layer.provideMerge(DatabaseLive))
 
 const Letta = LettaExecutor.DefaultWithoutDependencies.pipe(
   Layer.provideMerge(LettaClient.DefaultWithoutDependencies),
