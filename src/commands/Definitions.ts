@@ -16,7 +16,7 @@ import {
   type RESTPostAPIChatInputApplicationCommandsJSONBody,
   type RESTPostAPIContextMenuApplicationCommandsJSONBody
 } from "discord.js"
-import { type BooleanRule, type NumberRule, type SettingKey, SettingRules, settingKeys } from "../domain/Settings.js"
+import { type SettingKey, type SettingRule, SettingRules, settingKeys } from "../domain/Settings.js"
 
 export const commandName = "aurora"
 export const previewMenuName = "Preview Aurora prompt"
@@ -73,15 +73,24 @@ export const specKey = (group: string | null, subcommand: string | null): string
 // --- option builders ------------------------------------------------------------------------
 
 const settingDescription = (key: SettingKey): string => {
-  const rule: NumberRule | BooleanRule = SettingRules[key]
+  const rule: SettingRule = SettingRules[key]
   const range = rule.kind === "number" ? `${rule.min}-${rule.max}, ` : ""
   return `${rule.description} (${range}default ${String(rule.default)})`
 }
 
 const settingValueOption = (key: SettingKey): APIApplicationCommandBasicOption => {
-  const rule: NumberRule | BooleanRule = SettingRules[key]
+  const rule: SettingRule = SettingRules[key]
   if (rule.kind === "boolean") {
     return { type: ApplicationCommandOptionType.Boolean, name: "value", description: "true or false", required: true }
+  }
+  if (rule.kind === "choice") {
+    return {
+      type: ApplicationCommandOptionType.String,
+      name: "value",
+      description: rule.choices.join(" or "),
+      required: true,
+      choices: rule.choices.map((choice) => ({ name: choice, value: choice }))
+    }
   }
   const numeric = {
     name: "value",
@@ -137,6 +146,10 @@ const scopeOption = (description: string, other: "global" | "dm"): APIApplicatio
   ]
 })
 
+/** `config conversations` also sets the DMs' mode, for owners. */
+const settingScopeOptions = (key: SettingKey): ReadonlyArray<APIApplicationCommandBasicOption> =>
+  key === "conversations" ? [scopeOption("Which mode to set", "dm")] : []
+
 // --- the commands -----------------------------------------------------------------------------
 
 /** Guild-only and hidden from members without Manage Server (the bot checks again at run time). */
@@ -178,7 +191,7 @@ export const auroraCommand: RESTPostAPIChatInputApplicationCommandsJSONBody = {
       }
     ]),
     group("config", "Tune Aurora in this server", [
-      ...settingKeys.map((key) => subcommand(key, settingDescription(key), [settingValueOption(key)])),
+      ...settingKeys.map((key) => subcommand(key, settingDescription(key), [settingValueOption(key), ...settingScopeOptions(key)])),
       subcommand("show", "Show all of this server's settings")
     ]),
     group("queue", "Pending events and dead letters of this server", [

@@ -22,7 +22,9 @@ const validOptions: Record<string, Record<string, string | number | boolean>> = 
   "config ratelimit": { value: 1.5 },
   "config queuesize": { value: 20 },
   "config timeout": { value: 30 },
-  "config mcpguidance": { value: false }
+  "config mcpguidance": { value: false },
+  "config conversations": { value: "shared" },
+  "config parallel": { value: 4 }
 }
 
 /** The design's table: every command and who may run it (written out, not derived from the code). */
@@ -37,6 +39,8 @@ const designTable: ReadonlyArray<readonly [string, "manage" | "owner"]> = [
   ["config queuesize", "manage"],
   ["config timeout", "manage"],
   ["config mcpguidance", "manage"],
+  ["config conversations", "manage"],
+  ["config parallel", "manage"],
   ["config show", "manage"],
   ["queue status", "manage"],
   ["queue clear", "manage"],
