@@ -64,7 +64,9 @@ export const commandSpecs: ReadonlyArray<CommandSpec> = [
   spec("events", "errors", "manage"),
   spec("events", "resetcircuit", "owner"),
   spec("dm", "enable", "owner", true),
-  spec("dm", "disable", "owner")
+  spec("dm", "disable", "owner"),
+  spec("conversation", "show", "manage"),
+  spec("conversation", "reset", "manage")
 ]
 
 export const specKey = (group: string | null, subcommand: string | null): string =>
@@ -150,6 +152,25 @@ const scopeOption = (description: string, other: "global" | "dm"): APIApplicatio
 const settingScopeOptions = (key: SettingKey): ReadonlyArray<APIApplicationCommandBasicOption> =>
   key === "conversations" ? [scopeOption("Which mode to set", "dm")] : []
 
+export const channelIdMaxLength = 25
+
+const conversationGroup = group("conversation", "The Letta conversation of this channel", [
+  subcommand("show", "This channel's conversation: id, agent, created, last used", [
+    scopeOption("Which conversations to show", "dm")
+  ]),
+  subcommand("reset", "Forget this channel's conversation: the next mention starts a new one", [
+    scopeOption("Whose conversation to forget", "dm"),
+    {
+      type: ApplicationCommandOptionType.String,
+      name: "channel_id",
+      description: "A channel or thread id (default this channel); with scope:dm, a DM channel id as show lists them",
+      required: false,
+      min_length: 1,
+      max_length: channelIdMaxLength
+    }
+  ])
+])
+
 // --- the commands -----------------------------------------------------------------------------
 
 /** Guild-only and hidden from members without Manage Server (the bot checks again at run time). */
@@ -224,7 +245,8 @@ export const auroraCommand: RESTPostAPIChatInputApplicationCommandsJSONBody = {
     group("dm", "The agent that answers direct messages (owner only)", [
       subcommand("enable", "Answer direct messages with this Letta agent", [agentIdOption]),
       subcommand("disable", "Stop answering direct messages (drops pending DMs)")
-    ])
+    ]),
+    conversationGroup
   ]
 }
 

@@ -71,7 +71,8 @@ describe("registered commands", () => {
       "config: replydepth(1) typing(1) ratelimit(1) queuesize(1) timeout(1) mcpguidance(1) conversations(1) parallel(1) show(1)",
       "queue: status(1) clear(1) failed(1) retry(1)",
       "events: status(1) pause(1) resume(1) errors(1) resetcircuit(1)",
-      "dm: enable(1) disable(1)"
+      "dm: enable(1) disable(1)",
+      "conversation: show(1) reset(1)"
     ])
     // The handler table is the same list.
     expect(commandSpecs.map((spec) => [spec.group, spec.subcommand].filter((p) => p !== null).join(" ")).sort()).toEqual(
@@ -126,6 +127,13 @@ describe("registered commands", () => {
     expect(find("queue retry").options).toMatchObject([
       { type: T.string, name: "message_id", required: false, min_length: 1, max_length: 200 },
       { type: T.string, name: "scope", required: false, choices: [{ value: "guild" }, { value: "dm" }] }
+    ])
+    expect(find("conversation show").options).toMatchObject([
+      { type: T.string, name: "scope", required: false, choices: [{ value: "guild" }, { value: "dm" }] }
+    ])
+    expect(find("conversation reset").options).toMatchObject([
+      { type: T.string, name: "scope", required: false, choices: [{ value: "guild" }, { value: "dm" }] },
+      { type: T.string, name: "channel_id", required: false, min_length: 1, max_length: 25 }
     ])
     for (const path of ["disable", "queue clear", "events status", "events errors", "events resetcircuit", "dm disable"]) {
       expect(find(path).options).toBeUndefined()

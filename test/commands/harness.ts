@@ -15,6 +15,7 @@ import { MessageNotFound } from "../../src/domain/Errors.js"
 import { AgentNotFound, LettaConnectionError } from "../../src/domain/LettaErrors.js"
 import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
 import { CircuitBreaker } from "../../src/services/health/CircuitBreaker.js"
+import { SqlConversationStore } from "../../src/services/storage/SqlConversationStore.js"
 import { ContextService } from "../../src/services/prompt/ContextService.js"
 import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
 import { Database } from "../../src/services/storage/Database.js"
@@ -177,7 +178,8 @@ export const withHarness = <A, E>(
       ContextService.Default.pipe(Layer.provide(messageSource)),
       PromptService.Default,
       CommandOwners.fixed([ids.owner]),
-      preview
+      preview,
+      SqlConversationStore.layer
     ).pipe(Layer.provideMerge(storage))
 
     const lines: Array<LogLine> = []

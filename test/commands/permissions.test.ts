@@ -52,7 +52,9 @@ const designTable: ReadonlyArray<readonly [string, "manage" | "owner"]> = [
   ["events errors", "manage"],
   ["events resetcircuit", "owner"],
   ["dm enable", "owner"],
-  ["dm disable", "owner"]
+  ["dm disable", "owner"],
+  ["conversation show", "manage"],
+  ["conversation reset", "manage"]
 ]
 
 const denied = (text: string) => text.startsWith("⛔ You need the **Manage Server**") || text.startsWith("⛔ Only Aurora's owners")

@@ -12,6 +12,7 @@ import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
 import { CircuitBreaker } from "../../src/services/health/CircuitBreaker.js"
 import { ContextService } from "../../src/services/prompt/ContextService.js"
 import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
+import { ConversationStore } from "../../src/services/conversation/ConversationStore.js"
 import { Database } from "../../src/services/storage/Database.js"
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
 import { ErrorStats } from "../../src/services/health/ErrorStats.js"
@@ -38,6 +39,7 @@ const appLayer = (dir: string) => {
     ContextService.Default,
     PromptService.Default,
     DeadLetters.memory,
+    ConversationStore.memory,
     queue,
     letta
   )
