@@ -5,15 +5,15 @@
  * a waiting dispatcher re-read the rate limit now instead of at its next wake).
  */
 import { Effect } from "effect"
-import { type BooleanRule, type NumberRule, type SettingKey, SettingRules, settingKeys, validateSetting } from "../domain/Settings.js"
+import { type SettingKey, type SettingRule, SettingRules, settingKeys, validateSetting } from "../domain/Settings.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { code } from "./Format.js"
 import { Colors, type Invocation, Reply } from "./Invocation.js"
 import { guildOf, requiredValue } from "./Options.js"
 
-export const formatSetting = (key: SettingKey, value: number | boolean): string => {
-  const rule: NumberRule | BooleanRule = SettingRules[key]
+export const formatSetting = (key: SettingKey, value: number | boolean | string): string => {
+  const rule: SettingRule = SettingRules[key]
   if (typeof value === "boolean") return value ? "on" : "off"
   return rule.kind === "number" && rule.unit ? `${value} ${rule.unit}` : `${value}`
 }
@@ -24,7 +24,10 @@ const effectNote: Record<SettingKey, string> = {
   ratelimit: "Applies now: each channel is dispatched at most once per this interval.",
   queuesize: "Applies now: the queue accepts at most this many pending events for this server.",
   timeout: "Applies to the next agent run.",
-  mcpguidance: "Applies to the next prompt."
+  mcpguidance: "Applies to the next prompt.",
+  conversations: "Applies to mentions queued from now on (queued ones keep their mode). In `channel` mode each " +
+    "channel and thread starts its own conversation at its next mention.",
+  parallel: "Applies now: at most this many runs of the agent at once, each in its own channel (`channel` mode)."
 }
 
 export const setConfig = (key: SettingKey) => (invocation: Invocation) =>
@@ -42,8 +45,8 @@ export const setConfig = (key: SettingKey) => (invocation: Invocation) =>
   })
 
 const ruleText = (key: SettingKey): string => {
-  const rule: NumberRule | BooleanRule = SettingRules[key]
-  const range = rule.kind === "number" ? `${rule.min}–${rule.max}, ` : ""
+  const rule: SettingRule = SettingRules[key]
+  const range = rule.kind === "number" ? `${rule.min}–${rule.max}, ` : rule.kind === "choice" ? `${rule.choices.join(" or ")}, ` : ""
   return `${range}default ${formatSetting(key, rule.default)}`
 }
 

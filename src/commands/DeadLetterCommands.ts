@@ -11,7 +11,7 @@ import { channelMention, messageLink, time, TimestampStyles, userMention } from 
 import { Clock, Effect, Option } from "effect"
 import type { DeadLetter, DeadLetterReason } from "../domain/DeadLetter.js"
 import type { StorageError } from "../domain/Errors.js"
-import { Partition, type QueuedEvent } from "../domain/Event.js"
+import { type ConversationMode, Partition, type QueuedEvent } from "../domain/Event.js"
 import { isSnowflake, parseMessageRef } from "../domain/Snowflake.js"
 import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
@@ -61,7 +61,8 @@ const placeOf = (event: QueuedEvent): string => {
 /** Two lines: what and where, then why (the error detail is untrusted: inline code, cut short). */
 export const deadLetterLines = (letter: DeadLetter): ReadonlyArray<string> => {
   const errorType = letter.errorType === null ? "" : ` ${code(letter.errorType, 60)}`
-  const head = `${messageRef(letter.event)} ${placeOf(letter.event)} · ${time(new Date(letter.failedAt), TimestampStyles.RelativeTime)}`
+  const conversation = letter.conversationId === undefined ? "" : ` · conversation ${code(letter.conversationId, 80)}`
+  const head = `${messageRef(letter.event)} ${placeOf(letter.event)} · ${time(new Date(letter.failedAt), TimestampStyles.RelativeTime)}${conversation}`
   const why = `↳ **${reasonText[letter.reason]}**${errorType} after ${plural(letter.attempts, "attempt")}`
   return letter.detail === null ? [head, why] : [head, `${why}: ${code(letter.detail, maxDetailLength)}`]
 }
@@ -92,11 +93,18 @@ export const queueFailed = (invocation: Invocation) =>
 
 // --- retrying -----------------------------------------------------------------------------------
 
+/** Where a retried event goes: the partition's agent and conversation mode now. */
+export interface RetryTarget {
+  readonly agentId: string
+  readonly mode: ConversationMode
+}
+
 /**
  * What the dead letter is retried as. Built field by field rather than spread, so run state a
- * later version adds to an event (like `interruptedRunId`) never leaks into a fresh attempt.
+ * later version adds to an event (like `interruptedRunId`) never leaks into a fresh attempt. The
+ * conversation mode is the partition's current one, as for a new mention.
  */
-export const freshEvent = (event: QueuedEvent, agentId: string, now: number): QueuedEvent => ({
+export const freshEvent = (event: QueuedEvent, { agentId, mode }: RetryTarget, now: number): QueuedEvent => ({
   messageId: event.messageId,
   guildId: event.guildId,
   channelId: event.channelId,
@@ -105,7 +113,8 @@ export const freshEvent = (event: QueuedEvent, agentId: string, now: number): Qu
   trigger: event.trigger,
   prompt: event.prompt,
   enqueuedAt: now,
-  attempts: 0
+  attempts: 0,
+  conversationMode: mode
 })
 
 type RetryOutcome =
@@ -127,11 +136,11 @@ const removeRetried = (letter: DeadLetter): Effect.Effect<boolean, never, DeadLe
     )
   )
 
-const retryOne = (letter: DeadLetter, agentId: string) =>
+const retryOne = (letter: DeadLetter, target: RetryTarget) =>
   Effect.gen(function*() {
     const queue = yield* EventQueue
     const now = yield* Clock.currentTimeMillis
-    return yield* queue.offer(freshEvent(letter.event, agentId, now), { requeue: true }).pipe(
+    return yield* queue.offer(freshEvent(letter.event, target, now), { requeue: true }).pipe(
       Effect.zipRight(removeRetried(letter)),
       Effect.map((removed): RetryOutcome => ({ _tag: "Requeued", removed })),
       Effect.catchTags({
@@ -149,13 +158,14 @@ const currentAgent = (scope: LetterScope, guildId: string) =>
   Effect.gen(function*() {
     const store = yield* SettingsStore
     if (scope === "dm") {
-      const agentId = (yield* store.global).dmAgentId
+      const global = yield* store.global
+      const agentId = global.dmAgentId
       if (agentId === null) {
         return yield* reject(
           "❌ Direct messages are off, so there is no agent to send DM dead letters to. `/aurora dm enable` first; nothing was re-queued."
         )
       }
-      return agentId
+      return { agentId, mode: global.dmConversations } satisfies RetryTarget
     }
     const state = yield* store.guild(guildId)
     if (!state.enabled || state.agentId === null) {
@@ -163,7 +173,7 @@ const currentAgent = (scope: LetterScope, guildId: string) =>
         "❌ Aurora is not enabled in this server, so there is no agent to send dead letters to. `/aurora enable` first; nothing was re-queued."
       )
     }
-    return state.agentId
+    return { agentId: state.agentId, mode: state.settings.conversations } satisfies RetryTarget
   })
 
 /**
@@ -209,11 +219,11 @@ interface RetryCounts {
 }
 
 /** Retries in the given order, stopping at a full queue or a database error (the rest would fail alike). */
-const retryAll = (letters: ReadonlyArray<DeadLetter>, agentId: string) =>
+const retryAll = (letters: ReadonlyArray<DeadLetter>, target: RetryTarget) =>
   Effect.gen(function*() {
     let counts: RetryCounts = { requeued: 0, notRemoved: 0, keptFull: 0, duplicates: 0, notSaved: 0, capacity: null }
     for (const [index, letter] of letters.entries()) {
-      const outcome = yield* retryOne(letter, agentId)
+      const outcome = yield* retryOne(letter, target)
       const left = letters.length - index
       switch (outcome._tag) {
         case "Requeued":
@@ -260,7 +270,8 @@ export const queueRetry = (invocation: Invocation) =>
     const scope = yield* scopeOf(invocation, "dm")
     if (scope === "dm") yield* requireAccess(invocation, "owner", "/aurora queue retry scope:dm")
     const messageId = yield* deadLetterIdOf(invocation)
-    const agentId = yield* currentAgent(scope, guildId)
+    const target = yield* currentAgent(scope, guildId)
+    const { agentId } = target
     const partition = partitionOf(scope, guildId)
     const deadLetters = yield* DeadLetters
 
@@ -271,7 +282,7 @@ export const queueRetry = (invocation: Invocation) =>
           `❌ No dead letter for message ${code(messageId, 40)} ${whereText(scope)}. \`/aurora queue failed\` lists them.`
         )
       }
-      const outcome = yield* retryOne(letter, agentId)
+      const outcome = yield* retryOne(letter, target)
       yield* Effect.logInfo("dead letter retried").pipe(
         Effect.annotateLogs({ scope, messageId, agentId, outcome: outcome._tag })
       )
@@ -280,7 +291,7 @@ export const queueRetry = (invocation: Invocation) =>
 
     const page = yield* deadLetters.list(partition)
     if (page.total === 0) return Reply.text(`✅ No dead letters to retry ${whereText(scope)}.`)
-    const counts = yield* retryAll(retryOrder(page.letters), agentId)
+    const counts = yield* retryAll(retryOrder(page.letters), target)
     yield* Effect.logInfo("dead letters retried").pipe(
       Effect.annotateLogs({ scope, agentId, total: page.letters.length, ...counts })
     )

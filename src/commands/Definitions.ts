@@ -16,7 +16,7 @@ import {
   type RESTPostAPIChatInputApplicationCommandsJSONBody,
   type RESTPostAPIContextMenuApplicationCommandsJSONBody
 } from "discord.js"
-import { type BooleanRule, type NumberRule, type SettingKey, SettingRules, settingKeys } from "../domain/Settings.js"
+import { type SettingKey, type SettingRule, SettingRules, settingKeys } from "../domain/Settings.js"
 
 export const commandName = "aurora"
 export const previewMenuName = "Preview Aurora prompt"
@@ -64,7 +64,9 @@ export const commandSpecs: ReadonlyArray<CommandSpec> = [
   spec("events", "errors", "manage"),
   spec("events", "resetcircuit", "owner"),
   spec("dm", "enable", "owner", true),
-  spec("dm", "disable", "owner")
+  spec("dm", "disable", "owner"),
+  spec("conversation", "show", "manage"),
+  spec("conversation", "reset", "manage")
 ]
 
 export const specKey = (group: string | null, subcommand: string | null): string =>
@@ -73,15 +75,24 @@ export const specKey = (group: string | null, subcommand: string | null): string
 // --- option builders ------------------------------------------------------------------------
 
 const settingDescription = (key: SettingKey): string => {
-  const rule: NumberRule | BooleanRule = SettingRules[key]
+  const rule: SettingRule = SettingRules[key]
   const range = rule.kind === "number" ? `${rule.min}-${rule.max}, ` : ""
   return `${rule.description} (${range}default ${String(rule.default)})`
 }
 
 const settingValueOption = (key: SettingKey): APIApplicationCommandBasicOption => {
-  const rule: NumberRule | BooleanRule = SettingRules[key]
+  const rule: SettingRule = SettingRules[key]
   if (rule.kind === "boolean") {
     return { type: ApplicationCommandOptionType.Boolean, name: "value", description: "true or false", required: true }
+  }
+  if (rule.kind === "choice") {
+    return {
+      type: ApplicationCommandOptionType.String,
+      name: "value",
+      description: rule.choices.join(" or "),
+      required: true,
+      choices: rule.choices.map((choice) => ({ name: choice, value: choice }))
+    }
   }
   const numeric = {
     name: "value",
@@ -137,6 +148,29 @@ const scopeOption = (description: string, other: "global" | "dm"): APIApplicatio
   ]
 })
 
+/** `config conversations` also sets the DMs' mode, for owners. */
+const settingScopeOptions = (key: SettingKey): ReadonlyArray<APIApplicationCommandBasicOption> =>
+  key === "conversations" ? [scopeOption("Which mode to set", "dm")] : []
+
+export const channelIdMaxLength = 25
+
+const conversationGroup = group("conversation", "The Letta conversation of this channel", [
+  subcommand("show", "This channel's conversation: id, agent, created, last used", [
+    scopeOption("Which conversations to show", "dm")
+  ]),
+  subcommand("reset", "Forget this channel's conversation: the next mention starts a new one", [
+    scopeOption("Whose conversation to forget", "dm"),
+    {
+      type: ApplicationCommandOptionType.String,
+      name: "channel_id",
+      description: "A channel or thread id (default this channel); with scope:dm, a DM channel id as show lists them",
+      required: false,
+      min_length: 1,
+      max_length: channelIdMaxLength
+    }
+  ])
+])
+
 // --- the commands -----------------------------------------------------------------------------
 
 /** Guild-only and hidden from members without Manage Server (the bot checks again at run time). */
@@ -178,7 +212,7 @@ export const auroraCommand: RESTPostAPIChatInputApplicationCommandsJSONBody = {
       }
     ]),
     group("config", "Tune Aurora in this server", [
-      ...settingKeys.map((key) => subcommand(key, settingDescription(key), [settingValueOption(key)])),
+      ...settingKeys.map((key) => subcommand(key, settingDescription(key), [settingValueOption(key), ...settingScopeOptions(key)])),
       subcommand("show", "Show all of this server's settings")
     ]),
     group("queue", "Pending events and dead letters of this server", [
@@ -211,7 +245,8 @@ export const auroraCommand: RESTPostAPIChatInputApplicationCommandsJSONBody = {
     group("dm", "The agent that answers direct messages (owner only)", [
       subcommand("enable", "Answer direct messages with this Letta agent", [agentIdOption]),
       subcommand("disable", "Stop answering direct messages (drops pending DMs)")
-    ])
+    ]),
+    conversationGroup
   ]
 }
 

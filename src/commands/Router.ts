@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import type { InvalidSetting, StorageError } from "../domain/Errors.js"
 import { settingKeys } from "../domain/Settings.js"
 import type { CircuitBreaker } from "../services/health/CircuitBreaker.js"
+import type { ConversationStore } from "../services/conversation/ConversationStore.js"
 import type { DeadLetters } from "../services/queue/DeadLetters.js"
 import type { ContextService } from "../services/prompt/ContextService.js"
 import type { ErrorStats } from "../services/health/ErrorStats.js"
@@ -18,6 +19,7 @@ import { denialText, requireAccess } from "./Access.js"
 import { disable, dmDisable, dmEnable, enable } from "./AgentCommands.js"
 import { setConfig, showConfig } from "./ConfigCommands.js"
 import { previewContext } from "./ContextPreview.js"
+import { conversationReset, conversationShow, setConversations } from "./ConversationCommands.js"
 import { queueFailed, queueRetry } from "./DeadLetterCommands.js"
 import { commandName, type CommandSpec, commandSpecs, previewMenuName, specKey } from "./Definitions.js"
 import { eventsErrors, eventsPause, eventsResetCircuit, eventsResume, eventsStatus } from "./EventsCommands.js"
@@ -41,6 +43,7 @@ export type CommandEnv =
   | PromptService
   | CommandOwners
   | PreviewSource
+  | ConversationStore
 
 type CommandError = CommandRejected | AccessDenied | InvalidSetting | StorageError
 
@@ -63,7 +66,11 @@ const handlers: Readonly<Record<string, Handler>> = {
   "events errors": eventsErrors,
   "events resetcircuit": eventsResetCircuit,
   "dm enable": dmEnable,
-  "dm disable": dmDisable
+  "dm disable": dmDisable,
+  // Replaces the generic handler: this setting also has a DM scope.
+  "config conversations": setConversations,
+  "conversation show": conversationShow,
+  "conversation reset": conversationReset
 }
 
 const menuSpec: CommandSpec = { group: null, subcommand: "context", access: "manage", slow: true }

@@ -25,7 +25,9 @@ export const DeadLetter = Schema.Struct({
   /** Dispatch attempts made, this one included. */
   attempts: Schema.Number,
   /** Epoch milliseconds. */
-  failedAt: Schema.Number
+  failedAt: Schema.Number,
+  /** The Letta conversation of the last attempt (`channel` mode); absent for the agent's default one. */
+  conversationId: Schema.optional(Schema.String)
 })
 export type DeadLetter = typeof DeadLetter.Type
 

@@ -14,6 +14,15 @@ export const Partition = {
   ofEvent: (e: QueuedEvent): Partition => (e.guildId === null ? Partition.dm : Partition.guild(e.guildId))
 }
 
+/**
+ * How an event's run reaches its agent: `channel` sends it to the Letta conversation of its
+ * channel (thread, DM channel), so channels of one agent run in parallel; `shared` sends it to the
+ * agent's default conversation, one run per agent at a time. Decided at intake and stored on the
+ * event, so the queue's exclusion and the dispatcher's route can never disagree.
+ */
+export const ConversationMode = Schema.Literal("channel", "shared")
+export type ConversationMode = typeof ConversationMode.Type
+
 export const TriggerKind = Schema.Literal("mention", "reply", "dm")
 export type TriggerKind = typeof TriggerKind.Type
 
@@ -38,6 +47,19 @@ export const QueuedEvent = Schema.Struct({
    */
   interruptedRunId: Schema.optional(Schema.String),
   /** How many times a crash or shutdown cut this event's run off before the agent acted. */
-  interruptions: Schema.optional(Schema.Number)
+  interruptions: Schema.optional(Schema.Number),
+  /** The mode the event was queued under; absent on events journalled before modes existed (see `conversationModeOf`). */
+  conversationMode: Schema.optional(ConversationMode),
+  /**
+   * Set on a replayed event whose cut-off run went to this Letta conversation: the run is
+   * cancelled through the conversation before the event is sent again.
+   */
+  interruptedConversationId: Schema.optional(Schema.String)
 })
 export type QueuedEvent = typeof QueuedEvent.Type
+
+/**
+ * The mode an event runs in. An event without one was queued by a version that only knew the
+ * agent's default conversation, and its interrupted run (if any) ran there: it stays `shared`.
+ */
+export const conversationModeOf = (event: QueuedEvent): ConversationMode => event.conversationMode ?? "shared"

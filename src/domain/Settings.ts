@@ -4,6 +4,7 @@
  */
 import { Either, Schema } from "effect"
 import { InvalidSetting } from "./Errors.js"
+import { ConversationMode } from "./Event.js"
 
 export interface NumberRule {
   readonly kind: "number"
@@ -11,7 +12,7 @@ export interface NumberRule {
   readonly default: number
   readonly min: number
   readonly max: number
-  /** Whole numbers only (replydepth, queuesize, timeout). */
+  /** Whole numbers only (replydepth, queuesize, timeout, parallel). */
   readonly integer: boolean
   readonly unit?: string
 }
@@ -21,6 +22,16 @@ export interface BooleanRule {
   readonly description: string
   readonly default: boolean
 }
+
+/** One of a few words (`conversations`: channel or shared). */
+export interface ChoiceRule {
+  readonly kind: "choice"
+  readonly description: string
+  readonly default: string
+  readonly choices: ReadonlyArray<string>
+}
+
+export type SettingRule = NumberRule | BooleanRule | ChoiceRule
 
 export const SettingRules = {
   replydepth: {
@@ -58,8 +69,22 @@ export const SettingRules = {
     integer: true,
     unit: "seconds"
   },
-  mcpguidance: { kind: "boolean", description: "Include MCP tool hints in prompts", default: true }
-} as const satisfies Record<string, NumberRule | BooleanRule>
+  mcpguidance: { kind: "boolean", description: "Include MCP tool hints in prompts", default: true },
+  conversations: {
+    kind: "choice",
+    description: "A Letta conversation per channel (runs in parallel) or the agent's shared one",
+    default: "channel",
+    choices: ConversationMode.literals
+  },
+  parallel: {
+    kind: "number",
+    description: "Maximum runs of the agent at once (different channels)",
+    default: 8,
+    min: 1,
+    max: 32,
+    integer: true
+  }
+} as const satisfies Record<string, SettingRule>
 
 export type SettingKey = keyof typeof SettingRules
 export const settingKeys = Object.keys(SettingRules) as ReadonlyArray<SettingKey>
@@ -77,6 +102,7 @@ export const ReplyDepth = ranged(SettingRules.replydepth)
 export const RateLimit = ranged(SettingRules.ratelimit)
 export const QueueSize = ranged(SettingRules.queuesize)
 export const TimeoutSeconds = ranged(SettingRules.timeout)
+export const Parallel = ranged(SettingRules.parallel)
 
 export const GuildSettings = Schema.Struct({
   replydepth: ReplyDepth,
@@ -84,7 +110,9 @@ export const GuildSettings = Schema.Struct({
   ratelimit: RateLimit,
   queuesize: QueueSize,
   timeout: TimeoutSeconds,
-  mcpguidance: Schema.Boolean
+  mcpguidance: Schema.Boolean,
+  conversations: ConversationMode,
+  parallel: Parallel
 })
 export type GuildSettings = typeof GuildSettings.Type
 
@@ -94,13 +122,16 @@ export const defaultGuildSettings: GuildSettings = {
   ratelimit: SettingRules.ratelimit.default,
   queuesize: SettingRules.queuesize.default,
   timeout: SettingRules.timeout.default,
-  mcpguidance: SettingRules.mcpguidance.default
+  mcpguidance: SettingRules.mcpguidance.default,
+  conversations: SettingRules.conversations.default,
+  parallel: SettingRules.parallel.default
 }
 
 /** Human wording of a rule's allowed values, used in error replies ("between 0.5 and 10 seconds"). */
 export const describeRule = (key: SettingKey): string => {
-  const rule: NumberRule | BooleanRule = SettingRules[key]
+  const rule: SettingRule = SettingRules[key]
   if (rule.kind === "boolean") return "true or false"
+  if (rule.kind === "choice") return `${rule.choices.slice(0, -1).join(", ")} or ${rule.choices.at(-1) ?? ""}`
   const unit = rule.unit ? ` ${rule.unit}` : ""
   return `${rule.integer ? "a whole number " : ""}between ${rule.min} and ${rule.max}${unit}`
 }
@@ -113,13 +144,17 @@ export const validateSetting = <K extends SettingKey>(
   key: K,
   value: unknown
 ): Either.Either<GuildSettings[K], InvalidSetting> => {
-  const rule: NumberRule | BooleanRule = SettingRules[key]
+  const rule: SettingRule = SettingRules[key]
   const fail = () => Either.left(new InvalidSetting({ key, value: String(value), allowed: describeRule(key) }))
   if (rule.kind === "boolean") {
     if (typeof value === "boolean") return Either.right(value as GuildSettings[K])
     if (value === "true") return Either.right(true as GuildSettings[K])
     if (value === "false") return Either.right(false as GuildSettings[K])
     return fail()
+  }
+  if (rule.kind === "choice") {
+    // Exact words only: a stored or crafted "Shared" is not silently read as "shared".
+    return typeof value === "string" && rule.choices.includes(value) ? Either.right(value as GuildSettings[K]) : fail()
   }
   const n = typeof value === "number" ? value : typeof value === "string" && value.trim() !== "" ? Number(value) : NaN
   if (!Number.isFinite(n) || n < rule.min || n > rule.max || (rule.integer && !Number.isInteger(n))) return fail()
@@ -133,9 +168,16 @@ export interface GlobalSettings {
   /** The agent that answers direct messages; DMs are off while null. */
   readonly dmAgentId: string | null
   readonly globalPause: boolean
+  /** The `conversations` mode of direct messages (set by owners with `config conversations scope:dm`). */
+  readonly dmConversations: ConversationMode
 }
 
-export const defaultGlobalSettings: GlobalSettings = { lettaBaseUrl: null, dmAgentId: null, globalPause: false }
+export const defaultGlobalSettings: GlobalSettings = {
+  lettaBaseUrl: null,
+  dmAgentId: null,
+  globalPause: false,
+  dmConversations: SettingRules.conversations.default
+}
 
 /** A guild's binding to its agent and on/off state, beside its tunable settings. */
 export interface GuildState {

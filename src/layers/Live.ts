@@ -17,6 +17,7 @@ import { LettaUrlFollowerLive } from "../programs/LettaUrlFollower.js"
 import { ListenLive } from "../programs/Listen.js"
 import { RecoveryLive } from "../programs/Recovery.js"
 import { CircuitBreaker } from "../services/health/CircuitBreaker.js"
+import { ConversationStore } from "../services/conversation/ConversationStore.js"
 import { ContextService } from "../services/prompt/ContextService.js"
 import { Database } from "../services/storage/Database.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
@@ -34,10 +35,13 @@ import { MessageSource } from "../services/discord/MessageSource.js"
 import { TypingIndicator, TypingSender } from "../services/discord/TypingIndicator.js"
 import { LoggingLive } from "./Logging.js"
 
-/** Settings, the queue's journal and the dead letters, all in the one SQLite database. */
-const Storage = Layer.mergeAll(SettingsStore.Default, EventJournal.layerSql, DeadLetters.layerSql).pipe(
-  Layer.provideMerge(Database.Default)
-)
+/** Settings, the queue's journal, the dead letters and the conversation map, all in the one SQLite database. */
+const Storage = Layer.mergeAll(
+  SettingsStore.Default,
+  EventJournal.layerSql,
+  DeadLetters.layerSql,
+  ConversationStore.layerSql
+).pipe(Layer.provideMerge(Database.Default))
 
 const Letta = LettaExecutor.Default.pipe(
   Layer.provideMerge(LettaClient.Default),

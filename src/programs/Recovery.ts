@@ -8,7 +8,8 @@
  * - pending for longer than AURORA_MAX_EVENT_AGE -> dead letter `expired`: an answer that late
  *   would be out of place;
  * - its run had started before the agent acted -> replayed once (the recorded run is cancelled on
- *   the server before the re-send, see Dispatch); cut off a second time -> dead letter `interrupted`;
+ *   the server before the re-send, through its conversation when it ran in one, see Dispatch); cut
+ *   off a second time -> dead letter `interrupted`;
  * - never started -> replayed as it was.
  *
  * A dead-lettered event's recorded run, if any, is cancelled on the server in the background: a
@@ -22,7 +23,7 @@ import type { DeadLetter, DeadLetterReason } from "../domain/DeadLetter.js"
 import type { StorageError } from "../domain/Errors.js"
 import type { QueuedEvent } from "../domain/Event.js"
 import { DeadLetters } from "../services/queue/DeadLetters.js"
-import { EventJournal, type JournalEntry } from "../services/queue/EventJournal.js"
+import { EventJournal, type JournalEntry, type RunProgress } from "../services/queue/EventJournal.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
 import { LettaExecutor } from "../services/letta/LettaExecutor.js"
 import * as Metrics from "../services/health/Metrics.js"
@@ -52,11 +53,19 @@ export type Recovery =
     readonly cancelRunId: string | null
   }
 
-/** The event with one more interruption recorded, and the run to cancel before re-sending it. */
-const interrupted = (event: QueuedEvent, runId: string | null): QueuedEvent => {
-  const { interruptedRunId: _earlier, ...rest } = event
+/**
+ * The event with one more interruption recorded, and the run to cancel before re-sending it (with
+ * the conversation it ran in, when it ran in one).
+ */
+const interrupted = (event: QueuedEvent, run: RunProgress): QueuedEvent => {
+  const { interruptedConversationId: _conversation, interruptedRunId: _earlier, ...rest } = event
   const interruptions = (event.interruptions ?? 0) + 1
-  return runId === null ? { ...rest, interruptions } : { ...rest, interruptions, interruptedRunId: runId }
+  return {
+    ...rest,
+    interruptions,
+    ...(run.runId === null ? {} : { interruptedRunId: run.runId }),
+    ...(run.conversationId === undefined ? {} : { interruptedConversationId: run.conversationId })
+  }
 }
 
 /** Decides the fate of one journal entry at `now` (epoch ms); pure. */
@@ -71,7 +80,8 @@ export const classify = (entry: JournalEntry, now: number, maxAgeMs: number): Re
       detail,
       // The cut-off run was a dispatch attempt too.
       attempts: event.attempts + (run === null ? 0 : 1),
-      failedAt: now
+      failedAt: now,
+      ...(run?.conversationId === undefined ? {} : { conversationId: run.conversationId })
     },
     cancelRunId: run?.runId ?? null
   })
@@ -90,7 +100,7 @@ export const classify = (entry: JournalEntry, now: number, maxAgeMs: number): Re
     if ((event.interruptions ?? 0) >= 1) {
       return deadLetter("interrupted", `${runName} was cut off by a restart before the agent acted, for the second time`)
     }
-    return { _tag: "Replay", event: interrupted(event, run.runId), rewrite: true }
+    return { _tag: "Replay", event: interrupted(event, run), rewrite: true }
   }
   return { _tag: "Replay", event, rewrite: false }
 }

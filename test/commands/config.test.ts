@@ -108,7 +108,9 @@ describe("/aurora config", () => {
           ratelimit: "**3.5 seconds**\n0.5–10, default 2 seconds",
           queuesize: "**50**\n10–200, default 50",
           timeout: "**60 seconds**\n10–300, default 60 seconds",
-          mcpguidance: "**on**\ndefault on"
+          mcpguidance: "**on**\ndefault on",
+          conversations: "**channel**\nchannel or shared, default channel",
+          parallel: "**8**\n1–32, default 8"
         })
       })
     ))

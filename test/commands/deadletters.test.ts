@@ -190,7 +190,8 @@ describe("/aurora queue retry message_id", () => {
           trigger: "mention",
           prompt: "the prompt as it was built",
           enqueuedAt: now,
-          attempts: 0
+          attempts: 0,
+          conversationMode: "channel"
         })
         const log = (yield* h.logLines).find((line) => line.message === "dead letter retried")
         expect(log?.level).toBe("INFO")
@@ -412,6 +413,44 @@ describe("/aurora queue retry (all)", () => {
         expect(sent.map((e) => [e.messageId, e.agentId, e.guildId])).toEqual(
           dms.map((l) => [l.event.messageId, "agent-dm", null])
         )
+      })
+    ))
+})
+
+describe("dead letters and conversations", () => {
+  it.scoped("queue failed shows a letter's conversation id after its time, and nothing for the default conversation", () =>
+    withHarness((h) =>
+      Effect.gen(function*() {
+        const inConversation = letter({ conversationId: "conv-`7`", failedAt: now - 1_000 })
+        const shared = letter({ failedAt: now - 2_000 })
+        yield* addAll([inConversation, shared])
+        const lines = (yield* h.run("admin", "queue failed")).embed?.description?.split("\n") ?? []
+        const at = (l: DeadLetter) => `<t:${Math.floor(l.failedAt / 1000)}:R>`
+        // The id comes from Letta: inline code, its backticks replaced.
+        expect(lines[0]).toMatch(new RegExp(`· ${at(inConversation)} · conversation \`conv-ˋ7ˋ\`$`))
+        expect(lines[2]?.endsWith(`· ${at(shared)}`)).toBe(true)
+      })
+    ))
+
+  it.scoped("a retried event takes the partition's current conversation mode, not the letter's", () =>
+    withHarness((h) =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(now)
+        yield* enableGuild("agent-1")
+        const store = yield* SettingsStore
+        yield* store.setSetting(ids.guild, "conversations", "shared")
+        yield* store.setDmAgent("agent-dm")
+        const guildLetter = letter({}, { conversationMode: "channel", interruptedConversationId: "conv-1" })
+        const dmLetter = letter({}, { guildId: null, channelId: dmChannel, trigger: "dm" })
+        yield* addAll([guildLetter, dmLetter])
+        expect(replyText(yield* h.run("admin", "queue retry"))).toContain("Re-queued 1 of 1")
+        expect(replyText(yield* h.run("owner", "queue retry", { scope: "dm" }))).toContain("Re-queued 1 of 1")
+        const sent = yield* dispatched(2)
+        const byId = [...sent].sort((a, b) => a.messageId.localeCompare(b.messageId))
+        expect(byId.map((e) => [e.messageId, e.conversationMode, "interruptedConversationId" in e])).toEqual([
+          [guildLetter.event.messageId, "shared", false],
+          [dmLetter.event.messageId, "channel", false]
+        ])
       })
     ))
 })

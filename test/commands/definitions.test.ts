@@ -68,10 +68,11 @@ describe("registered commands", () => {
       "disable(1)",
       "lettaurl(1)",
       "context(1)",
-      "config: replydepth(1) typing(1) ratelimit(1) queuesize(1) timeout(1) mcpguidance(1) show(1)",
+      "config: replydepth(1) typing(1) ratelimit(1) queuesize(1) timeout(1) mcpguidance(1) conversations(1) parallel(1) show(1)",
       "queue: status(1) clear(1) failed(1) retry(1)",
       "events: status(1) pause(1) resume(1) errors(1) resetcircuit(1)",
-      "dm: enable(1) disable(1)"
+      "dm: enable(1) disable(1)",
+      "conversation: show(1) reset(1)"
     ])
     // The handler table is the same list.
     expect(commandSpecs.map((spec) => [spec.group, spec.subcommand].filter((p) => p !== null).join(" ")).sort()).toEqual(
@@ -90,6 +91,20 @@ describe("registered commands", () => {
     expect(value("typing")).toMatchObject({ type: T.boolean, required: true })
     expect(value("mcpguidance")).toMatchObject({ type: T.boolean, required: true })
     expect(value("typing")).not.toHaveProperty("min_value")
+    expect(value("parallel")).toMatchObject({ type: T.integer, required: true, min_value: 1, max_value: 32 })
+    expect(value("conversations")).toMatchObject({
+      type: T.string,
+      required: true,
+      choices: [{ name: "channel", value: "channel" }, { name: "shared", value: "shared" }]
+    })
+    // Only `conversations` has a DM scope; the other settings have their value alone.
+    expect(find("config conversations").options?.[1]).toMatchObject({
+      type: T.string,
+      name: "scope",
+      required: false,
+      choices: [{ value: "guild" }, { value: "dm" }]
+    })
+    expect(find("config parallel").options).toHaveLength(1)
     // ... and they are SettingRules' values, not copies that could drift.
     expect(value("ratelimit")?.min_value).toBe(SettingRules.ratelimit.min)
     expect(value("queuesize")?.max_value).toBe(SettingRules.queuesize.max)
@@ -112,6 +127,13 @@ describe("registered commands", () => {
     expect(find("queue retry").options).toMatchObject([
       { type: T.string, name: "message_id", required: false, min_length: 1, max_length: 200 },
       { type: T.string, name: "scope", required: false, choices: [{ value: "guild" }, { value: "dm" }] }
+    ])
+    expect(find("conversation show").options).toMatchObject([
+      { type: T.string, name: "scope", required: false, choices: [{ value: "guild" }, { value: "dm" }] }
+    ])
+    expect(find("conversation reset").options).toMatchObject([
+      { type: T.string, name: "scope", required: false, choices: [{ value: "guild" }, { value: "dm" }] },
+      { type: T.string, name: "channel_id", required: false, min_length: 1, max_length: 25 }
     ])
     for (const path of ["disable", "queue clear", "events status", "events errors", "events resetcircuit", "dm disable"]) {
       expect(find(path).options).toBeUndefined()

@@ -15,6 +15,7 @@ import { MessageNotFound } from "../../src/domain/Errors.js"
 import { AgentNotFound, LettaConnectionError } from "../../src/domain/LettaErrors.js"
 import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
 import { CircuitBreaker } from "../../src/services/health/CircuitBreaker.js"
+import { ConversationStore } from "../../src/services/conversation/ConversationStore.js"
 import { ContextService } from "../../src/services/prompt/ContextService.js"
 import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
 import { Database } from "../../src/services/storage/Database.js"
@@ -178,7 +179,8 @@ export const withHarness = <A, E>(
       ContextService.Default.pipe(Layer.provide(messageSource)),
       PromptService.Default,
       CommandOwners.layerFixed([ids.owner]),
-      preview
+      preview,
+      ConversationStore.layerSql
     ).pipe(Layer.provideMerge(storage))
 
     const lines: Array<LogLine> = []

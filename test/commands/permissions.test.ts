@@ -23,7 +23,9 @@ const validOptions: Record<string, Record<string, string | number | boolean>> = 
   "config ratelimit": { value: 1.5 },
   "config queuesize": { value: 20 },
   "config timeout": { value: 30 },
-  "config mcpguidance": { value: false }
+  "config mcpguidance": { value: false },
+  "config conversations": { value: "shared" },
+  "config parallel": { value: 4 }
 }
 
 /** The design's table: every command and who may run it (written out, not derived from the code). */
@@ -38,6 +40,8 @@ const designTable: ReadonlyArray<readonly [string, "manage" | "owner"]> = [
   ["config queuesize", "manage"],
   ["config timeout", "manage"],
   ["config mcpguidance", "manage"],
+  ["config conversations", "manage"],
+  ["config parallel", "manage"],
   ["config show", "manage"],
   ["queue status", "manage"],
   ["queue clear", "manage"],
@@ -49,7 +53,9 @@ const designTable: ReadonlyArray<readonly [string, "manage" | "owner"]> = [
   ["events errors", "manage"],
   ["events resetcircuit", "owner"],
   ["dm enable", "owner"],
-  ["dm disable", "owner"]
+  ["dm disable", "owner"],
+  ["conversation show", "manage"],
+  ["conversation reset", "manage"]
 ]
 
 const denied = (text: string) => text.startsWith("⛔ You need the **Manage Server**") || text.startsWith("⛔ Only Aurora's owners")

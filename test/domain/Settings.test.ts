@@ -1,6 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, Schema } from "effect"
-import { defaultGuildSettings, describeRule, GuildSettings, validateSetting } from "../../src/domain/Settings.js"
+import {
+  defaultGlobalSettings,
+  defaultGuildSettings,
+  describeRule,
+  GuildSettings,
+  validateSetting
+} from "../../src/domain/Settings.js"
 
 describe("settings rules", () => {
   it("defaults match the design", () => {
@@ -10,9 +16,12 @@ describe("settings rules", () => {
       ratelimit: 2,
       queuesize: 50,
       timeout: 60,
-      mcpguidance: true
+      mcpguidance: true,
+      conversations: "channel",
+      parallel: 8
     })
     expect(Schema.is(GuildSettings)(defaultGuildSettings)).toBe(true)
+    expect(defaultGlobalSettings.dmConversations).toBe("channel")
   })
 
   it.each([
@@ -40,7 +49,19 @@ describe("settings rules", () => {
     ["ratelimit", Number.POSITIVE_INFINITY, false],
     ["typing", false, true],
     ["typing", "true", true],
-    ["typing", 1, false]
+    ["typing", 1, false],
+    ["conversations", "channel", true],
+    ["conversations", "shared", true],
+    ["conversations", "Shared", false],
+    ["conversations", " channel", false],
+    ["conversations", "", false],
+    ["conversations", true, false],
+    ["parallel", 1, true],
+    ["parallel", 32, true],
+    ["parallel", "8", true],
+    ["parallel", 0, false],
+    ["parallel", 33, false],
+    ["parallel", 1.5, false]
   ] as const)("%s = %s accepted: %s", (key, value, ok) => {
     expect(Either.isRight(validateSetting(key, value))).toBe(ok)
   })
@@ -50,6 +71,8 @@ describe("settings rules", () => {
     expect(Either.isLeft(result)).toBe(true)
     if (Either.isLeft(result)) expect(result.left.message).toBe("ratelimit must be between 0.5 and 10 seconds (got 0.4)")
     expect(describeRule("queuesize")).toBe("a whole number between 10 and 200")
+    expect(describeRule("parallel")).toBe("a whole number between 1 and 32")
+    expect(describeRule("conversations")).toBe("channel or shared")
   })
 
   it("the schema and the validator agree", () => {
@@ -57,5 +80,8 @@ describe("settings rules", () => {
     expect(Either.isLeft(decode({ ...defaultGuildSettings, ratelimit: 0.4 }))).toBe(true)
     expect(Either.isLeft(decode({ ...defaultGuildSettings, replydepth: 3.5 }))).toBe(true)
     expect(Either.isRight(decode({ ...defaultGuildSettings, ratelimit: 10 }))).toBe(true)
+    expect(Either.isLeft(decode({ ...defaultGuildSettings, parallel: 33 }))).toBe(true)
+    expect(Either.isLeft(decode({ ...defaultGuildSettings, conversations: "both" }))).toBe(true)
+    expect(Either.isRight(decode({ ...defaultGuildSettings, conversations: "shared", parallel: 32 }))).toBe(true)
   })
 })

@@ -13,6 +13,7 @@ import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
 import { CircuitBreaker } from "../../src/services/health/CircuitBreaker.js"
 import { ContextService } from "../../src/services/prompt/ContextService.js"
 import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
+import { ConversationStore } from "../../src/services/conversation/ConversationStore.js"
 import { Database } from "../../src/services/storage/Database.js"
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
 import { MessageSource } from "../../src/services/discord/MessageSource.js"
@@ -40,6 +41,7 @@ const appLayer = (dir: string) => {
     ContextService.Default,
     PromptService.Default,
     DeadLetters.layerMemory,
+    ConversationStore.layerMemory,
     queue,
     letta
   )

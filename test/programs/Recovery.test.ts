@@ -113,6 +113,32 @@ describe("classify (one journal entry at start-up)", () => {
     })
   })
 
+  it("a run cut off in a conversation is replayed with that conversation to cancel through; a stale one is dropped", () => {
+    const e = event("m1", { enqueuedAt: now - 5_000, conversationMode: "channel" })
+    const run = { startedAt: now - 1_000, runId: "r1", sideEffect: false, conversationId: "conv-1" }
+    expect(classify({ event: e, run }, now, hour)).toEqual({
+      _tag: "Replay",
+      event: { ...e, interruptions: 1, interruptedRunId: "r1", interruptedConversationId: "conv-1" },
+      rewrite: true
+    })
+    // An earlier interruption's conversation is not carried into a replay whose run had none.
+    const earlier = event("m2", { enqueuedAt: now - 5_000, interruptedRunId: "r0", interruptedConversationId: "conv-0" })
+    expect(classify(started(earlier, "r1"), now, hour)).toEqual({
+      _tag: "Replay",
+      event: { ...event("m2", { enqueuedAt: now - 5_000 }), interruptions: 1, interruptedRunId: "r1" },
+      rewrite: true
+    })
+  })
+
+  it("a dead letter keeps the conversation its cut-off run went to", () => {
+    const e = event("m1", { enqueuedAt: now - 5_000, conversationMode: "channel" })
+    const run = { startedAt: now - 1_000, runId: "r1", sideEffect: true, conversationId: "conv-1" }
+    const verdict = classify({ event: e, run }, now, hour)
+    expect(verdict._tag === "DeadLetter" && verdict.letter).toMatchObject({ reason: "interrupted-after-reply", conversationId: "conv-1" })
+    const shared = classify(started(e, "r1", true), now, hour)
+    expect(shared._tag === "DeadLetter" && "conversationId" in shared.letter).toBe(false)
+  })
+
   it("an event that never started is replayed as it is (an earlier interruption included)", () => {
     const e = event("m1", { enqueuedAt: now - 5_000, interruptions: 1, interruptedRunId: "r1" })
     expect(classify(pending(e), now, hour)).toEqual({ _tag: "Replay", event: e, rewrite: false })
@@ -165,7 +191,7 @@ const makeSetup = (options: { readonly cancel?: "records" | "hangs" } = {}) =>
           yield* memory.journal.append(e)
           if (run === null) return
           yield* memory.journal.runStarted(e.messageId, run.startedAt)
-          if (run.runId !== null) yield* memory.journal.runIdSeen(e.messageId, run.runId)
+          if (run.runId !== null) yield* memory.journal.runIdSeen(e.messageId, run.runId, run.conversationId)
           if (run.sideEffect) yield* memory.journal.sideEffectSeen(e.messageId)
         }), { discard: true })
     const setup: Setup = { journal: memory.journal, deadLetters, cancels }
@@ -261,6 +287,19 @@ describe("recover (start-up)", () => {
       expect(yield* s.journal.load).toEqual([])
       yield* Effect.repeatN(Effect.yieldNow(), 20)
       expect(s.cancels).toEqual(["a1:r2"])
+    }))
+
+  it.scoped("a run cut off in a conversation is restored carrying interruptedConversationId, journal included", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup()
+      const e = event("m1", { enqueuedAt: now - 1_000, conversationMode: "channel" })
+      yield* s.seed([{ event: e, run: { startedAt: now - 500, runId: "r1", sideEffect: false, conversationId: "conv-1" } }])
+      const { queue, summary } = yield* s.restart()
+      expect(summary.replayed).toBe(1)
+      const replayed = { ...e, interruptions: 1, interruptedRunId: "r1", interruptedConversationId: "conv-1" }
+      expect(yield* s.journal.load).toEqual([{ event: replayed, run: null }])
+      expect(yield* drain(queue)).toEqual([replayed])
     }))
 
   it.scoped("AURORA_MAX_EVENT_AGE sets the limit", () =>

@@ -25,6 +25,8 @@ export interface RunProgress {
   readonly startedAt: number
   /** The Letta run id, once the stream showed it. */
   readonly runId: string | null
+  /** The Letta conversation the run went to, recorded with its run id; absent for the agent's default conversation. */
+  readonly conversationId?: string
   /** A side-effecting tool call was streamed (see `isSideEffectingTool`). */
   readonly sideEffect: boolean
 }
@@ -47,8 +49,11 @@ export interface EventJournalService {
   readonly update: (event: QueuedEvent) => Effect.Effect<void, StorageError>
   /** A dispatch of the event started (clears any run id and side effect of an earlier attempt). */
   readonly runStarted: (messageId: string, at: number) => Effect.Effect<void, StorageError>
-  /** The run's id, as soon as the stream showed it. */
-  readonly runIdSeen: (messageId: string, runId: string) => Effect.Effect<void, StorageError>
+  /**
+   * The run's id, as soon as the stream showed it, with the conversation it runs in (channel
+   * mode), so that a recovery cancels it there. Without a conversation id, a recorded one stays.
+   */
+  readonly runIdSeen: (messageId: string, runId: string, conversationId?: string) => Effect.Effect<void, StorageError>
   /** The agent made a side-effecting tool call: this run must never be re-sent. */
   readonly sideEffectSeen: (messageId: string) => Effect.Effect<void, StorageError>
   /** Every journalled event, in the order first appended. */
@@ -120,8 +125,11 @@ export const makeMemoryJournal: Effect.Effect<MemoryJournal> = Effect.map(
         update: (event) => modify(event.messageId, (entry) => ({ ...entry, event, run: null })),
         runStarted: (messageId, at) =>
           modify(messageId, (entry) => ({ ...entry, run: { startedAt: at, runId: null, sideEffect: false } })),
-        runIdSeen: (messageId, runId) =>
-          modify(messageId, (entry) => entry.run === null ? entry : { ...entry, run: { ...entry.run, runId } }),
+        runIdSeen: (messageId, runId, conversationId) =>
+          modify(messageId, (entry) =>
+            entry.run === null
+              ? entry
+              : { ...entry, run: { ...entry.run, runId, ...(conversationId === undefined ? {} : { conversationId }) } }),
         sideEffectSeen: (messageId) =>
           modify(messageId, (entry) => entry.run === null ? entry : { ...entry, run: { ...entry.run, sideEffect: true } }),
         load: Effect.map(ordered, (entries) => entries.map(({ event, run }) => ({ event, run })))

@@ -8,14 +8,14 @@ import { Clock, Data, Effect, Either, HashMap, Option, PubSub, Ref, Schema, Stre
 import { InvalidSetting, type StorageError } from "../../domain/Errors.js"
 import { storageErrorOf } from "./Database.js"
 import {
-  defaultGlobalSettings,
   defaultGuildSettings,
   type GlobalSettings,
-  GuildSettings,
+  type GuildSettings,
   type GuildState,
   type SettingKey,
   validateSetting
 } from "../../domain/Settings.js"
+import { decodeGlobalRows, decodeGuildRow, globalKeys, type GuildRow, LettaBaseUrl, toColumn } from "./SettingsRows.js"
 
 /** What changed, with the new state, so the queue and the executor can react at once. */
 export type SettingsChange = Data.TaggedEnum<{
@@ -23,15 +23,6 @@ export type SettingsChange = Data.TaggedEnum<{
   GlobalChanged: { readonly global: GlobalSettings }
 }>
 export const SettingsChange = Data.taggedEnum<SettingsChange>()
-
-/** The Letta base URL override: an absolute http(s) URL. */
-export const LettaBaseUrl = Schema.String.pipe(
-  Schema.filter((text) => {
-    if (!URL.canParse(text)) return false
-    const protocol = new URL(text).protocol
-    return protocol === "http:" || protocol === "https:"
-  }, { description: "an http or https URL" })
-)
 
 const validateLettaBaseUrl = (url: string) =>
   Schema.decodeUnknownEither(LettaBaseUrl)(url).pipe(
@@ -45,82 +36,6 @@ export const defaultGuildState = (guildId: string): GuildState => ({
   paused: false,
   settings: defaultGuildSettings
 })
-
-// --- rows <-> domain ----------------------------------------------------------
-
-/** SQLite has no boolean type: flags are stored as 0/1. */
-const IntBoolean = Schema.transformLiterals([0, false], [1, true])
-const AgentId = Schema.NonEmptyTrimmedString
-
-interface GuildRow {
-  readonly guild_id: string
-  readonly enabled: unknown
-  readonly agent_id: unknown
-  readonly paused: unknown
-  readonly replydepth: unknown
-  readonly typing: unknown
-  readonly ratelimit: unknown
-  readonly queuesize: unknown
-  readonly timeout: unknown
-  readonly mcpguidance: unknown
-}
-
-/** The column value of a valid setting. */
-const toColumn = (value: number | boolean): number => (typeof value === "boolean" ? (value ? 1 : 0) : value)
-
-/**
- * Decodes one row field by field. A value that does not decode (a hand-edited row) becomes the
- * default for that field and a problem to log: one bad cell never takes a guild or the bot down.
- */
-const decodeGuildRow = (row: GuildRow): { readonly state: GuildState; readonly problems: ReadonlyArray<string> } => {
-  const problems: Array<string> = []
-  const field = <A, I>(column: string, raw: unknown, schema: Schema.Schema<A, I>, fallback: A): A =>
-    Either.getOrElse(Schema.decodeUnknownEither(schema)(raw), () => {
-      problems.push(`${column}=${JSON.stringify(raw)}`)
-      return fallback
-    })
-  // NULL means never set: the current default, not a problem.
-  const setting = <K extends SettingKey, I>(key: K, schema: Schema.Schema<GuildSettings[K], I>): GuildSettings[K] =>
-    row[key] === null ? defaultGuildSettings[key] : field(key, row[key], schema, defaultGuildSettings[key])
-  const state: GuildState = {
-    guildId: row.guild_id,
-    enabled: field("enabled", row.enabled, IntBoolean, false),
-    agentId: field("agent_id", row.agent_id, Schema.NullOr(AgentId), null),
-    paused: field("paused", row.paused, IntBoolean, false),
-    settings: {
-      replydepth: setting("replydepth", GuildSettings.fields.replydepth),
-      typing: setting("typing", IntBoolean),
-      ratelimit: setting("ratelimit", GuildSettings.fields.ratelimit),
-      queuesize: setting("queuesize", GuildSettings.fields.queuesize),
-      timeout: setting("timeout", GuildSettings.fields.timeout),
-      mcpguidance: setting("mcpguidance", IntBoolean)
-    }
-  }
-  return { state, problems }
-}
-
-const globalKeys = { lettaBaseUrl: "lettaBaseUrl", dmAgentId: "dmAgentId", globalPause: "globalPause" } as const
-const PauseText = Schema.transformLiterals(["true", true], ["false", false])
-
-const decodeGlobalRows = (
-  rows: ReadonlyArray<{ readonly key: string; readonly value: unknown }>
-): { readonly global: GlobalSettings; readonly problems: ReadonlyArray<string> } => {
-  const problems: Array<string> = []
-  const value = <A, I>(key: string, schema: Schema.Schema<A, I>, fallback: A): A => {
-    const row = rows.find((r) => r.key === key)
-    if (row === undefined) return fallback
-    return Either.getOrElse(Schema.decodeUnknownEither(schema)(row.value), () => {
-      problems.push(`${key}=${JSON.stringify(row.value)}`)
-      return fallback
-    })
-  }
-  const global: GlobalSettings = {
-    lettaBaseUrl: value(globalKeys.lettaBaseUrl, Schema.NullOr(LettaBaseUrl), defaultGlobalSettings.lettaBaseUrl),
-    dmAgentId: value(globalKeys.dmAgentId, Schema.NullOr(AgentId), defaultGlobalSettings.dmAgentId),
-    globalPause: value(globalKeys.globalPause, PauseText, defaultGlobalSettings.globalPause)
-  }
-  return { global, problems }
-}
 
 // --- service ------------------------------------------------------------------
 
@@ -263,6 +178,16 @@ export class SettingsStore extends Effect.Service<SettingsStore>()("aurora/Setti
         globalPause: paused
       }))
 
+    /** Validated with the guild setting's rule (`conversations`), so both scopes accept the same words. */
+    const setDmConversations = (value: unknown): Effect.Effect<GlobalSettings, InvalidSetting | StorageError> =>
+      Effect.gen(function*() {
+        const mode = yield* validateSetting("conversations", value)
+        return yield* writeGlobal("SettingsStore.setDmConversations", globalKeys.dmConversations, mode, (g) => ({
+          ...g,
+          dmConversations: mode
+        }))
+      })
+
     const enabledGuilds: Effect.Effect<ReadonlyArray<GuildState>> = Effect.map(
       Ref.get(cache),
       (c) => Array.from(HashMap.values(c.guilds)).filter((state) => state.enabled)
@@ -278,6 +203,7 @@ export class SettingsStore extends Effect.Service<SettingsStore>()("aurora/Setti
       setLettaBaseUrl,
       setDmAgent,
       setGlobalPause,
+      setDmConversations,
       enabledGuilds,
       /** Changes from the moment the stream is run; use `subscribe` to be sure not to miss one. */
       changes: Stream.fromPubSub(changes),

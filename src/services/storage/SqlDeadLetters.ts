@@ -23,7 +23,8 @@ const LetterRow = Schema.Struct({
   error_type: Schema.NullOr(Schema.String),
   detail: Schema.NullOr(Schema.String),
   attempts: Schema.Number,
-  failed_at: Schema.Number
+  failed_at: Schema.Number,
+  conversation_id: Schema.NullOr(Schema.String)
 })
 
 const decodeLetterRow = Schema.decodeUnknownEither(LetterRow)
@@ -37,7 +38,8 @@ const letterOf = (row: unknown): Either.Either<DeadLetter, string> =>
       errorType: decoded.error_type,
       detail: decoded.detail,
       attempts: decoded.attempts,
-      failedAt: decoded.failed_at
+      failedAt: decoded.failed_at,
+      ...(decoded.conversation_id === null ? {} : { conversationId: decoded.conversation_id })
     })
   )
 
@@ -76,11 +78,12 @@ export const makeSqlDeadLetters: Effect.Effect<DeadLettersService, never, SqlCli
         yield* sql.withTransaction(Effect.gen(function*() {
           // seq: after every letter of the partition, so that a replaced letter counts as new.
           yield* sql`INSERT OR REPLACE INTO dead_letters
-            (partition, message_id, seq, channel_id, reason, error_type, detail, attempts, enqueued_at, failed_at, event)
+            (partition, message_id, seq, channel_id, reason, error_type, detail, attempts, enqueued_at, failed_at, event,
+              conversation_id)
             VALUES (${partition}, ${event.messageId},
               (SELECT coalesce(max(seq), 0) + 1 FROM dead_letters WHERE partition = ${partition}),
               ${event.channelId}, ${letter.reason}, ${letter.errorType}, ${letter.detail}, ${letter.attempts},
-              ${event.enqueuedAt}, ${letter.failedAt}, ${json})`
+              ${event.enqueuedAt}, ${letter.failedAt}, ${json}, ${letter.conversationId ?? null})`
           yield* sql`DELETE FROM pending_events WHERE message_id = ${event.messageId}`
           yield* sql`DELETE FROM dead_letters WHERE partition = ${partition} AND message_id IN (
             SELECT message_id FROM dead_letters WHERE partition = ${partition}
@@ -95,7 +98,7 @@ export const makeSqlDeadLetters: Effect.Effect<DeadLettersService, never, SqlCli
       return Effect.gen(function*() {
         const page = yield* sql.withTransaction(Effect.all([
           sql<{ readonly message_id: unknown }>`
-            SELECT message_id, event, reason, error_type, detail, attempts, failed_at FROM dead_letters
+            SELECT message_id, event, reason, error_type, detail, attempts, failed_at, conversation_id FROM dead_letters
             WHERE partition = ${key} ORDER BY failed_at DESC, seq DESC LIMIT ${rows}`,
           sql<{ readonly total: number }>`SELECT count(*) AS total FROM dead_letters WHERE partition = ${key}`
         ])).pipe(Effect.mapError(storageErrorOf("DeadLetters.list")))
@@ -108,7 +111,7 @@ export const makeSqlDeadLetters: Effect.Effect<DeadLettersService, never, SqlCli
       const key = Partition.key(partition)
       return Effect.gen(function*() {
         const rows = yield* sql<{ readonly message_id: unknown }>`
-          SELECT message_id, event, reason, error_type, detail, attempts, failed_at FROM dead_letters
+          SELECT message_id, event, reason, error_type, detail, attempts, failed_at, conversation_id FROM dead_letters
           WHERE partition = ${key} AND message_id = ${messageId}`.pipe(
           Effect.mapError(storageErrorOf("DeadLetters.find"))
         )

@@ -46,7 +46,8 @@ const PendingRow = Schema.Struct({
   event: EventJson,
   run_started_at: Schema.NullOr(Schema.Number),
   run_id: Schema.NullOr(Schema.String),
-  side_effect: Schema.Literal(0, 1)
+  side_effect: Schema.Literal(0, 1),
+  conversation_id: Schema.NullOr(Schema.String)
 })
 
 const decodePendingRow = Schema.decodeUnknownEither(PendingRow)
@@ -62,7 +63,12 @@ const entryOf = (row: unknown): Either.Either<JournalEntry, string> =>
           event: decoded.event,
           run: decoded.run_started_at === null
             ? null
-            : { startedAt: decoded.run_started_at, runId: decoded.run_id, sideEffect: decoded.side_effect === 1 }
+            : {
+              startedAt: decoded.run_started_at,
+              runId: decoded.run_id,
+              sideEffect: decoded.side_effect === 1,
+              ...(decoded.conversation_id === null ? {} : { conversationId: decoded.conversation_id })
+            }
         })
   )
 
@@ -221,21 +227,21 @@ export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlC
     const update = (event: QueuedEvent) =>
       withJson("EventJournal.update", event, (json) =>
         sql`UPDATE pending_events
-          SET event = ${json}, run_started_at = NULL, run_id = NULL, side_effect = 0
+          SET event = ${json}, run_started_at = NULL, run_id = NULL, side_effect = 0, conversation_id = NULL
           WHERE message_id = ${event.messageId}`)
 
     const runStarted = (messageId: string, at: number) =>
       write(
         "EventJournal.runStarted",
-        sql`UPDATE pending_events SET run_started_at = ${at}, run_id = NULL, side_effect = 0
+        sql`UPDATE pending_events SET run_started_at = ${at}, run_id = NULL, side_effect = 0, conversation_id = NULL
           WHERE message_id = ${messageId}`
       )
 
     // Progress of a run that was not recorded as started is ignored, as in the memory journal.
-    const runIdSeen = (messageId: string, runId: string) =>
+    const runIdSeen = (messageId: string, runId: string, conversationId?: string) =>
       write(
         "EventJournal.runIdSeen",
-        sql`UPDATE pending_events SET run_id = ${runId}
+        sql`UPDATE pending_events SET run_id = ${runId}, conversation_id = coalesce(${conversationId ?? null}, conversation_id)
           WHERE message_id = ${messageId} AND run_started_at IS NOT NULL`
       )
 
@@ -253,7 +259,7 @@ export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlC
      */
     const load = Effect.gen(function*() {
       const rows = yield* sql<{ readonly message_id: unknown }>`
-        SELECT message_id, event, run_started_at, run_id, side_effect FROM pending_events ORDER BY seq`.pipe(
+        SELECT message_id, event, run_started_at, run_id, side_effect, conversation_id FROM pending_events ORDER BY seq`.pipe(
         Effect.mapError(storageErrorOf("EventJournal.load"))
       )
       const entries: Array<JournalEntry> = []

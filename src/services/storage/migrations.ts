@@ -88,17 +88,57 @@ const durableQueueTables = Effect.gen(function*() {
   yield* sql`CREATE INDEX dead_letters_newest ON dead_letters (partition, failed_at DESC, seq DESC)`
 })
 
-export const migrations: Migrator.Loader = Migrator.fromRecord({
-  "1_settings": settingsTables,
-  "2_durable_queue": durableQueueTables
+/**
+ * conversations maps a channel (a thread, a DM channel) to the Letta conversation its events go to
+ * in `channel` mode (SqlConversationStore). The key holds the agent id, so binding another agent
+ * starts new conversations while the old rows wait to be pruned; the partition ("guild:<id>" or
+ * "dm") keeps a guild's rows apart from the DM ones for `conversation show`. The index serves the
+ * pruning of an agent's rows to its newest `maxConversationsPerAgent` (by last use, ties by key)
+ * and the listing of an agent's newest conversations.
+ *
+ * The run's conversation is recorded beside its run id (pending_events.conversation_id), so that
+ * the recovery cancels a cut-off run through the conversation it ran in, and kept with a dead
+ * letter (dead_letters.conversation_id) for `queue failed`. Both are NULL for runs of the agent's
+ * default conversation (`shared` mode) and for rows written before this migration.
+ *
+ * The guild settings `conversations` and `parallel` are new columns, NULL (the default) for every
+ * existing guild; the DM mode is the global key `dmConversations`, which needs no schema change.
+ */
+const conversationTables = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE conversations (
+    agent_id TEXT NOT NULL,
+    partition_key TEXT NOT NULL,
+    channel_id TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, partition_key, channel_id)
+  )`
+  yield* sql`CREATE INDEX conversations_newest
+    ON conversations (agent_id, last_used_at, partition_key, channel_id)`
+  yield* sql`ALTER TABLE pending_events ADD COLUMN conversation_id TEXT`
+  yield* sql`ALTER TABLE dead_letters ADD COLUMN conversation_id TEXT`
+  yield* sql`ALTER TABLE guild_settings ADD COLUMN conversations TEXT`
+  yield* sql`ALTER TABLE guild_settings ADD COLUMN parallel INTEGER`
 })
+
+/** Every migration by id, in order (exported so a test can build a database of an earlier version). */
+export const migrationSteps = {
+  "1_settings": settingsTables,
+  "2_durable_queue": durableQueueTables,
+  "3_conversations": conversationTables
+} as const
+
+export const migrations: Migrator.Loader = Migrator.fromRecord(migrationSteps)
 
 /** Tables every applied schema must have; checked after migrating (see Database). */
 export const requiredTables: ReadonlyArray<string> = [
   "guild_settings",
   "global_settings",
   "pending_events",
-  "dead_letters"
+  "dead_letters",
+  "conversations"
 ]
 
 /**

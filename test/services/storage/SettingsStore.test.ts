@@ -49,7 +49,9 @@ describe("SettingsStore", () => {
         ratelimit: 0.5,
         queuesize: 200,
         timeout: 10,
-        mcpguidance: false
+        mcpguidance: false,
+        conversations: "shared",
+        parallel: 32
       }
       const afterSets = yield* session(
         dir,
@@ -62,11 +64,14 @@ describe("SettingsStore", () => {
           returned.push(yield* s.setSetting("g1", "queuesize", 200))
           returned.push(yield* s.setSetting("g1", "timeout", 10))
           returned.push(yield* s.setSetting("g1", "mcpguidance", "false"))
+          returned.push(yield* s.setSetting("g1", "conversations", "shared"))
+          returned.push(yield* s.setSetting("g1", "parallel", "32"))
           return { returned, guild: yield* s.guild("g1"), other: yield* s.guild("g2") }
         })
       )
       expect(afterSets.returned[0]).toEqual({ ...defaultGuildSettings, replydepth: 10 })
-      expect(afterSets.returned[5]).toEqual(wanted)
+      expect(afterSets.returned[6]).toEqual({ ...wanted, parallel: defaultGuildSettings.parallel })
+      expect(afterSets.returned[7]).toEqual(wanted)
       expect(afterSets.guild.settings).toEqual(wanted)
       expect(afterSets.guild.enabled).toBe(false) // config before enable is allowed
       expect(afterSets.other.settings).toEqual(defaultGuildSettings)
@@ -86,21 +91,22 @@ describe("SettingsStore", () => {
             s.setSetting("g1", "ratelimit", 0.4),
             s.setSetting("g1", "replydepth", 11),
             s.setSetting("g1", "queuesize", "abc"),
-            s.setSetting("g1", "typing", "abc")
+            s.setSetting("g1", "typing", "abc"),
+            s.setSetting("g1", "conversations", "Shared"),
+            s.setSetting("g1", "parallel", 33),
+            s.setSetting("g1", "parallel", 0),
+            s.setSetting("g1", "parallel", 2.5)
           ]
           const errors = yield* Effect.forEach(attempts, (attempt) => Effect.flip(attempt))
           return { errors, guild: yield* s.guild("g1"), rows: yield* guildRows }
         })
       )
-      expect(outcome.errors.map((e) => e._tag)).toEqual([
-        "InvalidSetting",
-        "InvalidSetting",
-        "InvalidSetting",
-        "InvalidSetting"
-      ])
+      expect(outcome.errors.map((e) => e._tag)).toEqual(Array.from({ length: 8 }, () => "InvalidSetting"))
       expect(outcome.errors[0]?.message).toBe("ratelimit must be between 0.5 and 10 seconds (got 0.4)")
       expect(outcome.errors[1]?.message).toBe("replydepth must be a whole number between 1 and 10 (got 11)")
       expect(outcome.errors[2]?.message).toBe("queuesize must be a whole number between 10 and 200 (got abc)")
+      expect(outcome.errors[4]?.message).toBe("conversations must be channel or shared (got Shared)")
+      expect(outcome.errors[5]?.message).toBe("parallel must be a whole number between 1 and 32 (got 33)")
       expect(outcome.guild.settings).toEqual(defaultGuildSettings)
       expect(outcome.rows).toEqual([])
       const reopened = yield* session(
@@ -163,10 +169,16 @@ describe("SettingsStore", () => {
           const s = yield* SettingsStore
           yield* s.setLettaBaseUrl("http://127.0.0.1:8283")
           yield* s.setDmAgent("agent-dm")
-          return yield* s.setGlobalPause(true)
+          yield* s.setGlobalPause(true)
+          return yield* s.setDmConversations("shared")
         })
       )
-      const expected = { lettaBaseUrl: "http://127.0.0.1:8283", dmAgentId: "agent-dm", globalPause: true }
+      const expected = {
+        lettaBaseUrl: "http://127.0.0.1:8283",
+        dmAgentId: "agent-dm",
+        globalPause: true,
+        dmConversations: "shared"
+      }
       expect(set).toEqual(expected)
       expect(yield* session(dir, Effect.flatMap(SettingsStore, (s) => s.global))).toEqual(expected)
       yield* session(
@@ -176,9 +188,30 @@ describe("SettingsStore", () => {
           yield* s.setLettaBaseUrl(null)
           yield* s.setDmAgent(null)
           yield* s.setGlobalPause(false)
+          yield* s.setDmConversations("channel")
         })
       )
       expect(yield* session(dir, Effect.flatMap(SettingsStore, (s) => s.global))).toEqual(defaultGlobalSettings)
+    }))
+
+  it.scoped("a DM conversations mode other than channel or shared is rejected and not stored", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const outcome = yield* session(
+        dir,
+        Effect.gen(function*() {
+          const s = yield* SettingsStore
+          const errors = yield* Effect.forEach(["Channel", "", 1], (value) => Effect.flip(s.setDmConversations(value)))
+          return { errors, global: yield* s.global }
+        })
+      )
+      expect(outcome.errors.map((error) => error.message)).toEqual([
+        "conversations must be channel or shared (got Channel)",
+        "conversations must be channel or shared (got )",
+        "conversations must be channel or shared (got 1)"
+      ])
+      expect(outcome.global.dmConversations).toBe("channel")
+      expect((yield* session(dir, Effect.flatMap(SettingsStore, (s) => s.global))).dmConversations).toBe("channel")
     }))
 
   it.scoped("a Letta URL that is not http(s) is rejected and not stored", () =>
@@ -212,10 +245,13 @@ describe("SettingsStore", () => {
         Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
           yield* sql`INSERT INTO guild_settings
-            (guild_id, enabled, agent_id, paused, replydepth, typing, ratelimit, queuesize, timeout, mcpguidance, updated_at)
-            VALUES ('g1', 1, 'agent-1', 7, 11, 2, 'abc', 100, 2.5, 0, 0)`
+            (guild_id, enabled, agent_id, paused, replydepth, typing, ratelimit, queuesize, timeout, mcpguidance,
+              conversations, parallel, updated_at)
+            VALUES ('g1', 1, 'agent-1', 7, 11, 2, 'abc', 100, 2.5, 0, 'parallel', 33, 0),
+              ('g2', 1, 'agent-2', 0, NULL, NULL, NULL, NULL, NULL, NULL, 'shared', 4, 0)`
           yield* sql`INSERT INTO global_settings (key, value, updated_at)
-            VALUES ('lettaBaseUrl', 'ftp://x', 0), ('dmAgentId', 'agent-dm', 0), ('globalPause', 'maybe', 0)`
+            VALUES ('lettaBaseUrl', 'ftp://x', 0), ('dmAgentId', 'agent-dm', 0), ('globalPause', 'maybe', 0),
+              ('dmConversations', 'both', 0)`
         })
       )
       const warnings: Array<string> = []
@@ -229,7 +265,12 @@ describe("SettingsStore", () => {
         dir,
         Effect.gen(function*() {
           const s = yield* SettingsStore
-          return { guild: yield* s.guild("g1"), global: yield* s.global, enabled: yield* s.enabledGuilds }
+          return {
+            guild: yield* s.guild("g1"),
+            valid: yield* s.guild("g2"),
+            global: yield* s.global,
+            enabled: yield* s.enabledGuilds
+          }
         })
       ).pipe(Effect.provide(Logger.add(capture)))
       // Valid cells are kept, invalid ones read as their defaults.
@@ -240,16 +281,19 @@ describe("SettingsStore", () => {
         paused: false,
         settings: { ...defaultGuildSettings, queuesize: 100, mcpguidance: false }
       })
-      expect(result.global).toEqual({ lettaBaseUrl: null, dmAgentId: "agent-dm", globalPause: false })
-      expect(result.enabled.map((g) => g.guildId)).toEqual(["g1"])
+      expect(result.valid.settings).toEqual({ ...defaultGuildSettings, conversations: "shared", parallel: 4 })
+      expect(result.global).toEqual({ ...defaultGlobalSettings, dmAgentId: "agent-dm" })
+      expect(result.enabled.map((g) => g.guildId).sort()).toEqual(["g1", "g2"])
       expect(warnings).toHaveLength(2)
       expect(warnings[0]).toContain("guildId=g1")
-      for (const cell of ["paused=7", "replydepth=11", "typing=2", "ratelimit=\"abc\"", "timeout=2.5"]) {
+      const cells = ["paused=7", "replydepth=11", "typing=2", "ratelimit=\"abc\"", "timeout=2.5", "conversations=\"parallel\"", "parallel=33"]
+      for (const cell of cells) {
         expect(warnings[0]).toContain(cell)
       }
       expect(warnings[0]).not.toContain("queuesize")
       expect(warnings[1]).toContain("lettaBaseUrl=\"ftp://x\"")
       expect(warnings[1]).toContain("globalPause=\"maybe\"")
+      expect(warnings[1]).toContain("dmConversations=\"both\"")
     }))
 
   it.scoped("concurrent writes from many fibers all land", () =>
@@ -295,7 +339,7 @@ describe("SettingsStore", () => {
         })
       )
       reopened.states.forEach((state, i) => expect(state).toMatchObject(expectedOf(i)))
-      expect(reopened.global).toEqual({ lettaBaseUrl: null, dmAgentId: "agent-dm", globalPause: true })
+      expect(reopened.global).toEqual({ ...defaultGlobalSettings, dmAgentId: "agent-dm", globalPause: true })
     }))
 
   it.scoped("racing writes of one setting leave the cache and the database agreeing", () =>

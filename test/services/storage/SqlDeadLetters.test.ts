@@ -78,6 +78,29 @@ describe("SqlDeadLetters", () => {
       expect(reopened).toEqual(pages.full)
     }))
 
+  it.scoped("a letter's conversation id is stored and read back; a letter without one has none", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const withConversation = letter("a", 2, { conversationId: "conv-1" })
+      const without = letter("b", 1)
+      yield* session(dir, Effect.flatMap(DeadLetters, (d) => Effect.forEach([withConversation, without], d.add)))
+      const result = yield* session(
+        dir,
+        Effect.gen(function*() {
+          const d = yield* DeadLetters
+          const sql = yield* SqlClient.SqlClient
+          const column = yield* sql<{ readonly message_id: string; readonly conversation_id: string | null }>`
+            SELECT message_id, conversation_id FROM dead_letters ORDER BY message_id`
+          return { page: yield* d.list(g1), found: yield* d.find(g1, "a"), column }
+        })
+      )
+      expect(result.page.letters).toEqual([withConversation, without])
+      expect(result.found).toEqual(withConversation)
+      expect("conversationId" in (result.page.letters[1] ?? {})).toBe(false)
+      // A plain column, for operators.
+      expect(result.column).toEqual([{ message_id: "a", conversation_id: "conv-1" }, { message_id: "b", conversation_id: null }])
+    }))
+
   it.scoped("a letter with the message id of one in its partition replaces it, and counts as the newest", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
@@ -329,7 +352,9 @@ describe("SqlDeadLetters", () => {
         const failedAt = next(20) // many ties, so the insertion order matters
         const removal = next(5) === 0 ? partitions[next(3)] : undefined
         steps.push((d) =>
-          removal !== undefined ? d.remove(removal, id) : d.add(letter(id, failedAt, { attempts: i }, guildId))
+          removal !== undefined
+            ? d.remove(removal, id)
+            : d.add(letter(id, failedAt, { attempts: i, ...(i % 2 === 0 ? { conversationId: `conv-${i}` } : {}) }, guildId))
         )
       }
       const snapshot = (d: DeadLettersService) =>

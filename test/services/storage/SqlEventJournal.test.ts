@@ -143,6 +143,68 @@ describe("SqlEventJournal", () => {
       ])
     }))
 
+  it.scoped("the run's conversation id is recorded with its run id, survives a restart, and a new attempt clears it", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const inSession = yield* session(
+        dir,
+        Effect.gen(function*() {
+          const j = yield* journal
+          yield* Effect.forEach(["in-conversation", "kept", "retried", "reattempted", "waiting"].map((id) => event(id)), j.append)
+          yield* j.runIdSeen("waiting", "run-w", "conv-w") // no run started: ignored
+          yield* j.runStarted("in-conversation", 1_000)
+          yield* j.runIdSeen("in-conversation", "run-1", "conv-1")
+          yield* j.runStarted("kept", 2_000)
+          yield* j.runIdSeen("kept", "run-2", "conv-2")
+          yield* j.runIdSeen("kept", "run-2b") // a later run id without a conversation keeps it
+          yield* j.runStarted("retried", 3_000)
+          yield* j.runIdSeen("retried", "run-3", "conv-3")
+          yield* j.update(event("retried", { attempts: 1 }))
+          yield* j.runStarted("reattempted", 4_000)
+          yield* j.runIdSeen("reattempted", "run-4", "conv-4")
+          yield* j.runStarted("reattempted", 5_000)
+          return yield* j.load
+        })
+      )
+      const expected = [
+        ["in-conversation", { startedAt: 1_000, runId: "run-1", sideEffect: false, conversationId: "conv-1" }],
+        ["kept", { startedAt: 2_000, runId: "run-2b", sideEffect: false, conversationId: "conv-2" }],
+        ["retried", null],
+        ["reattempted", { startedAt: 5_000, runId: null, sideEffect: false }],
+        ["waiting", null]
+      ]
+      expect(inSession.map((entry) => [entry.event.messageId, entry.run])).toEqual(expected)
+      // No `conversationId: undefined` either: the key is absent for a run without a conversation.
+      expect(Object.keys(inSession[3]?.run ?? {}).sort()).toEqual(["runId", "sideEffect", "startedAt"])
+      const reopened = yield* session(dir, Effect.flatMap(journal, (j) => j.load))
+      expect(reopened.map((entry) => [entry.event.messageId, entry.run])).toEqual(expected)
+    }))
+
+  it.scoped("an event's conversation mode and interrupted conversation round-trip; an older stored event has neither", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const modern = event("m1", { conversationMode: "channel", interruptedRunId: "run-1", interruptedConversationId: "conv-1" })
+      const shared = event("m2", { conversationMode: "shared" })
+      const loaded = yield* session(
+        dir,
+        Effect.gen(function*() {
+          const j = yield* journal
+          const sql = yield* SqlClient.SqlClient
+          yield* Effect.forEach([modern, shared], j.append)
+          // Written as the previous version wrote it: no conversation fields in the JSON.
+          const old = JSON.stringify({ ...event("m3"), interruptedRunId: "run-old", interruptions: 1 })
+          yield* sql`INSERT INTO pending_events (message_id, partition, event) VALUES ('m3', 'guild:g1', ${old})`
+          return yield* j.load
+        })
+      )
+      expect(loaded.map((entry) => entry.event)).toEqual([
+        modern,
+        shared,
+        { ...event("m3"), interruptedRunId: "run-old", interruptions: 1 }
+      ])
+      expect("conversationMode" in (loaded[2]?.event ?? {})).toBe(false)
+    }))
+
   it.scoped("remove forgets an event; unknown ids are ignored", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
@@ -266,7 +328,8 @@ describe("SqlEventJournal", () => {
             case 3:
               return j.runStarted(id, i)
             case 4:
-              return j.runIdSeen(id, `run-${i}`)
+              // Mostly with a conversation; without one, a recorded conversation id stays.
+              return j.runIdSeen(id, `run-${i}`, i % 3 === 0 ? undefined : `conv-${i}`)
             case 5:
               return j.sideEffectSeen(id)
             default:
@@ -292,6 +355,7 @@ describe("SqlEventJournal", () => {
       expect(entries.filter((entry) => entry.run !== null).length).toBeGreaterThanOrEqual(20)
       expect(entries.filter((entry) => typeof entry.run?.runId === "string").length).toBeGreaterThanOrEqual(3)
       expect(entries.filter((entry) => entry.run?.sideEffect === true).length).toBeGreaterThanOrEqual(3)
+      expect(entries.filter((entry) => typeof entry.run?.conversationId === "string").length).toBeGreaterThanOrEqual(3)
       expect(actual).toEqual(expected)
       expect(yield* session(dir, Effect.flatMap(journal, (j) => j.load))).toEqual(expected.at(-1))
     }))
