@@ -1,6 +1,7 @@
 /**
  * `/aurora events status|pause|resume|errors|resetcircuit`. A pause is written to the settings
- * (so it survives a restart) and applied to the queue at once; pausing stops dispatch, not intake.
+ * (so it survives a restart) and applied to the queue at once; pausing stops dispatch, not intake:
+ * mentions are queued meanwhile (up to `queuesize`) and a resume sends them, oldest first.
  */
 import { Clock, Effect } from "effect"
 import { Partition } from "../domain/Event.js"
@@ -93,17 +94,22 @@ const setPause = (paused: boolean) => (invocation: Invocation) =>
     yield* store.setPaused(guildId, paused)
     yield* paused ? queue.pause(partition) : queue.resume(partition)
     yield* Effect.logInfo(paused ? "dispatch paused in the guild" : "dispatch resumed in the guild")
+    const queued = (yield* queue.stats).partitions.find((p) => p.key === Partition.key(partition))
     if (paused) {
+      const capacity = queued?.capacity ?? (yield* store.guild(guildId)).settings.queuesize
       return Reply.text(
-        "⏸️ Paused in this server. Mentions are still queued; nothing is dispatched until `/aurora events resume`."
+        `⏸️ Paused in this server. Mentions are still queued (up to ${capacity}); nothing is dispatched until \`/aurora events resume\`.`
       )
     }
+    const pending = queued?.pending ?? 0
     const global = yield* store.global
     const stillGlobal = global.globalPause || (yield* queue.isPaused("global"))
     return Reply.text(
       stillGlobal
         ? "▶️ Resumed in this server, but a **global pause** is still on: nothing is dispatched until an owner lifts it."
-        : "▶️ Resumed in this server."
+        : pending === 0
+        ? "▶️ Resumed in this server."
+        : `▶️ Resumed in this server: ${pending} queued message(s) go to the agent now, oldest first.`
     )
   })
 
