@@ -1,7 +1,8 @@
 /**
  * `/aurora events status|pause|resume|errors|resetcircuit`. A pause is written to the settings
  * (so it survives a restart) and applied to the queue at once; pausing stops dispatch, not intake:
- * mentions are queued meanwhile (up to `queuesize`) and a resume sends them, oldest first.
+ * mentions are queued meanwhile (up to `queuesize`) and a resume sends them, oldest first. A reset
+ * of the breaker releases the events it held at once (the breaker signals it, see BreakerRelease).
  */
 import { Clock, Effect } from "effect"
 import { Partition } from "../domain/Event.js"
@@ -162,6 +163,6 @@ export const eventsResetCircuit = (invocation: Invocation) =>
     return Reply.text(
       before._tag === "Closed"
         ? `Circuit breaker was already ${renderBreakerState(after)}; its failure count is cleared.`
-        : `Circuit breaker reset: ${renderBreakerState(before)} → ${renderBreakerState(after)}.`
+        : `Circuit breaker reset: ${renderBreakerState(before)} → ${renderBreakerState(after)}. Held events are dispatched now.`
     )
   })

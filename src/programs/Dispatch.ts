@@ -4,9 +4,11 @@
  *
  * What happens to an event:
  * - the run succeeded -> done;
- * - the breaker is open -> back to the front of its channel, held until the breaker admits trials;
+ * - the breaker turned it away -> back to the front of its channel, held until the breaker admits
+ *   traffic again (its release signal, see BreakerRelease.ts), or until the end of the cool-down;
  * - transient failure (connection, timeout before acting, 408, 429, 5xx) after the retries -> back to
- *   the front of its channel, tried again later: nothing is dropped while Letta is down;
+ *   the front of its channel, held for 5 s or until the breaker's next release, whichever comes
+ *   first: nothing is dropped while Letta is down;
  * - the agent had already acted (e.g. posted) when the run failed -> done (never re-sent: that
  *   would post twice), logged and counted;
  * - a permanent failure (agent not found, 400/401/403/422, pending approval, failed run) -> a dead
@@ -36,8 +38,9 @@ import * as Metrics from "../services/health/Metrics.js"
 import { lettaRetrySchedule, retryOnFailure } from "../services/letta/RetryPolicy.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { TypingIndicator } from "../services/discord/TypingIndicator.js"
+import { releaseHeldEvents } from "./BreakerRelease.js"
 
-/** How long an event that failed transiently waits before its channel tries it again. */
+/** How long an event that failed transiently waits before its channel tries it again (a breaker release ends it sooner). */
 export const transientHold = Duration.seconds(5)
 
 /** AURORA_SHUTDOWN_GRACE: how long in-flight runs may finish on SIGTERM. */
@@ -223,8 +226,8 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
       if (Either.isRight(result)) {
         const inner = result.right
         if (Either.isLeft(inner)) {
-          return Effect.logDebug(`circuit open: held for ${Duration.format(inner.left.retryIn)}`).pipe(
-            Effect.as(DispatchOutcome.retry(inner.left.retryIn))
+          return Effect.logDebug(`circuit open: held until released (at most ${Duration.format(inner.left.retryIn)})`).pipe(
+            Effect.as(DispatchOutcome.held(inner.left.retryIn))
           )
         }
         return logAnnotated(LogLevel.Info, `run finished in ${timing.runMs} ms after ${timing.queuedMs} ms in queue`, timings)
@@ -240,7 +243,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         return logAnnotated(LogLevel.Warning, `run failed transiently (${described}); kept at the front of its channel`, timings)
           .pipe(
             Effect.zipRight(counted),
-            Effect.as(DispatchOutcome.retry(transientHold))
+            Effect.as(DispatchOutcome.held(transientHold))
           )
       }
       if (error.sideEffect) {
@@ -266,13 +269,15 @@ export const DispatchLive = Layer.scopedDiscard(
     const grace = yield* ShutdownGrace
     const dispatcher = yield* makeDispatcher()
 
-    // Persisted pauses hold dispatch from the start.
+    // Persisted pauses hold dispatch from the start (the events replayed by recovery included).
     const global = yield* settings.global
     if (global.globalPause) yield* queue.pause("global")
     for (const guild of yield* settings.enabledGuilds) {
       if (guild.paused) yield* queue.pause(Partition.guild(guild.guildId))
     }
 
+    // Listening for the breaker's releases before the first dispatch, so none is missed.
+    yield* releaseHeldEvents
     yield* Effect.forkScoped(queue.consume(dispatcher.dispatch))
     // Runs before the loop above is interrupted (finalizers run in reverse): stop starting runs,
     // then let the ones in flight finish, for at most the grace period.
