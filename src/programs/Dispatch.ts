@@ -3,6 +3,8 @@
  * (retry schedule, the guild's timeout) -> ErrorStats, with a typing indicator while the agent works.
  *
  * What happens to an event:
+ * - pending for longer than AURORA_MAX_EVENT_AGE when its turn comes (a long pause, a long outage)
+ *   -> a dead letter `expired`, never sent: an answer that late would be out of place;
  * - the run succeeded -> done;
  * - the breaker turned it away -> back to the front of its channel, held until the breaker admits
  *   traffic again (its release signal, see BreakerRelease.ts), or until the end of the cool-down;
@@ -22,14 +24,13 @@
  */
 import { Cause, Clock, Config, Deferred, Duration, Effect, Either, Fiber, Layer, LogLevel, Ref, Schedule } from "effect"
 import type { RunObserver, RunReport, ToolCallSummary } from "../domain/AgentRun.js"
-import { isSideEffectingTool, truncate } from "../domain/AgentRun.js"
+import { isSideEffectingTool } from "../domain/AgentRun.js"
 import type { StorageError } from "../domain/Errors.js"
 import { Partition, type QueuedEvent } from "../domain/Event.js"
 import { isServiceFailure, isTransient, type LettaRunError } from "../domain/LettaErrors.js"
 import { defaultGuildSettings } from "../domain/Settings.js"
 import { logAnnotated } from "../services/health/Log.js"
 import { CircuitBreaker } from "../services/health/CircuitBreaker.js"
-import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { ErrorStats } from "../services/health/ErrorStats.js"
 import { EventJournal } from "../services/queue/EventJournal.js"
 import { DispatchOutcome, EventQueue } from "../services/queue/EventQueue.js"
@@ -39,6 +40,8 @@ import { lettaRetrySchedule, retryOnFailure } from "../services/letta/RetryPolic
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { TypingIndicator } from "../services/discord/TypingIndicator.js"
 import { releaseHeldEvents } from "./BreakerRelease.js"
+import { deadLetterRecorder } from "./DeadLettering.js"
+import { MaxEventAge } from "./Recovery.js"
 
 /** How long an event that failed transiently waits before its channel tries it again (a breaker release ends it sooner). */
 export const transientHold = Duration.seconds(5)
@@ -46,12 +49,11 @@ export const transientHold = Duration.seconds(5)
 /** AURORA_SHUTDOWN_GRACE: how long in-flight runs may finish on SIGTERM. */
 export const ShutdownGrace = Config.duration("AURORA_SHUTDOWN_GRACE").pipe(Config.withDefault(Duration.seconds(30)))
 
-/** A dead letter's detail is one line of bounded length. */
-const deadLetterDetailLength = 500
-
 export interface DispatchOptions {
   /** The retry schedule for transient failures (tests shorten it). */
   readonly retrySchedule?: Schedule.Schedule<unknown, LettaRunError> | undefined
+  /** Default: AURORA_MAX_EVENT_AGE. */
+  readonly maxEventAge?: Duration.DurationInput | undefined
 }
 
 export const makeDispatcher = (options: DispatchOptions = {}) =>
@@ -62,8 +64,9 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
     const stats = yield* ErrorStats
     const typing = yield* TypingIndicator
     const journal = yield* EventJournal
-    const deadLetters = yield* DeadLetters
+    const deadLetter = yield* deadLetterRecorder
     const schedule = options.retrySchedule ?? lettaRetrySchedule
+    const maxAgeMs = Duration.toMillis(options.maxEventAge ?? (yield* MaxEventAge))
 
     /**
      * Progress records are for crash recovery: a failed write is logged and the run goes on (the
@@ -93,6 +96,16 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
     const dispatch = (event: QueuedEvent): Effect.Effect<DispatchOutcome> =>
       Effect.gen(function* () {
         const startedAt = yield* Clock.currentTimeMillis
+        const age = startedAt - event.enqueuedAt
+        if (age > maxAgeMs) {
+          const limit = `${Duration.format(Duration.millis(age))} (limit ${Duration.format(Duration.millis(maxAgeMs))})`
+          yield* deadLetter(event, { reason: "expired", errorType: null, detail: `pending for ${limit} when its turn came` }, {
+            said: `expired after ${limit} in the queue`,
+            attempts: event.attempts,
+            level: LogLevel.Warning
+          })
+          return DispatchOutcome.done
+        }
         const guildSettings =
           event.guildId === null ? defaultGuildSettings : (yield* settings.guild(event.guildId)).settings
         const timeout = Duration.seconds(guildSettings.timeout)
@@ -155,10 +168,10 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           // lost either; an admin sees it in `queue failed` and can retry it once the bug is fixed.
           Effect.logError("dispatch failed unexpectedly", cause).pipe(
             Effect.zipRight(deadLetter(event, {
+              reason: "failed",
               errorType: "Defect",
-              detail: Cause.pretty(cause).split("\n")[0] ?? "unexpected failure",
-              described: "unexpected failure in the dispatcher"
-            })),
+              detail: Cause.pretty(cause).split("\n")[0] ?? "unexpected failure"
+            }, { said: "run failed permanently (unexpected failure in the dispatcher)" })),
             Effect.as(DispatchOutcome.done)
           )
         )
@@ -186,29 +199,6 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         acted
           ? Effect.logWarning("run interrupted by shutdown after the agent acted; it will not be sent again")
           : recorded("the interrupted run's reset", journal.update(event)))
-
-    /** Records the event as a dead letter; a store failure is logged (the event is lost then). */
-    const deadLetter = (
-      event: QueuedEvent,
-      { described, detail, errorType }: { readonly errorType: string; readonly detail: string; readonly described: string }
-    ) =>
-      Effect.gen(function* () {
-        const failedAt = yield* Clock.currentTimeMillis
-        yield* deadLetters.add({
-          event,
-          reason: "failed",
-          errorType,
-          detail: truncate(detail, deadLetterDetailLength),
-          attempts: event.attempts + 1,
-          failedAt
-        })
-        yield* Metrics.deadLettered("failed")
-        yield* Effect.logError(`run failed permanently (${described}); dead-lettered`)
-      }).pipe(
-        Effect.catchAll((storageError) =>
-          Effect.logError(`run failed permanently (${described}); the event could not be dead-lettered and is lost`, storageError)
-        )
-      )
 
     /** Outcome, duration, first tool call and tokens of a successful run (tool calls were counted live). */
     const recordSuccess = (report: RunReport) =>
@@ -252,7 +242,9 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           Effect.as(DispatchOutcome.done)
         )
       }
-      return deadLetter(event, { errorType: error._tag, detail: error.reason, described }).pipe(
+      return deadLetter(event, { reason: "failed", errorType: error._tag, detail: error.reason }, {
+        said: `run failed permanently (${described})`
+      }).pipe(
         Effect.zipLeft(counted),
         Effect.annotateLogs(timings),
         Effect.as(DispatchOutcome.done)

@@ -26,7 +26,7 @@ import { EventQueue } from "../services/queue/EventQueue.js"
 import { LettaExecutor } from "../services/letta/LettaExecutor.js"
 import * as Metrics from "../services/health/Metrics.js"
 
-/** AURORA_MAX_EVENT_AGE: pending events older than this are not replayed after a restart. */
+/** AURORA_MAX_EVENT_AGE: pending events older than this are not replayed after a restart, nor dispatched (Dispatch). */
 export const MaxEventAge = Config.duration("AURORA_MAX_EVENT_AGE").pipe(Config.withDefault(Duration.hours(1)))
 
 /** The journal could not be read or written at start-up; Aurora does not start without it. */

@@ -249,6 +249,31 @@ describe("dispatch", () => {
     }).pipe(Effect.provide(h.layer))
   })
 
+  it.effect("an event older than the maximum age when its turn comes (a long pause) is dead-lettered expired, never sent", () => {
+    const h = makeHarness({ run: (request) => Effect.succeed(report(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule, maxEventAge: "1 hour" })
+      const before = yield* counterValue("aurora_dead_letters_total", { reason: "expired" })
+      yield* TestClock.adjust(Duration.hours(1))
+      // Exactly the maximum age: still answered.
+      expect(yield* dispatch(event("on-time", { enqueuedAt: 0 }))).toEqual(DispatchOutcome.done)
+      expect(yield* dispatch(event("late", { enqueuedAt: -1, attempts: 1 }))).toEqual(DispatchOutcome.done)
+      expect(h.requests.map((r) => r.request.prompt)).toEqual(["prompt on-time"])
+      // Not even recorded as started: nothing to recover or cancel for it.
+      expect(h.log.filter((line) => line.includes("late"))).toEqual([])
+      const page = yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))
+      expect(page.letters).toEqual([{
+        event: event("late", { enqueuedAt: -1, attempts: 1 }),
+        reason: "expired",
+        errorType: null,
+        detail: "pending for 1h 1ms (limit 1h) when its turn came",
+        attempts: 1,
+        failedAt: 3_600_000
+      }])
+      expect(yield* counterValue("aurora_dead_letters_total", { reason: "expired" })).toBe(before + 1)
+    }).pipe(Effect.provide(h.layer))
+  })
+
   it.effect("a defect in the dispatch is not lost: it becomes a dead letter `failed` of type Defect", () => {
     const h = makeHarness({ run: () => Effect.die(new Error("bug in a tool summary")) })
     return Effect.gen(function*() {
