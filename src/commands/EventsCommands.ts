@@ -93,9 +93,10 @@ const setPause = (paused: boolean) => (invocation: Invocation) =>
     }
     const partition = Partition.guild(guildId)
     yield* store.setPaused(guildId, paused)
+    // Read before the resume: the dispatch loop starts taking events the moment it is resumed.
+    const queued = (yield* queue.stats).partitions.find((p) => p.key === Partition.key(partition))
     yield* paused ? queue.pause(partition) : queue.resume(partition)
     yield* Effect.logInfo(paused ? "dispatch paused in the guild" : "dispatch resumed in the guild")
-    const queued = (yield* queue.stats).partitions.find((p) => p.key === Partition.key(partition))
     if (paused) {
       const capacity = queued?.capacity ?? (yield* store.guild(guildId)).settings.queuesize
       return Reply.text(
