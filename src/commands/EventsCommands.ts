@@ -1,6 +1,8 @@
 /**
  * `/aurora events status|pause|resume|errors|resetcircuit`. A pause is written to the settings
- * (so it survives a restart) and applied to the queue at once; pausing stops dispatch, not intake.
+ * (so it survives a restart) and applied to the queue at once; pausing stops dispatch, not intake:
+ * mentions are queued meanwhile (up to `queuesize`) and a resume sends them, oldest first. A reset
+ * of the breaker releases the events it held at once (the breaker signals it, see BreakerRelease).
  */
 import { time, TimestampStyles } from "discord.js"
 import { Clock, Effect } from "effect"
@@ -92,19 +94,25 @@ const setPause = (paused: boolean) => (invocation: Invocation) =>
     }
     const partition = Partition.guild(guildId)
     yield* store.setPaused(guildId, paused)
+    // Read before the resume: the dispatch loop starts taking events the moment it is resumed.
+    const queued = (yield* queue.stats).partitions.find((p) => p.key === Partition.key(partition))
     yield* paused ? queue.pause(partition) : queue.resume(partition)
     yield* Effect.logInfo(paused ? "dispatch paused in the guild" : "dispatch resumed in the guild")
     if (paused) {
+      const capacity = queued?.capacity ?? (yield* store.guild(guildId)).settings.queuesize
       return Reply.text(
-        "⏸️ Paused in this server. Mentions are still queued; nothing is dispatched until `/aurora events resume`."
+        `⏸️ Paused in this server. Mentions are still queued (up to ${capacity}); nothing is dispatched until \`/aurora events resume\`.`
       )
     }
+    const pending = queued?.pending ?? 0
     const global = yield* store.global
     const stillGlobal = global.globalPause || (yield* queue.isPaused("global"))
     return Reply.text(
       stillGlobal
         ? "▶️ Resumed in this server, but a **global pause** is still on: nothing is dispatched until an owner lifts it."
-        : "▶️ Resumed in this server."
+        : pending === 0
+        ? "▶️ Resumed in this server."
+        : `▶️ Resumed in this server: ${pending} queued message(s) go to the agent now, oldest first.`
     )
   })
 
@@ -157,6 +165,6 @@ export const eventsResetCircuit = (invocation: Invocation) =>
     return Reply.text(
       before._tag === "Closed"
         ? `Circuit breaker was already ${renderBreakerState(after)}; its failure count is cleared.`
-        : `Circuit breaker reset: ${renderBreakerState(before)} → ${renderBreakerState(after)}.`
+        : `Circuit breaker reset: ${renderBreakerState(before)} → ${renderBreakerState(after)}. Held events are dispatched now.`
     )
   })

@@ -134,8 +134,9 @@ const dataDir = Config.string("AURORA_DATA_DIR").pipe(Config.withDefault("./data
 const maxConcurrentRuns = checked("AURORA_MAX_CONCURRENT_RUNS", integerIn(1, 1024)).pipe(Config.withDefault(64))
 
 /**
- * `AURORA_MAX_EVENT_AGE` (default `1 hour`): pending events older than this are not replayed after
- * a restart (dead letter `expired`).
+ * `AURORA_MAX_EVENT_AGE` (default `1 hour`): pending events older than this are not sent: not
+ * replayed after a restart, nor dispatched when their turn comes, e.g. after a long pause (dead
+ * letter `expired`).
  */
 const maxEventAge = Config.duration("AURORA_MAX_EVENT_AGE").pipe(Config.withDefault(Duration.hours(1)))
 

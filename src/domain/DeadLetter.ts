@@ -7,7 +7,8 @@ import { QueuedEvent } from "./Event.js"
 
 /**
  * - `failed`: a permanent failure (agent not found, 400/401/403/422, pending approval, a failed run);
- * - `expired`: pending for longer than AURORA_MAX_EVENT_AGE when Aurora restarted;
+ * - `expired`: pending for longer than AURORA_MAX_EVENT_AGE when Aurora restarted, or when its
+ *   turn came (e.g. a guild resumed after a long pause);
  * - `interrupted-after-reply`: a crash or shutdown cut the run off after the agent had acted;
  * - `interrupted`: a run cut off before acting, for the second time (it was already re-sent once).
  */

@@ -74,7 +74,10 @@ export class RunFailed extends Data.TaggedError("RunFailed")<
 
 /** The circuit breaker is open: no request was made. */
 export class CircuitOpen extends Data.TaggedError("CircuitOpen")<{
-  /** How long until the breaker admits a trial run. */
+  /**
+   * When to look again at the latest: the end of the cool-down (OPEN), or a whole cool-down while
+   * every trial slot is busy (HALF-OPEN), as a safety net under the breaker's release signal.
+   */
   readonly retryIn: Duration.Duration
 }> {}
 

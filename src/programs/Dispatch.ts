@@ -3,10 +3,14 @@
  * (retry schedule, the guild's timeout) -> ErrorStats, with a typing indicator while the agent works.
  *
  * What happens to an event:
+ * - pending for longer than AURORA_MAX_EVENT_AGE when its turn comes (a long pause, a long outage)
+ *   -> a dead letter `expired`, never sent: an answer that late would be out of place;
  * - the run succeeded -> done;
- * - the breaker is open -> back to the front of its channel, held until the breaker admits trials;
+ * - the breaker turned it away -> back to the front of its channel, held until the breaker admits
+ *   traffic again (its release signal, see BreakerRelease.ts), or until the end of the cool-down;
  * - transient failure (connection, timeout before acting, 408, 429, 5xx) after the retries -> back to
- *   the front of its channel, tried again later: nothing is dropped while Letta is down;
+ *   the front of its channel, held for 5 s or until the breaker's next release, whichever comes
+ *   first: nothing is dropped while Letta is down;
  * - the agent had already acted (e.g. posted) when the run failed -> done (never re-sent: that
  *   would post twice), logged and counted;
  * - a permanent failure (agent not found, 400/401/403/422, pending approval, failed run) -> a dead
@@ -21,14 +25,13 @@
 import { Cause, Clock, Deferred, Duration, Effect, Either, Fiber, Layer, LogLevel, Ref, type Schedule } from "effect"
 import type { RunObserver, RunReport, ToolCallSummary } from "../domain/AgentRun.js"
 import { AuroraConfig } from "../domain/Config.js"
-import { isSideEffectingTool, truncate } from "../domain/AgentRun.js"
+import { isSideEffectingTool } from "../domain/AgentRun.js"
 import type { StorageError } from "../domain/Errors.js"
 import { Partition, type QueuedEvent } from "../domain/Event.js"
 import { isServiceFailure, isTransient, type LettaRunError } from "../domain/LettaErrors.js"
 import { defaultGuildSettings } from "../domain/Settings.js"
 import { logAnnotated } from "../services/health/Log.js"
 import { CircuitBreaker } from "../services/health/CircuitBreaker.js"
-import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { ErrorStats } from "../services/health/ErrorStats.js"
 import { EventJournal } from "../services/queue/EventJournal.js"
 import { DispatchOutcome, EventQueue } from "../services/queue/EventQueue.js"
@@ -37,16 +40,18 @@ import * as Metrics from "../services/health/Metrics.js"
 import { lettaRetrySchedule, retryOnFailure } from "../services/letta/RetryPolicy.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { TypingIndicator } from "../services/discord/TypingIndicator.js"
+import { releaseHeldEvents } from "./BreakerRelease.js"
+import { deadLetterRecorder } from "./DeadLettering.js"
 
-/** How long an event that failed transiently waits before its channel tries it again. */
+/** How long an event that failed transiently waits before its channel tries it again (a breaker release ends it sooner). */
 export const transientHold = Duration.seconds(5)
 
-/** A dead letter's detail is one line of bounded length. */
-const deadLetterDetailLength = 500
 
 export interface DispatchOptions {
   /** The retry schedule for transient failures (tests shorten it). */
   readonly retrySchedule?: Schedule.Schedule<unknown, LettaRunError> | undefined
+  /** Default: AURORA_MAX_EVENT_AGE. */
+  readonly maxEventAge?: Duration.DurationInput | undefined
 }
 
 export const makeDispatcher = (options: DispatchOptions = {}) =>
@@ -57,8 +62,9 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
     const stats = yield* ErrorStats
     const typing = yield* TypingIndicator
     const journal = yield* EventJournal
-    const deadLetters = yield* DeadLetters
+    const deadLetter = yield* deadLetterRecorder
     const schedule = options.retrySchedule ?? lettaRetrySchedule
+    const maxAgeMs = Duration.toMillis(options.maxEventAge ?? (yield* AuroraConfig).maxEventAge)
 
     /**
      * Progress records are for crash recovery: a failed write is logged and the run goes on (the
@@ -88,6 +94,16 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
     const dispatch = (event: QueuedEvent): Effect.Effect<DispatchOutcome> =>
       Effect.gen(function* () {
         const startedAt = yield* Clock.currentTimeMillis
+        const age = startedAt - event.enqueuedAt
+        if (age > maxAgeMs) {
+          const limit = `${Duration.format(Duration.millis(age))} (limit ${Duration.format(Duration.millis(maxAgeMs))})`
+          yield* deadLetter(event, { reason: "expired", errorType: null, detail: `pending for ${limit} when its turn came` }, {
+            said: `expired after ${limit} in the queue`,
+            attempts: event.attempts,
+            level: LogLevel.Warning
+          })
+          return DispatchOutcome.done
+        }
         const guildSettings =
           event.guildId === null ? defaultGuildSettings : (yield* settings.guild(event.guildId)).settings
         const timeout = Duration.seconds(guildSettings.timeout)
@@ -150,10 +166,10 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           // lost either; an admin sees it in `queue failed` and can retry it once the bug is fixed.
           Effect.logError("dispatch failed unexpectedly", cause).pipe(
             Effect.zipRight(deadLetter(event, {
+              reason: "failed",
               errorType: "Defect",
-              detail: Cause.pretty(cause).split("\n")[0] ?? "unexpected failure",
-              described: "unexpected failure in the dispatcher"
-            })),
+              detail: Cause.pretty(cause).split("\n")[0] ?? "unexpected failure"
+            }, { said: "run failed permanently (unexpected failure in the dispatcher)" })),
             Effect.as(DispatchOutcome.done)
           )
         )
@@ -182,29 +198,6 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           ? Effect.logWarning("run interrupted by shutdown after the agent acted; it will not be sent again")
           : recorded("the interrupted run's reset", journal.update(event)))
 
-    /** Records the event as a dead letter; a store failure is logged (the event is lost then). */
-    const deadLetter = (
-      event: QueuedEvent,
-      { described, detail, errorType }: { readonly errorType: string; readonly detail: string; readonly described: string }
-    ) =>
-      Effect.gen(function* () {
-        const failedAt = yield* Clock.currentTimeMillis
-        yield* deadLetters.add({
-          event,
-          reason: "failed",
-          errorType,
-          detail: truncate(detail, deadLetterDetailLength),
-          attempts: event.attempts + 1,
-          failedAt
-        })
-        yield* Metrics.deadLettered("failed")
-        yield* Effect.logError(`run failed permanently (${described}); dead-lettered`)
-      }).pipe(
-        Effect.catchAll((storageError) =>
-          Effect.logError(`run failed permanently (${described}); the event could not be dead-lettered and is lost`, storageError)
-        )
-      )
-
     /** Outcome, duration, first tool call and tokens of a successful run (tool calls were counted live). */
     const recordSuccess = (report: RunReport) =>
       Effect.all([
@@ -221,8 +214,8 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
       if (Either.isRight(result)) {
         const inner = result.right
         if (Either.isLeft(inner)) {
-          return Effect.logDebug(`circuit open: held for ${Duration.format(inner.left.retryIn)}`).pipe(
-            Effect.as(DispatchOutcome.retry(inner.left.retryIn))
+          return Effect.logDebug(`circuit open: held until released (at most ${Duration.format(inner.left.retryIn)})`).pipe(
+            Effect.as(DispatchOutcome.held(inner.left.retryIn))
           )
         }
         return logAnnotated(LogLevel.Info, `run finished in ${timing.runMs} ms after ${timing.queuedMs} ms in queue`, timings)
@@ -238,7 +231,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         return logAnnotated(LogLevel.Warning, `run failed transiently (${described}); kept at the front of its channel`, timings)
           .pipe(
             Effect.zipRight(counted),
-            Effect.as(DispatchOutcome.retry(transientHold))
+            Effect.as(DispatchOutcome.held(transientHold))
           )
       }
       if (error.sideEffect) {
@@ -247,7 +240,9 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           Effect.as(DispatchOutcome.done)
         )
       }
-      return deadLetter(event, { errorType: error._tag, detail: error.reason, described }).pipe(
+      return deadLetter(event, { reason: "failed", errorType: error._tag, detail: error.reason }, {
+        said: `run failed permanently (${described})`
+      }).pipe(
         Effect.zipLeft(counted),
         Effect.annotateLogs(timings),
         Effect.as(DispatchOutcome.done)
@@ -265,13 +260,15 @@ export const DispatchLive = Layer.scopedDiscard(
     const grace = (yield* AuroraConfig).shutdownGrace
     const dispatcher = yield* makeDispatcher()
 
-    // Persisted pauses hold dispatch from the start.
+    // Persisted pauses hold dispatch from the start (the events replayed by recovery included).
     const global = yield* settings.global
     if (global.globalPause) yield* queue.pause("global")
     for (const guild of yield* settings.enabledGuilds) {
       if (guild.paused) yield* queue.pause(Partition.guild(guild.guildId))
     }
 
+    // Listening for the breaker's releases before the first dispatch, so none is missed.
+    yield* releaseHeldEvents
     yield* Effect.forkScoped(queue.consume(dispatcher.dispatch))
     // Runs before the loop above is interrupted (finalizers run in reverse): stop starting runs,
     // then let the ones in flight finish, for at most the grace period.

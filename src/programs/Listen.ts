@@ -1,6 +1,10 @@
 /**
  * The listen program: received messages -> trigger rules -> context -> prompt -> EventQueue.
  *
+ * Only a guild that is not enabled (or DMs without a DM agent) turns an addressed message away. A
+ * paused guild, or a global pause, still queues it: a pause stops dispatch, never intake, so
+ * `events resume` answers what was asked meanwhile (the queue's bound and dedup apply as ever).
+ *
  * Messages of one channel are handled one after another, in arrival order, so the queue sees them
  * FIFO; different channels are handled concurrently (bounded), so a slow reply-chain fetch in one
  * channel never holds up another guild's intake.
@@ -31,14 +35,12 @@ const route = (
   global: GlobalSettings,
   guild: GuildState | null
 ): Route => {
-  if (global.globalPause) return { _tag: "Skip", reason: "globally paused" }
   if (received.guild === null) {
     return global.dmAgentId === null
       ? { _tag: "Skip", reason: "direct messages are off" }
       : { _tag: "Agent", agentId: global.dmAgentId, settings: defaultGuildSettings }
   }
   if (guild === null || !guild.enabled || guild.agentId === null) return { _tag: "Skip", reason: "guild not enabled" }
-  if (guild.paused) return { _tag: "Skip", reason: "guild paused" }
   return { _tag: "Agent", agentId: guild.agentId, settings: guild.settings }
 }
 

@@ -273,7 +273,7 @@ describe("/aurora events and queue status", () => {
 
         expect(replyText(yield* h.run("admin", "events resetcircuit"))).toContain("Only Aurora's owners")
         expect(replyText(yield* h.run("owner", "events resetcircuit"))).toBe(
-          "Circuit breaker reset: 🔴 OPEN → 🟢 CLOSED."
+          "Circuit breaker reset: 🔴 OPEN → 🟢 CLOSED. Held events are dispatched now."
         )
         expect((yield* breaker.state)._tag).toBe("Closed")
       })

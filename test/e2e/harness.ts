@@ -5,6 +5,7 @@
 import { ChannelType } from "discord.js"
 import { Context, Duration, Effect, Layer, Logger, LogLevel, type Scope } from "effect"
 import { AppLive } from "../../src/layers/Live.js"
+import { CircuitBreaker } from "../../src/services/health/CircuitBreaker.js"
 import { DeadLetters, type DeadLettersService } from "../../src/services/queue/DeadLetters.js"
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
 import { EventJournal, type EventJournalService } from "../../src/services/queue/EventJournal.js"
@@ -34,6 +35,7 @@ export interface Running {
   readonly gateway: DiscordGateway
   readonly journal: EventJournalService
   readonly deadLetters: DeadLettersService
+  readonly breaker: CircuitBreaker
   readonly dataDir: string
 }
 
@@ -72,7 +74,8 @@ export const startApp = (options: StartOptions = {}): Effect.Effect<Running, unk
       queue: Context.get(context, EventQueue),
       gateway: Context.get(context, DiscordGateway),
       journal: Context.get(context, EventJournal),
-      deadLetters: Context.get(context, DeadLetters)
+      deadLetters: Context.get(context, DeadLetters),
+      breaker: Context.get(context, CircuitBreaker)
     }
   })
 

@@ -12,6 +12,7 @@ import { Cause, Duration, Effect } from "effect"
 import { builtMain } from "./AuroraProcess.js"
 import { type RecordRow, type ReportRow, reportRequested, writeReport } from "./report.js"
 import { burst, burstDefaults, gatewayDrop } from "./rows/discord.js"
+import { breakerManualReset, pausedRestartResume } from "./rows/held.js"
 import { lettaDown, lettaErrorMatrix } from "./rows/letta.js"
 import { sigkillMidRun, sigtermWithPending } from "./rows/restart.js"
 import { startupFaults } from "./rows/startup.js"
@@ -74,6 +75,12 @@ describe("fault injection against the built program", () => {
 
   it.scopedLive("Letta 500 / 429 / hang / mid-stream error: retried and delivered, or dead letter failed; counted", () =>
     row("Letta 500 / 429 / hang / mid-stream event: error / 503 ×3", lettaErrorMatrix(record)), 120_000)
+
+  it.scopedLive("paused guild, mentions, restart, resume: every mention answered once after the resume", () =>
+    row("Paused guild: mentions, SIGTERM, restart, resume", pausedRestartResume(record)), 120_000)
+
+  it.scopedLive("breaker opened, Letta back, manual reset: every held mention released at once, none twice", () =>
+    row("Breaker opened, Letta back, /aurora events resetcircuit", breakerManualReset(record)), 120_000)
 
   it.scopedLive("the gateway socket dropped mid-traffic: resumed, gap messages replayed and handled once", () =>
     row("Gateway socket killed by the fake mid-traffic", gatewayDrop(record)), 120_000)

@@ -16,6 +16,7 @@ import {
 } from "../../src/domain/LettaErrors.js"
 import { defaultGuildSettings, type GuildSettings } from "../../src/domain/Settings.js"
 import { makeDispatcher } from "../../src/programs/Dispatch.js"
+import { configFrom } from "../fakes/config.js"
 import { CircuitBreaker, type CircuitBreakerOptions } from "../../src/services/health/CircuitBreaker.js"
 import { DeadLetters, makeMemoryDeadLetters } from "../../src/services/queue/DeadLetters.js"
 import { ErrorStats } from "../../src/services/health/ErrorStats.js"
@@ -149,8 +150,10 @@ const makeHarness = (options: HarnessOptions) => {
     ErrorStats.Default,
     TypingIndicator.Default.pipe(Layer.provide(sender)),
     journal,
-    deadLetters
-  )
+    deadLetters,
+    // The real configuration's defaults (AURORA_MAX_EVENT_AGE 1 hour, ...).
+    configFrom()
+  ).pipe(Layer.orDie)
   return { requests, typed, log, layer }
 }
 
@@ -174,7 +177,7 @@ describe("dispatch", () => {
     }).pipe(Effect.provide(h.layer))
   })
 
-  it.effect("a transient failure is retried per the schedule, then the event is kept (Retry 5 s)", () => {
+  it.effect("a transient failure is retried per the schedule, then the event is kept (held, at most 5 s)", () => {
     const h = makeHarness({ run: (request) => Effect.fail(serverError(request.agentId)) })
     return Effect.gen(function*() {
       const { dispatch } = yield* makeDispatcher({ retrySchedule })
@@ -187,14 +190,13 @@ describe("dispatch", () => {
       yield* TestClock.adjust(Duration.seconds(2))
       const outcome = yield* Fiber.join(fiber)
       expect(h.requests.map((r) => r.at)).toEqual([0, 1_000, 3_000])
-      expect(outcome._tag).toBe("Retry")
-      if (outcome._tag === "Retry") expect(Duration.toMillis(outcome.after)).toBe(5_000)
+      expect(outcome).toEqual(DispatchOutcome.held(Duration.seconds(5)))
       const stats = yield* Effect.flatMap(ErrorStats, (s) => s.snapshot)
       expect(stats.byType).toEqual({ LettaServerError: 3 })
     }).pipe(Effect.provide(h.layer))
   })
 
-  it.effect("an open breaker holds the event for its remaining cool-down without calling the executor", () => {
+  it.effect("an open breaker holds the event (at most its remaining cool-down) without calling the executor", () => {
     const h = makeHarness({
       breaker: { failureThreshold: 1, cooldown: "30 seconds" },
       run: (request) => Effect.succeed(report(request.agentId))
@@ -204,8 +206,7 @@ describe("dispatch", () => {
       yield* openBreaker
       yield* TestClock.adjust(Duration.seconds(10))
       const outcome = yield* dispatch(event("m1"))
-      expect(outcome._tag).toBe("Retry")
-      if (outcome._tag === "Retry") expect(Duration.toMillis(outcome.after)).toBe(20_000)
+      expect(outcome).toEqual(DispatchOutcome.held(Duration.seconds(20)))
       expect(h.requests).toHaveLength(0)
       // A rejection by the breaker is not an agent-run outcome.
       expect((yield* Effect.flatMap(ErrorStats, (s) => s.snapshot)).total).toBe(0)
@@ -235,7 +236,7 @@ describe("dispatch", () => {
       const { dispatch } = yield* makeDispatcher({ retrySchedule })
       const before = yield* counterValue("aurora_dead_letters_total", { reason: "failed" })
       yield* TestClock.adjust(Duration.seconds(42))
-      // Dispatched twice before (two Retry outcomes): this is its third dispatch.
+      // Dispatched twice before (two Held outcomes): this is its third dispatch.
       const outcome = yield* dispatch(event("m1", { attempts: 2 }))
       expect(outcome).toEqual(DispatchOutcome.done)
       const page = yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))
@@ -248,6 +249,31 @@ describe("dispatch", () => {
         failedAt: 42_000
       }])
       expect(yield* counterValue("aurora_dead_letters_total", { reason: "failed" })).toBe(before + 1)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("an event older than the maximum age when its turn comes (a long pause) is dead-lettered expired, never sent", () => {
+    const h = makeHarness({ run: (request) => Effect.succeed(report(request.agentId)) })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule, maxEventAge: "1 hour" })
+      const before = yield* counterValue("aurora_dead_letters_total", { reason: "expired" })
+      yield* TestClock.adjust(Duration.hours(1))
+      // Exactly the maximum age: still answered.
+      expect(yield* dispatch(event("on-time", { enqueuedAt: 0 }))).toEqual(DispatchOutcome.done)
+      expect(yield* dispatch(event("late", { enqueuedAt: -1, attempts: 1 }))).toEqual(DispatchOutcome.done)
+      expect(h.requests.map((r) => r.request.prompt)).toEqual(["prompt on-time"])
+      // Not even recorded as started: nothing to recover or cancel for it.
+      expect(h.log.filter((line) => line.includes("late"))).toEqual([])
+      const page = yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))
+      expect(page.letters).toEqual([{
+        event: event("late", { enqueuedAt: -1, attempts: 1 }),
+        reason: "expired",
+        errorType: null,
+        detail: "pending for 1h 1ms (limit 1h) when its turn came",
+        attempts: 1,
+        failedAt: 3_600_000
+      }])
+      expect(yield* counterValue("aurora_dead_letters_total", { reason: "expired" })).toBe(before + 1)
     }).pipe(Effect.provide(h.layer))
   })
 
@@ -285,7 +311,7 @@ describe("dispatch", () => {
       const { dispatch } = yield* makeDispatcher({ retrySchedule })
       const fiber = yield* Effect.fork(dispatch(event("m1")))
       yield* TestClock.adjust(Duration.minutes(1))
-      expect((yield* Fiber.join(fiber))._tag).toBe("Retry")
+      expect((yield* Fiber.join(fiber))._tag).toBe("Held")
       expect(h.requests).toHaveLength(3)
       const page = yield* Effect.flatMap(DeadLetters, (store) => store.list(Partition.guild("g1")))
       expect(page.total).toBe(0)
@@ -547,7 +573,7 @@ describe("dispatch", () => {
       const { dispatch } = yield* makeDispatcher({ retrySchedule: makeLettaRetrySchedule({ jitter: 0, attempts: 1 }) })
       yield* TestClock.adjust(Duration.seconds(3))
       expect(yield* dispatch(event("m1", { guildId: "g9", channelId: "c9", agentId: "a9", enqueuedAt: 1_000 }))).toEqual(
-        DispatchOutcome.retry(Duration.seconds(5))
+        DispatchOutcome.held(Duration.seconds(5))
       )
       const done = yield* Effect.fork(dispatch(event("m2", { guildId: null, channelId: "dm-1", enqueuedAt: 3_000, attempts: 1 })))
       yield* TestClock.adjust(Duration.seconds(2))

@@ -1,19 +1,19 @@
 /**
  * The listen program against fakes: an in-memory MessageSource, the real SettingsStore over a
- * temporary SQLite database, the real Context/Prompt services and a real EventQueue (never
- * consumed: the tests read its stats and its in-memory journal). Also sequentialPerKey's ordering.
+ * temporary SQLite database, the real Context/Prompt services and a real EventQueue (the tests read
+ * its stats and its in-memory journal; the pause tests also consume it). Also sequentialPerKey's ordering.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Client } from "discord.js"
-import { Deferred, Effect, Exit, FiberId, Layer, Logger, LogLevel, Stream } from "effect"
+import { Deferred, Effect, Exit, FiberId, Layer, Logger, LogLevel, Stream, TestClock } from "effect"
 import type { ReceivedMessage } from "../../src/domain/Discord.js"
-import type { QueuedEvent } from "../../src/domain/Event.js"
+import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
 import { makeListener, sequentialPerKey } from "../../src/programs/Listen.js"
 import { ContextService } from "../../src/services/prompt/ContextService.js"
 import { Database } from "../../src/services/storage/Database.js"
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
 import { EventJournal, makeMemoryJournal } from "../../src/services/queue/EventJournal.js"
-import { EventQueue, type EventQueueService } from "../../src/services/queue/EventQueue.js"
+import { DispatchOutcome, EventQueue, type EventQueueService } from "../../src/services/queue/EventQueue.js"
 import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
 import { PromptService } from "../../src/services/prompt/PromptService.js"
 import { SettingsStore } from "../../src/services/storage/SettingsStore.js"
@@ -125,6 +125,37 @@ const directMessage = () => {
   })
 }
 
+/** Consumes the queue, recording each dispatched message id in order (every dispatch is Done at once). */
+const recordDispatches = (queue: EventQueueService) =>
+  Effect.gen(function*() {
+    const dispatched: Array<string> = []
+    yield* Effect.forkScoped(
+      queue.consume((event) => Effect.sync(() => dispatched.push(event.messageId)).pipe(Effect.as(DispatchOutcome.done)))
+    )
+    return dispatched
+  })
+
+/** Lets the dispatch loop run until `n` events were dispatched (bounded: it may also stay short). */
+const drained = (dispatched: ReadonlyArray<string>, n: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 2_000 && dispatched.length < n; i++) yield* Effect.yieldNow()
+    // A few more turns, so that one too many would show.
+    yield* Effect.repeatN(Effect.yieldNow(), 50)
+  })
+
+/** `n` mentions in the guild's channel, one second apart; their message ids in order. */
+const mentions = (h: Harness, n: number) =>
+  Effect.gen(function*() {
+    const sent: Array<string> = []
+    for (let i = 0; i < n; i++) {
+      const received = mention(`question ${i}`)
+      sent.push(received.message.id)
+      yield* h.handle(received)
+      yield* TestClock.adjust("1 second")
+    }
+    return sent
+  })
+
 describe("listen: handle", () => {
   it.scoped("a mention in an enabled guild queues one event for the guild's agent", () =>
     withListener({}, enableGuild, (h) =>
@@ -156,23 +187,54 @@ describe("listen: handle", () => {
         expect(yield* h.entries).toEqual([])
       })))
 
-  it.scoped("a paused guild queues nothing", () =>
-    withListener({}, (s) => Effect.zipRight(enableGuild(s), s.setPaused(ids.guild, true)), (h) =>
-      Effect.gen(function*() {
-        yield* h.handle(mention())
-        expect(yield* h.entries).toEqual([])
-      })))
+  it.scoped("a paused guild keeps queueing up to queuesize, rejects beyond, and resume drains it in order", () =>
+    withListener(
+      {},
+      (s) => Effect.zipRight(enableGuild(s), s.setPaused(ids.guild, true)),
+      (h) =>
+        Effect.scoped(Effect.gen(function*() {
+          const guild = Partition.guild(ids.guild)
+          // As the dispatch program applies the persisted pause before it consumes.
+          yield* h.queue.pause(guild)
+          const dispatched = yield* recordDispatches(h.queue)
+          const sent = yield* mentions(h, 12)
+          expect((yield* h.entries).map((e) => e.messageId)).toEqual(sent.slice(0, 10))
+          const stats = yield* h.queue.stats
+          expect(stats.partitions.map((p) => [p.key, p.pending, p.paused])).toEqual([[Partition.key(guild), 10, true]])
+          expect(stats.rejected).toEqual({ full: 2, duplicate: 0 })
+          yield* TestClock.adjust("10 minutes")
+          yield* drained(dispatched, 0)
+          expect(dispatched).toEqual([])
+          yield* h.queue.resume(guild)
+          yield* drained(dispatched, 10)
+          expect(dispatched).toEqual(sent.slice(0, 10))
+          expect(h.errors).toEqual([])
+        })),
+      10
+    ))
 
-  it.scoped("a global pause queues nothing, DMs included", () =>
+  it.scoped("a global pause keeps queueing too, DMs included; resume drains every partition in order", () =>
     withListener(
       {},
       (s) => Effect.all([enableGuild(s), s.setDmAgent(dmAgentId), s.setGlobalPause(true)]),
       (h) =>
-        Effect.gen(function*() {
-          yield* h.handle(mention())
-          yield* h.handle(directMessage())
-          expect(yield* h.entries).toEqual([])
-        })
+        Effect.scoped(Effect.gen(function*() {
+          yield* h.queue.pause("global")
+          const dispatched = yield* recordDispatches(h.queue)
+          const sent = yield* mentions(h, 11)
+          const dm = directMessage()
+          yield* h.handle(dm)
+          expect((yield* h.entries).map((e) => e.messageId)).toEqual([...sent.slice(0, 10), dm.message.id])
+          expect((yield* h.queue.stats).rejected).toEqual({ full: 1, duplicate: 0 })
+          yield* TestClock.adjust("10 minutes")
+          yield* drained(dispatched, 0)
+          expect(dispatched).toEqual([])
+          yield* h.queue.resume("global")
+          yield* drained(dispatched, 11)
+          expect(dispatched.filter((id) => id !== dm.message.id)).toEqual(sent.slice(0, 10))
+          expect(dispatched).toContain(dm.message.id)
+        })),
+      10
     ))
 
   it.scoped("a DM with a DM agent set is queued for that agent, with no guild", () =>

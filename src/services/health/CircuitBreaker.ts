@@ -5,6 +5,11 @@
  *
  * All decisions are pure functions of the state; `Ref.modify` applies them atomically, so many
  * concurrent runs see one consistent breaker (100 simultaneous failures open it exactly once).
+ *
+ * The moment it may admit more than before (OPEN -> HALF-OPEN, a trial's success, a manual reset,
+ * a trial slot freed without a verdict) it signals a release (`subscribeReleases`): that is what
+ * sends the callers it turned away back. Their `CircuitOpen.retryIn` is only a safety net, so one
+ * turned away while every trial slot is busy gets the whole cool-down: the verdict comes first.
  */
 import { Cause, Clock, Data, Duration, Effect, Exit, Layer, Option, PubSub, Ref, Stream } from "effect"
 import { CircuitOpen } from "../../domain/LettaErrors.js"
@@ -34,25 +39,18 @@ export interface CircuitBreakerOptions {
   readonly cooldown?: Duration.DurationInput
   /** Trial runs admitted at once while half-open (default 3). */
   readonly halfOpenTrials?: number
-  /**
-   * The `retryIn` given to callers turned away while every trial slot is busy (default 1 s):
-   * the trials end soon, one way or the other, so there is no full cool-down to wait for.
-   */
-  readonly trialWait?: Duration.DurationInput
 }
 
 interface Settings {
   readonly failureThreshold: number
   readonly cooldownMs: number
   readonly halfOpenTrials: number
-  readonly trialWaitMs: number
 }
 
 const settingsOf = (options: CircuitBreakerOptions): Settings => ({
   failureThreshold: Math.max(1, Math.floor(options.failureThreshold ?? 5)),
   cooldownMs: Duration.toMillis(options.cooldown ?? Duration.seconds(60)),
-  halfOpenTrials: Math.max(1, Math.floor(options.halfOpenTrials ?? 3)),
-  trialWaitMs: Duration.toMillis(options.trialWait ?? Duration.seconds(1))
+  halfOpenTrials: Math.max(1, Math.floor(options.halfOpenTrials ?? 3))
 })
 
 /** The word and emoji shown in status views (`events status`, `/healthz`). */
@@ -134,7 +132,8 @@ const admit = (machine: Machine, now: number, settings: Settings): Step<Admissio
     case "HalfOpen": {
       const inFlight = current.state.trialsInFlight
       if (inFlight >= settings.halfOpenTrials) {
-        return withChange(stay(current, { _tag: "Rejected", retryInMs: settings.trialWaitMs }))
+        // The trials' end is signalled (see `admitsMore`); the cool-down is only a safety net.
+        return withChange(stay(current, { _tag: "Rejected", retryInMs: settings.cooldownMs }))
       }
       // Taking a slot is not a transition: the generation stays, so the trial's outcome counts.
       return withChange({
@@ -188,6 +187,12 @@ const settle = (machine: Machine, generation: number, verdict: Verdict, now: num
   }
 }
 
+/** Whether it may admit more in `to` than in `from` (it left OPEN, closed, or freed a trial slot): a release. */
+export const admitsMore = (from: BreakerState, to: BreakerState): boolean =>
+  from._tag === "Open"
+    ? to._tag !== "Open"
+    : from._tag === "HalfOpen" && (to._tag === "Closed" || (to._tag === "HalfOpen" && to.trialsInFlight < from.trialsInFlight))
+
 const describeError = (error: unknown): string => {
   if (typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string") {
     return "reason" in error && typeof error.reason === "string" ? `${error._tag} (${error.reason})` : error._tag
@@ -211,17 +216,23 @@ const make = (options: CircuitBreakerOptions = {}) =>
     const machine = yield* Ref.make<Machine>({ state: BreakerState.Closed({ failures: 0 }), generation: 0 })
     // Sliding: a slow subscriber loses old transitions rather than blocking a run.
     const transitions = yield* PubSub.sliding<BreakerTransition>(64)
+    // A release says "look again"; one not yet taken says all that a second one would.
+    const releases = yield* PubSub.sliding<void>(1)
 
-    /** Applies a step atomically, then logs and publishes its transition (if any) exactly once. */
+    /** Applies a step atomically, then announces its transition (if any) and release exactly once. */
     const apply = <A>(decide: (m: Machine, now: number) => Step<A>): Effect.Effect<A> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const [result, transition] = yield* Ref.modify(machine, (m): [readonly [A, Option.Option<BreakerTransition>], Machine] => {
-          const step = decide(m, now)
-          const transition = Option.map(step.change, (c): BreakerTransition => ({ from: m.state, to: c.to, reason: c.reason, at: now }))
-          return [[step.result, transition], step.next]
-        })
+        const [result, transition, release] = yield* Ref.modify(
+          machine,
+          (m): [readonly [A, Option.Option<BreakerTransition>, boolean], Machine] => {
+            const step = decide(m, now)
+            const transition = Option.map(step.change, (c): BreakerTransition => ({ from: m.state, to: c.to, reason: c.reason, at: now }))
+            return [[step.result, transition, admitsMore(m.state, step.next.state)], step.next]
+          }
+        )
         if (Option.isSome(transition)) yield* announce(transition.value)
+        if (release) yield* PubSub.publish(releases, undefined)
         return result
       })
 
@@ -276,7 +287,9 @@ const make = (options: CircuitBreakerOptions = {}) =>
       /** Every transition, as it happens. Subscribes when the stream starts. */
       changes: Stream.fromPubSub(transitions),
       /** Subscribes at once, so no transition after this point is missed. */
-      subscribe: PubSub.subscribe(transitions)
+      subscribe: PubSub.subscribe(transitions),
+      /** Subscribes at once to the releases (see `admitsMore`); several not yet taken read as one. */
+      subscribeReleases: PubSub.subscribe(releases)
     } as const
   })
 

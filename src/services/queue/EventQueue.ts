@@ -1,7 +1,11 @@
 /**
  * The event queue: bounded per partition (each guild, and the DM partition), FIFO per channel,
  * one dispatch per channel every `spacing` (start to start), one run per agent, a global cap on
- * runs in flight, and fairness by age between ready channels.
+ * runs in flight, and fairness by age between ready channels. A pause (of a partition, or global)
+ * stops dispatch, never intake: a paused partition keeps accepting events up to its capacity.
+ * An event the dispatcher holds (`DispatchOutcome.held`, e.g. turned away by an open circuit
+ * breaker) waits at the front of its channel until `releaseHeld` (the breaker admits traffic
+ * again), or its fallback time should no release come.
  *
  * All decisions are pure transitions on one immutable `State` held in a Ref, applied with
  * `Ref.modify`, so that concurrent producers, `clear` and the dispatcher never see or leave a
@@ -36,7 +40,7 @@ import { QueuePolicy } from "./QueuePolicy.js"
 import type { DedupLimits } from "./state/DedupWindow.js"
 import { accept, admit, clearPartition, restoreAll, unadmit } from "./state/Intake.js"
 import { initialState, type Note, partitionOf, type State, withPartition } from "./state/QueueState.js"
-import { decide, refreshIndex, type Settlement, settle, sweepIdle, sweepIntervalMs } from "./state/Scheduling.js"
+import { decide, refreshIndex, releaseHeld, type Settlement, settle, sweepIdle, sweepIntervalMs } from "./state/Scheduling.js"
 import { type QueueStats, queueStats } from "./state/Stats.js"
 
 // --- ports and public types ---------------------------------------------------
@@ -46,10 +50,16 @@ export type DispatchOutcome =
   | { readonly _tag: "Done" }
   /** Keep it: back to the front of its channel, which waits `after` before starting again. */
   | { readonly _tag: "Retry"; readonly after: Duration.Duration }
+  /**
+   * Keep it: back to the front of its channel, held until `releaseHeld`; `fallback` is the longest
+   * it waits should no release come.
+   */
+  | { readonly _tag: "Held"; readonly fallback: Duration.Duration }
 
 export const DispatchOutcome = {
   done: { _tag: "Done" } as DispatchOutcome,
-  retry: (after: Duration.DurationInput): DispatchOutcome => ({ _tag: "Retry", after: Duration.decode(after) })
+  retry: (after: Duration.DurationInput): DispatchOutcome => ({ _tag: "Retry", after: Duration.decode(after) }),
+  held: (fallback: Duration.DurationInput): DispatchOutcome => ({ _tag: "Held", fallback: Duration.decode(fallback) })
 }
 
 export type PauseTarget = Partition | "global"
@@ -87,6 +97,11 @@ export interface EventQueueService {
   /** Stops dispatch (intake continues). */
   readonly pause: (target: PauseTarget) => Effect.Effect<void>
   readonly resume: (target: PauseTarget) => Effect.Effect<void>
+  /**
+   * Every held event may start again now (whatever its fallback), as its channel's spacing, its
+   * agent and the pauses allow; a hold settled later by a run already started does not apply.
+   */
+  readonly releaseHeld: Effect.Effect<void>
   readonly isPaused: (target: PauseTarget) => Effect.Effect<boolean>
   /** Drops the partition's pending events (not the ones in flight); returns how many. */
   readonly clear: (partition: Partition) => Effect.Effect<number>
@@ -258,12 +273,17 @@ export const make = (options: EventQueueOptions = {}) =>
      */
     const complete = (event: QueuedEvent, exit: Exit.Exit<DispatchOutcome>, closing: Ref.Ref<boolean>) =>
       Effect.gen(function*() {
-        if (Exit.isSuccess(exit) && exit.value._tag === "Retry") {
+        if (Exit.isSuccess(exit) && exit.value._tag !== "Done") {
+          const outcome = exit.value
           const retried = { ...event, attempts: event.attempts + 1 }
           yield* journal.update(retried).pipe(Effect.catchAll(logJournalError(event, "update")))
           const now = yield* Clock.currentTimeMillis
-          const notBefore = now + Duration.toMillis(exit.value.after)
-          return yield* finish(event.messageId, { _tag: "Requeue", event: retried, notBefore })
+          return yield* finish(
+            event.messageId,
+            outcome._tag === "Retry"
+              ? { _tag: "Requeue", event: retried, notBefore: now + Duration.toMillis(outcome.after) }
+              : { _tag: "Hold", event: retried, fallbackAt: now + Duration.toMillis(outcome.fallback) }
+          )
         }
         if (Exit.isFailure(exit)) {
           if (Cause.isInterruptedOnly(exit.cause) && (yield* Ref.get(closing))) {
@@ -333,6 +353,7 @@ export const make = (options: EventQueueOptions = {}) =>
       consume,
       pause: (target) => setPaused(target, true),
       resume: (target) => Effect.zipRight(setPaused(target, false), wake),
+      releaseHeld: Effect.zipRight(Ref.update(state, releaseHeld), wake),
       isPaused,
       clear,
       limitsChanged: Effect.zipRight(Ref.update(state, refreshIndex), wake),

@@ -1,7 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Fiber, Queue, Ref, TestClock } from "effect"
 import { AgentNotFound, CircuitOpen, isServiceFailure, LettaServerError, type LettaRunError } from "../../../src/domain/LettaErrors.js"
-import { BreakerState, breakerLabel, CircuitBreaker, renderBreakerState } from "../../../src/services/health/CircuitBreaker.js"
+import {
+  admitsMore,
+  BreakerState,
+  breakerLabel,
+  CircuitBreaker,
+  renderBreakerState
+} from "../../../src/services/health/CircuitBreaker.js"
 import { captureLogs, type LogLine } from "../../fakes/logs.js"
 
 const serverError: LettaRunError = new LettaServerError({ agentId: "agent-1", sideEffect: false, reason: "503", status: 503 })
@@ -92,8 +98,9 @@ describe("CircuitBreaker", () => {
       const trials = yield* Effect.all([startTrial(run, gate), startTrial(run, gate), startTrial(run, gate)])
       expect(yield* breaker.state).toEqual(BreakerState.HalfOpen({ trialsInFlight: 3 }))
 
+      // Turned away until the trials decide (a release signal); the cool-down is only a safety net.
       const fourth = expectCircuitOpen(yield* succeed)
-      expect(Duration.toMillis(fourth.retryIn)).toBe(1_000)
+      expect(Duration.toMillis(fourth.retryIn)).toBe(60_000)
       expect(yield* Ref.get(executions)).toBe(8)
 
       yield* Deferred.succeed(gate, "ok")
@@ -269,13 +276,63 @@ describe("CircuitBreaker", () => {
       yield* TestClock.adjust("10 seconds")
       const gate = yield* Deferred.make<string, LettaRunError>()
       const trial = yield* startTrial(run, gate)
-      expect(Duration.toMillis(expectCircuitOpen(yield* succeed).retryIn)).toBe(250)
+      expect(Duration.toMillis(expectCircuitOpen(yield* succeed).retryIn)).toBe(10_000)
       yield* Deferred.succeed(gate, "ok")
       yield* Fiber.join(trial)
       expect(yield* breaker.state).toEqual(BreakerState.Closed({ failures: 0 }))
     }).pipe(
-      Effect.provide(CircuitBreaker.layer({ failureThreshold: 2, cooldown: "10 seconds", halfOpenTrials: 1, trialWait: "250 millis" }))
+      Effect.provide(CircuitBreaker.layer({ failureThreshold: 2, cooldown: "10 seconds", halfOpenTrials: 1 }))
     ))
+
+  it("a release is what lets more runs in: leaving OPEN, closing, a freed trial slot; nothing else", () => {
+    const closed = BreakerState.Closed({ failures: 0 })
+    const open = BreakerState.Open({ since: 0 })
+    const halfOpen = (trialsInFlight: number) => BreakerState.HalfOpen({ trialsInFlight })
+    expect(admitsMore(open, halfOpen(0))).toBe(true)
+    expect(admitsMore(open, halfOpen(1))).toBe(true)
+    expect(admitsMore(open, closed)).toBe(true)
+    expect(admitsMore(halfOpen(3), closed)).toBe(true)
+    expect(admitsMore(halfOpen(3), halfOpen(2))).toBe(true)
+    expect(admitsMore(halfOpen(1), halfOpen(2))).toBe(false)
+    expect(admitsMore(halfOpen(2), open)).toBe(false)
+    expect(admitsMore(closed, open)).toBe(false)
+    expect(admitsMore(closed, BreakerState.Closed({ failures: 3 }))).toBe(false)
+    expect(admitsMore(open, BreakerState.Open({ since: 5 }))).toBe(false)
+  })
+
+  it.effect("releases are signalled at once: half-open, a freed slot, a trial's success, a reset; never on opening", () =>
+    Effect.scoped(
+      Effect.gen(function*() {
+        const { breaker, fail, failTimes, run, succeed } = yield* setup
+        const releases = yield* breaker.subscribeReleases
+        const released = Effect.map(Queue.takeAll(releases), (chunk) => chunk.length > 0)
+        yield* failTimes(5)
+        expect(yield* released).toBe(false)
+        yield* TestClock.adjust("60 seconds")
+        expect(yield* released).toBe(false) // promotion is lazy: the first look signals it
+        yield* breaker.state
+        expect(yield* released).toBe(true)
+        const gate = yield* Deferred.make<string, LettaRunError>()
+        const trials = yield* Effect.all([startTrial(run, gate), startTrial(run, gate), startTrial(run, gate)])
+        expectCircuitOpen(yield* succeed)
+        expect(yield* released).toBe(false)
+        yield* Fiber.interrupt(trials[0]!)
+        expect(yield* released).toBe(true)
+        yield* startTrial(run, gate)
+        yield* Deferred.succeed(gate, "ok")
+        yield* Effect.all(trials.slice(1).map(Fiber.join))
+        expect((yield* breaker.state)._tag).toBe("Closed")
+        expect(yield* released).toBe(true)
+        yield* failTimes(5)
+        expect(yield* released).toBe(false)
+        yield* breaker.reset
+        expect(yield* released).toBe(true)
+        // Already CLOSED: a reset lets nothing more in.
+        yield* breaker.reset
+        yield* fail
+        expect(yield* released).toBe(false)
+      })
+    ).pipe(withDefaults))
 
   it("renders one word and its emoji for status views", () => {
     expect(renderBreakerState(BreakerState.Closed({ failures: 3 }))).toBe("🟢 CLOSED")

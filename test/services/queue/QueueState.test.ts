@@ -1,7 +1,7 @@
 /**
  * The queue's pure parts, without the service: decide's ordering across agents under the global
- * cap, a lane left fresh when its spacing was not read, settle and spacing, the FIFO, and the
- * dedup window's undo.
+ * cap, a lane left fresh when its spacing was not read, settle and spacing, holds and their
+ * release, the FIFO, and the dedup window's undo.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { HashMap, HashSet, Option } from "effect"
@@ -10,7 +10,7 @@ import { type DedupLimits, emptyDedup, registerDedup, unregisterDedup } from "..
 import { Fifo } from "../../../src/services/queue/state/Fifo.js"
 import { restoreAll } from "../../../src/services/queue/state/Intake.js"
 import { initialState, type Note, type State } from "../../../src/services/queue/state/QueueState.js"
-import { decide, settle } from "../../../src/services/queue/state/Scheduling.js"
+import { decide, releaseHeld, settle } from "../../../src/services/queue/state/Scheduling.js"
 import { event } from "./harness.js"
 
 const limits: DedupLimits = { maxSize: 100, maxAgeMs: 60_000 }
@@ -74,6 +74,49 @@ describe("queue state", () => {
     const later = decideAt(early.next, 300, {})
     expect(later.started).toEqual(["m1"])
     expect(later.decision.starts[0]?.event.attempts).toBe(1)
+  })
+
+  it("a held event waits for its fallback; a release makes it due at once, its turned-away start not counting", () => {
+    const s = restored([event("m1"), event("m2")])
+    const first = decideAt(s, 1000, { "guild:g1": 2000 })
+    const held = { ...event("m1"), attempts: 1 }
+    const [, settled] = settle(first.next, "m1", { _tag: "Hold", event: held, fallbackAt: 61_000 })
+    const waiting = decideAt(settled, 1500, { "guild:g1": 2000 })
+    expect(waiting.started).toEqual([])
+    expect(waiting.decision.wakeAt).toBe(61_000)
+    // Released half a second after it was turned away: no spacing to wait for, it never ran.
+    const released = releaseHeld(waiting.next)
+    expect(released.releases).toBe(1)
+    const again = decideAt(released, 1500, { "guild:g1": 2000 })
+    expect(again.started).toEqual(["m1"])
+    expect(again.decision.starts[0]?.event.attempts).toBe(1)
+    // Its real start counts: m2 waits for the spacing after it.
+    const [, done] = settle(again.next, "m1", { _tag: "Finished" })
+    expect(decideAt(done, 3000, { "guild:g1": 2000 }).decision.wakeAt).toBe(3500)
+  })
+
+  it("a hold settled by a run that started before a release does not apply (no lost wake-up)", () => {
+    const s = restored([event("m1")])
+    const first = decideAt(s, 0, { "guild:g1": 0 })
+    // The release comes while m1's dispatch is still being turned away.
+    const releasedMeanwhile = releaseHeld(first.next)
+    const [, settled] = settle(releasedMeanwhile, "m1", { _tag: "Hold", event: event("m1"), fallbackAt: 60_000 })
+    expect(decideAt(settled, 0, { "guild:g1": 0 }).started).toEqual(["m1"])
+    // Without a release in between, the same hold applies.
+    const [, heldState] = settle(first.next, "m1", { _tag: "Hold", event: event("m1"), fallbackAt: 60_000 })
+    expect(decideAt(heldState, 0, { "guild:g1": 0 }).started).toEqual([])
+    expect(decideAt(heldState, 60_000, { "guild:g1": 0 }).started).toEqual(["m1"])
+  })
+
+  it("a release lifts holds only: a plain retry delay stays", () => {
+    const s = restored([event("a", { channelId: "c1", agentId: "a1" }), event("b", { channelId: "c2", agentId: "a2" })])
+    const first = decideAt(s, 0, { "guild:g1": 0 })
+    expect(first.started).toEqual(["a", "b"])
+    const [, one] = settle(first.next, "a", { _tag: "Hold", event: event("a", { channelId: "c1", agentId: "a1" }), fallbackAt: 60_000 })
+    const [, both] = settle(one, "b", { _tag: "Requeue", event: event("b", { channelId: "c2", agentId: "a2" }), notBefore: 5_000 })
+    const after = decideAt(releaseHeld(both), 100, { "guild:g1": 0 })
+    expect(after.started).toEqual(["a"])
+    expect(after.decision.wakeAt).toBe(5_000)
   })
 
   it("the FIFO keeps its order across pushes, a push to the front and pops", () => {

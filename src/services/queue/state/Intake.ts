@@ -87,7 +87,8 @@ const enqueue = (s: State, entry: Pending, partition: Partition): State => {
     pending: Fifo.empty<Pending>(),
     inFlight: false,
     lastStartAt: null,
-    notBefore: 0
+    notBefore: 0,
+    held: false
   }))
   return withLane(s, key, { ...lane, pending: Fifo.push(lane.pending, entry) })
 }

@@ -27,8 +27,10 @@ export interface Lane {
   readonly pending: Fifo<Pending>
   readonly inFlight: boolean
   readonly lastStartAt: number | null
-  /** Set by a Retry outcome: no start before this time. */
+  /** Set by a Retry or Held outcome: no start before this time. */
   readonly notBefore: number
+  /** Its head was held (a Held outcome): `releaseHeld` lifts `notBefore`. */
+  readonly held: boolean
 }
 
 export interface PartitionState {
@@ -51,6 +53,10 @@ export interface Running {
   readonly startedAt: number
   readonly laneKey: string
   readonly seq: number
+  /** The lane's last start before this one: a held event's start did not count (see `settle`). */
+  readonly previousStartAt: number | null
+  /** `State.releases` when it started: a release since then lifts a hold it ends with. */
+  readonly releaseEpoch: number
 }
 
 export interface State {
@@ -69,6 +75,8 @@ export interface State {
   readonly rejected: { readonly full: number; readonly duplicate: number }
   readonly globalPaused: boolean
   readonly stopped: boolean
+  /** How many times held lanes were released (see `releaseHeld`). */
+  readonly releases: number
   readonly idleWaiters: ReadonlyArray<Deferred.Deferred<void>>
 }
 
@@ -85,6 +93,7 @@ export const initialState: State = {
   rejected: { full: 0, duplicate: 0 },
   globalPaused: false,
   stopped: false,
+  releases: 0,
   idleWaiters: []
 }
 

@@ -1,9 +1,9 @@
 /**
  * The scheduling transitions: deciding which channel heads start now (spacing, retry delays,
- * pauses, one run per agent, the global cap, oldest first), settling a run that ended, forgetting
- * idle channels now and then, and making every waiting channel fresh again when the limits
- * changed. Pure functions on the queue's `State`, driven by the time and the spacing the service
- * reads for them.
+ * pauses, one run per agent, the global cap, oldest first), settling a run that ended, releasing
+ * held channels, forgetting idle channels now and then, and making every waiting channel fresh
+ * again when the limits changed. Pure functions on the queue's `State`, driven by the time and
+ * the spacing the service reads for them.
  */
 import { type Deferred, HashMap, HashSet, Option, RedBlackTree } from "effect"
 import { Partition, type QueuedEvent } from "../../../domain/Event.js"
@@ -107,7 +107,9 @@ export const decide = (
       partition: partitionKey,
       startedAt: now,
       laneKey,
-      seq: head.seq
+      seq: head.seq,
+      previousStartAt: lane.lastStartAt,
+      releaseEpoch: next.releases
     }
     starts.push({ ...run, event })
     const p = partitionOf(next, lane.partition)
@@ -120,7 +122,7 @@ export const decide = (
           busyAgents: HashSet.add(next.busyAgents, event.agentId)
         },
         laneKey,
-        { ...lane, pending: Fifo.pop(lane.pending), inFlight: true, lastStartAt: now }
+        { ...lane, pending: Fifo.pop(lane.pending), inFlight: true, lastStartAt: now, held: false }
       ),
       remaining === 0 && p.reserved === 0 ? endOverflow({ ...p, pending: 0 }, notes) : { ...p, pending: remaining }
     )
@@ -150,8 +152,14 @@ export const sweepIdle = (s: State, now: number, spacing: ReadonlyMap<string, nu
 export type Settlement =
   | { readonly _tag: "Finished" }
   | { readonly _tag: "Requeue"; readonly event: QueuedEvent; readonly notBefore: number }
+  /** Back to the front, held until a release (or `fallbackAt`, should no release come). */
+  | { readonly _tag: "Hold"; readonly event: QueuedEvent; readonly fallbackAt: number }
 
-/** Frees the channel and the agent; a requeued event goes back to the front of its channel. */
+/**
+ * Frees the channel and the agent; a requeued or held event goes back to the front of its channel.
+ * A held event's start does not count toward its channel's spacing (it waits for its release
+ * only), and a release that came while it ran means its hold no longer applies: it is due at once.
+ */
 export const settle = (
   s: State,
   messageId: string,
@@ -167,18 +175,27 @@ export const settle = (
     if (lane !== undefined) next = withLane(next, run.laneKey, { ...lane, inFlight: false })
   } else if (lane !== undefined) {
     const p = partitionOf(next, lane.partition)
-    next = withPartition(
-      withLane(next, run.laneKey, {
-        ...lane,
-        inFlight: false,
-        notBefore: Math.max(lane.notBefore, settlement.notBefore),
-        pending: Fifo.pushFront(lane.pending, { event: settlement.event, seq: run.seq })
-      }),
-      { ...p, pending: p.pending + 1 }
-    )
+    const pending = Fifo.pushFront(lane.pending, { event: settlement.event, seq: run.seq })
+    const held = settlement._tag === "Hold" && run.releaseEpoch === s.releases
+    const back: Lane = settlement._tag === "Requeue"
+      ? { ...lane, inFlight: false, pending, notBefore: Math.max(lane.notBefore, settlement.notBefore) }
+      : { ...lane, inFlight: false, pending, lastStartAt: run.previousStartAt, held, notBefore: held ? settlement.fallbackAt : 0 }
+    next = withPartition(withLane(next, run.laneKey, back), { ...p, pending: p.pending + 1 })
   }
   if (HashMap.size(running) > 0 || next.idleWaiters.length === 0) return [[], next]
   return [next.idleWaiters, { ...next, idleWaiters: [] }]
+}
+
+/**
+ * Lifts every hold: a held lane is placed again by the next decision, without its fallback. Counts
+ * the release, so that a hold settled by a run that started before it does not apply (see `settle`).
+ */
+export const releaseHeld = (s: State): State => {
+  let next: State = { ...s, releases: s.releases + 1 }
+  for (const [laneKey, lane] of s.lanes) {
+    if (lane.held) next = withLane(next, laneKey, { ...lane, held: false, notBefore: 0 })
+  }
+  return next
 }
 
 /** Every waiting lane back to fresh: the next decision places it with the spacing it reads then. */
