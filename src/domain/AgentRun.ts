@@ -56,6 +56,11 @@ export interface RunObserver {
 
 export interface RunRequest {
   readonly agentId: string
+  /**
+   * The Letta conversation to run in (`channel` mode): `POST /v1/conversations/{id}/messages`.
+   * Absent: the agent's default conversation, `POST /v1/agents/{id}/messages`.
+   */
+  readonly conversationId?: string | undefined
   readonly prompt: string
   /** Bound on the whole run: waiting for headers and reading the stream. */
   readonly timeout: Duration.Duration

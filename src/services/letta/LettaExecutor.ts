@@ -1,7 +1,17 @@
 /**
- * Runs one prompt on a Letta agent: a streamed `POST /v1/agents/{id}/messages`, every item logged
- * at its level, the whole run bounded by the request's timeout, the run cancelled on the server
- * when Aurora gives up on it, and the outcome reported as a RunReport or a typed LettaRunError.
+ * Runs one prompt on a Letta agent: a streamed `POST /v1/conversations/{id}/messages` when the
+ * request names a conversation (`channel` mode), else a streamed `POST /v1/agents/{id}/messages`
+ * (the agent's default conversation); every item logged at its level, the whole run bounded by the
+ * request's timeout, the run cancelled on the server when Aurora gives up on it, and the outcome
+ * reported as a RunReport or a typed LettaRunError. Both routes stream the same items.
+ *
+ * Cancelling (timeout, shutdown): a conversation's runs are cancelled through the conversation
+ * (`conversations.cancel`, no run id needed: the conversation is Aurora's own, and a run may be
+ * going there before its id was streamed); the agents route cancels only the run whose id was
+ * seen, never the agent's other runs (another client's included).
+ *
+ * Failures on the conversations route are classified with the conversation: 409 (not about an
+ * approval) is `ConversationBusy`, 404 `ConversationNotFound` (see ClientErrors.ts).
  *
  * Outcomes (where the contract leaves a choice):
  * - success: a stop reason of `end_turn` or `tool_rule` (see `successfulStopReasons`);
@@ -36,7 +46,7 @@ const notify = (hook: Effect.Effect<void> | undefined): Effect.Effect<void> =>
     : Effect.catchAllCause(hook, (cause) => Effect.logWarning("run observer failed", cause))
 
 export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/LettaExecutor", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const letta = yield* LettaClient
 
     /** The run id is known (and on every log line from here on). */
@@ -79,6 +89,23 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
       }
     }
 
+    /** The request, on the conversation's route or the agent's; the stream's items are the same. */
+    const send = (client: Letta, request: RunRequest, signal: AbortSignal) => {
+      const options = { signal, timeout: Math.ceil(Duration.toMillis(Duration.sum(request.timeout, clientTimeoutMargin))) }
+      const messages = [{ role: "user" as const, content: request.prompt }]
+      return request.conversationId === undefined
+        ? client.agents.messages.create(
+          request.agentId,
+          { messages, streaming: true, stream_tokens: false, include_pings: true },
+          options
+        )
+        : client.conversations.messages.create(
+          request.conversationId,
+          { messages, stream_tokens: false, include_pings: true },
+          options
+        )
+    }
+
     /**
      * Headers and stream; no timeout here. When the attempt ends any other way than by reading the
      * stream to its end (a failure, a timeout, a shutdown), the HTTP request is aborted, never
@@ -89,22 +116,9 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
     const attempt = (client: Letta, request: RunRequest, state: RunState, clock: Clock.Clock) =>
       Effect.suspend(() => {
         const controller = new AbortController()
-        return Effect.gen(function* () {
+        return Effect.gen(function*() {
           const stream = yield* Effect.tryPromise({
-            try: () =>
-              client.agents.messages.create(
-                request.agentId,
-                {
-                  messages: [{ role: "user", content: request.prompt }],
-                  streaming: true,
-                  stream_tokens: false,
-                  include_pings: true
-                },
-                {
-                  signal: controller.signal,
-                  timeout: Math.ceil(Duration.toMillis(Duration.sum(request.timeout, clientTimeoutMargin)))
-                }
-              ),
+            try: () => send(client, request, controller.signal),
             catch: (cause) => new ClientFailure({ cause })
           })
           state.phase = "stream"
@@ -122,28 +136,34 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
       })
 
     const cancelRun = letta.cancelRun
+    const cancelConversation = letta.cancelConversation
 
-    /** Gives up on a run: cancel it on the server when we know which run it is. */
-    const abandon = (agentId: string, state: RunState, why: string) =>
-      state.runId === undefined
+    /**
+     * Gives up on a run: cancel it on the server, through its conversation, or (agents route)
+     * when we know which run it is.
+     */
+    const abandon = (request: RunRequest, state: RunState, why: string) => {
+      if (request.conversationId !== undefined) return Effect.asVoid(cancelConversation(request.conversationId))
+      return state.runId === undefined
         ? Effect.logWarning(`${why} before a run id was seen: not cancellable`)
-        : Effect.asVoid(cancelRun(agentId, state.runId))
+        : Effect.asVoid(cancelRun(request.agentId, state.runId))
+    }
 
     const run = (request: RunRequest): Effect.Effect<RunReport, LettaRunError> =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const { client, url } = yield* letta.current
         const clock = yield* Effect.clock
         const state = makeRunState(clock.unsafeCurrentTimeMillis())
         yield* logAnnotated(LogLevel.Debug, "run requested", { lettaUrl: url })
 
-        const onTimeout = Effect.gen(function* () {
+        const onTimeout = Effect.gen(function*() {
           const s = state
           // The run finished on the server; only the tail of the stream was late.
           if (s.stopReason !== undefined) return yield* conclude(s, request.agentId, clock.unsafeCurrentTimeMillis())
           yield* Effect.logWarning(`run timed out after ${Duration.format(request.timeout)} (${s.phase})`).pipe(
             Effect.annotateLogs(s.runId === undefined ? {} : { runId: s.runId })
           )
-          yield* abandon(request.agentId, s, "timed out")
+          yield* abandon(request, s, "timed out")
           return yield* new LettaTimeout({
             agentId: request.agentId,
             runId: s.runId,
@@ -158,13 +178,13 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
           Effect.catchTag("ClientFailure", ({ cause }) =>
             Effect.flip(classifyClientError(cause, {
               agentId: request.agentId,
+              conversationId: request.conversationId,
               runId: state.runId,
               sideEffect: state.sideEffect,
               timeout: request.timeout,
               redact: letta.redact,
               phase: state.phase
-            }))
-          ),
+            }))),
           Effect.timeout(request.timeout),
           Effect.catchTag("TimeoutException", () => onTimeout),
           Effect.tapError((error) =>
@@ -174,15 +194,25 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
           ),
           // Shutdown: a client disconnect does not stop a Letta run, so cancel it explicitly.
           Effect.onInterrupt(() =>
-            Effect.suspend(() => state.stopReason === undefined ? abandon(request.agentId, state, "interrupted") : Effect.void)
+            Effect.suspend(() => state.stopReason === undefined ? abandon(request, state, "interrupted") : Effect.void)
           )
         )
       }).pipe(
-        Effect.annotateLogs({ agentId: request.agentId }),
+        Effect.annotateLogs(
+          request.conversationId === undefined
+            ? { agentId: request.agentId }
+            : { agentId: request.agentId, conversationId: request.conversationId }
+        ),
         // Stack-trace capture costs more than the span itself on the hot path.
         Effect.withSpan("LettaExecutor.run", { attributes: { agentId: request.agentId }, captureStackTrace: false })
       )
 
-    return { run, cancelRun } as const
+    return {
+      run,
+      cancelRun,
+      cancelConversation,
+      /** A new conversation on the agent (`channel` mode), its id; see LettaClient.createConversation. */
+      createConversation: letta.createConversation
+    } as const
   })
 }) {}
