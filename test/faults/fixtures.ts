@@ -43,7 +43,7 @@ export interface GuildSetup {
 /** Enables guilds and applies settings in `dataDir`, then closes the database (Aurora's lock is free again). */
 export const seedSettings = (dataDir: string, guilds: ReadonlyArray<GuildSetup>) =>
   Effect.scoped(
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const store = yield* SettingsStore
       for (const guild of guilds) {
         yield* store.enable(guild.guildId, guild.agentId)
@@ -66,7 +66,7 @@ export const oneGuildStage = (options: {
   readonly agentName: string
   readonly defaultBehaviour?: Behaviour
 }) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const guild = textGuild(options.g, options.channels)
     const discord = yield* FakeDiscord.make({ guilds: [guild] })
     const letta = yield* makeFakeLetta({
@@ -103,7 +103,7 @@ export const started = (discord: FakeDiscord, mark = 0) =>
 
 /** Spawns Aurora and waits until it is up. */
 export const startAurora = (discord: FakeDiscord, options: Omit<SpawnOptions, "discordApiUrl" | "discordToken">) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const mark = discord.requests().length
     const aurora = yield* spawnAurora({ ...options, discordApiUrl: discord.apiUrl, discordToken: discord.token })
     yield* started(discord, mark)
@@ -126,7 +126,7 @@ export interface StoredQueue {
 /** The dead letters and pending events in `dataDir`'s database (after Aurora has exited: it holds an exclusive lock while it runs). */
 export const readStoredQueue = (dataDir: string) =>
   Effect.scoped(
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const letters = yield* sql<{
         readonly partition: string
@@ -177,14 +177,17 @@ export const metricsWhen = (
     label,
     aurora.metrics.pipe(
       Effect.flatMap((metrics) => (ready(metrics) ? Effect.succeed(metrics) : Effect.fail(new NotYet()))),
-      Effect.retry({ while: (error) => error._tag === "NotYet" || error._tag === "ScrapeFailed", schedule: Schedule.spaced("250 millis") })
+      Effect.retry({
+        while: (error) => error._tag === "NotYet" || error._tag === "ScrapeFailed",
+        schedule: Schedule.spaced("250 millis")
+      })
     ),
     timeout
   )
 
 /** Nothing pending and nothing in flight: Aurora will not dispatch anything more by itself. */
 export const idle = (metrics: Metrics): boolean =>
-  metrics.sum("aurora_queue_pending_events") === 0 && metrics.value("aurora_runs_in_flight") === 0
+  metrics.sum("aurora_queue_pending_events") === 0 && metrics.sum("aurora_runs_in_flight") === 0
 
 export const range = (n: number): ReadonlyArray<number> => Array.from({ length: n }, (_, i) => i)
 

@@ -106,7 +106,12 @@ describe("HTTP endpoint", () => {
       yield* server.set({ gatewayReady: false })
       const gatewayDown = yield* server.get("/healthz")
       expect(gatewayDown.status).toBe(503)
-      expect(JSON.parse(gatewayDown.body)).toMatchObject({ status: "unhealthy", gateway: "not ready", db: "ok", failing: ["gateway"] })
+      expect(JSON.parse(gatewayDown.body)).toMatchObject({
+        status: "unhealthy",
+        gateway: "not ready",
+        db: "ok",
+        failing: ["gateway"]
+      })
 
       yield* server.set({ gatewayReady: true, databaseOk: false })
       const dbDown = yield* server.get("/healthz")
@@ -167,7 +172,7 @@ describe("HTTP endpoint", () => {
       expect(first.body).toContain("# TYPE aurora_run_duration_seconds histogram")
       expect(first.body).toContain("aurora_run_duration_seconds_bucket{le=\"+Inf\"}")
       expect(sampleValue(first.body, "aurora_queue_pending_events{scope=\"guild\"}")).toBe(3)
-      expect(sampleValue(first.body, "aurora_runs_in_flight")).toBe(1)
+      expect(sampleValue(first.body, "aurora_runs_in_flight{agent=\"agent-1\"}")).toBe(1)
       expect(sampleValue(first.body, "aurora_queue_oldest_pending_age_seconds{scope=\"guild\"}")).toBeGreaterThanOrEqual(30)
       const breakerStates = (body: string) =>
         ["closed", "half_open", "open"].map((state) => sampleValue(body, `aurora_circuit_breaker_state{state="${state}"}`))

@@ -7,15 +7,17 @@
  * anything that does not look like a tool name is counted as `other`.
  *
  * The listen and dispatch programs call the small effects below; the gauges are set at scrape
- * time from the queue and the breaker (`sampleQueue`, `sampleBreaker`), so they are never stale.
+ * time from the queue and the breaker (`sampleQueue`, `sampleBreaker`, in MetricsGauges.ts,
+ * re-exported here), so they are never stale.
  */
 import { Effect, Metric, MetricBoundaries, MetricKey } from "effect"
 import type { RunReport, RunUsage } from "../../domain/AgentRun.js"
 import type { DeadLetterReason } from "../../domain/DeadLetter.js"
 import type { TriggerKind } from "../../domain/Event.js"
 import type { CircuitOpen, LettaRunError } from "../../domain/LettaErrors.js"
-import type { BreakerState } from "./CircuitBreaker.js"
-import type { QueueStats } from "../queue/EventQueue.js"
+import { registerGauges } from "./MetricsGauges.js"
+
+export * from "./MetricsGauges.js"
 
 // --- label values -------------------------------------------------------------------------
 
@@ -50,10 +52,6 @@ const deadLetterReasons = ["failed", "expired", "interrupted-after-reply", "inte
   DeadLetterReason
 >
 
-/** The queue gauges are per scope, not per guild, so the label set stays at two series. */
-export const queueScopes = ["guild", "dm"] as const
-export type QueueScope = (typeof queueScopes)[number]
-
 /** The outcome label of a failed run. */
 export const runOutcomeOf = (error: LettaRunError | CircuitOpen): RunOutcome => {
   switch (error._tag) {
@@ -87,19 +85,11 @@ export const runOutcomeOf = (error: LettaRunError | CircuitOpen): RunOutcome => 
 /** Tool names come from the agent: keep what looks like one, lump the rest as "other". */
 export const toolLabel = (name: string): string => (/^[A-Za-z0-9_.:-]{1,64}$/.test(name) ? name : "other")
 
-/** The `state` label of `aurora_circuit_breaker_state`: one series per state, the current one at 1. */
-export const breakerStates = ["closed", "half_open", "open"] as const
-export type BreakerStateLabel = (typeof breakerStates)[number]
-
-export const breakerStateLabel = (state: BreakerState): BreakerStateLabel =>
-  state._tag === "Closed" ? "closed" : state._tag === "HalfOpen" ? "half_open" : "open"
-
 // --- the metrics ----------------------------------------------------------------------------
 
 type CounterKey = MetricKey.MetricKey.Counter<number>
 
-const counter = (name: string, description: string): CounterKey =>
-  MetricKey.counter(name, { description, incremental: true })
+const counter = (name: string, description: string): CounterKey => MetricKey.counter(name, { description, incremental: true })
 
 /**
  * One labelled series, built from its full key. `Metric.tagged` would look the series up in the
@@ -126,27 +116,26 @@ const eventsRejectedTotal = counter(
   "aurora_events_rejected_total",
   "Events not accepted into the queue, by reason (full, duplicate, storage_error)."
 )
-const eventsDispatchedTotal = Metric.fromMetricKey(counter("aurora_events_dispatched_total", "Events handed to a Letta agent (retries not counted)."))
+const eventsDispatchedTotal = Metric.fromMetricKey(
+  counter("aurora_events_dispatched_total", "Events handed to a Letta agent (retries not counted).")
+)
 const runsTotal = counter("aurora_runs_total", "Agent runs that ended, by outcome.")
-const runRetriesTotal = Metric.fromMetricKey(counter("aurora_run_retries_total", "Agent run attempts re-sent after a transient failure."))
+const runRetriesTotal = Metric.fromMetricKey(
+  counter("aurora_run_retries_total", "Agent run attempts re-sent after a transient failure.")
+)
 const toolCallsTotal = counter("aurora_tool_calls_total", "Tool calls streamed by the agents, by tool name.")
 const lettaTokensTotal = counter("aurora_letta_tokens_total", "Letta tokens used by agent runs, by kind (prompt, completion).")
 const deadLettersTotal = counter(
   "aurora_dead_letters_total",
   "Events dead-lettered, by reason (failed, expired, interrupted-after-reply, interrupted)."
 )
-const alertsTotal = Metric.fromMetricKey(counter("aurora_error_rate_alerts_total", "High error rate alerts raised (owners are sent a DM for each)."))
-
-const breakerState = Metric.gauge("aurora_circuit_breaker_state", {
-  description: "The Letta circuit breaker: 1 for its current state (closed, half_open, open), 0 for the others."
-})
-const queuePending = Metric.gauge("aurora_queue_pending_events", {
-  description: "Events waiting in the queue (in-flight runs not included), by scope (guild, dm)."
-})
-const queueOldestAge = Metric.gauge("aurora_queue_oldest_pending_age_seconds", {
-  description: "Age of the oldest pending event, by scope (guild, dm); 0 when none is pending."
-})
-const runsInFlight = Metric.gauge("aurora_runs_in_flight", { description: "Agent runs in progress." })
+const alertsTotal = Metric.fromMetricKey(
+  counter("aurora_error_rate_alerts_total", "High error rate alerts raised (owners are sent a DM for each).")
+)
+const conversationBusyTotal = Metric.fromMetricKey(counter(
+  "aurora_conversation_busy_total",
+  "409 busy answers of a Letta conversation: the event waited and was sent again (never a failure)."
+))
 
 // Runs are bounded by the guild's timeout (at most 300 s).
 const runDuration = Metric.histogram(
@@ -165,17 +154,6 @@ const rejections = byLabel(eventsRejectedTotal, "reason", rejectionReasons)
 const outcomes = byLabel(runsTotal, "outcome", runOutcomes)
 const tokens = byLabel(lettaTokensTotal, "kind", tokenKinds)
 const deadLetterCounters = byLabel(deadLettersTotal, "reason", deadLetterReasons)
-const pendingByScope: Record<QueueScope, Metric.Metric.Gauge<number>> = {
-  guild: Metric.tagged(queuePending, "scope", "guild"),
-  dm: Metric.tagged(queuePending, "scope", "dm")
-}
-const breakerByState = Object.fromEntries(
-  breakerStates.map((state) => [state, Metric.tagged(breakerState, "state", state)])
-) as Record<BreakerStateLabel, Metric.Metric.Gauge<number>>
-const oldestByScope: Record<QueueScope, Metric.Metric.Gauge<number>> = {
-  guild: Metric.tagged(queueOldestAge, "scope", "guild"),
-  dm: Metric.tagged(queueOldestAge, "scope", "dm")
-}
 
 // --- what the programs call -----------------------------------------------------------------
 
@@ -250,35 +228,8 @@ export const deadLettered = (reason: DeadLetterReason): Effect.Effect<void> => M
 /** An error rate alert was raised. */
 export const alertRaised: Effect.Effect<void> = Metric.increment(alertsTotal)
 
-// --- scrape-time gauges ----------------------------------------------------------------------
-
-/** Sets the breaker gauges, the current state to 1 (called by `/metrics` before rendering). */
-export const sampleBreaker = (state: BreakerState): Effect.Effect<void> =>
-  Effect.forEach(breakerStates, (label) => Metric.set(breakerByState[label], label === breakerStateLabel(state) ? 1 : 0), {
-    discard: true
-  })
-
-/** Sets the queue gauges from the queue's statistics at `now` (epoch ms). */
-export const sampleQueue = (stats: QueueStats, now: number): Effect.Effect<void> => {
-  const pending: Record<QueueScope, number> = { guild: 0, dm: 0 }
-  const oldest: Record<QueueScope, number | null> = { guild: null, dm: null }
-  for (const partition of stats.partitions) {
-    const scope: QueueScope = partition.partition._tag === "Dm" ? "dm" : "guild"
-    pending[scope] += partition.pending
-    const at = partition.oldestEnqueuedAt
-    if (at !== null) oldest[scope] = Math.min(oldest[scope] ?? at, at)
-  }
-  return Effect.all([
-    Metric.set(runsInFlight, stats.inFlight.length),
-    Effect.forEach(queueScopes, (scope) => {
-      const at = oldest[scope]
-      return Effect.zipRight(
-        Metric.set(pendingByScope[scope], pending[scope]),
-        Metric.set(oldestByScope[scope], at === null ? 0 : Math.max(0, now - at) / 1000)
-      )
-    }, { discard: true })
-  ], { discard: true })
-}
+/** A conversation answered 409 busy (the event waits and is sent again). */
+export const conversationBusy: Effect.Effect<void> = Metric.increment(conversationBusyTotal)
 
 /**
  * Puts every metric (and every label value known in advance) in the registry at zero, so that
@@ -291,12 +242,11 @@ export const registerAll: Effect.Effect<void> = Effect.all([
   Metric.value(eventsDispatchedTotal),
   Metric.value(runRetriesTotal),
   Metric.value(alertsTotal),
-  ...breakerStates.map((state) => Metric.value(breakerByState[state])),
-  Metric.value(runsInFlight),
+  Metric.value(conversationBusyTotal),
+  registerGauges,
   Metric.value(runDuration),
   Metric.value(firstToolCall),
   ...[triggers, rejections, outcomes, tokens, deadLetterCounters].flatMap((labelled) =>
     Object.values<Metric.Metric.Counter<number>>(labelled).map(Metric.value)
-  ),
-  ...queueScopes.flatMap((scope) => [Metric.value(pendingByScope[scope]), Metric.value(oldestByScope[scope])])
+  )
 ], { discard: true })

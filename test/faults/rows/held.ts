@@ -24,12 +24,16 @@ import type { RecordRow } from "../report.js"
 
 /** `/aurora <group> <subcommand>` in the guild's first channel as alice (the application's owner); the reply as JSON text. */
 const slash = (discord: FakeDiscord, guild: FakeGuild, group: string, subcommand: string) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const interaction = yield* discord.sendInteraction({
       guildId: guild.id,
       channelId: guild.channels[0]!.id,
       permissions: "32",
-      data: { name: "aurora", type: 1, options: [{ type: 2, name: group, options: [{ type: 1, name: subcommand, options: [] }] }] }
+      data: {
+        name: "aurora",
+        type: 1,
+        options: [{ type: 2, name: group, options: [{ type: 1, name: subcommand, options: [] }] }]
+      }
     })
     yield* bounded(
       `the /aurora ${group} ${subcommand} reply`,
@@ -43,7 +47,7 @@ const slash = (discord: FakeDiscord, guild: FakeGuild, group: string, subcommand
  * (still paused: nothing sent), `events resume`: each mention answered exactly once.
  */
 export const pausedRestartResume = (record: RecordRow) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const { agentId, channels, dataDir, discord, guild, letta } = yield* oneGuildStage({
       g: 20,
       channels: 5,
@@ -100,7 +104,15 @@ export const pausedRestartResume = (record: RecordRow) =>
     expect(requestsBeforeRestart).toBe(0)
     expect(requestsAfterRestart).toBe(0)
     expect(ledger.strays).toEqual([])
-    expect(ledger.counts).toMatchObject({ sent: 10, accepted: 10, delivered: 10, resent: 0, deadLettered: 0, duplicated: 0, lost: 0 })
+    expect(ledger.counts).toMatchObject({
+      sent: 10,
+      accepted: 10,
+      delivered: 10,
+      resent: 0,
+      deadLettered: 0,
+      duplicated: 0,
+      lost: 0
+    })
     expect(stored.pending).toEqual([])
     return row
   })
@@ -111,7 +123,7 @@ export const pausedRestartResume = (record: RecordRow) =>
  * reset (not at the end of the 60 s cool-down), each exactly once.
  */
 export const breakerManualReset = (record: RecordRow) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const { agentId, channels, dataDir, discord, guild, letta } = yield* oneGuildStage({
       g: 21,
       channels: 10,
@@ -125,7 +137,7 @@ export const breakerManualReset = (record: RecordRow) =>
     const opened = yield* aurora.waitForLog((line) => line["breakerTo"] === "OPEN", "the breaker to open", "30 seconds")
     const held = yield* metricsWhen(
       aurora,
-      (m) => m.sum("aurora_queue_pending_events") === 10 && m.value("aurora_runs_in_flight") === 0,
+      (m) => m.sum("aurora_queue_pending_events") === 10 && m.sum("aurora_runs_in_flight") === 0,
       "every mention held"
     )
     yield* letta.goOnline
@@ -169,7 +181,15 @@ export const breakerManualReset = (record: RecordRow) =>
     expect(lastRequestMs).toBeLessThan(2_000)
     expect(requests.map(messageIdOf).sort()).toEqual([...sent].sort())
     expect(ledger.strays).toEqual([])
-    expect(ledger.counts).toMatchObject({ sent: 10, accepted: 10, delivered: 10, resent: 0, deadLettered: 0, duplicated: 0, lost: 0 })
+    expect(ledger.counts).toMatchObject({
+      sent: 10,
+      accepted: 10,
+      delivered: 10,
+      resent: 0,
+      deadLettered: 0,
+      duplicated: 0,
+      lost: 0
+    })
     expect(stored.pending).toEqual([])
     return row
   })

@@ -31,7 +31,7 @@ import type { RecordRow } from "../report.js"
  * period, the 20 stay on disk, exit 0; the restart delivers them, each exactly once.
  */
 export const sigtermWithPending = (record: RecordRow) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     // Slow runs, one agent: one run at a time, the rest wait in the queue. Slow enough that the
     // first run is still going when all 21 are accepted, even on a loaded machine.
     const { agentId, guild, dataDir, discord, letta } = yield* oneGuildStage({
@@ -49,7 +49,7 @@ export const sigtermWithPending = (record: RecordRow) =>
     yield* bounded("the first run to start", letta.awaitMessages(1, agentId))
     const atSigterm = yield* metricsWhen(first, (m) => m.value("aurora_events_enqueued_total") === 21, "all 21 accepted")
     const pendingAtSigterm = atSigterm.sum("aurora_queue_pending_events")
-    const inFlightAtSigterm = atSigterm.value("aurora_runs_in_flight")
+    const inFlightAtSigterm = atSigterm.sum("aurora_runs_in_flight")
 
     const sigtermAt = Date.now()
     const firstExit = yield* stop(first)
@@ -95,7 +95,15 @@ export const sigtermWithPending = (record: RecordRow) =>
     expect(inFlightAtSigterm).toBe(1)
     expect(runsBeforeRestart).toBe(1)
     expect(ledger.strays).toEqual([])
-    expect(ledger.counts).toMatchObject({ sent: 21, accepted: 21, delivered: 21, resent: 0, deadLettered: 0, duplicated: 0, lost: 0 })
+    expect(ledger.counts).toMatchObject({
+      sent: 21,
+      accepted: 21,
+      delivered: 21,
+      resent: 0,
+      deadLettered: 0,
+      duplicated: 0,
+      lost: 0
+    })
     expect(stored.pending).toEqual([])
     return row
   })
@@ -106,7 +114,7 @@ export const sigtermWithPending = (record: RecordRow) =>
  * `interrupted-after-reply`, never re-sent). Two guilds, two agents, one process.
  */
 export const sigkillMidRun = (record: RecordRow) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const before = textGuild(2, 1)
     const after = textGuild(3, 1)
     const agentBefore = "agent-kill-before"
@@ -146,7 +154,10 @@ export const sigkillMidRun = (record: RecordRow) =>
     const second = yield* startAurora(discord, { lettaUrl: letta.url, dataDir, httpPort: yield* freePort })
     const resent = yield* bounded("the re-send", letta.awaitMessages(2, agentBefore))
     const sentIds = new Set([cutBefore, cutAfter])
-    yield* bounded("the re-sent run to be delivered", letta.awaitRuns((runs, requests) => deliveredCount(sentIds, runs, requests) === 2))
+    yield* bounded(
+      "the re-sent run to be delivered",
+      letta.awaitRuns((runs, requests) => deliveredCount(sentIds, runs, requests) === 2)
+    )
     const resentMs = resent.at - restartAt
     const afterRestart = yield* metricsWhen(second, idle, "the restarted Aurora to be idle")
     const secondExit = yield* stop(second)
@@ -167,7 +178,10 @@ export const sigkillMidRun = (record: RecordRow) =>
     const rowBefore = record({
       fault: "SIGKILL during a run, before any tool call → restart",
       counts: beforeLedger.counts,
-      notes: `recorded run ${firstRun?.runId ?? "?"} cancelled on the server (${cancelOfCutRun === undefined ? "no cancel seen" : "cancel sent"}` +
+      notes:
+        `recorded run ${firstRun?.runId ?? "?"} cancelled on the server (${
+          cancelOfCutRun === undefined ? "no cancel seen" : "cancel sent"
+        }` +
         `${cancelOfCutRun !== undefined && cancelOfCutRun.seq < resent.seq ? ", before the re-send" : ""}); ` +
         `re-sent once ${seconds(resentMs)} after the restart; no dead letter`
     })
@@ -176,7 +190,9 @@ export const sigkillMidRun = (record: RecordRow) =>
       counts: afterLedger.counts,
       notes: `dead letter "${letterOf(cutAfter)?.reason ?? "none"}" (attempts ${letterOf(cutAfter)?.attempts ?? "?"}); ` +
         `not re-sent (${afterLedger.traces.get(cutAfter)?.requests.length ?? 0} request in all); ` +
-        `aurora_dead_letters_total{reason="interrupted-after-reply"} = ${afterRestart.value("aurora_dead_letters_total", { reason: "interrupted-after-reply" })}`
+        `aurora_dead_letters_total{reason="interrupted-after-reply"} = ${
+          afterRestart.value("aurora_dead_letters_total", { reason: "interrupted-after-reply" })
+        }`
     })
 
     expect(firstExit.signal).toBe("SIGKILL")

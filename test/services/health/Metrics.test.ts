@@ -137,12 +137,19 @@ describe("Aurora metrics", () => {
         const s = p.metricState
         types.set(
           p.metricKey.name,
-          MetricState.isCounterState(s) ? "counter" : MetricState.isGaugeState(s) ? "gauge" : MetricState.isHistogramState(s) ? "histogram" : "other"
+          MetricState.isCounterState(s)
+            ? "counter"
+            : MetricState.isGaugeState(s)
+            ? "gauge"
+            : MetricState.isHistogramState(s)
+            ? "histogram"
+            : "other"
         )
         expect(Option.isSome(p.metricKey.description)).toBe(true)
       }
       expect(Object.fromEntries([...types].sort(([a], [b]) => a.localeCompare(b)))).toEqual({
         aurora_circuit_breaker_state: "gauge",
+        aurora_conversation_busy_total: "counter",
         aurora_dead_letters_total: "counter",
         aurora_error_rate_alerts_total: "counter",
         aurora_events_dispatched_total: "counter",
@@ -155,7 +162,6 @@ describe("Aurora metrics", () => {
         aurora_run_duration_seconds: "histogram",
         aurora_run_first_tool_call_seconds: "histogram",
         aurora_run_retries_total: "counter",
-        aurora_runs_in_flight: "gauge",
         aurora_runs_total: "counter",
         aurora_triggers_total: "counter"
       })
@@ -181,8 +187,10 @@ describe("Aurora metrics", () => {
         dispatched: yield* valueOf("aurora_events_dispatched_total"),
         retries: yield* valueOf("aurora_run_retries_total"),
         timeouts: yield* valueOf("aurora_runs_total", { outcome: "timeout" }),
-        expired: yield* valueOf("aurora_dead_letters_total", { reason: "expired" })
+        expired: yield* valueOf("aurora_dead_letters_total", { reason: "expired" }),
+        busy: yield* valueOf("aurora_conversation_busy_total")
       }
+      yield* Metrics.conversationBusy
       yield* Metrics.messageReceived
       yield* Metrics.messageReceived
       yield* Metrics.triggered("dm")
@@ -191,7 +199,12 @@ describe("Aurora metrics", () => {
       yield* Metrics.dispatched
       yield* Metrics.retried
       yield* Metrics.deadLettered("expired")
-      yield* Metrics.runFinished(Metrics.runOutcomeOf(new LettaTimeout({ agentId: "a", sideEffect: false, reason: "slow", timeout: Duration.minutes(1), phase: "stream" })), 60_000)
+      yield* Metrics.runFinished(
+        Metrics.runOutcomeOf(
+          new LettaTimeout({ agentId: "a", sideEffect: false, reason: "slow", timeout: Duration.minutes(1), phase: "stream" })
+        ),
+        60_000
+      )
       expect({
         received: yield* valueOf("aurora_messages_received_total"),
         dm: yield* valueOf("aurora_triggers_total", { kind: "dm" }),
@@ -200,7 +213,8 @@ describe("Aurora metrics", () => {
         dispatched: yield* valueOf("aurora_events_dispatched_total"),
         retries: yield* valueOf("aurora_run_retries_total"),
         timeouts: yield* valueOf("aurora_runs_total", { outcome: "timeout" }),
-        expired: yield* valueOf("aurora_dead_letters_total", { reason: "expired" })
+        expired: yield* valueOf("aurora_dead_letters_total", { reason: "expired" }),
+        busy: yield* valueOf("aurora_conversation_busy_total")
       }).toEqual({
         received: before.received + 2,
         dm: before.dm + 1,
@@ -209,7 +223,8 @@ describe("Aurora metrics", () => {
         dispatched: before.dispatched + 1,
         retries: before.retries + 1,
         timeouts: before.timeouts + 1,
-        expired: before.expired + 1
+        expired: before.expired + 1,
+        busy: before.busy + 1
       })
       expect(Metrics.runOutcomeOf(new RunFailed({ agentId: "a", sideEffect: false, reason: "boom" }))).toBe("run_failed")
     }))
@@ -257,7 +272,17 @@ describe("Aurora metrics", () => {
         prompt: after.prompt - before.prompt,
         completion: after.completion - before.completion,
         durationSum: after.durationSum - before.durationSum
-      }).toEqual({ success: 1, durations: 1, firstTool: 1, send: 2, readTool: 1, other: 1, prompt: 1200, completion: 80, durationSum: 2.5 })
+      }).toEqual({
+        success: 1,
+        durations: 1,
+        firstTool: 1,
+        send: 2,
+        readTool: 1,
+        other: 1,
+        prompt: 1200,
+        completion: 80,
+        durationSum: 2.5
+      })
 
       // A run without tool calls does not observe the first-tool-call histogram.
       yield* Metrics.runFinished("run_failed", 100, null)
@@ -268,7 +293,7 @@ describe("Aurora metrics", () => {
       expect((yield* durationSum) - before.durationSum).toBeCloseTo(2.6, 6)
     }))
 
-  it.effect("scrape-time gauges: queue depth and oldest age per scope, runs in flight, breaker state", () =>
+  it.effect("scrape-time gauges: queue depth and oldest age per scope, runs in flight per agent, breaker state", () =>
     Effect.gen(function*() {
       const now = 1_000_000
       const partition = (p: Partition, pending: number, oldestEnqueuedAt: number | null) => ({
@@ -290,7 +315,9 @@ describe("Aurora metrics", () => {
         ],
         inFlight: [
           { messageId: "m1", agentId: "a1", channelId: "c1", partition: "guild:1", startedAt: now - 100 },
-          { messageId: "m2", agentId: "a2", channelId: "c2", partition: "guild:2", startedAt: now - 100 }
+          { messageId: "m2", agentId: "a2", channelId: "c2", partition: "guild:2", startedAt: now - 100 },
+          // One agent in two channels at once (two conversations).
+          { messageId: "m3", agentId: "a2", channelId: "c3", partition: "guild:2", startedAt: now - 50 }
         ],
         rejected: { full: 0, duplicate: 0 },
         globalPaused: false,
@@ -302,17 +329,33 @@ describe("Aurora metrics", () => {
       expect(yield* valueOf("aurora_queue_pending_events", { scope: "dm" })).toBe(1)
       expect(yield* valueOf("aurora_queue_oldest_pending_age_seconds", { scope: "guild" })).toBe(10)
       expect(yield* valueOf("aurora_queue_oldest_pending_age_seconds", { scope: "dm" })).toBe(0.5)
-      expect(yield* valueOf("aurora_runs_in_flight")).toBe(2)
+      expect(yield* valueOf("aurora_runs_in_flight", { agent: "a1" })).toBe(1)
+      expect(yield* valueOf("aurora_runs_in_flight", { agent: "a2" })).toBe(2)
+      // No unlabelled series: the total is the sum over agents.
+      expect((yield* Metric.snapshot).some((p) => p.metricKey.name === "aurora_runs_in_flight" && p.metricKey.tags.length === 0))
+        .toBe(false)
+
+      // An agent without runs any more is set back to 0.
+      yield* Metrics.sampleQueue({ ...stats, inFlight: stats.inFlight.slice(1) }, now)
+      expect(yield* valueOf("aurora_runs_in_flight", { agent: "a1" })).toBe(0)
+      expect(yield* valueOf("aurora_runs_in_flight", { agent: "a2" })).toBe(2)
 
       // An empty queue resets the gauges instead of leaving the last values behind.
       yield* Metrics.sampleQueue({ ...stats, partitions: [], inFlight: [] }, now)
       expect(yield* valueOf("aurora_queue_pending_events", { scope: "guild" })).toBe(0)
       expect(yield* valueOf("aurora_queue_oldest_pending_age_seconds", { scope: "guild" })).toBe(0)
-      expect(yield* valueOf("aurora_runs_in_flight")).toBe(0)
+      expect(yield* valueOf("aurora_runs_in_flight", { agent: "a1" })).toBe(0)
+      expect(yield* valueOf("aurora_runs_in_flight", { agent: "a2" })).toBe(0)
 
       // One series per breaker state, the current one at 1 and the others at 0.
       const breakerValues: Array<Record<string, number>> = []
-      for (const state of [BreakerState.Closed({ failures: 2 }), BreakerState.HalfOpen({ trialsInFlight: 1 }), BreakerState.Open({ since: 0 })]) {
+      for (
+        const state of [
+          BreakerState.Closed({ failures: 2 }),
+          BreakerState.HalfOpen({ trialsInFlight: 1 }),
+          BreakerState.Open({ since: 0 })
+        ]
+      ) {
         yield* Metrics.sampleBreaker(state)
         breakerValues.push({
           closed: yield* valueOf("aurora_circuit_breaker_state", { state: "closed" }),
@@ -378,7 +421,10 @@ describe("readings taken at scrape time", () => {
       const cpu = valueIn(text, "process_cpu_seconds_total")
       expect(cpu).toBeGreaterThanOrEqual((before.user + before.system) / 1e6)
       expect(cpu).toBeLessThanOrEqual((after.user + after.system) / 1e6)
-      expect(cpu).toBeCloseTo(valueIn(text, "process_cpu_user_seconds_total") + valueIn(text, "process_cpu_system_seconds_total"), 9)
+      expect(cpu).toBeCloseTo(
+        valueIn(text, "process_cpu_user_seconds_total") + valueIn(text, "process_cpu_system_seconds_total"),
+        9
+      )
       // Unix seconds: this process started within its uptime of now.
       const started = valueIn(text, "process_start_time_seconds")
       expect(Math.abs(started - (Date.now() / 1000 - process.uptime()))).toBeLessThan(2)
@@ -394,7 +440,12 @@ describe("readings taken at scrape time", () => {
     const pkg: unknown = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8"))
     const version = typeof pkg === "object" && pkg !== null && "version" in pkg ? String(pkg.version) : "missing"
     expect(renderPrometheus([buildInfo])).toBe(
-      ["# HELP aurora_build_info Aurora's version (always 1).", "# TYPE aurora_build_info gauge", `aurora_build_info{version="${version}"} 1`, ""]
+      [
+        "# HELP aurora_build_info Aurora's version (always 1).",
+        "# TYPE aurora_build_info gauge",
+        `aurora_build_info{version="${version}"} 1`,
+        ""
+      ]
         .join("\n")
     )
   })
