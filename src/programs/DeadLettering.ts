@@ -16,6 +16,8 @@ export interface DeadLetterInput {
   readonly reason: DeadLetterReason
   readonly errorType: string | null
   readonly detail: string
+  /** The Letta conversation of the last attempt, when it ran in one. */
+  readonly conversationId?: string
 }
 
 export interface DeadLetterLog {
@@ -27,13 +29,22 @@ export interface DeadLetterLog {
   readonly level?: LogLevel.LogLevel
 }
 
-export const deadLetterRecorder = Effect.map(DeadLetters, (deadLetters) =>
-  (event: QueuedEvent, letter: DeadLetterInput, { attempts = event.attempts + 1, level = LogLevel.Error, said }: DeadLetterLog) =>
-    Effect.gen(function* () {
+export const deadLetterRecorder = Effect.map(
+  DeadLetters,
+  (deadLetters) =>
+  (
+    event: QueuedEvent,
+    letter: DeadLetterInput,
+    { attempts = event.attempts + 1, level = LogLevel.Error, said }: DeadLetterLog
+  ) =>
+    Effect.gen(function*() {
       const failedAt = yield* Clock.currentTimeMillis
       yield* deadLetters.add({ ...letter, event, detail: truncate(letter.detail, detailLength), attempts, failedAt })
       yield* Metrics.deadLettered(letter.reason)
       yield* Effect.logWithLevel(level, `${said}; dead-lettered`)
     }).pipe(
-      Effect.catchAll((storageError) => Effect.logError(`${said}; the event could not be dead-lettered and is lost`, storageError))
-    ))
+      Effect.catchAll((storageError) =>
+        Effect.logError(`${said}; the event could not be dead-lettered and is lost`, storageError)
+      )
+    )
+)

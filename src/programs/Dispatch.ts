@@ -2,35 +2,45 @@
  * The dispatch program: the EventQueue's consumer. For each event: circuit breaker -> LettaExecutor
  * (retry schedule, the guild's timeout) -> ErrorStats, with a typing indicator while the agent works.
  *
- * What happens to an event:
+ * Where it runs: an event queued in `channel` mode runs in its channel's Letta conversation
+ * (./dispatch/Conversation.ts: the stored one, else a new one created on the agent; a conversation
+ * lost on the server is replaced once); in `shared` mode (and an event without a mode, queued
+ * before modes existed) in the agent's default conversation.
+ *
+ * What happens to an event (./dispatch/Outcome.ts decides, from the attempts' `AttemptResult`):
  * - pending for longer than AURORA_MAX_EVENT_AGE when its turn comes (a long pause, a long outage)
  *   -> a dead letter `expired`, never sent: an answer that late would be out of place;
  * - the run succeeded -> done;
  * - the breaker turned it away -> back to the front of its channel, held until the breaker admits
  *   traffic again (its release signal, see BreakerRelease.ts), or until the end of the cool-down;
+ * - its conversation is busy (409) -> back to the front of its channel after a backoff of 1 s
+ *   doubling to 30 s per conversation (./dispatch/BusyBackoff.ts); not a failure: the breaker does
+ *   not count it, ErrorStats does not record it, it is never retried within the dispatch and
+ *   never dead-lettered;
  * - transient failure (connection, timeout before acting, 408, 429, 5xx) after the retries -> back to
  *   the front of its channel, held for 5 s or until the breaker's next release, whichever comes
  *   first: nothing is dropped while Letta is down;
  * - the agent had already acted (e.g. posted) when the run failed -> done (never re-sent: that
  *   would post twice), logged and counted;
- * - a permanent failure (agent not found, 400/401/403/422, pending approval, failed run) -> a dead
- *   letter `failed` with the error's tag and reason, which an admin can list and retry.
+ * - a permanent failure (agent not found, 400/401/403/422, pending approval, failed run, a
+ *   conversation lost twice) -> a dead letter `failed` with the error's tag and reason (and the
+ *   conversation), which an admin can list and retry.
  *
- * The run's progress goes to the EventJournal as it happens (started, run id, first side effect),
- * so that start-up recovery can tell a run that may be re-sent from one whose agent had acted.
- * An event replayed after a crash carries the run that crash cut off: it is cancelled on the
- * server before the event is sent again. A run cut off by shutdown before the agent acted is
- * cancelled by the executor and its progress cleared, so the restart sends the event as new.
+ * The run's progress goes to the EventJournal as it happens (started, run id with its
+ * conversation, first side effect), so that start-up recovery can tell a run that may be re-sent
+ * from one whose agent had acted. An event replayed after a crash carries the run that crash cut
+ * off: it is cancelled on the server before the event is sent again, through its conversation when
+ * it ran in one. A run cut off by shutdown before the agent acted is cancelled by the executor and
+ * its progress cleared, so the restart sends the event as new.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Either, Fiber, Layer, LogLevel, Ref, type Schedule } from "effect"
-import type { RunObserver, RunReport, ToolCallSummary } from "../domain/AgentRun.js"
+import { Cause, Clock, Deferred, Duration, Effect, Fiber, Layer, LogLevel, Ref, type Schedule } from "effect"
+import type { RunObserver, RunReport, RunRequest, ToolCallSummary } from "../domain/AgentRun.js"
 import { AuroraConfig } from "../domain/Config.js"
 import { isSideEffectingTool } from "../domain/AgentRun.js"
 import type { StorageError } from "../domain/Errors.js"
-import { Partition, type QueuedEvent } from "../domain/Event.js"
-import { isServiceFailure, isTransient, type LettaRunError } from "../domain/LettaErrors.js"
+import { conversationModeOf, Partition, type QueuedEvent } from "../domain/Event.js"
+import { isServiceFailure, type LettaRunError } from "../domain/LettaErrors.js"
 import { defaultGuildSettings } from "../domain/Settings.js"
-import { logAnnotated } from "../services/health/Log.js"
 import { CircuitBreaker } from "../services/health/CircuitBreaker.js"
 import { ErrorStats } from "../services/health/ErrorStats.js"
 import { EventJournal } from "../services/queue/EventJournal.js"
@@ -42,10 +52,10 @@ import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { TypingIndicator } from "../services/discord/TypingIndicator.js"
 import { releaseHeldEvents } from "./BreakerRelease.js"
 import { deadLetterRecorder } from "./DeadLettering.js"
+import { makeConversations } from "./dispatch/Conversation.js"
+import { AttemptResult, makeOutcomes } from "./dispatch/Outcome.js"
 
-/** How long an event that failed transiently waits before its channel tries it again (a breaker release ends it sooner). */
-export const transientHold = Duration.seconds(5)
-
+export { transientHold } from "./dispatch/Outcome.js"
 
 export interface DispatchOptions {
   /** The retry schedule for transient failures (tests shorten it). */
@@ -55,7 +65,7 @@ export interface DispatchOptions {
 }
 
 export const makeDispatcher = (options: DispatchOptions = {}) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const settings = yield* SettingsStore
     const breaker = yield* CircuitBreaker
     const executor = yield* LettaExecutor
@@ -63,6 +73,8 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
     const typing = yield* TypingIndicator
     const journal = yield* EventJournal
     const deadLetter = yield* deadLetterRecorder
+    const conversations = yield* makeConversations
+    const { outcomeOf } = yield* makeOutcomes
     const schedule = options.retrySchedule ?? lettaRetrySchedule
     const maxAgeMs = Duration.toMillis(options.maxEventAge ?? (yield* AuroraConfig).maxEventAge)
 
@@ -73,26 +85,24 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
     const recorded = (what: string, write: Effect.Effect<void, StorageError>) =>
       Effect.catchAll(write, (error) => Effect.logError(`journal: could not record ${what}`, error))
 
-    /** One HTTP attempt through the breaker; an open breaker is a value, not an error, so it is never retried. */
-    const attempt = (event: QueuedEvent, timeout: Duration.Duration, observer: RunObserver) =>
-      breaker
-        .protect(
-          executor.run({ agentId: event.agentId, prompt: event.prompt, timeout, observer }),
-          isServiceFailure
-        )
-        .pipe(
-          Effect.tap(() => stats.record({ kind: "agent_run", outcome: "success" })),
-          Effect.tapError((error) =>
-            error._tag === "CircuitOpen"
-              ? Effect.void
-              : stats.record({ kind: "agent_run", outcome: { errorType: error._tag }, detail: error.reason })
-          ),
-          Effect.map(Either.right),
-          Effect.catchTag("CircuitOpen", (open) => Effect.succeed(Either.left(open)))
-        )
+    /**
+     * One attempt through the breaker. An open breaker is a result, not an error, so it is never
+     * retried; neither an open breaker nor a busy conversation is recorded in the error statistics.
+     */
+    const attempt = (send: Effect.Effect<RunReport, LettaRunError>): Effect.Effect<AttemptResult, LettaRunError> =>
+      breaker.protect(send, isServiceFailure).pipe(
+        Effect.tap(() => stats.record({ kind: "agent_run", outcome: "success" })),
+        Effect.tapError((error) =>
+          error._tag === "CircuitOpen" || error._tag === "ConversationBusy"
+            ? Effect.void
+            : stats.record({ kind: "agent_run", outcome: { errorType: error._tag }, detail: error.reason })
+        ),
+        Effect.map((report) => AttemptResult.Finished({ report })),
+        Effect.catchTag("CircuitOpen", (open) => Effect.succeed(AttemptResult.CircuitOpen({ retryIn: open.retryIn })))
+      )
 
     const dispatch = (event: QueuedEvent): Effect.Effect<DispatchOutcome> =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const startedAt = yield* Clock.currentTimeMillis
         const age = startedAt - event.enqueuedAt
         if (age > maxAgeMs) {
@@ -104,30 +114,44 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           })
           return DispatchOutcome.done
         }
-        const guildSettings =
-          event.guildId === null ? defaultGuildSettings : (yield* settings.guild(event.guildId)).settings
+        const guildSettings = event.guildId === null
+          ? defaultGuildSettings
+          : (yield* settings.guild(event.guildId)).settings
         const timeout = Duration.seconds(guildSettings.timeout)
         // Completed by the agent's first side-effecting call: its reply is out, or may be.
         const replied = yield* Deferred.make<void>()
-        const observer: RunObserver = {
-          onRunId: (runId) => recorded("the run id", journal.runIdSeen(event.messageId, runId)),
-          onToolCall: (call: ToolCallSummary) =>
-            Effect.zipRight(
-              Metrics.toolCalled(call.name),
-              isSideEffectingTool(call.name)
-                ? Effect.flatMap(Deferred.succeed(replied, undefined), (first) =>
-                  first ? recorded("the side effect", journal.sideEffectSeen(event.messageId)) : Effect.void)
-                : Effect.void
-            )
-        }
+        const onToolCall = (call: ToolCallSummary) =>
+          Effect.zipRight(
+            Metrics.toolCalled(call.name),
+            isSideEffectingTool(call.name)
+              ? Effect.flatMap(Deferred.succeed(replied, undefined), (first) =>
+                first ? recorded("the side effect", journal.sideEffectSeen(event.messageId)) : Effect.void)
+              : Effect.void
+          )
+        // The run id is recorded with the conversation it runs in, so a recovery cancels it there.
+        const observer = (conversationId: string | undefined): RunObserver => ({
+          onRunId: (runId) =>
+            recorded("the run id", journal.runIdSeen(event.messageId, runId, conversationId)),
+          onToolCall
+        })
+        const request = (conversationId: string | undefined): RunRequest => ({
+          agentId: event.agentId,
+          prompt: event.prompt,
+          timeout,
+          observer: observer(conversationId),
+          conversationId
+        })
+        const conversation = conversationModeOf(event) === "channel" ? conversations.forEvent(event) : undefined
+        const send = conversation === undefined
+          ? executor.run(request(undefined))
+          : conversation.send((conversationId) => executor.run(request(conversationId)))
+
         // From the recorded start until the run ends, a shutdown leaves the journal consistent.
         const whenCutOff = Effect.onInterrupt(() => forgetInterruptedRun(event, replied))
         yield* recorded("the run start", journal.runStarted(event.messageId, startedAt))
         yield* Metrics.dispatched
         yield* Effect.logDebug(`dispatching after ${startedAt - event.enqueuedAt} ms in queue`)
-        if (event.interruptedRunId !== undefined) {
-          yield* whenCutOff(cancelInterrupted(event.agentId, event.interruptedRunId))
-        }
+        yield* whenCutOff(cancelInterrupted(event))
 
         // Typing runs while the agent works: it stops at the agent's first side-effecting call
         // (its reply) or when the run ends, whichever comes first. A plain fork rather than a
@@ -139,17 +163,24 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         const attempts = yield* Ref.make(0)
         const counted = Effect.zipRight(
           Ref.getAndUpdate(attempts, (n) => n + 1).pipe(Effect.flatMap((n) => (n > 0 ? Metrics.retried : Effect.void))),
-          attempt(event, timeout, observer)
+          attempt(send)
         )
+        // A busy conversation is not retried here: it waits in the queue (see the module header).
         const result = yield* retryOnFailure(counted, schedule).pipe(
-          Effect.either,
+          Effect.catchAll((error) =>
+            Effect.succeed(
+              error._tag === "ConversationBusy" ? AttemptResult.Busy({ error }) : AttemptResult.Failed({ error })
+            )
+          ),
           whenCutOff,
           Effect.ensuring(typingFiber === null ? Effect.void : Fiber.interrupt(typingFiber))
         )
+        if (conversation !== undefined && result._tag === "Finished") yield* conversation.touch
 
         const finishedAt = yield* Clock.currentTimeMillis
         const timing = { queuedMs: startedAt - event.enqueuedAt, runMs: finishedAt - startedAt }
-        return yield* outcomeOf(event, result, timing)
+        const ranIn = conversation === undefined ? undefined : { key: conversation.key, conversationId: conversation.current() }
+        return yield* outcomeOf(event, result, timing, ranIn)
       }).pipe(
         Effect.withSpan("dispatch", {
           attributes: { messageId: event.messageId, agentId: event.agentId },
@@ -177,15 +208,27 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
 
     /**
      * A crash cut this event's run off before the agent acted: that run may still be going on the
-     * server (a client disconnect does not stop it), so it is cancelled before the re-send.
+     * server (a client disconnect does not stop it), so it is cancelled before the re-send, through
+     * its conversation when it ran in one (which frees the conversation for the re-send).
      */
-    const cancelInterrupted = (agentId: string, runId: string) =>
-      Effect.gen(function* () {
-        const cancelled = yield* executor.cancelRun(agentId, runId)
-        yield* cancelled
+    const cancelInterrupted = (event: QueuedEvent): Effect.Effect<void> => {
+      const { interruptedConversationId: conversationId, interruptedRunId: runId } = event
+      const cancel = conversationId !== undefined
+        ? executor.cancelConversation(conversationId)
+        : runId !== undefined
+        ? executor.cancelRun(event.agentId, runId)
+        : undefined
+      if (cancel === undefined) return Effect.void
+      return Effect.flatMap(cancel, (cancelled) =>
+        cancelled
           ? Effect.logInfo("the run cut off by the restart was cancelled; sending the event again")
-          : Effect.logWarning("the run cut off by the restart could not be cancelled; sending the event again anyway")
-      }).pipe(Effect.annotateLogs({ interruptedRunId: runId }))
+          : Effect.logWarning("the run cut off by the restart could not be cancelled; sending the event again anyway")).pipe(
+          Effect.annotateLogs({
+            ...(runId === undefined ? {} : { interruptedRunId: runId }),
+            ...(conversationId === undefined ? {} : { interruptedConversationId: conversationId })
+          })
+        )
+    }
 
     /**
      * Shutdown interrupted the run (the executor has cancelled it on the server). Before the agent
@@ -198,62 +241,11 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           ? Effect.logWarning("run interrupted by shutdown after the agent acted; it will not be sent again")
           : recorded("the interrupted run's reset", journal.update(event)))
 
-    /** Outcome, duration, first tool call and tokens of a successful run (tool calls were counted live). */
-    const recordSuccess = (report: RunReport) =>
-      Effect.all([
-        Metrics.runFinished("success", report.durationMs, report.firstToolCallMs),
-        report.usage === null ? Effect.void : Metrics.tokensUsed(report.usage)
-      ], { discard: true })
-
-    const outcomeOf = (
-      event: QueuedEvent,
-      result: Either.Either<Either.Either<RunReport, { readonly retryIn: Duration.Duration }>, LettaRunError>,
-      timing: { readonly queuedMs: number; readonly runMs: number }
-    ): Effect.Effect<DispatchOutcome> => {
-      const timings = { queuedMs: timing.queuedMs, runMs: timing.runMs, attempts: event.attempts + 1 }
-      if (Either.isRight(result)) {
-        const inner = result.right
-        if (Either.isLeft(inner)) {
-          return Effect.logDebug(`circuit open: held until released (at most ${Duration.format(inner.left.retryIn)})`).pipe(
-            Effect.as(DispatchOutcome.held(inner.left.retryIn))
-          )
-        }
-        return logAnnotated(LogLevel.Info, `run finished in ${timing.runMs} ms after ${timing.queuedMs} ms in queue`, timings)
-          .pipe(
-            Effect.zipRight(recordSuccess(inner.right)),
-            Effect.as(DispatchOutcome.done)
-          )
-      }
-      const error = result.left
-      const described = `${error._tag}: ${error.reason}`
-      const counted = Metrics.runFinished(Metrics.runOutcomeOf(error), timing.runMs)
-      if (isTransient(error)) {
-        return logAnnotated(LogLevel.Warning, `run failed transiently (${described}); kept at the front of its channel`, timings)
-          .pipe(
-            Effect.zipRight(counted),
-            Effect.as(DispatchOutcome.held(transientHold))
-          )
-      }
-      if (error.sideEffect) {
-        return logAnnotated(LogLevel.Error, `run failed after the agent acted (${described}); not sent again`, timings).pipe(
-          Effect.zipRight(counted),
-          Effect.as(DispatchOutcome.done)
-        )
-      }
-      return deadLetter(event, { reason: "failed", errorType: error._tag, detail: error.reason }, {
-        said: `run failed permanently (${described})`
-      }).pipe(
-        Effect.zipLeft(counted),
-        Effect.annotateLogs(timings),
-        Effect.as(DispatchOutcome.done)
-      )
-    }
-
     return { dispatch } as const
   })
 
 export const DispatchLive = Layer.scopedDiscard(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const queue = yield* EventQueue
     const settings = yield* SettingsStore
     // AURORA_SHUTDOWN_GRACE: how long runs in flight may finish on SIGTERM.
@@ -273,7 +265,7 @@ export const DispatchLive = Layer.scopedDiscard(
     // Runs before the loop above is interrupted (finalizers run in reverse): stop starting runs,
     // then let the ones in flight finish, for at most the grace period.
     yield* Effect.addFinalizer(() =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* queue.stopDispatch
         const { inFlight } = yield* queue.stats
         if (inFlight.length === 0) return

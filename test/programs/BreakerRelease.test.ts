@@ -17,6 +17,7 @@ import { makeDispatcher } from "../../src/programs/Dispatch.js"
 import { configFrom } from "../fakes/config.js"
 import { CircuitBreaker } from "../../src/services/health/CircuitBreaker.js"
 import { ErrorStats } from "../../src/services/health/ErrorStats.js"
+import { ConversationStore } from "../../src/services/conversation/ConversationStore.js"
 import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
 import { EventJournal } from "../../src/services/queue/EventJournal.js"
 import { EventQueue } from "../../src/services/queue/EventQueue.js"
@@ -48,7 +49,16 @@ interface World {
   /** Every event handed to the dispatcher, turned away or not. */
   readonly dispatches: Array<string>
   readonly layer: Layer.Layer<
-    SettingsStore | LettaExecutor | CircuitBreaker | ErrorStats | TypingIndicator | EventJournal | DeadLetters | EventQueue | AuroraConfig
+    | SettingsStore
+    | LettaExecutor
+    | CircuitBreaker
+    | ErrorStats
+    | TypingIndicator
+    | EventJournal
+    | DeadLetters
+    | EventQueue
+    | ConversationStore
+    | AuroraConfig
   >
 }
 
@@ -86,6 +96,7 @@ const makeWorld = (
     ErrorStats.Default,
     TypingIndicator.Default.pipe(Layer.provide(sender)),
     DeadLetters.layerMemory,
+    ConversationStore.layerMemory,
     queue,
     configFrom()
   ).pipe(Layer.provideMerge(EventJournal.layerMemory), Layer.orDie)
@@ -103,8 +114,13 @@ const startDispatching = (world: World) =>
     return queue
   })
 
-const openBreaker = Effect.flatMap(CircuitBreaker, (breaker) =>
-  Effect.ignore(breaker.protect(Effect.fail(new LettaServerError({ agentId: "a1", sideEffect: false, reason: "503", status: 503 })), () => true))
+const openBreaker = Effect.flatMap(
+  CircuitBreaker,
+  (breaker) =>
+    Effect.ignore(
+      breaker.protect(Effect.fail(new LettaServerError({ agentId: "a1", sideEffect: false, reason: "503", status: 503 })), () =>
+        true)
+    )
 )
 
 describe("held events and the breaker's releases", () => {

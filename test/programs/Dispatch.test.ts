@@ -1,166 +1,35 @@
 /**
- * The dispatch program against layer-swapped fakes (settings, executor, typing sender, a recording
- * journal over the memory one, the memory dead-letter store) and the real CircuitBreaker,
- * ErrorStats and EventQueue, all under TestClock.
+ * The dispatch program against layer-swapped fakes (./DispatchHarness.ts: settings, executor,
+ * typing sender, a recording journal over the memory one, the memory dead-letter store) and the
+ * real CircuitBreaker, ErrorStats and EventQueue, all under TestClock. Events without a
+ * conversation mode run on the agents route (`shared`); DispatchConversations.test.ts covers
+ * `channel` mode.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Fiber, HashMap, Layer, Logger, Metric, MetricState, TestClock } from "effect"
-import type { RunReport, RunRequest, ToolCallSummary } from "../../src/domain/AgentRun.js"
-import { type DiscordFailure, StorageError } from "../../src/domain/Errors.js"
+import { Deferred, Duration, Effect, Fiber, HashMap, Logger, TestClock } from "effect"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
-import {
-  AgentNotFound,
-  LettaServerError,
-  LettaTimeout,
-  type LettaRunError
-} from "../../src/domain/LettaErrors.js"
-import { defaultGuildSettings, type GuildSettings } from "../../src/domain/Settings.js"
+import { AgentNotFound, LettaTimeout } from "../../src/domain/LettaErrors.js"
+import { defaultGuildSettings } from "../../src/domain/Settings.js"
 import { makeDispatcher } from "../../src/programs/Dispatch.js"
-import { configFrom } from "../fakes/config.js"
-import { CircuitBreaker, type CircuitBreakerOptions } from "../../src/services/health/CircuitBreaker.js"
-import { DeadLetters, makeMemoryDeadLetters } from "../../src/services/queue/DeadLetters.js"
+import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
 import { ErrorStats } from "../../src/services/health/ErrorStats.js"
-import { EventJournal, type EventJournalService, makeMemoryJournal } from "../../src/services/queue/EventJournal.js"
+import { EventJournal, makeMemoryJournal } from "../../src/services/queue/EventJournal.js"
 import { DispatchOutcome, EventQueue, type EventQueueService } from "../../src/services/queue/EventQueue.js"
 import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
-import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
 import { makeLettaRetrySchedule } from "../../src/services/letta/RetryPolicy.js"
-import { defaultGuildState, SettingsStore } from "../../src/services/storage/SettingsStore.js"
-import { TypingIndicator, TypingSender } from "../../src/services/discord/TypingIndicator.js"
 import { captureLogs, type LogLine } from "../fakes/logs.js"
 import { event } from "../services/queue/harness.js"
-
-
-const report = (agentId: string): RunReport => ({
-  agentId,
-  toolCalls: [],
-  toolReturns: [],
-  assistantMessages: [],
-  stopReason: "end_turn",
-  usage: null,
-  durationMs: 0,
-  sideEffect: false,
-  firstToolCallMs: null
-})
-
-const serverError = (agentId: string) =>
-  new LettaServerError({ agentId, sideEffect: false, reason: "502 Bad Gateway", status: 502 })
-
-const discordSend = { name: "discord_send", toolCallId: "t1", argumentsSummary: "{}" }
-const toolCall = (name: string, toolCallId: string): ToolCallSummary => ({ name, toolCallId, argumentsSummary: "{}" })
-
-const storageError = (operation: string) => new StorageError({ operation, reason: "disk I/O error" })
-
-/** The current value of a counter series in the process registry (0 when absent). */
-const counterValue = (name: string, tags: Record<string, string>) =>
-  Effect.map(Metric.snapshot, (pairs) => {
-    const pair = pairs.find((p) =>
-      p.metricKey.name === name && p.metricKey.tags.every((t) => tags[t.key] === t.value) &&
-      p.metricKey.tags.length === Object.keys(tags).length
-    )
-    return pair !== undefined && MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0
-  })
-
-/** Deterministic delays (1 s, 2 s), otherwise the production rule (3 attempts, transient only). */
-const retrySchedule = makeLettaRetrySchedule({ jitter: 0 })
-
-/** Lets forked fibers run until they block. */
-const settle = Effect.repeatN(Effect.yieldNow(), 40)
-
-interface HarnessOptions {
-  readonly settings?: Partial<GuildSettings>
-  readonly breaker?: CircuitBreakerOptions
-  /** The fake executor's behaviour; `call` counts from 1. */
-  readonly run: (request: RunRequest, call: number) => Effect.Effect<RunReport, LettaRunError>
-  /** What the fake executor's cancelRun answers (default true); "hangs": never answers. */
-  readonly cancelled?: boolean | "hangs"
-  /** Every journal write fails. */
-  readonly failJournal?: boolean
-  /** Every dead-letter write fails. */
-  readonly failDeadLetters?: boolean
-}
-
-/**
- * The journal's writes in one log with the executor's calls, in the order they happened:
- * "runStarted:m1@0", "letta:prompt m1", "cancel:a1:r0", "runIdSeen:m1:r1", "sideEffectSeen:m1",
- * "update:m1". The writes then go to the memory journal (or fail, with `fail`).
- */
-const recordingJournal = (inner: EventJournalService, note: (line: string) => Effect.Effect<void>, fail: boolean): EventJournalService => {
-  const write = (line: string, effect: Effect.Effect<void, StorageError>) =>
-    Effect.zipRight(note(line), fail ? Effect.fail(storageError(line)) : effect)
-  return {
-    append: (e) => write(`append:${e.messageId}`, inner.append(e)),
-    remove: (id) => write(`remove:${id}`, inner.remove(id)),
-    update: (e) => write(`update:${e.messageId}`, inner.update(e)),
-    runStarted: (id, at) => write(`runStarted:${id}@${at}`, inner.runStarted(id, at)),
-    runIdSeen: (id, runId) => write(`runIdSeen:${id}:${runId}`, inner.runIdSeen(id, runId)),
-    sideEffectSeen: (id) => write(`sideEffectSeen:${id}`, inner.sideEffectSeen(id)),
-    load: inner.load
-  }
-}
-
-/** The fakes, plus what they saw: executor requests with their Clock time, typing calls, the call log. */
-const makeHarness = (options: HarnessOptions) => {
-  const requests: Array<{ readonly request: RunRequest; readonly at: number }> = []
-  const typed: Array<{ readonly channelId: string; readonly at: number }> = []
-  const log: Array<string> = []
-  const note = (line: string) => Effect.sync(() => void log.push(line))
-  const settings = Layer.mock(SettingsStore, {
-    _tag: "aurora/SettingsStore",
-    guild: (guildId: string) =>
-      Effect.succeed({
-        ...defaultGuildState(guildId),
-        enabled: true,
-        agentId: "a1",
-        settings: { ...defaultGuildSettings, ...options.settings }
-      })
-  })
-  const executor = Layer.mock(LettaExecutor, {
-    _tag: "aurora/LettaExecutor",
-    run: (request: RunRequest) =>
-      Effect.flatMap(Clock.currentTimeMillis, (at) => {
-        requests.push({ request, at })
-        log.push(`letta:${request.prompt}`)
-        return options.run(request, requests.length)
-      }),
-    cancelRun: (agentId: string, runId: string) =>
-      Effect.zipRight(
-        note(`cancel:${agentId}:${runId}`),
-        options.cancelled === "hangs" ? Effect.never : Effect.succeed(options.cancelled ?? true)
-      )
-  })
-  const journal = Layer.effect(
-    EventJournal,
-    Effect.map(makeMemoryJournal, (memory) => recordingJournal(memory.journal, note, options.failJournal === true))
-  )
-  const deadLetters = options.failDeadLetters === true
-    ? Layer.effect(
-      DeadLetters,
-      Effect.map(makeMemoryDeadLetters, (store) => ({ ...store, add: () => Effect.fail(storageError("DeadLetters.add")) }))
-    )
-    : DeadLetters.layerMemory
-  const sender = Layer.succeed(TypingSender, {
-    sendTyping: (channelId: string): Effect.Effect<void, DiscordFailure> =>
-      Effect.map(Clock.currentTimeMillis, (at) => void typed.push({ channelId, at }))
-  })
-  const layer = Layer.mergeAll(
-    settings,
-    executor,
-    CircuitBreaker.layer(options.breaker ?? {}),
-    ErrorStats.Default,
-    TypingIndicator.Default.pipe(Layer.provide(sender)),
-    journal,
-    deadLetters,
-    // The real configuration's defaults (AURORA_MAX_EVENT_AGE 1 hour, ...).
-    configFrom()
-  ).pipe(Layer.orDie)
-  return { requests, typed, log, layer }
-}
-
-/** Opens the breaker with one service failure (the harness's breaker must have failureThreshold 1). */
-const openBreaker = Effect.flatMap(CircuitBreaker, (breaker) =>
-  Effect.ignore(breaker.protect(Effect.fail(serverError("a1")), () => true))
-)
+import {
+  counterValue,
+  discordSend,
+  makeHarness,
+  openBreaker,
+  report,
+  retrySchedule,
+  serverError,
+  settle,
+  toolCall
+} from "./DispatchHarness.js"
 
 describe("dispatch", () => {
   it.effect("a successful run is Done and recorded as a success", () => {
@@ -537,7 +406,10 @@ describe("dispatch", () => {
         // typing must stop with the dispatch, not with the fiber.
         const outcome = yield* Deferred.make<DispatchOutcome>()
         const failed = yield* Effect.fork(
-          Effect.zipRight(Effect.flatMap(dispatch(event("m2", { channelId: "c2" })), (o) => Deferred.succeed(outcome, o)), Effect.never)
+          Effect.zipRight(
+            Effect.flatMap(dispatch(event("m2", { channelId: "c2" })), (o) => Deferred.succeed(outcome, o)),
+            Effect.never
+          )
         )
         yield* TestClock.adjust(Duration.seconds(10))
         // The defect is dead-lettered: the dispatch itself ends normally.
@@ -566,7 +438,9 @@ describe("dispatch", () => {
       run: (request, call) =>
         Effect.zipRight(
           Effect.logInfo(`executor working on ${request.prompt}`),
-          call === 1 ? Effect.fail(serverError(request.agentId)) : Effect.as(Effect.sleep(Duration.seconds(2)), report(request.agentId))
+          call === 1
+            ? Effect.fail(serverError(request.agentId))
+            : Effect.as(Effect.sleep(Duration.seconds(2)), report(request.agentId))
         )
     })
     return Effect.gen(function*() {
@@ -588,7 +462,9 @@ describe("dispatch", () => {
         "executor working on prompt m2",
         "run finished in 2000 ms after 0 ms in queue"
       ])
-      expect(lines.slice(0, 2).map(ids)).toEqual(Array(2).fill({ guildId: "g9", channelId: "c9", messageId: "m1", agentId: "a9" }))
+      expect(lines.slice(0, 2).map(ids)).toEqual(
+        Array(2).fill({ guildId: "g9", channelId: "c9", messageId: "m1", agentId: "a9" })
+      )
       expect(lines.slice(2).map(ids)).toEqual(Array(2).fill({ guildId: "dm", channelId: "dm-1", messageId: "m2", agentId: "a1" }))
       expect(lines[1]?.annotations).toMatchObject({ queuedMs: 2_000, runMs: 0, attempts: 1 })
       expect(lines[3]?.annotations).toMatchObject({ queuedMs: 0, runMs: 2_000, attempts: 2 })
@@ -627,7 +503,9 @@ describe("dispatch", () => {
 })
 
 describe("dispatch consuming the real EventQueue", () => {
-  const withQueue = <A, E, R>(use: (queue: EventQueueService, entries: Effect.Effect<ReadonlyArray<QueuedEvent>>) => Effect.Effect<A, E, R>) =>
+  const withQueue = <A, E, R>(
+    use: (queue: EventQueueService, entries: Effect.Effect<ReadonlyArray<QueuedEvent>>) => Effect.Effect<A, E, R>
+  ) =>
     Effect.gen(function*() {
       const memory = yield* makeMemoryJournal
       const queue = yield* EventQueue.make().pipe(
@@ -705,14 +583,16 @@ describe("dispatch consuming the real EventQueue", () => {
       Effect.gen(function*() {
         const { dispatch } = yield* makeDispatcher({ retrySchedule })
         // Each agent's events are in different channels, so only the per-agent rule can serialize them.
-        for (const [id, channelId, agentId] of [
-          ["m1", "c1", "a1"],
-          ["m2", "c2", "a1"],
-          ["m3", "c3", "a1"],
-          ["m4", "c4", "a2"],
-          ["m5", "c5", "a2"],
-          ["m6", "c6", "a2"]
-        ] as const) {
+        for (
+          const [id, channelId, agentId] of [
+            ["m1", "c1", "a1"],
+            ["m2", "c2", "a1"],
+            ["m3", "c3", "a1"],
+            ["m4", "c4", "a2"],
+            ["m5", "c5", "a2"],
+            ["m6", "c6", "a2"]
+          ] as const
+        ) {
           yield* queue.offer(event(id, { channelId, agentId }))
         }
         yield* Effect.forkScoped(queue.consume(dispatch))

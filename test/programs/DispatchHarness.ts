@@ -1,0 +1,176 @@
+/**
+ * Shared by the dispatch suites: the dispatcher's dependencies as layer-swapped fakes (settings,
+ * executor, typing sender, a recording journal over the memory one, the memory dead-letter and
+ * conversation stores) and the real CircuitBreaker and ErrorStats, all under TestClock.
+ */
+import { Clock, Effect, Layer, Metric, MetricState } from "effect"
+import type { RunReport, RunRequest, ToolCallSummary } from "../../src/domain/AgentRun.js"
+import { type DiscordFailure, StorageError } from "../../src/domain/Errors.js"
+import { LettaServerError, type LettaRunError } from "../../src/domain/LettaErrors.js"
+import { defaultGuildSettings, type GuildSettings } from "../../src/domain/Settings.js"
+import { configFrom } from "../fakes/config.js"
+import { CircuitBreaker, type CircuitBreakerOptions } from "../../src/services/health/CircuitBreaker.js"
+import { DeadLetters, makeMemoryDeadLetters } from "../../src/services/queue/DeadLetters.js"
+import { ErrorStats } from "../../src/services/health/ErrorStats.js"
+import { ConversationStore } from "../../src/services/conversation/ConversationStore.js"
+import { EventJournal, type EventJournalService, makeMemoryJournal } from "../../src/services/queue/EventJournal.js"
+import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
+import { makeLettaRetrySchedule } from "../../src/services/letta/RetryPolicy.js"
+import { defaultGuildState, SettingsStore } from "../../src/services/storage/SettingsStore.js"
+import { TypingIndicator, TypingSender } from "../../src/services/discord/TypingIndicator.js"
+
+export const report = (agentId: string): RunReport => ({
+  agentId,
+  toolCalls: [],
+  toolReturns: [],
+  assistantMessages: [],
+  stopReason: "end_turn",
+  usage: null,
+  durationMs: 0,
+  sideEffect: false,
+  firstToolCallMs: null
+})
+
+export const serverError = (agentId: string) =>
+  new LettaServerError({ agentId, sideEffect: false, reason: "502 Bad Gateway", status: 502 })
+
+export const discordSend = { name: "discord_send", toolCallId: "t1", argumentsSummary: "{}" }
+export const toolCall = (name: string, toolCallId: string): ToolCallSummary => ({ name, toolCallId, argumentsSummary: "{}" })
+
+export const storageError = (operation: string) => new StorageError({ operation, reason: "disk I/O error" })
+
+/** The current value of a counter series in the process registry (0 when absent). */
+export const counterValue = (name: string, tags: Record<string, string>) =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const pair = pairs.find((p) =>
+      p.metricKey.name === name && p.metricKey.tags.every((t) => tags[t.key] === t.value) &&
+      p.metricKey.tags.length === Object.keys(tags).length
+    )
+    return pair !== undefined && MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0
+  })
+
+/** Deterministic delays (1 s, 2 s), otherwise the production rule (3 attempts, transient only). */
+export const retrySchedule = makeLettaRetrySchedule({ jitter: 0 })
+
+/** Lets forked fibers run until they block. */
+export const settle = Effect.repeatN(Effect.yieldNow(), 40)
+
+export interface HarnessOptions {
+  readonly settings?: Partial<GuildSettings>
+  readonly breaker?: CircuitBreakerOptions
+  /** The fake executor's behaviour; `call` counts from 1. */
+  readonly run: (request: RunRequest, call: number) => Effect.Effect<RunReport, LettaRunError>
+  /** What the fake executor's cancelRun and cancelConversation answer (default true); "hangs": never answers. */
+  readonly cancelled?: boolean | "hangs"
+  /** The fake executor's createConversation; default: `conv-<call>`. `call` counts from 1. */
+  readonly create?: (agentId: string, call: number) => Effect.Effect<string, LettaRunError>
+  /** Every journal write fails. */
+  readonly failJournal?: boolean
+  /** Every dead-letter write fails. */
+  readonly failDeadLetters?: boolean
+}
+
+/**
+ * The journal's writes in one log with the executor's calls, in the order they happened:
+ * "runStarted:m1@0", "letta:prompt m1", "cancel:a1:r0", "runIdSeen:m1:r1" (":conv-1" when recorded
+ * with a conversation), "sideEffectSeen:m1", "update:m1". The writes then go to the memory journal
+ * (or fail, with `fail`).
+ */
+const recordingJournal = (
+  inner: EventJournalService,
+  note: (line: string) => Effect.Effect<void>,
+  fail: boolean
+): EventJournalService => {
+  const write = (line: string, effect: Effect.Effect<void, StorageError>) =>
+    Effect.zipRight(note(line), fail ? Effect.fail(storageError(line)) : effect)
+  return {
+    append: (e) => write(`append:${e.messageId}`, inner.append(e)),
+    remove: (id) => write(`remove:${id}`, inner.remove(id)),
+    update: (e) => write(`update:${e.messageId}`, inner.update(e)),
+    runStarted: (id, at) => write(`runStarted:${id}@${at}`, inner.runStarted(id, at)),
+    runIdSeen: (id, runId, conversationId) =>
+      write(
+        `runIdSeen:${id}:${runId}${conversationId === undefined ? "" : `:${conversationId}`}`,
+        inner.runIdSeen(id, runId, conversationId)
+      ),
+    sideEffectSeen: (id) => write(`sideEffectSeen:${id}`, inner.sideEffectSeen(id)),
+    load: inner.load
+  }
+}
+
+/**
+ * The fakes, plus what they saw: executor requests with their Clock time, conversations created
+ * (agent, description, time), typing calls, and the call log, where the executor's calls read
+ * "letta:<prompt>" (with "@<conversation>" in one), "cancel:<agent>:<run>",
+ * "cancelConversation:<id>", "create:<agent>".
+ */
+export const makeHarness = (options: HarnessOptions) => {
+  const requests: Array<{ readonly request: RunRequest; readonly at: number }> = []
+  const creates: Array<{ readonly agentId: string; readonly description: string; readonly at: number }> = []
+  const typed: Array<{ readonly channelId: string; readonly at: number }> = []
+  const log: Array<string> = []
+  const note = (line: string) => Effect.sync(() => void log.push(line))
+  const cancelAnswer = options.cancelled === "hangs" ? Effect.never : Effect.succeed(options.cancelled ?? true)
+  const settings = Layer.mock(SettingsStore, {
+    _tag: "aurora/SettingsStore",
+    guild: (guildId: string) =>
+      Effect.succeed({
+        ...defaultGuildState(guildId),
+        enabled: true,
+        agentId: "a1",
+        settings: { ...defaultGuildSettings, ...options.settings }
+      })
+  })
+  const executor = Layer.mock(LettaExecutor, {
+    _tag: "aurora/LettaExecutor",
+    run: (request: RunRequest) =>
+      Effect.flatMap(Clock.currentTimeMillis, (at) => {
+        requests.push({ request, at })
+        log.push(`letta:${request.prompt}${request.conversationId === undefined ? "" : `@${request.conversationId}`}`)
+        return options.run(request, requests.length)
+      }),
+    cancelRun: (agentId: string, runId: string) => Effect.zipRight(note(`cancel:${agentId}:${runId}`), cancelAnswer),
+    cancelConversation: (conversationId: string) => Effect.zipRight(note(`cancelConversation:${conversationId}`), cancelAnswer),
+    createConversation: (agentId: string, description: string) =>
+      Effect.flatMap(Clock.currentTimeMillis, (at) => {
+        creates.push({ agentId, description, at })
+        log.push(`create:${agentId}`)
+        return options.create === undefined
+          ? Effect.succeed(`conv-${creates.length}`)
+          : options.create(agentId, creates.length)
+      })
+  })
+  const journal = Layer.effect(
+    EventJournal,
+    Effect.map(makeMemoryJournal, (memory) => recordingJournal(memory.journal, note, options.failJournal === true))
+  )
+  const deadLetters = options.failDeadLetters === true
+    ? Layer.effect(
+      DeadLetters,
+      Effect.map(makeMemoryDeadLetters, (store) => ({ ...store, add: () => Effect.fail(storageError("DeadLetters.add")) }))
+    )
+    : DeadLetters.layerMemory
+  const sender = Layer.succeed(TypingSender, {
+    sendTyping: (channelId: string): Effect.Effect<void, DiscordFailure> =>
+      Effect.map(Clock.currentTimeMillis, (at) => void typed.push({ channelId, at }))
+  })
+  const layer = Layer.mergeAll(
+    settings,
+    executor,
+    CircuitBreaker.layer(options.breaker ?? {}),
+    ErrorStats.Default,
+    TypingIndicator.Default.pipe(Layer.provide(sender)),
+    journal,
+    deadLetters,
+    ConversationStore.layerMemory,
+    // The real configuration's defaults (AURORA_MAX_EVENT_AGE 1 hour, ...).
+    configFrom()
+  ).pipe(Layer.orDie)
+  return { requests, creates, typed, log, layer }
+}
+
+/** Opens the breaker with one service failure (the harness's breaker must have failureThreshold 1). */
+export const openBreaker = Effect.flatMap(
+  CircuitBreaker,
+  (breaker) => Effect.ignore(breaker.protect(Effect.fail(serverError("a1")), () => true))
+)
