@@ -12,10 +12,14 @@
  *   off a second time -> dead letter `interrupted`;
  * - never started -> replayed as it was.
  *
- * A dead-lettered event's recorded run, if any, is cancelled on the server in the background: a
- * client disconnect does not stop a Letta run, and nothing will send the event again. A journal
- * that cannot be read or written here stops the start: starting with an empty queue would lose
- * the pending events silently.
+ * A dead-lettered event's recorded run, if any, is cancelled on the server: a client disconnect
+ * does not stop a Letta run, and nothing will send the event again. On the agents route the run
+ * (by its id) is cancelled in the background. A run in a conversation is cancelled through the
+ * conversation before the replayed events are queued (all such cancels at once, each bounded by
+ * the client's cancel timeout): a conversation's cancel stops whatever runs there, so it must land
+ * before a replayed event of the same channel is sent there, or it would stop that run instead.
+ * A journal that cannot be read or written here stops the start: starting with an empty queue
+ * would lose the pending events silently.
  */
 import { Clock, Data, Duration, Effect, Layer } from "effect"
 import { AuroraConfig } from "../domain/Config.js"
@@ -26,6 +30,7 @@ import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { EventJournal, type JournalEntry, type RunProgress } from "../services/queue/EventJournal.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
 import { LettaExecutor } from "../services/letta/LettaExecutor.js"
+import { cancelTimeout } from "../services/letta/LettaClient.js"
 import * as Metrics from "../services/health/Metrics.js"
 
 /** The journal could not be read or written at start-up; Aurora does not start without it. */
@@ -130,6 +135,7 @@ export const recover = Effect.gen(function*() {
   const entries = yield* journal.load.pipe(Effect.mapError(fatal("read the event journal")))
   const now = yield* Clock.currentTimeMillis
   const replayed: Array<QueuedEvent> = []
+  const conversationCancels: Array<Effect.Effect<void>> = []
   const counts: Record<Exclude<DeadLetterReason, "failed">, number> = {
     expired: 0,
     interrupted: 0,
@@ -152,7 +158,16 @@ export const recover = Effect.gen(function*() {
     yield* Effect.logDebug(`recovery: dead-lettered (${letter.reason}): ${letter.detail ?? ""}`).pipe(
       Effect.annotateLogs({ messageId, agentId })
     )
-    if (cancelRunId !== null) {
+    if (letter.conversationId !== undefined) {
+      // Bounded here too: a cancel that never answers must not hold up the start.
+      conversationCancels.push(
+        executor.cancelConversation(letter.conversationId).pipe(
+          Effect.timeoutOption(cancelTimeout),
+          Effect.asVoid,
+          Effect.annotateLogs({ messageId, agentId, conversationId: letter.conversationId })
+        )
+      )
+    } else if (cancelRunId !== null) {
       // Best effort and in the background: an unreachable Letta must not hold up the start.
       yield* executor.cancelRun(agentId, cancelRunId).pipe(
         Effect.annotateLogs({ messageId, agentId, runId: cancelRunId }),
@@ -161,6 +176,7 @@ export const recover = Effect.gen(function*() {
     }
   }
 
+  yield* Effect.all(conversationCancels, { concurrency: "unbounded", discard: true })
   yield* queue.restore(replayed)
   const summary: RecoverySummary = {
     replayed: replayed.length,

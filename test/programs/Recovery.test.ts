@@ -8,7 +8,12 @@ import { StorageError } from "../../src/domain/Errors.js"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
 import { classify, recover, RecoveryFailed } from "../../src/programs/Recovery.js"
 import { DeadLetters, type DeadLettersService, makeMemoryDeadLetters } from "../../src/services/queue/DeadLetters.js"
-import { EventJournal, type EventJournalService, type JournalEntry, makeMemoryJournal } from "../../src/services/queue/EventJournal.js"
+import {
+  EventJournal,
+  type EventJournalService,
+  type JournalEntry,
+  makeMemoryJournal
+} from "../../src/services/queue/EventJournal.js"
 import { DispatchOutcome, EventQueue } from "../../src/services/queue/EventQueue.js"
 import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
 import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
@@ -134,7 +139,10 @@ describe("classify (one journal entry at start-up)", () => {
     const e = event("m1", { enqueuedAt: now - 5_000, conversationMode: "channel" })
     const run = { startedAt: now - 1_000, runId: "r1", sideEffect: true, conversationId: "conv-1" }
     const verdict = classify({ event: e, run }, now, hour)
-    expect(verdict._tag === "DeadLetter" && verdict.letter).toMatchObject({ reason: "interrupted-after-reply", conversationId: "conv-1" })
+    expect(verdict._tag === "DeadLetter" && verdict.letter).toMatchObject({
+      reason: "interrupted-after-reply",
+      conversationId: "conv-1"
+    })
     const shared = classify(started(e, "r1", true), now, hour)
     expect(shared._tag === "DeadLetter" && "conversationId" in shared.letter).toBe(false)
   })
@@ -148,11 +156,11 @@ describe("classify (one journal entry at start-up)", () => {
 interface Setup {
   readonly journal: EventJournalService
   readonly deadLetters: DeadLettersService
-  /** Runs of the fake executor's cancelRun: "agent:run". */
+  /** Cancels of the fake executor: "agent:run" (cancelRun), "conversation:<id>" (cancelConversation). */
   readonly cancels: Array<string>
 }
 
-/** The memory stores and an executor whose cancelRun records (or never answers). */
+/** The memory stores and an executor whose cancels record (or never answer). */
 const makeSetup = (options: { readonly cancel?: "records" | "hangs" } = {}) =>
   Effect.gen(function*() {
     const memory = yield* makeMemoryJournal
@@ -165,6 +173,13 @@ const makeSetup = (options: { readonly cancel?: "records" | "hangs" } = {}) =>
           ? Effect.never
           : Effect.sync(() => {
             cancels.push(`${agentId}:${runId}`)
+            return true
+          }),
+      cancelConversation: (conversationId: string) =>
+        options.cancel === "hangs"
+          ? Effect.never
+          : Effect.sync(() => {
+            cancels.push(`conversation:${conversationId}`)
             return true
           })
     })
@@ -302,11 +317,47 @@ describe("recover (start-up)", () => {
       expect(yield* drain(queue)).toEqual([replayed])
     }))
 
+  it.scoped("a dead-lettered run in a conversation is cancelled through it before the replays are queued, not in the background", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup()
+      const acted = event("m1", { enqueuedAt: now - 2_000, conversationMode: "channel" })
+      const next = event("m2", { enqueuedAt: now - 1_000, conversationMode: "channel" })
+      yield* s.seed([
+        { event: acted, run: { startedAt: now - 1_500, runId: "r1", sideEffect: true, conversationId: "conv-1" } },
+        pending(next)
+      ])
+      const { queue, summary } = yield* s.restart()
+      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1 })
+      // Done when recovery returns (no yield in between): a replayed event of the channel can only
+      // be sent to the conversation after its cancel, which would otherwise stop that run instead.
+      expect(s.cancels).toEqual(["conversation:conv-1"])
+      const letter = yield* s.deadLetters.find(Partition.guild("g1"), "m1")
+      expect(letter).toMatchObject({ reason: "interrupted-after-reply", conversationId: "conv-1" })
+      expect((yield* drain(queue)).map((e) => e.messageId)).toEqual(["m2"])
+    }))
+
+  it.scoped("a conversation's cancel that never answers holds the start for at most the cancel timeout", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup({ cancel: "hangs" })
+      const acted = event("m1", { enqueuedAt: now - 2_000, conversationMode: "channel" })
+      yield* s.seed([{ event: acted, run: { startedAt: now - 1_500, runId: "r1", sideEffect: true, conversationId: "conv-1" } }])
+      const restarted = yield* Effect.fork(s.restart())
+      yield* TestClock.adjust(Duration.millis(4_999))
+      expect(restarted.unsafePoll()).toBeNull()
+      yield* TestClock.adjust(Duration.millis(1))
+      expect((yield* Fiber.join(restarted)).summary.interruptedAfterReply).toBe(1)
+    }))
+
   it.scoped("AURORA_MAX_EVENT_AGE sets the limit", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(now)
       const s = yield* makeSetup()
-      yield* s.seed([pending(event("m1", { enqueuedAt: now - 10 * 60_000 - 1 })), pending(event("m2", { enqueuedAt: now - 10 * 60_000 }))])
+      yield* s.seed([
+        pending(event("m1", { enqueuedAt: now - 10 * 60_000 - 1 })),
+        pending(event("m2", { enqueuedAt: now - 10 * 60_000 }))
+      ])
       const { summary } = yield* s.restart({ AURORA_MAX_EVENT_AGE: "10 minutes" })
       expect(summary).toEqual({ replayed: 1, expired: 1, interrupted: 0, interruptedAfterReply: 0 })
       expect((yield* s.journal.load).map((e) => e.event.messageId)).toEqual(["m2"])
