@@ -26,7 +26,7 @@ import {
   snowflake,
   snowflakeTime,
   userPayload
-} from "./discord-payloads.js"
+} from "./discord/Payloads.js"
 import {
   gatewayBotPayload,
   identifyVerdict,
@@ -35,10 +35,10 @@ import {
   type ShardingOptions,
   type ShardPair,
   ShardSessions
-} from "./GatewayShards.js"
+} from "./discord/Shards.js"
 
 export { type FakeChannel, type FakeGuild, type FakeOwner, type FakeUser, snowflake, snowflakeTime }
-export { shardOf, type ShardPair } from "./GatewayShards.js"
+export { shardOf, type ShardPair } from "./discord/Shards.js"
 
 // --- the default world -----------------------------------------------------------
 
@@ -196,7 +196,7 @@ export interface InteractionInput {
   readonly data?: Json
 }
 
-/** Sharding (see GatewayShards.ts): by default one shard, as the other tests expect. */
+/** Sharding (see discord/Shards.ts): by default one shard, as the other tests expect. */
 export interface FakeDiscordOptions extends ShardingOptions {
   readonly bot?: FakeUser
   /** Default: the bot's id (as for real applications). */
@@ -597,7 +597,7 @@ export class FakeDiscord {
     this.gatewayRecord.push((index) => ({ index, kind: "resumed", at: Date.now(), replayed: missed.length }))
   }
 
-  /** To the session of the event's shard (see GatewayShards.ts); dropped before it identified. */
+  /** To the session of the event's shard (see discord/Shards.ts); dropped before it identified. */
   private dispatch(t: string, d: Json): void {
     const session = this.sessions.route(t, d)
     if (session !== undefined) this.dispatchTo(session, t, d)
