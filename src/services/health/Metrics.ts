@@ -8,91 +8,43 @@
  *
  * The listen and dispatch programs call the small effects below; the gauges are set at scrape
  * time from the queue and the breaker (`sampleQueue`, `sampleBreaker`), so they are never stale.
+ * The label values live in MetricLabels.ts; this module re-exports them (`Metrics.runOutcomeOf`, ...).
  */
 import { Effect, Metric, MetricBoundaries, MetricKey } from "effect"
 import type { RunReport, RunUsage } from "../../domain/AgentRun.js"
 import type { DeadLetterReason } from "../../domain/DeadLetter.js"
 import type { TriggerKind } from "../../domain/Event.js"
-import type { CircuitOpen, LettaRunError } from "../../domain/LettaErrors.js"
 import type { BreakerState } from "./CircuitBreaker.js"
+import {
+  breakerStateLabel,
+  type BreakerStateLabel,
+  breakerStates,
+  deadLetterReasons,
+  type QueueScope,
+  queueScopes,
+  type RejectionReason,
+  rejectionReasons,
+  type RunOutcome,
+  runOutcomes,
+  tokenKinds,
+  toolLabel,
+  triggerKinds
+} from "./MetricLabels.js"
 import type { QueueStats } from "../queue/EventQueue.js"
 
-// --- label values -------------------------------------------------------------------------
-
-const triggerKinds = ["mention", "reply", "dm"] as const satisfies ReadonlyArray<TriggerKind>
-
-/** Why an event was not accepted into the queue. */
-export const rejectionReasons = ["full", "duplicate", "storage_error"] as const
-export type RejectionReason = (typeof rejectionReasons)[number]
-
-/** How a dispatched run ended, one word per kind of ending (see `runOutcomeOf`). */
-export const runOutcomes = [
-  "success",
-  "run_failed",
-  "timeout",
-  "connection_error",
-  "rate_limited",
-  "server_error",
-  "agent_not_found",
-  "unauthorized",
-  "rejected",
-  "agent_busy",
-  "conversation_busy",
-  "conversation_not_found",
-  "circuit_open",
-  "interrupted"
-] as const
-export type RunOutcome = (typeof runOutcomes)[number]
-
-const tokenKinds = ["prompt", "completion"] as const
-
-const deadLetterReasons = ["failed", "expired", "interrupted-after-reply", "interrupted"] as const satisfies ReadonlyArray<
-  DeadLetterReason
->
-
-/** The queue gauges are per scope, not per guild, so the label set stays at two series. */
-export const queueScopes = ["guild", "dm"] as const
-export type QueueScope = (typeof queueScopes)[number]
-
-/** The outcome label of a failed run. */
-export const runOutcomeOf = (error: LettaRunError | CircuitOpen): RunOutcome => {
-  switch (error._tag) {
-    case "RunFailed":
-      return "run_failed"
-    case "LettaTimeout":
-      return "timeout"
-    case "LettaConnectionError":
-      return "connection_error"
-    case "LettaRateLimited":
-      return "rate_limited"
-    case "LettaServerError":
-      return "server_error"
-    case "AgentNotFound":
-      return "agent_not_found"
-    case "LettaUnauthorized":
-      return "unauthorized"
-    case "LettaRejected":
-      return "rejected"
-    case "AgentBusy":
-      return "agent_busy"
-    case "ConversationBusy":
-      return "conversation_busy"
-    case "ConversationNotFound":
-      return "conversation_not_found"
-    case "CircuitOpen":
-      return "circuit_open"
-  }
-}
-
-/** Tool names come from the agent: keep what looks like one, lump the rest as "other". */
-export const toolLabel = (name: string): string => (/^[A-Za-z0-9_.:-]{1,64}$/.test(name) ? name : "other")
-
-/** The `state` label of `aurora_circuit_breaker_state`: one series per state, the current one at 1. */
-export const breakerStates = ["closed", "half_open", "open"] as const
-export type BreakerStateLabel = (typeof breakerStates)[number]
-
-export const breakerStateLabel = (state: BreakerState): BreakerStateLabel =>
-  state._tag === "Closed" ? "closed" : state._tag === "HalfOpen" ? "half_open" : "open"
+export {
+  breakerStateLabel,
+  type BreakerStateLabel,
+  breakerStates,
+  type QueueScope,
+  queueScopes,
+  type RejectionReason,
+  rejectionReasons,
+  type RunOutcome,
+  runOutcomeOf,
+  runOutcomes,
+  toolLabel
+} from "./MetricLabels.js"
 
 // --- the metrics ----------------------------------------------------------------------------
 
