@@ -42,5 +42,28 @@ export default defineConfig(
         destructuredArrayIgnorePattern: "^_"
       }]
     }
-  }
+  },
+  // The house's floors: imports only point down (domain < services < programs | commands < layers < main).
+  ...floors([
+    ["src/domain/**/*.ts", ["services", "programs", "commands", "layers", "main.js"]],
+    ["src/services/**/*.ts", ["programs", "commands", "layers", "main.js"]],
+    ["src/programs/**/*.ts", ["layers", "main.js"]],
+    ["src/commands/**/*.ts", ["programs", "layers", "main.js"]],
+    ["src/layers/**/*.ts", ["main.js"]]
+  ])
 )
+
+/** One `no-restricted-imports` block per floor: relative imports reaching a higher floor are errors. */
+function floors(rules) {
+  return rules.map(([files, above]) => ({
+    files: [files],
+    rules: {
+      "no-restricted-imports": ["error", {
+        patterns: above.map((floor) => ({
+          regex: floor === "main.js" ? String.raw`^(\.\./)+main\.js$` : String.raw`^(\.\./)+${floor}/`,
+          message: `imports only point down: domain < services < programs | commands < layers < main (${floor} is above this file)`
+        }))
+      }]
+    }
+  }))
+}

@@ -7,83 +7,44 @@
  * anything that does not look like a tool name is counted as `other`.
  *
  * The listen and dispatch programs call the small effects below; the gauges are set at scrape
- * time from the queue and the breaker (`sampleQueue`, `sampleBreaker`, in MetricsGauges.ts,
- * re-exported here), so they are never stale.
+ * time from the queue and the breaker (`sampleQueue`, `sampleBreaker`), so they are never stale.
+ * The label values live in MetricLabels.ts; this module re-exports them (`Metrics.runOutcomeOf`, ...).
  */
 import { Effect, Metric, MetricBoundaries, MetricKey } from "effect"
 import type { RunReport, RunUsage } from "../../domain/AgentRun.js"
 import type { DeadLetterReason } from "../../domain/DeadLetter.js"
 import type { TriggerKind } from "../../domain/Event.js"
-import type { CircuitOpen, LettaRunError } from "../../domain/LettaErrors.js"
-import { registerGauges } from "./MetricsGauges.js"
+import type { BreakerState } from "./CircuitBreaker.js"
+import {
+  breakerStateLabel,
+  type BreakerStateLabel,
+  breakerStates,
+  deadLetterReasons,
+  type QueueScope,
+  queueScopes,
+  type RejectionReason,
+  rejectionReasons,
+  type RunOutcome,
+  runOutcomes,
+  tokenKinds,
+  toolLabel,
+  triggerKinds
+} from "./MetricLabels.js"
+import type { QueueStats } from "../queue/EventQueue.js"
 
-export * from "./MetricsGauges.js"
-
-// --- label values -------------------------------------------------------------------------
-
-const triggerKinds = ["mention", "reply", "dm"] as const satisfies ReadonlyArray<TriggerKind>
-
-/** Why an event was not accepted into the queue. */
-export const rejectionReasons = ["full", "duplicate", "storage_error"] as const
-export type RejectionReason = (typeof rejectionReasons)[number]
-
-/** How a dispatched run ended, one word per kind of ending (see `runOutcomeOf`). */
-export const runOutcomes = [
-  "success",
-  "run_failed",
-  "timeout",
-  "connection_error",
-  "rate_limited",
-  "server_error",
-  "agent_not_found",
-  "unauthorized",
-  "rejected",
-  "agent_busy",
-  "conversation_busy",
-  "conversation_not_found",
-  "circuit_open",
-  "interrupted"
-] as const
-export type RunOutcome = (typeof runOutcomes)[number]
-
-const tokenKinds = ["prompt", "completion"] as const
-
-const deadLetterReasons = ["failed", "expired", "interrupted-after-reply", "interrupted"] as const satisfies ReadonlyArray<
-  DeadLetterReason
->
-
-/** The outcome label of a failed run. */
-export const runOutcomeOf = (error: LettaRunError | CircuitOpen): RunOutcome => {
-  switch (error._tag) {
-    case "RunFailed":
-      return "run_failed"
-    case "LettaTimeout":
-      return "timeout"
-    case "LettaConnectionError":
-      return "connection_error"
-    case "LettaRateLimited":
-      return "rate_limited"
-    case "LettaServerError":
-      return "server_error"
-    case "AgentNotFound":
-      return "agent_not_found"
-    case "LettaUnauthorized":
-      return "unauthorized"
-    case "LettaRejected":
-      return "rejected"
-    case "AgentBusy":
-      return "agent_busy"
-    case "ConversationBusy":
-      return "conversation_busy"
-    case "ConversationNotFound":
-      return "conversation_not_found"
-    case "CircuitOpen":
-      return "circuit_open"
-  }
-}
-
-/** Tool names come from the agent: keep what looks like one, lump the rest as "other". */
-export const toolLabel = (name: string): string => (/^[A-Za-z0-9_.:-]{1,64}$/.test(name) ? name : "other")
+export {
+  breakerStateLabel,
+  type BreakerStateLabel,
+  breakerStates,
+  type QueueScope,
+  queueScopes,
+  type RejectionReason,
+  rejectionReasons,
+  type RunOutcome,
+  runOutcomeOf,
+  runOutcomes,
+  toolLabel
+} from "./MetricLabels.js"
 
 // --- the metrics ----------------------------------------------------------------------------
 
@@ -137,6 +98,25 @@ const conversationBusyTotal = Metric.fromMetricKey(counter(
   "409 busy answers of a Letta conversation: the event waited and was sent again (never a failure)."
 ))
 
+const breakerState = Metric.gauge("aurora_circuit_breaker_state", {
+  description: "The Letta circuit breaker: 1 for its current state (closed, half_open, open), 0 for the others."
+})
+const queuePending = Metric.gauge("aurora_queue_pending_events", {
+  description: "Events waiting in the queue (in-flight runs not included), by scope (guild, dm)."
+})
+const queueOldestAge = Metric.gauge("aurora_queue_oldest_pending_age_seconds", {
+  description: "Age of the oldest pending event, by scope (guild, dm); 0 when none is pending."
+})
+/**
+ * Per agent: with conversations one agent runs in several channels at once, and the count per
+ * agent shows it (and its `parallel` cap); the total is `sum(aurora_runs_in_flight)`. `agent` is a
+ * Letta agent id, bounded by the agents bound to guilds and DMs. A series appears with its agent's
+ * first run (ids are not known in advance, so the family is empty until then) and goes back to 0.
+ */
+const runsInFlight = Metric.gauge("aurora_runs_in_flight", {
+  description: "Agent runs in progress, by agent (their sum is the total)."
+})
+
 // Runs are bounded by the guild's timeout (at most 300 s).
 const runDuration = Metric.histogram(
   "aurora_run_duration_seconds",
@@ -154,6 +134,17 @@ const rejections = byLabel(eventsRejectedTotal, "reason", rejectionReasons)
 const outcomes = byLabel(runsTotal, "outcome", runOutcomes)
 const tokens = byLabel(lettaTokensTotal, "kind", tokenKinds)
 const deadLetterCounters = byLabel(deadLettersTotal, "reason", deadLetterReasons)
+const pendingByScope: Record<QueueScope, Metric.Metric.Gauge<number>> = {
+  guild: Metric.tagged(queuePending, "scope", "guild"),
+  dm: Metric.tagged(queuePending, "scope", "dm")
+}
+const breakerByState = Object.fromEntries(
+  breakerStates.map((state) => [state, Metric.tagged(breakerState, "state", state)])
+) as Record<BreakerStateLabel, Metric.Metric.Gauge<number>>
+const oldestByScope: Record<QueueScope, Metric.Metric.Gauge<number>> = {
+  guild: Metric.tagged(queueOldestAge, "scope", "guild"),
+  dm: Metric.tagged(queueOldestAge, "scope", "dm")
+}
 
 // --- what the programs call -----------------------------------------------------------------
 
@@ -231,6 +222,54 @@ export const alertRaised: Effect.Effect<void> = Metric.increment(alertsTotal)
 /** A conversation answered 409 busy (the event waits and is sent again). */
 export const conversationBusy: Effect.Effect<void> = Metric.increment(conversationBusyTotal)
 
+// --- scrape-time gauges ----------------------------------------------------------------------
+
+/** Sets the breaker gauges, the current state to 1 (called by `/metrics` before rendering). */
+export const sampleBreaker = (state: BreakerState): Effect.Effect<void> =>
+  Effect.forEach(breakerStates, (label) => Metric.set(breakerByState[label], label === breakerStateLabel(state) ? 1 : 0), {
+    discard: true
+  })
+
+/**
+ * Agents whose series the last sample set above 0: the next sample sets them back to 0 once they
+ * have no run. Bounded by the runs in flight (the global cap).
+ */
+let agentsInFlight: ReadonlySet<string> = new Set()
+
+const sampleRunsInFlight = (runs: ReadonlyArray<{ readonly agentId: string }>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const counts = new Map<string, number>()
+    for (const run of runs) counts.set(run.agentId, (counts.get(run.agentId) ?? 0) + 1)
+    const previous = agentsInFlight
+    agentsInFlight = new Set(counts.keys())
+    for (const agentId of previous) if (!counts.has(agentId)) counts.set(agentId, 0)
+    return Effect.forEach(counts, ([agentId, n]) => Metric.set(Metric.tagged(runsInFlight, "agent", agentId), n), {
+      discard: true
+    })
+  })
+
+/** Sets the queue gauges from the queue's statistics at `now` (epoch ms). */
+export const sampleQueue = (stats: QueueStats, now: number): Effect.Effect<void> => {
+  const pending: Record<QueueScope, number> = { guild: 0, dm: 0 }
+  const oldest: Record<QueueScope, number | null> = { guild: null, dm: null }
+  for (const partition of stats.partitions) {
+    const scope: QueueScope = partition.partition._tag === "Dm" ? "dm" : "guild"
+    pending[scope] += partition.pending
+    const at = partition.oldestEnqueuedAt
+    if (at !== null) oldest[scope] = Math.min(oldest[scope] ?? at, at)
+  }
+  return Effect.all([
+    sampleRunsInFlight(stats.inFlight),
+    Effect.forEach(queueScopes, (scope) => {
+      const at = oldest[scope]
+      return Effect.zipRight(
+        Metric.set(pendingByScope[scope], pending[scope]),
+        Metric.set(oldestByScope[scope], at === null ? 0 : Math.max(0, now - at) / 1000)
+      )
+    }, { discard: true })
+  ], { discard: true })
+}
+
 /**
  * Puts every metric (and every label value known in advance) in the registry at zero, so that
  * `/metrics` lists them all from the start: a series that appears only after its first event
@@ -242,11 +281,12 @@ export const registerAll: Effect.Effect<void> = Effect.all([
   Metric.value(eventsDispatchedTotal),
   Metric.value(runRetriesTotal),
   Metric.value(alertsTotal),
+  ...breakerStates.map((state) => Metric.value(breakerByState[state])),
   Metric.value(conversationBusyTotal),
-  registerGauges,
   Metric.value(runDuration),
   Metric.value(firstToolCall),
   ...[triggers, rejections, outcomes, tokens, deadLetterCounters].flatMap((labelled) =>
     Object.values<Metric.Metric.Counter<number>>(labelled).map(Metric.value)
-  )
+  ),
+  ...queueScopes.flatMap((scope) => [Metric.value(pendingByScope[scope]), Metric.value(oldestByScope[scope])])
 ], { discard: true })

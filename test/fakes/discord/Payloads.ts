@@ -213,3 +213,18 @@ export const applicationPayload = (applicationId: string, bot: FakeUser, owner: 
       }
     })
 })
+
+// --- reading what the client sent (request bodies, gateway frames) ---------------------
+
+const isJson = (value: unknown): value is Readonly<Record<string, unknown>> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+export const field = (body: unknown, key: string): unknown => (isJson(body) ? body[key] : undefined)
+
+export const stringField = (body: unknown, key: string): string | undefined => {
+  const value = field(body, key)
+  return typeof value === "string" ? value : undefined
+}
+
+export const jsonArray = (value: unknown): ReadonlyArray<Json> =>
+  Array.isArray(value) ? value.filter((item): item is Json => typeof item === "object" && item !== null) : []

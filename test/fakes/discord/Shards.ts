@@ -11,7 +11,7 @@
  */
 import { randomBytes } from "node:crypto"
 import type { WebSocket } from "ws"
-import type { FakeGuild, Json } from "./discord-payloads.js"
+import type { FakeGuild, Json } from "./Payloads.js"
 
 export interface ShardingOptions {
   /** The shard count `GET /gateway/bot` recommends. Default 1. */
