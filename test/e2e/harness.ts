@@ -41,6 +41,11 @@ export interface Running {
 
 export interface StartOptions {
   readonly letta?: FakeLettaOptions
+  /**
+   * Use this running fake Letta (its agents, conversations and records) instead of a new one, so
+   * that a second app talks to the server the first one left behind.
+   */
+  readonly lettaServer?: FakeLetta
   readonly env?: Readonly<Record<string, string>>
   readonly guilds?: ReadonlyArray<FakeGuild>
   /** More options for the fake Discord (e.g. its recommended shard count). */
@@ -54,9 +59,9 @@ export interface StartOptions {
 
 /** Starts both fakes and the whole app; everything stops when the scope closes. */
 export const startApp = (options: StartOptions = {}): Effect.Effect<Running, unknown, Scope.Scope> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const discord = yield* FakeDiscord.make({ ...options.discord, guilds: options.guilds ?? [defaultGuild, otherGuild] })
-    const letta = yield* makeFakeLetta(options.letta ?? {})
+    const letta = options.lettaServer ?? (yield* makeFakeLetta(options.letta ?? {}))
     const dataDir = options.dataDir ?? (yield* tempDir)
     const config = discord.configLayer({
       LETTA_BASE_URL: letta.url,
