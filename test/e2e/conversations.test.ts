@@ -11,7 +11,7 @@ import { Duration, Effect } from "effect"
 import { Partition } from "../../src/domain/Event.js"
 import { BreakerState } from "../../src/services/health/CircuitBreaker.js"
 import type { FakeGuild } from "../fakes/FakeDiscord.js"
-import { Behaviours, type FakeLetta, makeFakeLetta, type ReceivedRequest } from "../fakes/FakeLetta.js"
+import { Behaviours, type FakeLetta, Items, makeFakeLetta, type ReceivedRequest } from "../fakes/FakeLetta.js"
 import { bounded, type Running, startApp, tempDir, world } from "./harness.js"
 
 const agentA = "agent-aaaa"
@@ -117,6 +117,33 @@ describe("conversations, end to end", () => {
       expect(creates).toHaveLength(1)
       const sends = yield* letta.messageRequests()
       expect(sends.map((r) => r.conversationId)).toEqual(["conv-1", "conv-1"])
+    }))
+
+  it.scopedLive("a run cut off by shutdown is cancelled through its conversation, which takes the re-send after the restart", () =>
+    Effect.gen(function*() {
+      const dataDir = yield* tempDir
+      const letta = yield* makeFakeLetta({ agents })
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          const app = yield* startApp({ dataDir, lettaServer: letta, env: { AURORA_SHUTDOWN_GRACE: "200 millis" } })
+          yield* app.settings.enable(world.guildId, agentA)
+          yield* letta.script(agentA, Behaviours.hangAfter([Items.reasoning("thinking it over")]))
+          yield* say(app, world.general, "slow one")
+          yield* bounded("the run to start", letta.awaitConversationMessages(1))
+        })
+      )
+      // A client disconnect does not stop a conversation's run: the shutdown cancelled it there.
+      expect(yield* letta.cancels).toEqual([
+        { agentId: agentA, runIds: undefined, conversationId: "conv-1", cancelledRunIds: ["run-1"] }
+      ])
+      yield* startApp({ dataDir, lettaServer: letta })
+      yield* bounded("the re-sent run", letta.awaitRunsFinished(2))
+      const sends = yield* letta.messageRequests()
+      expect(sends.map((r) => [r.conversationId, r.rejected, promptOf(r).includes("slow one")])).toEqual([
+        ["conv-1", undefined, true],
+        ["conv-1", undefined, true]
+      ])
+      expect(yield* letta.conversations).toHaveLength(1)
     }))
 
   it.scopedLive("`conversation reset` starts a new conversation; `config conversations value:shared` goes back to the agents route", () =>

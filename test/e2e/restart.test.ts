@@ -20,7 +20,7 @@ const promptOf = (request: ReceivedRequest): string =>
 
 /** Re-reads `read` until `ok` holds (callers bound the wait). */
 const eventually = <A, E>(read: Effect.Effect<A, E>, ok: (a: A) => boolean): Effect.Effect<A, E> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     for (;;) {
       const a = yield* read
       if (ok(a)) return a
@@ -44,7 +44,7 @@ const queued = (messageId: string, prompt: string, over: Partial<QueuedEvent> = 
 
 /** Writes entries through the SQL journal, as a crashed Aurora would have left them. */
 const seedJournal = (dataDir: string, entries: ReadonlyArray<JournalEntry>) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const journal = yield* EventJournal
     for (const { event, run } of entries) {
       yield* journal.append(event)
@@ -59,7 +59,7 @@ const isCancel = (r: ReceivedRequest) => r.kind === "cancel"
 
 describe("restarts, end to end", () => {
   it.scopedLive("events pending at shutdown are each sent exactly once after the restart, in channel order", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dataDir = yield* tempDir
       const plan = [
         ["general", world.general, 1],
@@ -71,7 +71,7 @@ describe("restarts, end to end", () => {
       ] as const
 
       yield* Effect.scoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const app = yield* startApp({ ...lettaAgents, dataDir })
           yield* app.settings.enable(world.guildId, agentA)
           yield* app.settings.setSetting(world.guildId, "ratelimit", 0.5)
@@ -95,7 +95,9 @@ describe("restarts, end to end", () => {
       yield* app.discord.sendMessage({ channelId: world.thread, content: mention("marker thread"), mentions: [world.bot.id] })
       yield* bounded("the markers' runs", app.letta.awaitMessages(plan.length + 2, agentA))
 
-      const texts = (yield* app.letta.messageRequests(agentA)).map((r) => promptOf(r).match(/(restart|marker) (general|thread)( \d)?/)?.[0])
+      const texts = (yield* app.letta.messageRequests(agentA)).map((r) =>
+        promptOf(r).match(/(restart|marker) (general|thread)( \d)?/)?.[0]
+      )
       expect(texts.filter((t) => t?.includes("general"))).toEqual([
         "restart general 1",
         "restart general 2",
@@ -112,12 +114,14 @@ describe("restarts, end to end", () => {
     }))
 
   it.scopedLive("a run cut off by shutdown before the agent acted is cancelled, and sent again once after the restart", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dataDir = yield* tempDir
       const firstLetta = yield* Effect.scoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const app = yield* startApp({ ...lettaAgents, dataDir, env: { AURORA_SHUTDOWN_GRACE: "200 millis" } })
           yield* app.settings.enable(world.guildId, agentA)
+          // The agents route, cancelled by run id (conversations.test.ts has the channel-mode case).
+          yield* app.settings.setSetting(world.guildId, "conversations", "shared")
           yield* app.letta.script(agentA, Behaviours.hangAfter([Items.reasoning("thinking it over")]))
           yield* app.discord.sendMessage({ channelId: world.general, content: mention("slow one"), mentions: [world.bot.id] })
           yield* bounded("the run id to be journalled", eventually(app.journal.load, (entries) => entries[0]?.run?.runId != null))
@@ -141,7 +145,7 @@ describe("restarts, end to end", () => {
     }))
 
   it.scopedLive("a run cut off after the agent acted is dead-lettered, never re-sent, and its run is cancelled", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dataDir = yield* tempDir
       const acted = queued("1600000000000000001", "prompt acted")
       yield* seedJournal(dataDir, [
@@ -165,7 +169,7 @@ describe("restarts, end to end", () => {
     }))
 
   it.scopedLive("a run cut off before the agent acted is cancelled, then sent again exactly once", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dataDir = yield* tempDir
       const cut = queued("1600000000000000011", "prompt cut off")
       yield* seedJournal(dataDir, [
@@ -189,7 +193,7 @@ describe("restarts, end to end", () => {
     }))
 
   it.scopedLive("an event older than AURORA_MAX_EVENT_AGE is dead-lettered expired and never sent", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dataDir = yield* tempDir
       const old = queued("1600000000000000021", "prompt old", { enqueuedAt: Date.now() - 2 * 3_600_000 })
       yield* seedJournal(dataDir, [
