@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect } from "effect"
 import { builtMain } from "./AuroraProcess.js"
 import { type RecordRow, type ReportRow, reportRequested, writeReport } from "./report.js"
+import { busyStorm, sigkillInConversation } from "./rows/conversations.js"
 import { burst, burstDefaults, gatewayDrop } from "./rows/discord.js"
 import { breakerManualReset, pausedRestartResume } from "./rows/held.js"
 import { lettaDown, lettaErrorMatrix } from "./rows/letta.js"
@@ -61,11 +62,29 @@ describe("fault injection against the built program", () => {
     expect(Fs.existsSync(builtMain)).toBe(true)
   })
 
-  it.scopedLive("SIGTERM with 20 pending events, then a restart: all delivered exactly once", () =>
-    row("SIGTERM with 20 events pending → restart", sigtermWithPending(record)), 120_000)
+  it.scopedLive(
+    "SIGTERM with 20 pending events, then a restart: all delivered exactly once",
+    () => row("SIGTERM with 20 events pending → restart", sigtermWithPending(record)),
+    120_000
+  )
 
-  it.scopedLive("SIGKILL before / after the agent acted, then a restart: re-sent once / dead letter", () =>
-    row("SIGKILL during a run (before / after discord_send) → restart", sigkillMidRun(record)), 120_000)
+  it.scopedLive(
+    "SIGKILL before / after the agent acted, then a restart: re-sent once / dead letter",
+    () => row("SIGKILL during a run (before / after discord_send) → restart", sigkillMidRun(record)),
+    120_000
+  )
+
+  it.scopedLive(
+    "SIGKILL during a conversation run before a tool call: its run cancelled through the conversation, re-sent once",
+    () => row("SIGKILL during a conversation run, before any tool call → restart", sigkillInConversation(record)),
+    120_000
+  )
+
+  it.scopedLive(
+    "a 409 storm (the conversation busy 5 times): delivered once, breaker closed, no dead letter",
+    () => row("409 storm: the conversation answers busy 5 times", busyStorm(record)),
+    120_000
+  )
 
   it.scopedLive("Letta down (connection refused) for 90 s while 30 mentions arrive: breaker opens, all delivered once", () =>
     row(
@@ -73,21 +92,39 @@ describe("fault injection against the built program", () => {
       lettaDown(record, { outage: Duration.seconds(outageSeconds), mentions: 30 })
     ), 300_000)
 
-  it.scopedLive("Letta 500 / 429 / hang / mid-stream error: retried and delivered, or dead letter failed; counted", () =>
-    row("Letta 500 / 429 / hang / mid-stream event: error / 503 ×3", lettaErrorMatrix(record)), 120_000)
+  it.scopedLive(
+    "Letta 500 / 429 / hang / mid-stream error: retried and delivered, or dead letter failed; counted",
+    () => row("Letta 500 / 429 / hang / mid-stream event: error / 503 ×3", lettaErrorMatrix(record)),
+    120_000
+  )
 
-  it.scopedLive("paused guild, mentions, restart, resume: every mention answered once after the resume", () =>
-    row("Paused guild: mentions, SIGTERM, restart, resume", pausedRestartResume(record)), 120_000)
+  it.scopedLive(
+    "paused guild, mentions, restart, resume: every mention answered once after the resume",
+    () => row("Paused guild: mentions, SIGTERM, restart, resume", pausedRestartResume(record)),
+    120_000
+  )
 
-  it.scopedLive("breaker opened, Letta back, manual reset: every held mention released at once, none twice", () =>
-    row("Breaker opened, Letta back, /aurora events resetcircuit", breakerManualReset(record)), 120_000)
+  it.scopedLive(
+    "breaker opened, Letta back, manual reset: every held mention released at once, none twice",
+    () => row("Breaker opened, Letta back, /aurora events resetcircuit", breakerManualReset(record)),
+    120_000
+  )
 
-  it.scopedLive("the gateway socket dropped mid-traffic: resumed, gap messages replayed and handled once", () =>
-    row("Gateway socket killed by the fake mid-traffic", gatewayDrop(record)), 120_000)
+  it.scopedLive(
+    "the gateway socket dropped mid-traffic: resumed, gap messages replayed and handled once",
+    () => row("Gateway socket killed by the fake mid-traffic", gatewayDrop(record)),
+    120_000
+  )
 
-  it.scopedLive("corrupt database, locked database, read-only data dir: one clear line, non-zero exit, file untouched", () =>
-    row("Start-up: corrupt database / locked database / read-only data dir", startupFaults(record)), 120_000)
+  it.scopedLive(
+    "corrupt database, locked database, read-only data dir: one clear line, non-zero exit, file untouched",
+    () => row("Start-up: corrupt database / locked database / read-only data dir", startupFaults(record)),
+    120_000
+  )
 
-  it.scopedLive("10 000 mentions in a burst across 100 channels: accepted + rejected = sent, all accepted delivered once", () =>
-    row("10,000 mentions in one burst across 100 channels", burst(record, burstDefaults)), 300_000)
+  it.scopedLive(
+    "10 000 mentions in a burst across 100 channels: accepted + rejected = sent, all accepted delivered once",
+    () => row("10,000 mentions in one burst across 100 channels", burst(record, burstDefaults)),
+    300_000
+  )
 })

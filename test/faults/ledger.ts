@@ -10,7 +10,8 @@
  * - delivered: at least one run of that message in which the fake Letta wrote the agent's
  *   simulated `discord_send` tool call to the stream: the agent answered in Discord, as far as
  *   anyone in the channel can tell. (A run the fake scripted to fail never writes it.)
- * - re-sent: the prompt reached Letta more than once (a transient retry or a restart re-send);
+ * - re-sent: the prompt reached Letta more than once (a transient retry or a restart re-send); a
+ *   send a conversation refused without a run (409 busy, 404) does not count: it never ran;
  * - dead-lettered: Aurora's `dead_letters` table holds the message;
  * - duplicated: more than one run wrote `discord_send`, or more than one run streamed to its end
  *   (`[DONE]`): the agent would have answered twice;
@@ -112,7 +113,7 @@ export const ledgerOf = (input: LedgerInput): Ledger => {
       sent: input.sent.length,
       accepted: input.accepted ?? input.sent.length - input.rejected,
       delivered: all.filter((trace) => trace.replies > 0).length,
-      resent: all.filter((trace) => trace.requests.length > 1).length,
+      resent: all.filter((trace) => trace.requests.filter((request) => request.rejected === undefined).length > 1).length,
       deadLettered: all.filter((trace) => trace.deadLetter !== undefined).length,
       rejected: input.rejected,
       duplicated: all.filter((trace) => trace.replies > 1 || trace.completed > 1).length,
