@@ -65,6 +65,8 @@ export const oneGuildStage = (options: {
   readonly agentId: string
   readonly agentName: string
   readonly defaultBehaviour?: Behaviour
+  /** More settings of the guild (its rate limit stays 0.5 s unless given). */
+  readonly settings?: Partial<GuildSettings>
 }) =>
   Effect.gen(function*() {
     const guild = textGuild(options.g, options.channels)
@@ -74,7 +76,11 @@ export const oneGuildStage = (options: {
       ...(options.defaultBehaviour === undefined ? {} : { defaultBehaviour: options.defaultBehaviour })
     })
     const dataDir = yield* tempDir
-    yield* seedSettings(dataDir, [{ guildId: guild.id, agentId: options.agentId, settings: { ratelimit: 0.5 } }])
+    yield* seedSettings(dataDir, [{
+      guildId: guild.id,
+      agentId: options.agentId,
+      settings: { ratelimit: 0.5, ...options.settings }
+    }])
     return { guild, channels: channelIds(guild), agentId: options.agentId, discord, letta, dataDir }
   })
 

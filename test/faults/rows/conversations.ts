@@ -6,9 +6,23 @@
  */
 import { expect } from "@effect/vitest"
 import { Effect } from "effect"
-import { Behaviours, Items } from "../../fakes/FakeLetta.js"
+import { FakeDiscord } from "../../fakes/FakeDiscord.js"
+import { Behaviours, Items, makeFakeLetta } from "../../fakes/FakeLetta.js"
 import { bounded, messageOf, type Metrics } from "../AuroraProcess.js"
-import { freePort, idle, mention, metricsWhen, oneGuildStage, readStoredQueue, seconds, startAurora, stop } from "../fixtures.js"
+import {
+  freePort,
+  idle,
+  mention,
+  metricsWhen,
+  oneGuildStage,
+  readStoredQueue,
+  seconds,
+  seedSettings,
+  startAurora,
+  stop,
+  tempDir,
+  textGuild
+} from "../fixtures.js"
 import { deliveredCount, ledgerOf } from "../ledger.js"
 import type { RecordRow } from "../report.js"
 
@@ -16,86 +30,120 @@ const breakerStateOf = (metrics: Metrics): string =>
   ["closed", "half_open", "open"].find((state) => metrics.value("aurora_circuit_breaker_state", { state }) === 1) ?? "none"
 
 /**
- * SIGKILL while a conversation's run is going, before any tool call: the run goes on on the server
- * (holding the conversation). After the restart the recorded run is cancelled through the
- * conversation, then the event is sent again, once, in the same conversation.
+ * SIGKILL while two conversations' runs are going, one before any tool call, one after the
+ * agent's `discord_send`; both go on on the server, holding their conversations. After the restart:
+ * the first is cancelled through its conversation, then sent again, once, in the same
+ * conversation; the second is dead-lettered `interrupted-after-reply`, never sent again, and its
+ * run cancelled through its conversation during the start. Two guilds, two agents, one process.
  */
 export const sigkillInConversation = (record: RecordRow) =>
   Effect.gen(function*() {
-    const { agentId, channels, dataDir, discord, letta } = yield* oneGuildStage({
-      g: 20,
-      channels: 1,
-      agentId: "agent-conv-kill",
-      agentName: "Conversation Kill"
-    })
-    // The marker comes after the run id in the same stream: once Aurora logs it, the run id and its
-    // conversation are in the journal.
-    yield* letta.script(agentId, Behaviours.hangAfter([Items.reasoning("marker-conversation: thinking, no tool yet")]))
-    const first = yield* startAurora(discord, { lettaUrl: letta.url, dataDir, httpPort: yield* freePort, logLevel: "debug" })
-    const cut = yield* mention(discord, channels[0]!, "killed mid-conversation")
-    yield* first.waitForLog(
-      (line) => line["messageId"] === cut && messageOf(line).includes("marker-conversation"),
-      "the marker log line"
+    const before = textGuild(20, 1)
+    const after = textGuild(21, 1)
+    const agentBefore = "agent-conv-before"
+    const agentAfter = "agent-conv-after"
+    const discord = yield* FakeDiscord.make({ guilds: [before, after] })
+    const letta = yield* makeFakeLetta({ agents: { [agentBefore]: "Before", [agentAfter]: "After" } })
+    // The markers come after what matters in the same stream: once Aurora logs one, the run id
+    // with its conversation (or the side effect) is in its journal.
+    yield* letta.script(agentBefore, Behaviours.hangAfter([Items.reasoning("marker-before: thinking, no tool yet")]))
+    yield* letta.script(
+      agentAfter,
+      Behaviours.hangAfter([
+        Items.toolCall("discord_send", { channel_id: after.channels[0]!.id, content: "Hi!" }, "call-send-conv"),
+        Items.reasoning("marker-after: answered, still working")
+      ])
     )
+    const dataDir = yield* tempDir
+    yield* seedSettings(dataDir, [
+      { guildId: before.id, agentId: agentBefore, settings: { ratelimit: 0.5 } },
+      { guildId: after.id, agentId: agentAfter, settings: { ratelimit: 0.5 } }
+    ])
+    const first = yield* startAurora(discord, { lettaUrl: letta.url, dataDir, httpPort: yield* freePort, logLevel: "debug" })
+    const cutBefore = yield* mention(discord, before.channels[0]!.id, "killed mid-conversation before acting")
+    const cutAfter = yield* mention(discord, after.channels[0]!.id, "killed mid-conversation after acting")
+    const marker = (text: string, messageId: string) =>
+      first.waitForLog((line) => line["messageId"] === messageId && messageOf(line).includes(text), `the "${text}" log line`)
+    yield* marker("marker-before", cutBefore)
+    yield* marker("marker-after", cutAfter)
     const accepted = yield* first.metrics
     yield* first.kill("SIGKILL")
     const firstExit = yield* bounded("Aurora to die", first.exit)
-    const [conversation] = yield* letta.conversations
-    const stillRunning = yield* letta.conversationInFlight(conversation?.id ?? "?")
+    const conversationOf = (agentId: string) =>
+      Effect.map(letta.conversations, (all) => all.find((c) => c.agentId === agentId)?.id ?? "?")
+    const convBefore = yield* conversationOf(agentBefore)
+    const convAfter = yield* conversationOf(agentAfter)
+    const heldAfterKill = (yield* letta.conversationInFlight(convBefore)) + (yield* letta.conversationInFlight(convAfter))
 
     const restartAt = Date.now()
     const second = yield* startAurora(discord, { lettaUrl: letta.url, dataDir, httpPort: yield* freePort })
-    const sentIds = new Set([cut])
+    const sentIds = new Set([cutBefore, cutAfter])
     yield* bounded(
       "the re-sent run to be delivered",
-      letta.awaitRuns((runs, requests) => deliveredCount(sentIds, runs, requests) === 1)
+      letta.awaitRuns((runs, requests) => deliveredCount(sentIds, runs, requests) === 2)
     )
     const deliveredMs = Date.now() - restartAt
-    const after = yield* metricsWhen(second, idle, "the restarted Aurora to be idle")
+    const afterRestart = yield* metricsWhen(second, idle, "the restarted Aurora to be idle")
     const secondExit = yield* stop(second)
     const stored = yield* readStoredQueue(dataDir)
     const requests = yield* letta.requests
-    const sends = requests.filter((r) => r.kind === "messages")
-    const cancelRequests = requests.filter((r) => r.kind === "cancel")
+    const sendsTo = (conversationId: string) =>
+      requests.filter((r) => r.kind === "messages" && r.conversationId === conversationId)
+    const cancelOf = (conversationId: string) =>
+      requests.find((r) => r.kind === "cancel" && r.path === `/v1/conversations/${conversationId}/cancel`)
     const cancels = yield* letta.cancels
-    const ledger = ledgerOf({
-      sent: [cut],
+    const common = {
       rejected: accepted.sum("aurora_events_rejected_total"),
-      accepted: accepted.value("aurora_events_enqueued_total"),
       requests,
       runs: yield* letta.runs,
       deadLetters: stored.deadLetters
-    })
-    const row = record({
+    }
+    const beforeLedger = ledgerOf({ ...common, sent: [cutBefore], accepted: 1 })
+    const afterLedger = ledgerOf({ ...common, sent: [cutAfter], accepted: 1 })
+    const [firstSend, resend] = sendsTo(convBefore)
+    const letterOf = (id: string) => stored.deadLetters.find((letter) => letter.messageId === id)
+    const rowBefore = record({
       fault: "SIGKILL during a conversation run, before any tool call → restart",
-      counts: ledger.counts,
-      notes:
-        `run ${sends[0]?.runId ?? "?"} still holding ${conversation?.id ?? "?"} after the kill (${stillRunning} in flight); ` +
-        `cancelled through the conversation (${cancelRequests.map((r) => r.path).join(", ") || "no cancel"}` +
-        `${(cancelRequests[0]?.seq ?? Infinity) < (sends[1]?.seq ?? 0) ? ", before the re-send" : ""}); ` +
-        `re-sent once to ${sends[1]?.conversationId ?? "?"}, delivered ${seconds(deliveredMs)} after the restart; ` +
-        `${sends.filter((r) => r.rejected === "busy").length} busy answer(s); no dead letter`
+      counts: beforeLedger.counts,
+      notes: `run ${firstSend?.runId ?? "?"} kept ${convBefore} busy after the kill; cancelled through the conversation ` +
+        `(${cancelOf(convBefore) === undefined ? "no cancel seen" : "cancel sent"}` +
+        `${(cancelOf(convBefore)?.seq ?? Infinity) < (resend?.seq ?? 0) ? ", before the re-send" : ""}); ` +
+        `re-sent once to ${resend?.conversationId ?? "?"}, delivered ${seconds(deliveredMs)} after the restart; ` +
+        `${sendsTo(convBefore).filter((r) => r.rejected === "busy").length} busy answer(s); no dead letter`
+    })
+    const rowAfter = record({
+      fault: "SIGKILL during a conversation run, after the agent's discord_send → restart",
+      counts: afterLedger.counts,
+      notes: `dead letter "${letterOf(cutAfter)?.reason ?? "none"}"; not re-sent (${sendsTo(convAfter).length} send in all); ` +
+        `its run cancelled through ${convAfter} during the start (${
+          cancelOf(convAfter) === undefined ? "no cancel seen" : "cancel sent"
+        })`
     })
 
     expect(firstExit.signal).toBe("SIGKILL")
     expect(secondExit).toEqual({ code: 0, signal: null })
-    expect(stillRunning).toBe(1)
-    // Cancelled through the conversation (never by run id on the agents route), before the re-send.
-    expect(cancels).toEqual([
-      { agentId, runIds: undefined, conversationId: conversation?.id, cancelledRunIds: [sends[0]?.runId] }
-    ])
-    expect(cancelRequests.map((r) => r.path)).toEqual([`/v1/conversations/${conversation?.id}/cancel`])
-    expect(cancelRequests[0]!.seq).toBeLessThan(sends[1]!.seq)
-    // Re-sent exactly once, in the same conversation, never answered busy.
-    expect(sends.map((r) => [r.conversationId, r.rejected])).toEqual([
-      [conversation?.id, undefined],
-      [conversation?.id, undefined]
-    ])
-    expect(yield* letta.conversations).toHaveLength(1)
-    expect(ledger.counts).toMatchObject({ sent: 1, delivered: 1, resent: 1, deadLettered: 0, duplicated: 0, lost: 0 })
-    expect(after.value("aurora_dead_letters_total", { reason: "interrupted" })).toBe(0)
-    expect(stored).toEqual({ deadLetters: [], pending: [] })
-    return row
+    expect(accepted.value("aurora_events_enqueued_total")).toBe(2)
+    // Both runs outlived the client, as on the real server.
+    expect(heldAfterKill).toBe(2)
+    // Cancelled through the conversations (never by run id on the agents route), the first before its re-send.
+    expect([...cancels].sort((a, b) => String(a.conversationId).localeCompare(String(b.conversationId)))).toEqual(
+      [
+        { agentId: agentBefore, runIds: undefined, conversationId: convBefore, cancelledRunIds: [firstSend?.runId] },
+        { agentId: agentAfter, runIds: undefined, conversationId: convAfter, cancelledRunIds: [sendsTo(convAfter)[0]?.runId] }
+      ].sort((a, b) => a.conversationId.localeCompare(b.conversationId))
+    )
+    expect(cancelOf(convBefore)!.seq).toBeLessThan(resend!.seq)
+    // Before acting: re-sent exactly once, in the same conversation, never answered busy.
+    expect(sendsTo(convBefore).map((r) => r.rejected)).toEqual([undefined, undefined])
+    expect(beforeLedger.counts).toMatchObject({ sent: 1, delivered: 1, resent: 1, deadLettered: 0, duplicated: 0, lost: 0 })
+    // After acting: a dead letter, never sent again.
+    expect(letterOf(cutAfter)).toMatchObject({ reason: "interrupted-after-reply", errorType: null })
+    expect(sendsTo(convAfter)).toHaveLength(1)
+    expect(afterLedger.counts).toMatchObject({ sent: 1, delivered: 1, resent: 0, deadLettered: 1, duplicated: 0, lost: 0 })
+    expect(yield* letta.conversations).toHaveLength(2)
+    expect(afterRestart.value("aurora_dead_letters_total", { reason: "interrupted-after-reply" })).toBe(1)
+    expect(stored.pending).toEqual([])
+    return [rowBefore, rowAfter] as const
   })
 
 /**
@@ -106,7 +154,7 @@ export const sigkillInConversation = (record: RecordRow) =>
 export const busyStorm = (record: RecordRow) =>
   Effect.gen(function*() {
     const { agentId, channels, dataDir, discord, letta } = yield* oneGuildStage({
-      g: 21,
+      g: 22,
       channels: 1,
       agentId: "agent-busy-storm",
       agentName: "Busy Storm"

@@ -39,7 +39,9 @@ export const sigtermWithPending = (record: RecordRow) =>
       channels: 10,
       agentId: "agent-sigterm",
       agentName: "Sigterm Agent",
-      defaultBehaviour: Behaviours.run({ delayMs: 5000 })
+      defaultBehaviour: Behaviours.run({ delayMs: 5000 }),
+      // One run of the agent at a time across its channels (conversations.ts has channel mode).
+      settings: { conversations: "shared" }
     })
     const spawnOptions = { lettaUrl: letta.url, dataDir, env: { AURORA_SHUTDOWN_GRACE: "30 seconds" } }
     const first = yield* startAurora(discord, { ...spawnOptions, httpPort: yield* freePort })
@@ -134,8 +136,9 @@ export const sigkillMidRun = (record: RecordRow) =>
     )
     const dataDir = yield* tempDir
     yield* seedSettings(dataDir, [
-      { guildId: before.id, agentId: agentBefore, settings: { ratelimit: 0.5 } },
-      { guildId: after.id, agentId: agentAfter, settings: { ratelimit: 0.5 } }
+      // The agents route, cancelled by run id (conversations.ts has the run cut off in a conversation).
+      { guildId: before.id, agentId: agentBefore, settings: { ratelimit: 0.5, conversations: "shared" } },
+      { guildId: after.id, agentId: agentAfter, settings: { ratelimit: 0.5, conversations: "shared" } }
     ])
     const first = yield* startAurora(discord, { lettaUrl: letta.url, dataDir, httpPort: yield* freePort, logLevel: "debug" })
 
