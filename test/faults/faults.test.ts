@@ -75,8 +75,8 @@ describe("fault injection against the built program", () => {
   )
 
   it.scopedLive(
-    "SIGKILL during a conversation run before a tool call: its run cancelled through the conversation, re-sent once",
-    () => row("SIGKILL during a conversation run, before any tool call → restart", sigkillInConversation(record)),
+    "SIGKILL during conversation runs before / after the agent acted: cancelled through the conversation; re-sent once / dead letter",
+    () => row("SIGKILL during a conversation run (before / after discord_send) → restart", sigkillInConversation(record)),
     120_000
   )
 
