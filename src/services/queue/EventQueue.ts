@@ -1,8 +1,12 @@
 /**
  * The event queue: bounded per partition (each guild, and the DM partition), FIFO per channel,
- * one dispatch per channel every `spacing` (start to start), one run per agent, a global cap on
- * runs in flight, and fairness by age between ready channels. A pause (of a partition, or global)
- * stops dispatch, never intake: a paused partition keeps accepting events up to its capacity.
+ * one dispatch per channel every `spacing` (start to start), one run per lane, at most `parallel`
+ * runs per agent, a global cap on runs in flight, and fairness by age between ready channels.
+ * The lane is decided by the event's `conversationMode` (set at intake): `channel`, its channel's
+ * own Letta conversation, so channels of one agent run in parallel up to its cap; `shared` (and an
+ * event without a mode), the agent's default conversation, so one run of that agent at a time.
+ * A pause (of a partition, or global) stops dispatch, never intake: a paused partition keeps
+ * accepting events up to its capacity.
  * An event the dispatcher holds (`DispatchOutcome.held`, e.g. turned away by an open circuit
  * breaker) waits at the front of its channel until `releaseHeld` (the breaker admits traffic
  * again), or its fallback time should no release come.
@@ -31,7 +35,7 @@ import { QueuePolicy } from "./QueuePolicy.js"
 import type { DedupLimits } from "./state/DedupWindow.js"
 import { accept, admit, clearPartition, restoreAll, unadmit } from "./state/Intake.js"
 import { initialState, type Note, partitionOf, type State, withPartition } from "./state/QueueState.js"
-import { decide, refreshIndex, releaseHeld, sweepIdle, sweepIntervalMs } from "./state/Scheduling.js"
+import { decide, refreshIndex, releaseHeld, type ScheduleLimits, sweepIdle, sweepIntervalMs } from "./state/Scheduling.js"
 import { type QueueStats, queueStats } from "./state/Stats.js"
 
 // --- ports and public types ---------------------------------------------------
@@ -40,7 +44,7 @@ export { DispatchOutcome } from "./DispatchOutcome.js"
 
 export type PauseTarget = Partition | "global"
 
-export type { ChannelStats, InFlightStats, PartitionStats, QueueStats } from "./state/Stats.js"
+export type { AgentStats, ChannelStats, InFlightStats, PartitionStats, QueueStats } from "./state/Stats.js"
 
 export interface EventQueueOptions {
   /** Runs in flight at once, all agents together (default 16). */
@@ -75,7 +79,8 @@ export interface EventQueueService {
   readonly resume: (target: PauseTarget) => Effect.Effect<void>
   /**
    * Every held event may start again now (whatever its fallback), as its channel's spacing, its
-   * agent and the pauses allow; a hold settled later by a run already started does not apply.
+   * lane, its agent's cap and the pauses allow; a hold settled later by a run already started does
+   * not apply.
    */
   readonly releaseHeld: Effect.Effect<void>
   readonly isPaused: (target: PauseTarget) => Effect.Effect<boolean>
@@ -172,8 +177,8 @@ export const make = (options: EventQueueOptions = {}) =>
       Effect.map(Ref.get(state), (s) => (target === "global" ? s.globalPaused : partitionOf(s, target).paused))
 
     /**
-     * Reads the spacing of every partition with a fresh lane (and, when a sweep is due, of every
-     * partition with an idle one), then decides atomically.
+     * Reads the limits (spacing, per-agent cap) of every partition with a fresh lane (and, when a
+     * sweep is due, of every partition with an idle one), then decides atomically.
      */
     const decideNow = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -189,12 +194,12 @@ export const make = (options: EventQueueOptions = {}) =>
           if (!lane.inFlight) partitions.set(Partition.key(lane.partition), lane.partition)
         }
       }
-      const spacing = new Map<string, number>()
+      const limits = new Map<string, ScheduleLimits>()
       for (const [key, partition] of partitions) {
-        const limits = yield* policy.limits(partition)
-        spacing.set(key, Duration.toMillis(limits.spacing))
+        const read = yield* policy.limits(partition)
+        limits.set(key, { spacing: Duration.toMillis(read.spacing), parallel: Math.max(1, read.parallel) })
       }
-      return yield* transition((s, notes) => decide(sweep ? sweepIdle(s, now, spacing) : s, now, spacing, concurrency, notes))
+      return yield* transition((s, notes) => decide(sweep ? sweepIdle(s, now, limits) : s, now, limits, concurrency, notes))
     })
 
     const { complete } = makeCompletion(state, journal, wake)
