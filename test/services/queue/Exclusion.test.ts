@@ -53,6 +53,9 @@ describe("queue exclusion", () => {
     expect(HashMap.get(next.agentRuns, "a1")).toEqual(Option.some(3))
     // At the cap: nothing more until a run settles; then the oldest head whose channel is free.
     expect(decideWith(next, {}).started).toEqual([])
+    // c4 waits, due (c1's next event waits for c1's run): the index counts it in its partition.
+    const due = HashMap.get(next.index.due, "a1")
+    expect(Option.map(due, (lanes) => HashMap.toEntries(lanes.partitions))).toEqual(Option.some([["guild:g1", 1]]))
     const [, c2Done] = settle(next, "c2", { _tag: "Finished" })
     const after = decideWith(c2Done, g1(3))
     expect(after.started).toEqual(["c4"])

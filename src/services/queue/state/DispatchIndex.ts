@@ -1,8 +1,8 @@
 /**
  * The dispatch index: where each waiting lane stands, so that a queue decision does not scan
  * every channel. Pure and immutable; the queue state keeps it in step with its lanes. Its own
- * module because it knows a lane only by its key and its head's agent, mode, age and arrival
- * order, not how lanes are stored or scheduled.
+ * module because it knows a lane only by its key, its partition's key and its head's agent, mode,
+ * age and arrival order, not how lanes are stored or scheduled.
  */
 import { HashMap, HashSet, Option, Order, RedBlackTree } from "effect"
 import { conversationModeOf, type QueuedEvent } from "../../../domain/Event.js"
@@ -16,6 +16,8 @@ import { conversationModeOf, type QueuedEvent } from "../../../domain/Event.js"
  *   first. The shared-mode lanes of an agent exclude each other (one run at a time in its default
  *   conversation), so a decision looks at the oldest of them only, and not at all while one runs;
  *   of its channel-mode lanes it looks at as many of the oldest as the agent's cap leaves room for.
+ *   The partitions of an agent's due lanes are counted, so that its cap (the highest of theirs) is
+ *   known without looking at any lane, nor at every partition.
  * A changed spacing is applied by `limitsChanged`, which makes every waiting lane fresh again.
  */
 export interface DispatchIndex {
@@ -29,12 +31,20 @@ export interface DispatchIndex {
 export interface AgentDue {
   readonly shared: RedBlackTree.RedBlackTree<HeadKey, string>
   readonly channel: RedBlackTree.RedBlackTree<HeadKey, string>
+  /** How many of them are in each partition, by partition key (both modes). */
+  readonly partitions: HashMap.HashMap<string, number>
 }
 
 type Slot =
   | { readonly _tag: "Fresh" }
   | { readonly _tag: "Timed"; readonly key: TimedKey }
-  | { readonly _tag: "Due"; readonly agentId: string; readonly shared: boolean; readonly key: HeadKey }
+  | {
+    readonly _tag: "Due"
+    readonly agentId: string
+    readonly partition: string
+    readonly shared: boolean
+    readonly key: HeadKey
+  }
 
 /** [due at, lane key]: unique per lane. */
 type TimedKey = readonly [number, string]
@@ -52,7 +62,16 @@ const headOrder: Order.Order<HeadKey> = Order.tuple(Order.number, Order.number)
 
 const freshSlot: Slot = { _tag: "Fresh" }
 
-const noneDue: AgentDue = { shared: RedBlackTree.empty(headOrder), channel: RedBlackTree.empty(headOrder) }
+const noneDue: AgentDue = {
+  shared: RedBlackTree.empty(headOrder),
+  channel: RedBlackTree.empty(headOrder),
+  partitions: HashMap.empty()
+}
+
+const countIn = (counts: HashMap.HashMap<string, number>, key: string, delta: number): HashMap.HashMap<string, number> => {
+  const n = Option.getOrElse(HashMap.get(counts, key), () => 0) + delta
+  return n > 0 ? HashMap.set(counts, key, n) : HashMap.remove(counts, key)
+}
 
 export const emptyIndex: DispatchIndex = {
   slots: HashMap.empty(),
@@ -73,14 +92,14 @@ export const unslot = (index: DispatchIndex, laneKey: string): DispatchIndex => 
     case "Due": {
       const lanes = Option.getOrUndefined(HashMap.get(index.due, slot.agentId))
       if (lanes === undefined) return { ...index, slots }
+      const partitions = countIn(lanes.partitions, slot.partition, -1)
       const rest: AgentDue = slot.shared
-        ? { ...lanes, shared: RedBlackTree.removeFirst(lanes.shared, slot.key) }
-        : { ...lanes, channel: RedBlackTree.removeFirst(lanes.channel, slot.key) }
-      const empty = RedBlackTree.size(rest.shared) === 0 && RedBlackTree.size(rest.channel) === 0
+        ? { ...lanes, partitions, shared: RedBlackTree.removeFirst(lanes.shared, slot.key) }
+        : { ...lanes, partitions, channel: RedBlackTree.removeFirst(lanes.channel, slot.key) }
       return {
         ...index,
         slots,
-        due: empty ? HashMap.remove(index.due, slot.agentId) : HashMap.set(index.due, slot.agentId, rest)
+        due: HashMap.size(partitions) === 0 ? HashMap.remove(index.due, slot.agentId) : HashMap.set(index.due, slot.agentId, rest)
       }
     }
   }
@@ -101,20 +120,21 @@ export const slotTimed = (index: DispatchIndex, laneKey: string, dueAt: number):
   }
 }
 
-export const slotDue = (index: DispatchIndex, laneKey: string, head: Head): DispatchIndex => {
+export const slotDue = (index: DispatchIndex, laneKey: string, partition: string, head: Head): DispatchIndex => {
   const agentId = head.event.agentId
   const shared = conversationModeOf(head.event) === "shared"
   const key: HeadKey = [head.event.enqueuedAt, head.seq]
   const lanes = Option.getOrElse(HashMap.get(index.due, agentId), () => noneDue)
+  const partitions = countIn(lanes.partitions, partition, 1)
   return {
     ...index,
-    slots: HashMap.set(index.slots, laneKey, { _tag: "Due", agentId, shared, key }),
+    slots: HashMap.set(index.slots, laneKey, { _tag: "Due", agentId, partition, shared, key }),
     due: HashMap.set(
       index.due,
       agentId,
       shared
-        ? { ...lanes, shared: RedBlackTree.insert(lanes.shared, key, laneKey) }
-        : { ...lanes, channel: RedBlackTree.insert(lanes.channel, key, laneKey) }
+        ? { ...lanes, partitions, shared: RedBlackTree.insert(lanes.shared, key, laneKey) }
+        : { ...lanes, partitions, channel: RedBlackTree.insert(lanes.channel, key, laneKey) }
     )
   }
 }

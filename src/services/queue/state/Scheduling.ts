@@ -50,8 +50,10 @@ const placeWaiting = (s: State, now: number, limits: ReadonlyMap<string, Schedul
   const place = (laneKey: string, readyAt: number) => {
     const lane = Option.getOrUndefined(HashMap.get(s.lanes, laneKey))
     const head = lane === undefined ? undefined : Fifo.peek(lane.pending)
-    if (head === undefined) return
-    index = readyAt > now ? slotTimed(index, laneKey, readyAt) : slotDue(index, laneKey, head)
+    if (lane === undefined || head === undefined) return
+    index = readyAt > now
+      ? slotTimed(index, laneKey, readyAt)
+      : slotDue(index, laneKey, Partition.key(lane.partition), head)
   }
   for (const laneKey of s.index.fresh) {
     const lane = Option.getOrUndefined(HashMap.get(s.lanes, laneKey))
@@ -162,12 +164,14 @@ export const decide = (
   const room = concurrency - HashMap.size(next.running)
   if (room <= 0 || HashMap.size(next.index.due) === 0) return [{ starts: [], wakeAt }, next]
 
-  // No agent may run more than the highest cap of any partition: an agent there has no room.
-  let highestCap = 1
-  for (const p of HashMap.values(next.partitions)) highestCap = Math.max(highestCap, p.parallel)
   const ready: Array<Candidate> = []
   for (const [agentId, due] of next.index.due) {
-    const agentRoom = Math.min(room, highestCap - agentRunsOf(next, agentId))
+    // No head of the agent may start beyond the highest cap of its due lanes' partitions.
+    let cap = 1
+    for (const key of HashMap.keys(due.partitions)) {
+      cap = Math.max(cap, Option.match(HashMap.get(next.partitions, key), { onNone: () => 1, onSome: (p) => p.parallel }))
+    }
+    const agentRoom = Math.min(room, cap - agentRunsOf(next, agentId))
     if (agentRoom > 0) ready.push(...startableOf(next, agentId, due, agentRoom))
   }
   if (ready.length === 0) return [{ starts: [], wakeAt }, next]
