@@ -11,7 +11,7 @@ const mention = (text: string) => `<@${world.bot.id}> ${text}`
 
 describe("the running bot, end to end", () => {
   it.scopedLive("a mention reaches the agent with channel id, message id, author id and text; typing is sent", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const app = yield* startApp(lettaAgents)
       yield* app.settings.enable(world.guildId, agentA)
       const sent = yield* app.discord.sendMessage({
@@ -31,11 +31,10 @@ describe("the running bot, end to end", () => {
         "typing",
         app.discord.waitForRequest((r) => r.method === "POST" && r.path === `/channels/${world.general}/typing`)
       )
-    })
-  )
+    }))
 
   it.scopedLive("messages that do not address the bot, or come from a disabled guild, never reach Letta", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const app = yield* startApp(lettaAgents)
       yield* app.settings.enable(world.guildId, agentA)
       yield* app.discord.sendMessage({ channelId: world.general, content: "hello everyone", mentionEveryone: true })
@@ -54,11 +53,10 @@ describe("the running bot, end to end", () => {
       expect(JSON.stringify(request.body)).toContain("marker")
       const all = yield* app.letta.messageRequests()
       expect(all).toHaveLength(1)
-    })
-  )
+    }))
 
   it.scopedLive("a reply to the bot triggers, and a reply chain kept only in REST is fetched oldest first", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const app = yield* startApp(lettaAgents)
       yield* app.settings.enable(world.guildId, agentA)
       const root = yield* app.discord.storeMessage({ channelId: world.general, content: "root question", author: world.bob })
@@ -93,14 +91,17 @@ describe("the running bot, end to end", () => {
           `/channels/${world.general}/messages/${String(root["id"])}`
         ])
       )
-    })
-  )
+    }))
 
   it.scopedLive("a duplicate MESSAGE_CREATE is dropped even when discord.js no longer has it cached", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const app = yield* startApp(lettaAgents)
       yield* app.settings.enable(world.guildId, agentA)
-      const first = yield* app.discord.sendMessage({ channelId: world.general, content: mention("once"), mentions: [world.bot.id] })
+      const first = yield* app.discord.sendMessage({
+        channelId: world.general,
+        content: mention("once"),
+        mentions: [world.bot.id]
+      })
       yield* bounded("the first run", app.letta.awaitMessages(1, agentA))
       // Evict it from discord.js' cache so the duplicate reaches Aurora's own dedup.
       const channel = app.gateway.client.channels.cache.get(world.general)
@@ -118,11 +119,10 @@ describe("the running bot, end to end", () => {
       expect(JSON.stringify(requests[1]!.body)).toContain("marker")
       const stats = yield* app.queue.stats
       expect(stats.rejected.duplicate).toBe(1)
-    })
-  )
+    }))
 
   it.scopedLive("three mentions in one channel are spaced by the rate limit (start to start)", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const app = yield* startApp(lettaAgents)
       yield* app.settings.enable(world.guildId, agentA)
       yield* app.settings.setSetting(world.guildId, "ratelimit", 0.5)
@@ -139,16 +139,18 @@ describe("the running bot, end to end", () => {
       // the three would arrive within a few ms of each other.
       for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(380)
       expect(requests[2]!.at - requests[0]!.at).toBeGreaterThanOrEqual(880)
-    })
-  )
+    }))
 
-  it.scopedLive("two guilds with their own agents run in parallel; one agent's runs never overlap", () =>
-    Effect.gen(function* () {
+  it.scopedLive("two guilds with their own agents run in parallel; in shared mode one agent's runs never overlap", () =>
+    Effect.gen(function*() {
       const app = yield* startApp({
         letta: { agents: { [agentA]: "Agent A", [agentB]: "Agent B" }, defaultBehaviour: Behaviours.run({ delayMs: 400 }) }
       })
       yield* app.settings.enable(world.guildId, agentA)
       yield* app.settings.enable(otherGuild.id, agentB)
+      // Shared mode: one run per agent across its channels (channel mode would run them in parallel).
+      yield* app.settings.setSetting(world.guildId, "conversations", "shared")
+      yield* app.settings.setSetting(otherGuild.id, "conversations", "shared")
       const [lobby, random] = otherGuild.channels
       // Two channels per guild, so only the one-run-per-agent rule can serialise a guild's runs.
       yield* app.discord.sendMessage({ channelId: world.general, content: mention("a1"), mentions: [world.bot.id] })
@@ -162,13 +164,14 @@ describe("the running bot, end to end", () => {
       const a = runs.filter((r) => r.agentId === agentA)
       const b = runs.filter((r) => r.agentId === agentB)
       // Parallel across agents: some run of A overlaps some run of B in time.
-      const overlaps = a.some((x) => b.some((y) => x.startedAt < (y.finishedAt ?? Infinity) && y.startedAt < (x.finishedAt ?? Infinity)))
+      const overlaps = a.some((x) =>
+        b.some((y) => x.startedAt < (y.finishedAt ?? Infinity) && y.startedAt < (x.finishedAt ?? Infinity))
+      )
       expect(overlaps).toBe(true)
-    })
-  )
+    }))
 
   it.scopedLive("a 503 is retried and the event is delivered", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const app = yield* startApp(lettaAgents)
       yield* app.settings.enable(world.guildId, agentA)
       yield* app.letta.script(agentA, Behaviours.status(503), Behaviours.run())
@@ -179,6 +182,5 @@ describe("the running bot, end to end", () => {
       const requests = yield* app.letta.messageRequests(agentA)
       expect(requests).toHaveLength(2)
       expect(requests[0]!.body).toEqual(requests[1]!.body)
-    })
-  )
+    }))
 })

@@ -137,7 +137,13 @@ describe("Aurora metrics", () => {
         const s = p.metricState
         types.set(
           p.metricKey.name,
-          MetricState.isCounterState(s) ? "counter" : MetricState.isGaugeState(s) ? "gauge" : MetricState.isHistogramState(s) ? "histogram" : "other"
+          MetricState.isCounterState(s)
+            ? "counter"
+            : MetricState.isGaugeState(s)
+            ? "gauge"
+            : MetricState.isHistogramState(s)
+            ? "histogram"
+            : "other"
         )
         expect(Option.isSome(p.metricKey.description)).toBe(true)
       }
@@ -191,7 +197,12 @@ describe("Aurora metrics", () => {
       yield* Metrics.dispatched
       yield* Metrics.retried
       yield* Metrics.deadLettered("expired")
-      yield* Metrics.runFinished(Metrics.runOutcomeOf(new LettaTimeout({ agentId: "a", sideEffect: false, reason: "slow", timeout: Duration.minutes(1), phase: "stream" })), 60_000)
+      yield* Metrics.runFinished(
+        Metrics.runOutcomeOf(
+          new LettaTimeout({ agentId: "a", sideEffect: false, reason: "slow", timeout: Duration.minutes(1), phase: "stream" })
+        ),
+        60_000
+      )
       expect({
         received: yield* valueOf("aurora_messages_received_total"),
         dm: yield* valueOf("aurora_triggers_total", { kind: "dm" }),
@@ -257,7 +268,17 @@ describe("Aurora metrics", () => {
         prompt: after.prompt - before.prompt,
         completion: after.completion - before.completion,
         durationSum: after.durationSum - before.durationSum
-      }).toEqual({ success: 1, durations: 1, firstTool: 1, send: 2, readTool: 1, other: 1, prompt: 1200, completion: 80, durationSum: 2.5 })
+      }).toEqual({
+        success: 1,
+        durations: 1,
+        firstTool: 1,
+        send: 2,
+        readTool: 1,
+        other: 1,
+        prompt: 1200,
+        completion: 80,
+        durationSum: 2.5
+      })
 
       // A run without tool calls does not observe the first-tool-call histogram.
       yield* Metrics.runFinished("run_failed", 100, null)
@@ -281,6 +302,7 @@ describe("Aurora metrics", () => {
         oldestEnqueuedAt,
         channels: []
       })
+      const run = { startedAt: now - 100, conversationMode: "channel" as const }
       const stats: QueueStats = {
         partitions: [
           partition(Partition.guild("1"), 3, now - 4_000),
@@ -289,9 +311,10 @@ describe("Aurora metrics", () => {
           partition(Partition.dm, 1, now - 500)
         ],
         inFlight: [
-          { messageId: "m1", agentId: "a1", channelId: "c1", partition: "guild:1", startedAt: now - 100 },
-          { messageId: "m2", agentId: "a2", channelId: "c2", partition: "guild:2", startedAt: now - 100 }
+          { ...run, messageId: "m1", agentId: "a1", channelId: "c1", partition: "guild:1", lane: "guild:1/c1" },
+          { ...run, messageId: "m2", agentId: "a2", channelId: "c2", partition: "guild:2", lane: "guild:2/c2" }
         ],
+        agents: [{ agentId: "a1", inFlight: 1 }, { agentId: "a2", inFlight: 1 }],
         rejected: { full: 0, duplicate: 0 },
         globalPaused: false,
         dispatchStopped: false,
@@ -312,7 +335,13 @@ describe("Aurora metrics", () => {
 
       // One series per breaker state, the current one at 1 and the others at 0.
       const breakerValues: Array<Record<string, number>> = []
-      for (const state of [BreakerState.Closed({ failures: 2 }), BreakerState.HalfOpen({ trialsInFlight: 1 }), BreakerState.Open({ since: 0 })]) {
+      for (
+        const state of [
+          BreakerState.Closed({ failures: 2 }),
+          BreakerState.HalfOpen({ trialsInFlight: 1 }),
+          BreakerState.Open({ since: 0 })
+        ]
+      ) {
         yield* Metrics.sampleBreaker(state)
         breakerValues.push({
           closed: yield* valueOf("aurora_circuit_breaker_state", { state: "closed" }),
@@ -378,7 +407,10 @@ describe("readings taken at scrape time", () => {
       const cpu = valueIn(text, "process_cpu_seconds_total")
       expect(cpu).toBeGreaterThanOrEqual((before.user + before.system) / 1e6)
       expect(cpu).toBeLessThanOrEqual((after.user + after.system) / 1e6)
-      expect(cpu).toBeCloseTo(valueIn(text, "process_cpu_user_seconds_total") + valueIn(text, "process_cpu_system_seconds_total"), 9)
+      expect(cpu).toBeCloseTo(
+        valueIn(text, "process_cpu_user_seconds_total") + valueIn(text, "process_cpu_system_seconds_total"),
+        9
+      )
       // Unix seconds: this process started within its uptime of now.
       const started = valueIn(text, "process_start_time_seconds")
       expect(Math.abs(started - (Date.now() / 1000 - process.uptime()))).toBeLessThan(2)
@@ -394,7 +426,12 @@ describe("readings taken at scrape time", () => {
     const pkg: unknown = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8"))
     const version = typeof pkg === "object" && pkg !== null && "version" in pkg ? String(pkg.version) : "missing"
     expect(renderPrometheus([buildInfo])).toBe(
-      ["# HELP aurora_build_info Aurora's version (always 1).", "# TYPE aurora_build_info gauge", `aurora_build_info{version="${version}"} 1`, ""]
+      [
+        "# HELP aurora_build_info Aurora's version (always 1).",
+        "# TYPE aurora_build_info gauge",
+        `aurora_build_info{version="${version}"} 1`,
+        ""
+      ]
         .join("\n")
     )
   })
