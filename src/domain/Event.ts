@@ -62,4 +62,5 @@ export type QueuedEvent = typeof QueuedEvent.Type
  * The mode an event runs in. An event without one was queued by a version that only knew the
  * agent's default conversation, and its interrupted run (if any) ran there: it stays `shared`.
  */
-export const conversationModeOf = (event: QueuedEvent): ConversationMode => event.conversationMode ?? "shared"
+export const conversationModeOf = (event: Pick<QueuedEvent, "conversationMode">): ConversationMode =>
+  event.conversationMode ?? "shared"

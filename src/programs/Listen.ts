@@ -1,6 +1,10 @@
 /**
  * The listen program: received messages -> trigger rules -> context -> prompt -> EventQueue.
  *
+ * Each event carries the conversation mode it runs in, decided here from the guild's `conversations`
+ * setting (DMs: the global `dmConversations`): the queue's lanes and the dispatcher's route both
+ * follow the event, so a setting changed later applies to mentions queued from then on.
+ *
  * Only a guild that is not enabled (or DMs without a DM agent) turns an addressed message away. A
  * paused guild, or a global pause, still queues it: a pause stops dispatch, never intake, so
  * `events resume` answers what was asked meanwhile (the queue's bound and dedup apply as ever).
@@ -11,7 +15,7 @@
  */
 import { Clock, Effect, FiberSet, Layer, Stream } from "effect"
 import type { ReceivedMessage } from "../domain/Discord.js"
-import type { QueuedEvent, TriggerKind } from "../domain/Event.js"
+import type { ConversationMode, QueuedEvent, TriggerKind } from "../domain/Event.js"
 import { defaultGuildSettings, type GlobalSettings, type GuildSettings, type GuildState } from "../domain/Settings.js"
 import { decideTrigger, needsReplyAuthor } from "../domain/Trigger.js"
 import { ContextService } from "../services/prompt/ContextService.js"
@@ -27,7 +31,12 @@ const intakeConcurrency = 32
 
 /** Where an addressed message goes, or why it goes nowhere. */
 type Route =
-  | { readonly _tag: "Agent"; readonly agentId: string; readonly settings: GuildSettings }
+  | {
+    readonly _tag: "Agent"
+    readonly agentId: string
+    readonly settings: GuildSettings
+    readonly conversationMode: ConversationMode
+  }
   | { readonly _tag: "Skip"; readonly reason: string }
 
 const route = (
@@ -38,13 +47,18 @@ const route = (
   if (received.guild === null) {
     return global.dmAgentId === null
       ? { _tag: "Skip", reason: "direct messages are off" }
-      : { _tag: "Agent", agentId: global.dmAgentId, settings: defaultGuildSettings }
+      : {
+        _tag: "Agent",
+        agentId: global.dmAgentId,
+        settings: defaultGuildSettings,
+        conversationMode: global.dmConversations
+      }
   }
   if (guild === null || !guild.enabled || guild.agentId === null) return { _tag: "Skip", reason: "guild not enabled" }
-  return { _tag: "Agent", agentId: guild.agentId, settings: guild.settings }
+  return { _tag: "Agent", agentId: guild.agentId, settings: guild.settings, conversationMode: guild.settings.conversations }
 }
 
-export const makeListener = Effect.gen(function* () {
+export const makeListener = Effect.gen(function*() {
   const gateway = yield* DiscordGateway
   const source = yield* MessageSource
   const settings = yield* SettingsStore
@@ -66,20 +80,21 @@ export const makeListener = Effect.gen(function* () {
     )
   }
 
-  const enqueue = (received: ReceivedMessage, trigger: TriggerKind, agentId: string, guildSettings: GuildSettings) =>
-    Effect.gen(function* () {
-      const context = yield* contexts.build(received, guildSettings.replydepth)
-      const prompt = yield* prompts.render(context, { trigger, mcpGuidance: guildSettings.mcpguidance })
+  const enqueue = (received: ReceivedMessage, trigger: TriggerKind, target: Extract<Route, { _tag: "Agent" }>) =>
+    Effect.gen(function*() {
+      const context = yield* contexts.build(received, target.settings.replydepth)
+      const prompt = yield* prompts.render(context, { trigger, mcpGuidance: target.settings.mcpguidance })
       const event: QueuedEvent = {
         messageId: received.message.id,
         guildId: received.guild?.id ?? null,
         channelId: received.channel.id,
         authorId: received.message.author.id,
-        agentId,
+        agentId: target.agentId,
         trigger,
         prompt,
         enqueuedAt: yield* Clock.currentTimeMillis,
-        attempts: 0
+        attempts: 0,
+        conversationMode: target.conversationMode
       }
       yield* queue.offer(event).pipe(
         Effect.zipRight(Effect.zipRight(Metrics.enqueued, Effect.logInfo(`queued (${trigger})`))),
@@ -87,8 +102,7 @@ export const makeListener = Effect.gen(function* () {
           // The queue logs each overflow episode once with its count; per event, debug only.
           QueueFull: (full) =>
             Effect.zipRight(Metrics.rejected("full"), Effect.logDebug(`rejected: queue full (${full.capacity})`)),
-          DuplicateEvent: () =>
-            Effect.zipRight(Metrics.rejected("duplicate"), Effect.logDebug("rejected: duplicate message id")),
+          DuplicateEvent: () => Effect.zipRight(Metrics.rejected("duplicate"), Effect.logDebug("rejected: duplicate message id")),
           StorageError: (error) =>
             Effect.zipRight(
               Metrics.rejected("storage_error"),
@@ -99,7 +113,7 @@ export const makeListener = Effect.gen(function* () {
     })
 
   const handle = (received: ReceivedMessage): Effect.Effect<void> =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       yield* Metrics.messageReceived
       const botUserId = gateway.botUserId
       const global = yield* settings.global
@@ -110,7 +124,7 @@ export const makeListener = Effect.gen(function* () {
       const target = route(received, global, guild)
       if (target._tag === "Skip") return yield* Effect.logDebug(`addressed but ignored: ${target.reason}`)
       yield* Metrics.triggered(decision.kind)
-      yield* enqueue(received, decision.kind, target.agentId, target.settings)
+      yield* enqueue(received, decision.kind, target)
     }).pipe(
       // Stack-trace capture costs more than the handling itself on the hot path.
       Effect.withSpan("listen", {
@@ -141,7 +155,7 @@ export const sequentialPerKey = <A>(
   handle: (item: A) => Effect.Effect<void>,
   concurrency: number
 ) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const lanes = new Map<string, Array<A>>()
     /** Keys with items and no worker, in the order they arrived. */
     const waiting: Array<string> = []
@@ -180,7 +194,7 @@ export const sequentialPerKey = <A>(
   })
 
 export const ListenLive = Layer.scopedDiscard(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const gateway = yield* DiscordGateway
     const listener = yield* makeListener
     const intake = yield* sequentialPerKey(

@@ -146,13 +146,16 @@ describe("the running bot, end to end", () => {
       expect(requests[2]!.at - requests[0]!.at).toBeGreaterThanOrEqual(880)
     }))
 
-  it.scopedLive("two guilds with their own agents run in parallel; one agent's runs never overlap", () =>
+  it.scopedLive("two guilds with their own agents run in parallel; in shared mode one agent's runs never overlap", () =>
     Effect.gen(function*() {
       const app = yield* startApp({
         letta: { agents: { [agentA]: "Agent A", [agentB]: "Agent B" }, defaultBehaviour: Behaviours.run({ delayMs: 400 }) }
       })
       yield* app.settings.enable(world.guildId, agentA)
       yield* app.settings.enable(otherGuild.id, agentB)
+      // Shared mode: one run per agent across its channels (channel mode would run them in parallel).
+      yield* app.settings.setSetting(world.guildId, "conversations", "shared")
+      yield* app.settings.setSetting(otherGuild.id, "conversations", "shared")
       const [lobby, random] = otherGuild.channels
       // Two channels per guild, so only the one-run-per-agent rule can serialise a guild's runs.
       yield* app.discord.sendMessage({ channelId: world.general, content: mention("a1"), mentions: [world.bot.id] })

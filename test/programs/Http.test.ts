@@ -29,7 +29,16 @@ const queueStats = (now: number): QueueStats => ({
       channels: [{ channelId: "200", pending: 3 }]
     }
   ],
-  inFlight: [{ messageId: "1", agentId: "agent-1", channelId: "201", partition: "guild:100", startedAt: now - 1_000 }],
+  inFlight: [{
+    messageId: "1",
+    agentId: "agent-1",
+    channelId: "201",
+    partition: "guild:100",
+    startedAt: now - 1_000,
+    conversationMode: "channel",
+    lane: "guild:100/201"
+  }],
+  agents: [{ agentId: "agent-1", inFlight: 1 }],
   rejected: { full: 4, duplicate: 1 },
   globalPaused: false,
   dispatchStopped: false,

@@ -254,6 +254,30 @@ describe("listen: handle", () => {
         expect(entries[0]?.prompt).toContain("hi from a DM")
       })))
 
+  it.scoped("each event carries the conversation mode of its guild (DMs: dmConversations), read at intake", () =>
+    withListener({}, (s) => Effect.zipRight(enableGuild(s), s.setDmAgent(dmAgentId)), (h) =>
+      Effect.gen(function*() {
+        // The defaults: a conversation per channel, in guilds and DMs alike.
+        yield* h.handle(mention("first"))
+        yield* h.handle(directMessage())
+        yield* h.settings.setSetting(ids.guild, "conversations", "shared")
+        yield* h.settings.setDmConversations("shared")
+        // Already queued events keep their mode; the next ones take the new one.
+        yield* h.handle(mention("second"))
+        yield* h.handle(directMessage())
+        yield* h.settings.setSetting(ids.guild, "conversations", "channel")
+        yield* h.handle(mention("third"))
+        const entries = yield* h.entries
+        expect(entries.map((e) => [e.guildId === null ? "dm" : "guild", e.conversationMode])).toEqual([
+          ["guild", "channel"],
+          ["dm", "channel"],
+          ["guild", "shared"],
+          ["dm", "shared"],
+          ["guild", "channel"]
+        ])
+        expect(h.errors).toEqual([])
+      })))
+
   it.scoped("a DM without a DM agent queues nothing", () =>
     withListener({}, enableGuild, (h) =>
       Effect.gen(function*() {
@@ -404,8 +428,7 @@ describe("sequentialPerKey", () => {
   it.scoped("a handler that dies does not stop its lane or hold a worker slot", () =>
     Effect.gen(function*() {
       const handled: Array<string> = []
-      const handle = (item: string) =>
-        item === "a1" ? Effect.die(new Error("bug")) : Effect.sync(() => void handled.push(item))
+      const handle = (item: string) => item === "a1" ? Effect.die(new Error("bug")) : Effect.sync(() => void handled.push(item))
       const intake = yield* sequentialPerKey((item: string) => item.slice(0, 1), handle, 1)
       for (const item of ["a1", "a2", "b1"]) yield* intake.submit(item)
       yield* settle

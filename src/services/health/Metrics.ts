@@ -236,12 +236,11 @@ export const sampleBreaker = (state: BreakerState): Effect.Effect<void> =>
  */
 let agentsInFlight: ReadonlySet<string> = new Set()
 
-const sampleRunsInFlight = (runs: ReadonlyArray<{ readonly agentId: string }>): Effect.Effect<void> =>
+const sampleRunsInFlight = (agents: QueueStats["agents"]): Effect.Effect<void> =>
   Effect.suspend(() => {
-    const counts = new Map<string, number>()
-    for (const run of runs) counts.set(run.agentId, (counts.get(run.agentId) ?? 0) + 1)
+    const counts = new Map(agents.map((agent): [string, number] => [agent.agentId, agent.inFlight]))
     const previous = agentsInFlight
-    agentsInFlight = new Set(counts.keys())
+    agentsInFlight = new Set(agents.filter((agent) => agent.inFlight > 0).map((agent) => agent.agentId))
     for (const agentId of previous) if (!counts.has(agentId)) counts.set(agentId, 0)
     return Effect.forEach(counts, ([agentId, n]) => Metric.set(Metric.tagged(runsInFlight, "agent", agentId), n), {
       discard: true
@@ -259,7 +258,7 @@ export const sampleQueue = (stats: QueueStats, now: number): Effect.Effect<void>
     if (at !== null) oldest[scope] = Math.min(oldest[scope] ?? at, at)
   }
   return Effect.all([
-    sampleRunsInFlight(stats.inFlight),
+    sampleRunsInFlight(stats.agents),
     Effect.forEach(queueScopes, (scope) => {
       const at = oldest[scope]
       return Effect.zipRight(

@@ -1,8 +1,12 @@
 /**
  * The event queue: bounded per partition (each guild, and the DM partition), FIFO per channel,
- * one dispatch per channel every `spacing` (start to start), one run per agent, a global cap on
- * runs in flight, and fairness by age between ready channels. A pause (of a partition, or global)
- * stops dispatch, never intake: a paused partition keeps accepting events up to its capacity.
+ * one dispatch per channel every `spacing` (start to start), one run per lane, at most `parallel`
+ * runs per agent, a global cap on runs in flight, and fairness by age between ready channels.
+ * The lane is decided by the event's `conversationMode` (set at intake): `channel`, its channel's
+ * own Letta conversation, so channels of one agent run in parallel up to its cap; `shared` (and an
+ * event without a mode), the agent's default conversation, so one run of that agent at a time.
+ * A pause (of a partition, or global) stops dispatch, never intake: a paused partition keeps
+ * accepting events up to its capacity.
  * An event the dispatcher holds (`DispatchOutcome.held`, e.g. turned away by an open circuit
  * breaker) waits at the front of its channel until `releaseHeld` (the breaker admits traffic
  * again), or its fallback time should no release come.
@@ -13,58 +17,34 @@
  * Time comes from the Effect Clock only, so TestClock drives every timing rule.
  *
  * This module holds the service: its ports, its public types, `make` and the `EventQueue` tag.
- * The pure part is in ./state/: the state (QueueState.ts), its transitions (Intake.ts,
- * Scheduling.ts), the index of waiting channels (DispatchIndex.ts), the dedup window
- * (DedupWindow.ts), the persistent FIFO (Fifo.ts) and the stats report (Stats.ts).
+ * What follows a consumer's return is in ./Completion.ts, the log lines of the transitions in
+ * ./QueueNotes.ts, the consumer's answer in ./DispatchOutcome.ts. The pure part is in ./state/:
+ * the state (QueueState.ts), its transitions (Intake.ts, Scheduling.ts), the index of waiting
+ * channels (DispatchIndex.ts), the dedup window (DedupWindow.ts), the persistent FIFO (Fifo.ts)
+ * and the stats report (Stats.ts).
  */
-import {
-  Cause,
-  Clock,
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  FiberSet,
-  HashMap,
-  Layer,
-  Option,
-  Queue,
-  Ref
-} from "effect"
+import { Clock, Context, Deferred, Duration, Effect, FiberSet, HashMap, Layer, Option, Queue, Ref } from "effect"
 import { AuroraConfig } from "../../domain/Config.js"
 import type { DuplicateEvent, QueueFull, StorageError } from "../../domain/Errors.js"
 import { Partition, type QueuedEvent } from "../../domain/Event.js"
+import { makeCompletion } from "./Completion.js"
+import type { DispatchOutcome } from "./DispatchOutcome.js"
 import { EventJournal } from "./EventJournal.js"
+import { emitNotes } from "./QueueNotes.js"
 import { QueuePolicy } from "./QueuePolicy.js"
 import type { DedupLimits } from "./state/DedupWindow.js"
 import { accept, admit, clearPartition, restoreAll, unadmit } from "./state/Intake.js"
 import { initialState, type Note, partitionOf, type State, withPartition } from "./state/QueueState.js"
-import { decide, refreshIndex, releaseHeld, type Settlement, settle, sweepIdle, sweepIntervalMs } from "./state/Scheduling.js"
+import { decide, refreshIndex, releaseHeld, type ScheduleLimits, sweepIdle, sweepIntervalMs } from "./state/Scheduling.js"
 import { type QueueStats, queueStats } from "./state/Stats.js"
 
 // --- ports and public types ---------------------------------------------------
 
-/** What the dispatcher says about an event it was handed. */
-export type DispatchOutcome =
-  | { readonly _tag: "Done" }
-  /** Keep it: back to the front of its channel, which waits `after` before starting again. */
-  | { readonly _tag: "Retry"; readonly after: Duration.Duration }
-  /**
-   * Keep it: back to the front of its channel, held until `releaseHeld`; `fallback` is the longest
-   * it waits should no release come.
-   */
-  | { readonly _tag: "Held"; readonly fallback: Duration.Duration }
-
-export const DispatchOutcome = {
-  done: { _tag: "Done" } as DispatchOutcome,
-  retry: (after: Duration.DurationInput): DispatchOutcome => ({ _tag: "Retry", after: Duration.decode(after) }),
-  held: (fallback: Duration.DurationInput): DispatchOutcome => ({ _tag: "Held", fallback: Duration.decode(fallback) })
-}
+export { DispatchOutcome } from "./DispatchOutcome.js"
 
 export type PauseTarget = Partition | "global"
 
-export type { ChannelStats, InFlightStats, PartitionStats, QueueStats } from "./state/Stats.js"
+export type { AgentStats, ChannelStats, InFlightStats, PartitionStats, QueueStats } from "./state/Stats.js"
 
 export interface EventQueueOptions {
   /** Runs in flight at once, all agents together (default 16). */
@@ -99,7 +79,8 @@ export interface EventQueueService {
   readonly resume: (target: PauseTarget) => Effect.Effect<void>
   /**
    * Every held event may start again now (whatever its fallback), as its channel's spacing, its
-   * agent and the pauses allow; a hold settled later by a run already started does not apply.
+   * lane, its agent's cap and the pauses allow; a hold settled later by a run already started does
+   * not apply.
    */
   readonly releaseHeld: Effect.Effect<void>
   readonly isPaused: (target: PauseTarget) => Effect.Effect<boolean>
@@ -113,30 +94,6 @@ export interface EventQueueService {
   readonly awaitIdle: Effect.Effect<void>
   readonly stats: Effect.Effect<QueueStats>
 }
-
-// --- log lines the transitions ask for --------------------------------------------------
-
-const emit = (notes: ReadonlyArray<Note>): Effect.Effect<void> =>
-  Effect.forEach(
-    notes,
-    (note) => {
-      switch (note._tag) {
-        case "OverflowStarted":
-          return Effect.logWarning("queue full: rejecting new events").pipe(
-            Effect.annotateLogs({ partition: note.partition, capacity: note.capacity })
-          )
-        case "OverflowEnded":
-          return Effect.logWarning(`queue overflow ended: ${note.rejected} event(s) rejected`).pipe(
-            Effect.annotateLogs({ partition: note.partition, rejected: note.rejected })
-          )
-        case "RestoreSkipped":
-          return Effect.logWarning("restore: event already queued, skipped").pipe(
-            Effect.annotateLogs({ messageId: note.messageId })
-          )
-      }
-    },
-    { discard: true }
-  )
 
 // --- the service -----------------------------------------------------------------------
 
@@ -162,7 +119,7 @@ export const make = (options: EventQueueOptions = {}) =>
           const [a, next] = f(s, notes)
           return [[a, notes], next]
         }),
-        ([a, notes]) => (notes.length === 0 ? Effect.succeed(a) : Effect.as(emit(notes), a))
+        ([a, notes]) => (notes.length === 0 ? Effect.succeed(a) : Effect.as(emitNotes(notes), a))
       )
 
     // Uninterruptible: between the admission and the journal append an interruption would leave a
@@ -214,15 +171,14 @@ export const make = (options: EventQueueOptions = {}) =>
       Ref.update(state, (s) =>
         target === "global"
           ? { ...s, globalPaused: paused }
-          : withPartition(s, { ...partitionOf(s, target), paused })
-      )
+          : withPartition(s, { ...partitionOf(s, target), paused }))
 
     const isPaused = (target: PauseTarget) =>
       Effect.map(Ref.get(state), (s) => (target === "global" ? s.globalPaused : partitionOf(s, target).paused))
 
     /**
-     * Reads the spacing of every partition with a fresh lane (and, when a sweep is due, of every
-     * partition with an idle one), then decides atomically.
+     * Reads the limits (spacing, per-agent cap) of every partition with a fresh lane (and, when a
+     * sweep is due, of every partition with an idle one), then decides atomically.
      */
     const decideNow = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -238,64 +194,15 @@ export const make = (options: EventQueueOptions = {}) =>
           if (!lane.inFlight) partitions.set(Partition.key(lane.partition), lane.partition)
         }
       }
-      const spacing = new Map<string, number>()
+      const limits = new Map<string, ScheduleLimits>()
       for (const [key, partition] of partitions) {
-        const limits = yield* policy.limits(partition)
-        spacing.set(key, Duration.toMillis(limits.spacing))
+        const read = yield* policy.limits(partition)
+        limits.set(key, { spacing: Duration.toMillis(read.spacing), parallel: Math.max(1, read.parallel) })
       }
-      return yield* transition((s, notes) => decide(sweep ? sweepIdle(s, now, spacing) : s, now, spacing, concurrency, notes))
+      return yield* transition((s, notes) => decide(sweep ? sweepIdle(s, now, limits) : s, now, limits, concurrency, notes))
     })
 
-    const finish = (messageId: string, settlement: Settlement) =>
-      Effect.gen(function*() {
-        const waiters = yield* Ref.modify(state, (s) => settle(s, messageId, settlement))
-        yield* Effect.forEach(waiters, (waiter) => Deferred.succeed(waiter, undefined), { discard: true })
-        yield* wake
-      })
-
-    /** The ids every log line about a dispatched event carries. */
-    const eventAnnotations = (event: QueuedEvent) => ({
-      messageId: event.messageId,
-      channelId: event.channelId,
-      agentId: event.agentId
-    })
-
-    const logJournalError = (event: QueuedEvent, operation: string) => (error: StorageError) =>
-      Effect.logError(`journal: could not ${operation} a dispatched event`, error).pipe(
-        Effect.annotateLogs(eventAnnotations(event))
-      )
-
-    /**
-     * Applies a consumer's outcome. A consumer that failed or died is logged and counted as done
-     * (the dispatch program owns its errors); one interrupted because the loop is closing keeps
-     * its event, still journalled, at the front of its channel. Only the failure lines are
-     * annotated: annotating the whole step would cost more than the step on the common path.
-     */
-    const complete = (event: QueuedEvent, exit: Exit.Exit<DispatchOutcome>, closing: Ref.Ref<boolean>) =>
-      Effect.gen(function*() {
-        if (Exit.isSuccess(exit) && exit.value._tag !== "Done") {
-          const outcome = exit.value
-          const retried = { ...event, attempts: event.attempts + 1 }
-          yield* journal.update(retried).pipe(Effect.catchAll(logJournalError(event, "update")))
-          const now = yield* Clock.currentTimeMillis
-          return yield* finish(
-            event.messageId,
-            outcome._tag === "Retry"
-              ? { _tag: "Requeue", event: retried, notBefore: now + Duration.toMillis(outcome.after) }
-              : { _tag: "Hold", event: retried, fallbackAt: now + Duration.toMillis(outcome.fallback) }
-          )
-        }
-        if (Exit.isFailure(exit)) {
-          if (Cause.isInterruptedOnly(exit.cause) && (yield* Ref.get(closing))) {
-            return yield* finish(event.messageId, { _tag: "Requeue", event, notBefore: 0 })
-          }
-          yield* Effect.logError("dispatch consumer failed; the event counts as done", exit.cause).pipe(
-            Effect.annotateLogs(eventAnnotations(event))
-          )
-        }
-        yield* journal.remove(event.messageId).pipe(Effect.catchAll(logJournalError(event, "remove")))
-        yield* finish(event.messageId, { _tag: "Finished" })
-      })
+    const { complete } = makeCompletion(state, journal, wake)
 
     const consume = <R>(consumer: (event: QueuedEvent) => Effect.Effect<DispatchOutcome, never, R>) =>
       Effect.gen(function*() {
@@ -320,8 +227,7 @@ export const make = (options: EventQueueOptions = {}) =>
                     )
                   ),
                 { discard: true }
-              )
-            )
+              ))
           )
           if (decision.wakeAt === null) return yield* Queue.take(wakeups)
           const now = yield* Clock.currentTimeMillis
@@ -333,9 +239,10 @@ export const make = (options: EventQueueOptions = {}) =>
     const awaitIdle = Effect.gen(function*() {
       const waiter = yield* Deferred.make<void>()
       const idle = yield* Ref.modify(state, (s): [boolean, State] =>
-        HashMap.size(s.running) === 0 ? [true, s] : [false, { ...s, idleWaiters: [...s.idleWaiters, waiter] }]
-      )
-      if (!idle) yield* Deferred.await(waiter)
+        HashMap.size(s.running) === 0 ? [true, s] : [false, { ...s, idleWaiters: [...s.idleWaiters, waiter] }])
+      if (!idle) {
+        yield* Deferred.await(waiter)
+      }
     })
 
     const stats = Effect.gen(function*() {
@@ -351,8 +258,10 @@ export const make = (options: EventQueueOptions = {}) =>
       offer,
       restore,
       consume,
-      pause: (target) => setPaused(target, true),
-      resume: (target) => Effect.zipRight(setPaused(target, false), wake),
+      pause: (target) =>
+        setPaused(target, true),
+      resume: (target) =>
+        Effect.zipRight(setPaused(target, false), wake),
       releaseHeld: Effect.zipRight(Ref.update(state, releaseHeld), wake),
       isPaused,
       clear,

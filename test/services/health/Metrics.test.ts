@@ -306,6 +306,7 @@ describe("Aurora metrics", () => {
         oldestEnqueuedAt,
         channels: []
       })
+      const run = { startedAt: now - 100, conversationMode: "channel" as const }
       const stats: QueueStats = {
         partitions: [
           partition(Partition.guild("1"), 3, now - 4_000),
@@ -314,11 +315,12 @@ describe("Aurora metrics", () => {
           partition(Partition.dm, 1, now - 500)
         ],
         inFlight: [
-          { messageId: "m1", agentId: "a1", channelId: "c1", partition: "guild:1", startedAt: now - 100 },
-          { messageId: "m2", agentId: "a2", channelId: "c2", partition: "guild:2", startedAt: now - 100 },
+          { ...run, messageId: "m1", agentId: "a1", channelId: "c1", partition: "guild:1", lane: "guild:1/c1" },
+          { ...run, messageId: "m2", agentId: "a2", channelId: "c2", partition: "guild:2", lane: "guild:2/c2" },
           // One agent in two channels at once (two conversations).
-          { messageId: "m3", agentId: "a2", channelId: "c3", partition: "guild:2", startedAt: now - 50 }
+          { ...run, messageId: "m3", agentId: "a2", channelId: "c3", partition: "guild:2", lane: "guild:2/c3" }
         ],
+        agents: [{ agentId: "a1", inFlight: 1 }, { agentId: "a2", inFlight: 2 }],
         rejected: { full: 0, duplicate: 0 },
         globalPaused: false,
         dispatchStopped: false,
@@ -336,12 +338,12 @@ describe("Aurora metrics", () => {
         .toBe(false)
 
       // An agent without runs any more is set back to 0.
-      yield* Metrics.sampleQueue({ ...stats, inFlight: stats.inFlight.slice(1) }, now)
+      yield* Metrics.sampleQueue({ ...stats, inFlight: stats.inFlight.slice(1), agents: stats.agents.slice(1) }, now)
       expect(yield* valueOf("aurora_runs_in_flight", { agent: "a1" })).toBe(0)
       expect(yield* valueOf("aurora_runs_in_flight", { agent: "a2" })).toBe(2)
 
       // An empty queue resets the gauges instead of leaving the last values behind.
-      yield* Metrics.sampleQueue({ ...stats, partitions: [], inFlight: [] }, now)
+      yield* Metrics.sampleQueue({ ...stats, partitions: [], inFlight: [], agents: [] }, now)
       expect(yield* valueOf("aurora_queue_pending_events", { scope: "guild" })).toBe(0)
       expect(yield* valueOf("aurora_queue_oldest_pending_age_seconds", { scope: "guild" })).toBe(0)
       expect(yield* valueOf("aurora_runs_in_flight", { agent: "a1" })).toBe(0)

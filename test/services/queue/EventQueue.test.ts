@@ -74,7 +74,7 @@ describe("EventQueue dispatch", () => {
       yield* h.queue.offer(event("m1"))
       yield* h.queue.offer(event("m2"))
       yield* p.next
-      yield* Ref.update(h.limits, (all) => ({ ...all, default: { capacity: 50, spacing: Duration.seconds(1) } }))
+      yield* Ref.update(h.limits, (all) => ({ ...all, default: { ...all["default"]!, spacing: Duration.seconds(1) } }))
       yield* h.queue.limitsChanged
       yield* TestClock.adjust(1000)
       expect((yield* p.next).at).toBe(1000)
@@ -97,7 +97,7 @@ describe("EventQueue dispatch", () => {
       yield* settle
       expect(ids(yield* p.drain)).toEqual([])
       // The spacing grows to 5 s: a2 now waits until 5 s after a1's start, agent free or not.
-      yield* Ref.update(h.limits, (all) => ({ ...all, default: { capacity: 50, spacing: Duration.seconds(5) } }))
+      yield* Ref.update(h.limits, (all) => ({ ...all, default: { ...all["default"]!, spacing: Duration.seconds(5) } }))
       yield* h.queue.limitsChanged
       yield* TestClock.adjust(500)
       yield* b1.finish()
@@ -296,7 +296,7 @@ describe("EventQueue dispatch", () => {
       const first = yield* p.next
       yield* first.finish(DispatchOutcome.retry("5 seconds"))
       yield* settle
-      expect((yield* h.journal)).toContain("update:m1:1")
+      expect(yield* h.journal).toContain("update:m1:1")
       expect((yield* h.queue.stats).partitions[0]?.pending).toBe(2)
       yield* TestClock.adjust(4999)
       yield* settle

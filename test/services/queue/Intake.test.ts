@@ -205,9 +205,26 @@ describe("EventQueue intake", () => {
       expect(stats.globalPaused).toBe(false)
       expect(stats.dispatchStopped).toBe(false)
       expect(stats.inFlight).toEqual([
-        { messageId: "d1", agentId: "dm-agent", channelId: "dm1", partition: "dm", startedAt: 1000 },
-        { messageId: "m1", agentId: "a1", channelId: "c1", partition: "guild:g1", startedAt: 1000 }
+        {
+          messageId: "d1",
+          agentId: "dm-agent",
+          channelId: "dm1",
+          partition: "dm",
+          startedAt: 1000,
+          conversationMode: "shared",
+          lane: "shared:dm-agent"
+        },
+        {
+          messageId: "m1",
+          agentId: "a1",
+          channelId: "c1",
+          partition: "guild:g1",
+          startedAt: 1000,
+          conversationMode: "shared",
+          lane: "shared:a1"
+        }
       ])
+      expect(stats.agents).toEqual([{ agentId: "a1", inFlight: 1 }, { agentId: "dm-agent", inFlight: 1 }])
       expect(stats.partitions).toEqual([
         {
           partition: Partition.dm,

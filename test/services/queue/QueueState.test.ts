@@ -17,9 +17,11 @@ const limits: DedupLimits = { maxSize: 100, maxAgeMs: 60_000 }
 
 const restored = (events: ReadonlyArray<QueuedEvent>): State => restoreAll(initialState, events, 0, limits, [])
 
-const decideAt = (s: State, now: number, spacing: Record<string, number>, concurrency = 16) => {
+/** Decides at `now` with the given spacing per partition key (and a per-agent cap of 8, or `parallel`). */
+const decideAt = (s: State, now: number, spacing: Record<string, number>, concurrency = 16, parallel = 8) => {
   const notes: Array<Note> = []
-  const [decision, next] = decide(s, now, new Map(Object.entries(spacing)), concurrency, notes)
+  const limits = new Map(Object.entries(spacing).map(([key, gap]) => [key, { spacing: gap, parallel }]))
+  const [decision, next] = decide(s, now, limits, concurrency, notes)
   return { decision, next, started: decision.starts.map((start) => start.messageId) }
 }
 
@@ -112,8 +114,16 @@ describe("queue state", () => {
     const s = restored([event("a", { channelId: "c1", agentId: "a1" }), event("b", { channelId: "c2", agentId: "a2" })])
     const first = decideAt(s, 0, { "guild:g1": 0 })
     expect(first.started).toEqual(["a", "b"])
-    const [, one] = settle(first.next, "a", { _tag: "Hold", event: event("a", { channelId: "c1", agentId: "a1" }), fallbackAt: 60_000 })
-    const [, both] = settle(one, "b", { _tag: "Requeue", event: event("b", { channelId: "c2", agentId: "a2" }), notBefore: 5_000 })
+    const [, one] = settle(first.next, "a", {
+      _tag: "Hold",
+      event: event("a", { channelId: "c1", agentId: "a1" }),
+      fallbackAt: 60_000
+    })
+    const [, both] = settle(one, "b", {
+      _tag: "Requeue",
+      event: event("b", { channelId: "c2", agentId: "a2" }),
+      notBefore: 5_000
+    })
     const after = decideAt(releaseHeld(both), 100, { "guild:g1": 0 })
     expect(after.started).toEqual(["a"])
     expect(after.decision.wakeAt).toBe(5_000)

@@ -18,7 +18,7 @@ const restored = (events: ReadonlyArray<QueuedEvent>): State => restoreAll(initi
 
 /** Starts what is ready at `now` (no spacing anywhere), returning the new state. */
 const startAt = (s: State, now: number, partitionKeys: ReadonlyArray<string>): State =>
-  decide(s, now, new Map(partitionKeys.map((key) => [key, 0])), 16, [])[1]
+  decide(s, now, new Map(partitionKeys.map((key) => [key, { spacing: 0, parallel: 8 }])), 16, [])[1]
 
 const capacities = new Map([["dm", 5], ["guild:g1", 10], ["guild:g2", 20]])
 
@@ -27,6 +27,7 @@ describe("queue stats", () => {
     expect(queueStats(initialState, capacities, 100)).toEqual({
       partitions: [],
       inFlight: [],
+      agents: [],
       rejected: { full: 0, duplicate: 0 },
       globalPaused: false,
       dispatchStopped: false,
@@ -86,11 +87,29 @@ describe("queue stats", () => {
     expect(stats.partitions[1]?.channels).toEqual([])
     expect(stats.partitions[1]?.oldestEnqueuedAt).toBe(null)
     expect(stats.partitions[0]?.oldestEnqueuedAt).toBe(20)
+    const shared = { conversationMode: "shared" }
     expect(stats.inFlight).toEqual([
-      { messageId: "g1-x", agentId: "a1", channelId: "c1", partition: "guild:g1", startedAt: 100 },
-      { messageId: "g1-z", agentId: "a2", channelId: "c2", partition: "guild:g1", startedAt: 100 },
-      { messageId: "g2-b", agentId: "a3", channelId: "c1", partition: "guild:g2", startedAt: 200 }
+      { ...shared, messageId: "g1-x", agentId: "a1", channelId: "c1", partition: "guild:g1", startedAt: 100, lane: "shared:a1" },
+      { ...shared, messageId: "g1-z", agentId: "a2", channelId: "c2", partition: "guild:g1", startedAt: 100, lane: "shared:a2" },
+      { ...shared, messageId: "g2-b", agentId: "a3", channelId: "c1", partition: "guild:g2", startedAt: 200, lane: "shared:a3" }
     ])
+  })
+
+  it("counts runs in flight per agent, and names each run's lane: its channel's, or its agent's shared one", () => {
+    const s0 = restored([
+      event("c1", { guildId: "g1", agentId: "a1", channelId: "c1", conversationMode: "channel", enqueuedAt: 10 }),
+      event("c2", { guildId: "g1", agentId: "a1", channelId: "c2", conversationMode: "channel", enqueuedAt: 20 }),
+      event("sh", { guildId: "g2", agentId: "a1", channelId: "c3", conversationMode: "shared", enqueuedAt: 30 }),
+      event("dm", { guildId: null, agentId: "a9", channelId: "d1", conversationMode: "channel", enqueuedAt: 40 })
+    ])
+    const stats = queueStats(startAt(s0, 100, ["guild:g1", "guild:g2", "dm"]), capacities, 100)
+    expect(stats.inFlight.map((run) => [run.messageId, run.conversationMode, run.lane])).toEqual([
+      ["c1", "channel", "guild:g1/c1"],
+      ["c2", "channel", "guild:g1/c2"],
+      ["dm", "channel", "dm/d1"],
+      ["sh", "shared", "shared:a1"]
+    ])
+    expect(stats.agents).toEqual([{ agentId: "a1", inFlight: 3 }, { agentId: "a9", inFlight: 1 }])
   })
 
   it("passes pauses, the stop and the rejection counters through; an unknown capacity reads 0", () => {

@@ -3,12 +3,7 @@ import { Clock, Deferred, Duration, Effect, Queue, Ref } from "effect"
 import { StorageError } from "../../../src/domain/Errors.js"
 import { Partition, type QueuedEvent } from "../../../src/domain/Event.js"
 import { EventJournal } from "../../../src/services/queue/EventJournal.js"
-import {
-  DispatchOutcome,
-  type EventQueueOptions,
-  type EventQueueService,
-  make
-} from "../../../src/services/queue/EventQueue.js"
+import { DispatchOutcome, type EventQueueOptions, type EventQueueService, make } from "../../../src/services/queue/EventQueue.js"
 import { type PartitionLimits, QueuePolicy } from "../../../src/services/queue/QueuePolicy.js"
 
 export const event = (id: string, over: Partial<QueuedEvent> = {}): QueuedEvent => ({
@@ -37,11 +32,17 @@ export interface Harness {
 }
 
 export const setup = (
-  config: { readonly capacity?: number; readonly spacing?: Duration.DurationInput; readonly options?: EventQueueOptions } = {}
+  config: {
+    readonly capacity?: number
+    readonly spacing?: Duration.DurationInput
+    /** The per-agent cap (default 8, the setting's default). */
+    readonly parallel?: number
+    readonly options?: EventQueueOptions
+  } = {}
 ) =>
   Effect.gen(function*() {
     const limits = yield* Ref.make<Record<string, PartitionLimits>>({
-      default: { capacity: config.capacity ?? 50, spacing: Duration.decode(config.spacing ?? 0) }
+      default: { capacity: config.capacity ?? 50, spacing: Duration.decode(config.spacing ?? 0), parallel: config.parallel ?? 8 }
     })
     // A plain array: copying an immutable one per call would make the 100 000-offer test quadratic.
     const calls: Array<string> = []
@@ -50,16 +51,14 @@ export const setup = (
     const record = (line: string) => Effect.sync(() => void calls.push(line))
     const queue = yield* make(config.options).pipe(
       Effect.provideService(QueuePolicy, {
-        limits: (partition) =>
-          Effect.map(Ref.get(limits), (all) => all[Partition.key(partition)] ?? all["default"]!)
+        limits: (partition) => Effect.map(Ref.get(limits), (all) => all[Partition.key(partition)] ?? all["default"]!)
       }),
       Effect.provideService(EventJournal, {
         append: (e) =>
           Effect.flatMap(Ref.get(failAppend), (fail) =>
             fail
               ? Effect.fail(new StorageError({ operation: "append", reason: "disk full" }))
-              : record(`append:${e.messageId}`)
-          ),
+              : record(`append:${e.messageId}`)),
         remove: (id) => record(`remove:${id}`),
         update: (e) => record(`update:${e.messageId}:${e.attempts}`),
         runStarted: (id) => record(`runStarted:${id}`),
@@ -73,6 +72,10 @@ export const setup = (
 
 export const setCapacity = (h: Harness, capacity: number) =>
   Ref.update(h.limits, (all) => ({ ...all, default: { ...all["default"]!, capacity } }))
+
+/** Sets one partition's limits (by partition key), the others keep the default. */
+export const setLimits = (h: Harness, partitionKey: string, limits: Partial<PartitionLimits>) =>
+  Ref.update(h.limits, (all) => ({ ...all, [partitionKey]: { ...(all[partitionKey] ?? all["default"]!), ...limits } }))
 
 export interface Started {
   readonly event: QueuedEvent

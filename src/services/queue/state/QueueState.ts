@@ -7,7 +7,7 @@
  * No Effect service here, so the rules can be read and tested as plain functions.
  */
 import { type Deferred, HashMap, HashSet, Option } from "effect"
-import { Partition, type QueuedEvent } from "../../../domain/Event.js"
+import { type ConversationMode, conversationModeOf, Partition, type QueuedEvent } from "../../../domain/Event.js"
 import { type DedupWindow, emptyDedup } from "./DedupWindow.js"
 import { type DispatchIndex, emptyIndex, slotFresh, unslot } from "./DispatchIndex.js"
 import { Fifo } from "./Fifo.js"
@@ -41,6 +41,11 @@ export interface PartitionState {
   readonly paused: boolean
   /** Events rejected in the current overflow episode; null outside one. */
   readonly overflow: number | null
+  /**
+   * The per-agent cap for a start in this partition, as last read from the policy: read with the
+   * spacing whenever one of its lanes is placed (every lane is, before it can be due), so 1 until then.
+   */
+  readonly parallel: number
 }
 
 /** A run in flight: what `stats` reports of it, and where its event goes back on a retry. */
@@ -48,6 +53,9 @@ export interface Running {
   readonly messageId: string
   readonly agentId: string
   readonly channelId: string
+  readonly conversationMode: ConversationMode
+  /** What it holds while it runs (see `exclusionKeyOf`); `settle` frees it. */
+  readonly exclusionKey: string
   /** The partition's key. */
   readonly partition: string
   readonly startedAt: number
@@ -67,7 +75,10 @@ export interface State {
   readonly sweptAt: number
   readonly partitions: HashMap.HashMap<string, PartitionState>
   readonly running: HashMap.HashMap<string, Running>
-  readonly busyAgents: HashSet.HashSet<string>
+  /** The exclusion keys of the runs in flight: one run per key. */
+  readonly busyLanes: HashSet.HashSet<string>
+  /** Runs in flight per agent (agents with none are absent): the `parallel` cap applies to it. */
+  readonly agentRuns: HashMap.HashMap<string, number>
   /** Ids reserved, pending or in flight: a duplicate of these is refused whatever the window says. */
   readonly live: HashSet.HashSet<string>
   readonly dedup: DedupWindow
@@ -86,7 +97,8 @@ export const initialState: State = {
   sweptAt: 0,
   partitions: HashMap.empty(),
   running: HashMap.empty(),
-  busyAgents: HashSet.empty(),
+  busyLanes: HashSet.empty(),
+  agentRuns: HashMap.empty(),
   live: HashSet.empty(),
   dedup: emptyDedup,
   seq: 0,
@@ -98,6 +110,21 @@ export const initialState: State = {
 }
 
 export const laneKeyOf = (partitionKey: string, channelId: string) => `${partitionKey}/${channelId}`
+
+/**
+ * What a run excludes while in flight: in `channel` mode its channel's lane (its own conversation,
+ * already one run at a time), in `shared` mode the agent (`shared:<agentId>`: its default
+ * conversation, so shared-mode runs of one agent never overlap, whatever their channel or guild).
+ * Lane keys start with a partition key ("guild:" or "dm"), so the two kinds never collide.
+ */
+export const exclusionKeyOf = (event: Pick<QueuedEvent, "agentId" | "conversationMode">, laneKey: string): string =>
+  conversationModeOf(event) === "channel" ? laneKey : sharedLaneOf(event.agentId)
+
+/** The exclusion key of an agent's default conversation. */
+export const sharedLaneOf = (agentId: string): string => `shared:${agentId}`
+
+/** Runs in flight of `agentId`. */
+export const agentRunsOf = (s: State, agentId: string): number => Option.getOrElse(HashMap.get(s.agentRuns, agentId), () => 0)
 
 const isWaiting = (lane: Lane): boolean => !lane.inFlight && lane.pending.size > 0
 
@@ -124,7 +151,8 @@ export const partitionOf = (s: State, partition: Partition): PartitionState =>
     pending: 0,
     reserved: 0,
     paused: false,
-    overflow: null
+    overflow: null,
+    parallel: 1
   }))
 
 export const withPartition = (s: State, p: PartitionState): State => ({

@@ -2,12 +2,14 @@
  * What `EventQueue.stats` reports (`/aurora queue status`, `/healthz`, the metrics): a plain
  * function of the queue's state. Per partition: its pending and in-flight counts, its capacity, its
  * pause, the age of its oldest pending event and its channels with something pending; then the runs
- * in flight, oldest first. Partitions and channels are sorted by key, so a report reads the same
+ * in flight, oldest first, each with the lane it holds (its channel's conversation, or its agent's
+ * shared one: at most one run per lane), and the runs in flight per agent (what the `parallel` cap
+ * counts). Partitions, channels and agents are sorted by key, so a report reads the same
  * whatever order the state's maps keep. The capacities come from the QueuePolicy, which only the
  * service can read: it reads them first and passes them in.
  */
 import { HashMap } from "effect"
-import { Partition } from "../../../domain/Event.js"
+import { type ConversationMode, Partition } from "../../../domain/Event.js"
 import { Fifo } from "./Fifo.js"
 import type { State } from "./QueueState.js"
 
@@ -34,11 +36,26 @@ export interface InFlightStats {
   readonly channelId: string
   readonly partition: string
   readonly startedAt: number
+  /** `channel`: the run goes to its channel's conversation; `shared`: to the agent's default one. */
+  readonly conversationMode: ConversationMode
+  /**
+   * The lane it holds, one run at a time: its channel's lane (`<partition key>/<channel id>`) in
+   * `channel` mode, `shared:<agent id>` in `shared` mode.
+   */
+  readonly lane: string
+}
+
+export interface AgentStats {
+  readonly agentId: string
+  /** Runs in flight, all its lanes and partitions together. */
+  readonly inFlight: number
 }
 
 export interface QueueStats {
   readonly partitions: ReadonlyArray<PartitionStats>
   readonly inFlight: ReadonlyArray<InFlightStats>
+  /** The agents with runs in flight, by id. */
+  readonly agents: ReadonlyArray<AgentStats>
   readonly rejected: { readonly full: number; readonly duplicate: number }
   readonly globalPaused: boolean
   readonly dispatchStopped: boolean
@@ -83,8 +100,13 @@ export const queueStats = (s: State, capacities: ReadonlyMap<string, number>, de
       agentId: run.agentId,
       channelId: run.channelId,
       partition: run.partition,
-      startedAt: run.startedAt
+      startedAt: run.startedAt,
+      conversationMode: run.conversationMode,
+      lane: run.exclusionKey
     })).sort((a, b) => a.startedAt - b.startedAt || a.messageId.localeCompare(b.messageId)),
+    agents: Array.from(s.agentRuns, ([agentId, inFlight]) => ({ agentId, inFlight })).sort((a, b) =>
+      a.agentId.localeCompare(b.agentId)
+    ),
     rejected: s.rejected,
     globalPaused: s.globalPaused,
     dispatchStopped: s.stopped,
