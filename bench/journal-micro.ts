@@ -54,11 +54,12 @@ const measure = Effect.gen(function*() {
   const t0 = performance.now()
   yield* Effect.forEach(
     Array.from({ length: concurrency }, (_, lane) => lane),
-    (lane) => Effect.forEach(
-      Array.from({ length: Math.ceil(cycles / concurrency) }, (_, k) => k * concurrency + lane),
-      (i) => gapMs > 0 ? Effect.zipRight(cycle(journal, i), Effect.sleep(gapMs)) : cycle(journal, i),
-      { discard: true }
-    ),
+    (lane) =>
+      Effect.forEach(
+        Array.from({ length: Math.ceil(cycles / concurrency) }, (_, k) => k * concurrency + lane),
+        (i) => gapMs > 0 ? Effect.zipRight(cycle(journal, i), Effect.sleep(gapMs)) : cycle(journal, i),
+        { discard: true }
+      ),
     { concurrency: "unbounded", discard: true }
   )
   const wallMs = performance.now() - t0
@@ -66,7 +67,9 @@ const measure = Effect.gen(function*() {
   const cpuMs = (cpu.user + cpu.system) / 1000
   yield* Console.log(
     `${cycles} append+runStarted+remove cycles, ${concurrency} at once, ${gapMs} ms apart` +
-      `${process.env["JOURNAL"] === "noop" ? " (noop journal)" : ""}: ${wallMs.toFixed(0)} ms wall, ${cpuMs.toFixed(0)} ms CPU; ` +
+      `${process.env["JOURNAL"] === "noop" ? " (noop journal)" : ""}: ${wallMs.toFixed(0)} ms wall, ${
+        cpuMs.toFixed(0)
+      } ms CPU; ` +
       `per event ${(wallMs / cycles * 1000).toFixed(1)} µs wall, ${(cpuMs / cycles * 1000).toFixed(1)} µs CPU ` +
       `(${(cpuMs / cycles / 3 * 1000).toFixed(1)} µs CPU per write); load average ${Os.loadavg()[0]?.toFixed(2)}`
   )

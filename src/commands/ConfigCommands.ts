@@ -46,7 +46,11 @@ export const setConfig = (key: SettingKey) => (invocation: Invocation) =>
 
 const ruleText = (key: SettingKey): string => {
   const rule: SettingRule = SettingRules[key]
-  const range = rule.kind === "number" ? `${rule.min}–${rule.max}, ` : rule.kind === "choice" ? `${rule.choices.join(" or ")}, ` : ""
+  const range = rule.kind === "number"
+    ? `${rule.min}–${rule.max}, `
+    : rule.kind === "choice"
+    ? `${rule.choices.join(" or ")}, `
+    : ""
   return `${range}default ${formatSetting(key, rule.default)}`
 }
 

@@ -89,7 +89,9 @@ const showDm = Effect.gen(function*() {
   const hidden = page.total - page.newest.length
   const lines = [
     ...page.newest.map((c) =>
-      `DM channel ${code(c.channelId, 40)} → ${code(c.conversationId, 80)} · created ${time(new Date(c.createdAt), TimestampStyles.RelativeTime)} · ` +
+      `DM channel ${code(c.channelId, 40)} → ${code(c.conversationId, 80)} · created ${
+        time(new Date(c.createdAt), TimestampStyles.RelativeTime)
+      } · ` +
       `last used ${time(new Date(c.lastUsedAt), TimestampStyles.RelativeTime)}`
     ),
     ...(hidden > 0 ? [`… and ${plural(hidden, "less recently used conversation")}`] : [])

@@ -28,8 +28,7 @@ const maxDetailLength = 160
 
 type LetterScope = "guild" | "dm"
 
-const partitionOf = (scope: LetterScope, guildId: string): Partition =>
-  scope === "dm" ? Partition.dm : Partition.guild(guildId)
+const partitionOf = (scope: LetterScope, guildId: string): Partition => scope === "dm" ? Partition.dm : Partition.guild(guildId)
 
 const whereText = (scope: LetterScope): string => (scope === "dm" ? "in the direct-message queue" : "in this server")
 
@@ -54,7 +53,11 @@ const messageRef = (event: QueuedEvent): string => {
 
 /** Where it was posted: the channel for a guild, the author for a DM (a DM channel renders as nothing). */
 const placeOf = (event: QueuedEvent): string => {
-  if (event.guildId === null) return isSnowflake(event.authorId) ? `DM from ${userMention(event.authorId)}` : `DM ${code(event.authorId, 40)}`
+  if (event.guildId === null) {
+    return isSnowflake(event.authorId)
+      ? `DM from ${userMention(event.authorId)}`
+      : `DM ${code(event.authorId, 40)}`
+  }
   return isSnowflake(event.channelId) ? `in ${channelMention(event.channelId)}` : `in ${code(event.channelId, 40)}`
 }
 
@@ -62,7 +65,9 @@ const placeOf = (event: QueuedEvent): string => {
 export const deadLetterLines = (letter: DeadLetter): ReadonlyArray<string> => {
   const errorType = letter.errorType === null ? "" : ` ${code(letter.errorType, 60)}`
   const conversation = letter.conversationId === undefined ? "" : ` · conversation ${code(letter.conversationId, 80)}`
-  const head = `${messageRef(letter.event)} ${placeOf(letter.event)} · ${time(new Date(letter.failedAt), TimestampStyles.RelativeTime)}${conversation}`
+  const head = `${messageRef(letter.event)} ${placeOf(letter.event)} · ${
+    time(new Date(letter.failedAt), TimestampStyles.RelativeTime)
+  }${conversation}`
   const why = `↳ **${reasonText[letter.reason]}**${errorType} after ${plural(letter.attempts, "attempt")}`
   return letter.detail === null ? [head, why] : [head, `${why}: ${code(letter.detail, maxDetailLength)}`]
 }
@@ -75,7 +80,9 @@ export const queueFailed = (invocation: Invocation) =>
     const deadLetters = yield* DeadLetters
     const page = yield* deadLetters.list(partitionOf(scope, guildId), maxListedDeadLetters).pipe(
       Effect.tapError((error) => Effect.logError("could not read the dead letters", error)),
-      Effect.mapError(() => reject("❌ Aurora could not read its dead letters (database error). The details are in Aurora's log."))
+      Effect.mapError(() =>
+        reject("❌ Aurora could not read its dead letters (database error). The details are in Aurora's log.")
+      )
     )
     if (page.total === 0) return Reply.text(`✅ No dead letters ${whereText(scope)}.`)
     const hidden = page.total - page.letters.length
@@ -185,7 +192,9 @@ const deadLetterIdOf = (invocation: Invocation): Effect.Effect<string | null, Co
     if (value === null) return Effect.succeed(null)
     return Option.match(parseMessageRef(value), {
       onNone: () =>
-        Effect.fail(reject("❌ `message_id` must be a message id (digits) or a message link, as `/aurora queue failed` lists them.")),
+        Effect.fail(
+          reject("❌ `message_id` must be a message id (digits) or a message link, as `/aurora queue failed` lists them.")
+        ),
       onSome: (ref) => Effect.succeed(ref.messageId)
     })
   })
@@ -252,14 +261,20 @@ const allOutcomeText = (counts: RetryCounts, total: number, scope: LetterScope):
   const lines = [`🔁 Re-queued ${counts.requeued} of ${plural(total, "dead letter")} ${whereText(scope)}, oldest first.`]
   if (counts.keptFull > 0) {
     lines.push(
-      `Kept ${counts.keptFull}: the queue is full${counts.capacity === null ? "" : ` (${plural(counts.capacity, "pending event")})`}; ` +
+      `Kept ${counts.keptFull}: the queue is full${
+        counts.capacity === null ? "" : ` (${plural(counts.capacity, "pending event")})`
+      }; ` +
         "run `/aurora queue retry` again once it has drained."
     )
   }
   if (counts.duplicates > 0) lines.push(`Kept ${counts.duplicates}: already queued or running.`)
   if (counts.notSaved > 0) lines.push(`Kept ${counts.notSaved}: a database error stopped the retry (details in Aurora's log).`)
   if (counts.notRemoved > 0) {
-    lines.push(`⚠️ ${plural(counts.notRemoved, "re-queued event is", "re-queued events are")} still listed as dead letters (database error).`)
+    lines.push(
+      `⚠️ ${
+        plural(counts.notRemoved, "re-queued event is", "re-queued events are")
+      } still listed as dead letters (database error).`
+    )
   }
   return lines.join("\n")
 }

@@ -212,7 +212,9 @@ export const auroraCommand: RESTPostAPIChatInputApplicationCommandsJSONBody = {
       }
     ]),
     group("config", "Tune Aurora in this server", [
-      ...settingKeys.map((key) => subcommand(key, settingDescription(key), [settingValueOption(key), ...settingScopeOptions(key)])),
+      ...settingKeys.map((key) =>
+        subcommand(key, settingDescription(key), [settingValueOption(key), ...settingScopeOptions(key)])
+      ),
       subcommand("show", "Show all of this server's settings")
     ]),
     group("queue", "Pending events and dead letters of this server", [

@@ -24,7 +24,6 @@ export const code = (text: string, max = 200): string => {
 }
 
 /** Cuts `text` to `max` characters, marking the cut. */
-export const clip = (text: string, max: number): string =>
-  text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`
+export const clip = (text: string, max: number): string => text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`
 
 export const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`

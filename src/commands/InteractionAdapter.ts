@@ -126,8 +126,7 @@ const send = (interaction: RepliableInteraction, reply: Reply) =>
 const defer = (interaction: RepliableInteraction) =>
   call("deferReply", () => interaction.deferReply({ flags: MessageFlags.Ephemeral }))
 
-const edit = (interaction: RepliableInteraction, reply: Reply) =>
-  call("editReply", () => interaction.editReply(messageOf(reply)))
+const edit = (interaction: RepliableInteraction, reply: Reply) => call("editReply", () => interaction.editReply(messageOf(reply)))
 
 const timedOut = (invocation: Invocation) =>
   Reply.text(`❌ \`${commandLabel(invocation)}\` took too long and was stopped. Try again in a moment.`)

@@ -64,9 +64,7 @@ export const lettaUrl = (invocation: Invocation) =>
       yield* Effect.logInfo("Letta URL override dropped").pipe(Effect.annotateLogs({ lettaUrl: current.url }))
       const health = yield* letta.health
       return Reply.text(
-        `✅ Override dropped. Letta URL in use: ${code(current.url, 300)}, ${sourceText(current.source)}.\n${
-          healthText(health)
-        }`
+        `✅ Override dropped. Letta URL in use: ${code(current.url, 300)}, ${sourceText(current.source)}.\n${healthText(health)}`
       )
     }
     const url = yield* Either.mapLeft(normaliseLettaUrl(requested), (message) => new CommandRejected({ message }))

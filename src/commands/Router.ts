@@ -88,7 +88,9 @@ const run = (invocation: Invocation): Effect.Effect<Reply, CommandError, Command
     const handler = spec === undefined ? undefined : handlers[specKey(spec.group, spec.subcommand)]
     if (spec === undefined || handler === undefined) {
       yield* Effect.logWarning("unknown command")
-      return Reply.text(`❌ Unknown command \`${commandLabel(invocation)}\`. Discord may still show an older version of Aurora's commands.`)
+      return Reply.text(
+        `❌ Unknown command \`${commandLabel(invocation)}\`. Discord may still show an older version of Aurora's commands.`
+      )
     }
     yield* requireAccess(invocation, spec.access)
     return yield* handler(invocation)
@@ -110,7 +112,11 @@ export const handleInvocation = (invocation: Invocation): Effect.Effect<Reply, n
         ),
       StorageError: (error) =>
         Effect.logError("command could not save its change", error).pipe(
-          Effect.as(Reply.text("❌ Aurora could not save this change (database error); nothing was changed. The details are in Aurora's log."))
+          Effect.as(
+            Reply.text(
+              "❌ Aurora could not save this change (database error); nothing was changed. The details are in Aurora's log."
+            )
+          )
         )
     }),
     Effect.catchAllCause((cause) =>

@@ -26,8 +26,7 @@ const checked = <A>(name: string, parse: (text: string) => Either.Either<A, stri
     Config.string().pipe(
       Config.mapOrFail((text) =>
         Either.flatMap(unsetIfBlank(text), (trimmed) =>
-          Either.mapLeft(parse(trimmed), (reason) => ConfigError.InvalidData([], reason))
-        )
+          Either.mapLeft(parse(trimmed), (reason) => ConfigError.InvalidData([], reason)))
       )
     ),
     name
@@ -88,8 +87,10 @@ const shardCount: Config.Config<number | "auto"> = checked(
 
 /** `AURORA_COMMAND_GUILD_ID` (default unset): also register `/aurora` on this guild (instant updates while developing). */
 const commandGuildId = Config.option(
-  checked("AURORA_COMMAND_GUILD_ID", (text) =>
-    isSnowflake(text) ? Either.right(text) : Either.left(`expected a Discord guild id, got ${JSON.stringify(text)}`))
+  checked(
+    "AURORA_COMMAND_GUILD_ID",
+    (text) => isSnowflake(text) ? Either.right(text) : Either.left(`expected a Discord guild id, got ${JSON.stringify(text)}`)
+  )
 )
 
 /**

@@ -47,5 +47,4 @@ export const reportFailure = <A, E, R>(program: Effect.Effect<A, E, R>): Effect.
   Effect.tapErrorCause(program, (cause) =>
     Cause.isInterruptedOnly(cause)
       ? Effect.void
-      : Effect.sync(() => process.stderr.write(describeFailure(cause).map((line) => `aurora: ${line}\n`).join("")))
-  )
+      : Effect.sync(() => process.stderr.write(describeFailure(cause).map((line) => `aurora: ${line}\n`).join(""))))

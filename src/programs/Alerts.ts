@@ -54,7 +54,9 @@ const minutes = (alert: ErrorRateAlert): string => {
 export const alertMessage = (alert: ErrorRateAlert, breaker: BreakerState): string => {
   const types = alert.topTypes.slice(0, 3).map(([type, n]) => `${type} ×${n}`).join(", ")
   return [
-    `⚠️ Aurora: high error rate, ${percent(alert.rate)} (${alert.errors}/${alert.total} operations failed) over the last ${minutes(alert)}.`,
+    `⚠️ Aurora: high error rate, ${percent(alert.rate)} (${alert.errors}/${alert.total} operations failed) over the last ${
+      minutes(alert)
+    }.`,
     `Circuit breaker: ${renderBreakerState(breaker)}.`,
     `Top error types: ${types.length === 0 ? "none recorded" : types}.`,
     "Details: /aurora events errors"
@@ -66,7 +68,9 @@ const notify = (messenger: OwnerMessengerShape, breaker: CircuitBreaker, alert: 
     yield* Metrics.alertRaised
     const text = alertMessage(alert, yield* breaker.state)
     const owners = yield* messenger.owners.pipe(
-      Effect.tapError((error) => Effect.logWarning(`error rate alert not sent: the owners could not be looked up (${error._tag})`)),
+      Effect.tapError((error) =>
+        Effect.logWarning(`error rate alert not sent: the owners could not be looked up (${error._tag})`)
+      ),
       Effect.orElseSucceed((): ReadonlyArray<string> => [])
     )
     if (owners.length === 0) {

@@ -14,7 +14,7 @@ import { CircuitBreaker } from "../services/health/CircuitBreaker.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
 
 /** Subscribes now (no release after this point is missed) and forwards releases in the scope's lifetime. */
-export const releaseHeldEvents = Effect.gen(function* () {
+export const releaseHeldEvents = Effect.gen(function*() {
   const breaker = yield* CircuitBreaker
   const queue = yield* EventQueue
   const releases = yield* breaker.subscribeReleases

@@ -199,6 +199,5 @@ export const HttpLive: Layer.Layer<
     Option.match(config.http, {
       onNone: () => Layer.empty,
       onSome: (options) => Layer.discard(layer(options)).pipe(Layer.provide(HealthProbe.Default))
-    })
-  )
+    }))
 )

@@ -6,7 +6,7 @@ import { Effect, Layer } from "effect"
 import { LettaClient } from "../services/letta/LettaClient.js"
 
 export const LettaReachabilityLive = Layer.effectDiscard(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const letta = yield* LettaClient
     const { url, source } = yield* letta.current
     const health = yield* letta.health

@@ -7,7 +7,7 @@ import { LettaEndpoint } from "../services/letta/LettaClient.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 
 export const LettaUrlFollowerLive = Layer.scopedDiscard(
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const settings = yield* SettingsStore
     const endpoint = yield* LettaEndpoint
     const changes = yield* settings.subscribe

@@ -16,7 +16,11 @@ import { fakeMessageSource, makeAuthor, makeMessage, makeReceived, referenceTo }
 const otherChannel = "200000000000000005"
 
 // A bot message, a user's reply to it (no mention), and a mention in another channel.
-const botParent = makeMessage({ id: "810000000000000001", author: makeAuthor({ id: ids.bot, username: "aurora", bot: true }), content: "I am Aurora" })
+const botParent = makeMessage({
+  id: "810000000000000001",
+  author: makeAuthor({ id: ids.bot, username: "aurora", bot: true }),
+  content: "I am Aurora"
+})
 const grandParent = makeMessage({ id: "810000000000000000", content: "the question" })
 const parent = { ...botParent, reference: referenceTo(grandParent) }
 const reply: ReceivedMessage = makeReceived({
@@ -31,7 +35,9 @@ const elsewhere: ReceivedMessage = makeReceived({
   }),
   channel: { id: otherChannel, name: "random", kind: "text", parentId: null, parentKind: null }
 })
-const unaddressed: ReceivedMessage = makeReceived({ message: makeMessage({ id: "810000000000000004", content: "just chatting" }) })
+const unaddressed: ReceivedMessage = makeReceived({
+  message: makeMessage({ id: "810000000000000004", content: "just chatting" })
+})
 const long: ReceivedMessage = makeReceived({
   message: makeMessage({
     id: "810000000000000005",
@@ -40,7 +46,11 @@ const long: ReceivedMessage = makeReceived({
   })
 })
 const foreign: ReceivedMessage = makeReceived({
-  message: makeMessage({ id: "810000000000000006", guildId: ids.otherGuild, mentions: { users: [ids.bot], roles: [], everyone: false } }),
+  message: makeMessage({
+    id: "810000000000000006",
+    guildId: ids.otherGuild,
+    mentions: { users: [ids.bot], roles: [], everyone: false }
+  }),
   guild: { id: ids.otherGuild, name: "Elsewhere" }
 })
 

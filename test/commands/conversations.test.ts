@@ -63,7 +63,9 @@ describe("/aurora conversation show", () => {
         yield* store.put(guildConversation(ids.channel, "agent-old"), "conv-old", created)
         yield* store.put({ ...guildConversation(ids.channel), partitionKey: "guild:other" }, "conv-x", created)
 
-        const fields = Object.fromEntries(((yield* h.run("admin", "conversation show")).embed?.fields ?? []).map((f) => [f.name, f.value]))
+        const fields = Object.fromEntries(
+          ((yield* h.run("admin", "conversation show")).embed?.fields ?? []).map((f) => [f.name, f.value])
+        )
         expect(fields).toEqual({
           Conversation: "`conv-1`",
           Created: at(created),
@@ -96,7 +98,11 @@ describe("/aurora conversation show", () => {
         yield* Effect.flatMap(SettingsStore, (s) => s.setDmAgent("agent-dm"))
         const store = yield* conversations
         for (let i = 0; i < 12; i++) {
-          yield* store.put({ agentId: "agent-dm", partitionKey: "dm", channelId: `4000000000000000${10 + i}` }, `conv-${i}`, created + i * 1_000)
+          yield* store.put(
+            { agentId: "agent-dm", partitionKey: "dm", channelId: `4000000000000000${10 + i}` },
+            `conv-${i}`,
+            created + i * 1_000
+          )
         }
         yield* store.put(guildConversation(ids.channel, "agent-dm"), "conv-guild", created + 99_000)
         const reply = yield* h.run("owner", "conversation show", { scope: "dm" })
@@ -136,7 +142,12 @@ describe("/aurora conversation reset", () => {
           `ℹ️ <#${ids.channel}> has no conversation with agent \`agent-1\` yet; the next mention there starts one.`
         )
         const log = (yield* h.logLines).find((line) => line.message === "conversation reset")
-        expect(log?.annotations).toMatchObject({ scope: "guild", agentId: "agent-1", channelId: ids.channel, conversationId: "conv-1" })
+        expect(log?.annotations).toMatchObject({
+          scope: "guild",
+          agentId: "agent-1",
+          channelId: ids.channel,
+          conversationId: "conv-1"
+        })
       })
     ))
 

@@ -51,8 +51,10 @@ const stored = (partition: Partition = Partition.guild(ids.guild)) =>
   Effect.flatMap(DeadLetters, (store) => store.list(partition))
 
 const pendingOf = (key: string) =>
-  Effect.map(Effect.flatMap(EventQueue, (queue) => queue.stats), (stats) =>
-    stats.partitions.find((p) => p.key === key)?.pending ?? 0)
+  Effect.map(
+    Effect.flatMap(EventQueue, (queue) => queue.stats),
+    (stats) => stats.partitions.find((p) => p.key === key)?.pending ?? 0
+  )
 
 const enableGuild = (agentId: string) => Effect.flatMap(SettingsStore, (store) => store.enable(ids.guild, agentId))
 
@@ -295,8 +297,7 @@ describe("/aurora queue retry message_id", () => {
         // The dispatcher picks the copy up and dead-letters it again at once.
         const racing = {
           ...queue,
-          offer: (e: QueuedEvent, options?: OfferOptions) =>
-            Effect.zipRight(queue.offer(e, options), deadLetters.add(again))
+          offer: (e: QueuedEvent, options?: OfferOptions) => Effect.zipRight(queue.offer(e, options), deadLetters.add(again))
         }
         yield* h.run("admin", "queue retry", { message_id: dead.event.messageId }).pipe(
           Effect.provideService(EventQueue, racing)

@@ -1,11 +1,6 @@
 /** The registered command JSON, checked against the design's `/aurora` table. */
 import { describe, expect, it } from "@effect/vitest"
-import {
-  auroraCommand,
-  commandDefinitions,
-  commandSpecs,
-  previewMenuCommand
-} from "../../src/commands/Definitions.js"
+import { auroraCommand, commandDefinitions, commandSpecs, previewMenuCommand } from "../../src/commands/Definitions.js"
 import { SettingRules } from "../../src/domain/Settings.js"
 
 interface OptionJson {

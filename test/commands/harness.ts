@@ -151,8 +151,7 @@ export const withHarness = <A, E>(
               : ({ ...current, _tag: "Reachable", version: "0.16.1", status: "ok" } satisfies LettaHealth)
           }),
           redact: (text: string) => text
-        })
-      )
+        }))
     )
 
     const preview = Layer.succeed(PreviewSource, {

@@ -58,7 +58,8 @@ const designTable: ReadonlyArray<readonly [string, "manage" | "owner"]> = [
   ["conversation reset", "manage"]
 ]
 
-const denied = (text: string) => text.startsWith("⛔ You need the **Manage Server**") || text.startsWith("⛔ Only Aurora's owners")
+const denied = (text: string) =>
+  text.startsWith("⛔ You need the **Manage Server**") || text.startsWith("⛔ Only Aurora's owners")
 
 describe("command permissions", () => {
   const roles: ReadonlyArray<Role> = ["member", "admin", "owner"]

@@ -100,7 +100,10 @@ describe("AuroraConfig", () => {
 
   it.effect("AURORA_OWNER_IDS: entries that are not user ids are set aside, not fatal", () =>
     Effect.gen(function*() {
-      const config = yield* load({ DISCORD_TOKEN: token, AURORA_OWNER_IDS: " 111111111111111111, alice ,,222222222222222222, @bob" })
+      const config = yield* load({
+        DISCORD_TOKEN: token,
+        AURORA_OWNER_IDS: " 111111111111111111, alice ,,222222222222222222, @bob"
+      })
       expect(config.owners).toEqual({ ids: ["111111111111111111", "222222222222222222"], ignored: ["alice", "@bob"] })
     }))
 

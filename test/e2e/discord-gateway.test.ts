@@ -169,9 +169,12 @@ describe("DiscordGateway against FakeDiscord", () => {
   it.scopedLive("fetchMessage reads REST once, then the cache; maps 404 and 403", () =>
     Effect.gen(function*() {
       const { fake, gateway } = yield* connect()
-      const source = Context.get(yield* Layer.build(MessageSource.Default.pipe(
-        Layer.provide(Layer.succeed(DiscordGateway, gateway))
-      )), MessageSource)
+      const source = Context.get(
+        yield* Layer.build(MessageSource.Default.pipe(
+          Layer.provide(Layer.succeed(DiscordGateway, gateway))
+        )),
+        MessageSource
+      )
 
       const stored = yield* fake.storeMessage({ channelId: world.general, author: world.bob, content: "old news" })
       const id = String(stored["id"])

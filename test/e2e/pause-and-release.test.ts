@@ -19,7 +19,10 @@ const lettaAgents = { letta: { agents: { [agentA]: "Agent A" } } }
 const textGuild: FakeGuild = {
   id: "1300000000000000012",
   name: "Release Guild",
-  channels: Array.from({ length: 6 }, (_, i) => ({ id: `140000000000000020${i}`, name: `room-${i}`, type: ChannelType.GuildText }))
+  channels: Array.from(
+    { length: 6 },
+    (_, i) => ({ id: `140000000000000020${i}`, name: `room-${i}`, type: ChannelType.GuildText })
+  )
 }
 
 const aurora = (group: string, subcommand: string) => ({
@@ -35,7 +38,7 @@ const command = (
   subcommand: string,
   where: { readonly guildId: string; readonly channelId: string } = { guildId: world.guildId, channelId: world.general }
 ) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const interaction = yield* app.discord.sendInteraction({ ...where, permissions: "32", data: aurora(group, subcommand) })
     yield* bounded(
       `the /aurora ${group} ${subcommand} reply`,
@@ -61,7 +64,7 @@ const messageIdOf = (request: ReceivedRequest): string | undefined =>
 
 /** Re-reads `read` until `ok` holds (callers bound the wait). */
 const eventually = <A, E>(read: Effect.Effect<A, E>, ok: (a: A) => boolean): Effect.Effect<A, E> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     for (;;) {
       const a = yield* read
       if (ok(a)) return a
@@ -83,7 +86,7 @@ const requestedIds = (app: Running) => Effect.map(app.letta.messageRequests(agen
 
 describe("pause and release, end to end", () => {
   it.scopedLive("paused: 15 mentions at queuesize 10 leave Pending: 10; resume sends exactly the first 10, once each", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const app = yield* startApp(lettaAgents)
       yield* app.settings.enable(world.guildId, agentA)
       yield* app.settings.setSetting(world.guildId, "queuesize", 10)
@@ -99,17 +102,19 @@ describe("pause and release, end to end", () => {
       expect(yield* command(app, "queue", "status")).toContain("Pending: 10")
       expect(yield* app.letta.messageRequests()).toEqual([])
 
-      expect(yield* command(app, "events", "resume")).toContain("Resumed in this server: 10 queued message(s) go to the agent now")
+      expect(yield* command(app, "events", "resume")).toContain(
+        "Resumed in this server: 10 queued message(s) go to the agent now"
+      )
       yield* bounded("the 10 runs", app.letta.awaitRunsFinished(10))
       yield* idle(app)
       expect(yield* requestedIds(app)).toEqual(sent.slice(0, 10))
     }))
 
   it.scopedLive("paused, 5 mentions, shutdown, start again (still paused), resume: all 5 answered exactly once", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dataDir = yield* tempDir
       const sent = yield* Effect.scoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const app = yield* startApp({ ...lettaAgents, dataDir })
           yield* app.settings.enable(world.guildId, agentA)
           yield* app.settings.setSetting(world.guildId, "ratelimit", 0.5)
@@ -135,7 +140,7 @@ describe("pause and release, end to end", () => {
     }))
 
   it.scopedLive("Letta down until the breaker opens, back, resetcircuit: every held mention reaches Letta at once, none twice", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const app = yield* startApp({ ...lettaAgents, guilds: [textGuild] })
       yield* app.settings.enable(textGuild.id, agentA)
       yield* app.settings.setSetting(textGuild.id, "ratelimit", 0.5)

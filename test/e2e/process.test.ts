@@ -26,7 +26,7 @@ interface Child {
 /** Spawns a command with only the given environment (plus PATH/HOME); killed when the scope closes. */
 const run = (command: string, args: ReadonlyArray<string>, env: Readonly<Record<string, string>>) =>
   Effect.acquireRelease(
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const exited = yield* Deferred.make<number | null>()
       const child = spawn(command, args, {
         cwd: root,
@@ -46,22 +46,20 @@ const builtMain = Path.join(root, "dist", "main.js")
 
 describe("the built program", () => {
   it.scopedLive("dist/main.js exists (built by `npm test` or `npm ci`)", () =>
-    Effect.sync(() => expect(Fs.existsSync(builtMain)).toBe(true))
-  )
+    Effect.sync(() => expect(Fs.existsSync(builtMain)).toBe(true)))
 
   it.scopedLive("without DISCORD_TOKEN it exits 1 with one line naming the variable", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dataDir = yield* tempDir
       const child = yield* run("node", [builtMain], { AURORA_DATA_DIR: dataDir })
       const code = yield* bounded("exit", child.exit)
       expect(code).toBe(1)
       const lines = child.output().trim().split("\n")
       expect(lines).toEqual(["aurora: DISCORD_TOKEN is not set (required)"])
-    })
-  )
+    }))
 
   it.scopedLive("bad settings: one line per bad variable, exit 1, nothing started, no secret", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const dataDir = Path.join(yield* tempDir, "data")
       const child = yield* run("node", [builtMain], {
         DISCORD_TOKEN: secretToken,
@@ -79,11 +77,10 @@ describe("the built program", () => {
       expect(child.output()).not.toContain("letta-SECRET-key-0987654321")
       // Checked before anything starts: not even the data directory was created.
       expect(Fs.existsSync(dataDir)).toBe(false)
-    })
-  )
+    }))
 
   it.scopedLive("a token Discord rejects gives one clear line without the token", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const discord = yield* FakeDiscord.make({ rejectToken: true })
       const dataDir = yield* tempDir
       const child = yield* run("node", [builtMain], {
@@ -98,17 +95,16 @@ describe("the built program", () => {
       expect(output).toContain("aurora: Discord rejected DISCORD_TOKEN (401 Unauthorized)")
       expect(output).not.toContain(secretToken)
       expect(output).not.toMatch(/^\s+at /m)
-    })
-  )
+    }))
 
   it.scopedLive("npm start runs the bot: a mention reaches Letta; SIGTERM exits 0; no secret in the logs", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const discord = yield* FakeDiscord.make({ token: secretToken })
       const letta = yield* makeFakeLetta({ agents: { "agent-proc": "Process Agent" } })
       const dataDir = yield* tempDir
       // Seed the settings the way /aurora enable would, in the data dir the program will use.
       yield* Effect.scoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const settings = yield* SettingsStore
           yield* settings.enable(world.guildId, "agent-proc")
         }).pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provide(Database.layer(dataDir)))))
@@ -124,7 +120,11 @@ describe("the built program", () => {
       yield* discord.waitForReady({ timeout: Duration.seconds(30) })
       // Commands are registered once the app is up; after that, the listener is running too.
       yield* discord.waitForRequest((r) => r.method === "PUT" && r.path.endsWith("/commands"), Duration.seconds(30))
-      yield* discord.sendMessage({ channelId: world.general, content: `<@${world.bot.id}> from npm start`, mentions: [world.bot.id] })
+      yield* discord.sendMessage({
+        channelId: world.general,
+        content: `<@${world.bot.id}> from npm start`,
+        mentions: [world.bot.id]
+      })
       const request = yield* bounded("the Letta request", letta.awaitMessages(1, "agent-proc"))
       expect(JSON.stringify(request.body)).toContain("from npm start")
       expect(request.headers["authorization"]).toBe("Bearer letta-SECRET-key-0987654321")
@@ -137,13 +137,18 @@ describe("the built program", () => {
       // JSON lines, each with level, message and timestamp.
       const lines = output.trim().split("\n").filter((line) => line.startsWith("{"))
       expect(lines.length).toBeGreaterThan(3)
-      for (const line of lines) expect(JSON.parse(line)).toMatchObject({ level: expect.any(String), message: expect.any(String), timestamp: expect.any(String) })
+      for (const line of lines) {
+        expect(JSON.parse(line)).toMatchObject({
+          level: expect.any(String),
+          message: expect.any(String),
+          timestamp: expect.any(String)
+        })
+      }
       expect(output).toContain("run finished")
-    })
-  )
+    }))
 
   it.scopedLive("a data directory that cannot be created gives one clear line and exit 1", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const discord = yield* FakeDiscord.make()
       const dir = yield* tempDir
       const blocker = Path.join(dir, "a-file")
@@ -157,11 +162,10 @@ describe("the built program", () => {
       const lines = child.output().trim().split("\n")
       expect(lines).toHaveLength(1)
       expect(lines[0]).toMatch(/^aurora: Database unavailable at .*a-file\/data/)
-    })
-  )
+    }))
 
   it.scopedLive("SIGTERM during a run lets it finish (within the grace period), then exits 0", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const discord = yield* FakeDiscord.make()
       const letta = yield* makeFakeLetta({
         agents: { "agent-slow": "Slow Agent" },
@@ -169,7 +173,7 @@ describe("the built program", () => {
       })
       const dataDir = yield* tempDir
       yield* Effect.scoped(
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const settings = yield* SettingsStore
           yield* settings.enable(world.guildId, "agent-slow")
         }).pipe(Effect.provide(SettingsStore.Default.pipe(Layer.provide(Database.layer(dataDir)))))
@@ -189,13 +193,12 @@ describe("the built program", () => {
       const runs = yield* letta.runs
       expect(runs).toHaveLength(1)
       expect(runs[0]!.outcome).toBe("completed")
-      expect((yield* letta.cancels)).toHaveLength(0)
+      expect(yield* letta.cancels).toHaveLength(0)
       expect(child.output()).toContain("run finished")
-    })
-  )
+    }))
 
   it.scopedLive("an unreachable Letta URL is one clear warning line; the bot still runs", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const discord = yield* FakeDiscord.make()
       const dataDir = yield* tempDir
       const child = yield* run("node", [builtMain], {
@@ -217,6 +220,5 @@ describe("the built program", () => {
       expect(child.process.exitCode).toBe(null)
       child.process.kill("SIGTERM")
       expect(yield* bounded("exit after SIGTERM", child.exit)).toBe(0)
-    })
-  )
+    }))
 })

@@ -145,7 +145,10 @@ describe("gateway sharding, end to end", () => {
       const gaps = identifies.slice(1).map((event, i) => event.at - identifies[i]!.at)
       for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(4_900)
       if (Exit.isSuccess(exit)) {
-        expect((yield* exit.value.shards).map((shard) => [shard.id, shard.status])).toEqual([[0, "ready"], [1, "ready"], [2, "ready"]])
+        expect((yield* exit.value.shards).map((shard) => [shard.id, shard.status])).toEqual([[0, "ready"], [1, "ready"], [
+          2,
+          "ready"
+        ]])
       }
     }))
 
@@ -193,7 +196,10 @@ describe("gateway sharding, end to end", () => {
       if (Exit.isFailure(exit)) throw new Error(failureReason(exit))
       const gateway = exit.value
       yield* fake.closeShard(1, 4011, "Sharding required")
-      yield* until("the close line", Effect.sync(() => Option.liftPredicate(lines, (all) => all.some((l) => l.level === "ERROR"))))
+      yield* until(
+        "the close line",
+        Effect.sync(() => Option.liftPredicate(lines, (all) => all.some((l) => l.level === "ERROR")))
+      )
       expect(lines.filter((line) => line.level === "ERROR" || line.level === "WARN")).toEqual([
         { level: "ERROR", message: closeCodeExplanation(4011) }
       ])

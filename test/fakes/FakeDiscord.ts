@@ -29,14 +29,7 @@ import { type FakeTimeout, type GatewayEventKind, type GatewayRecord, Journal, t
 import { makeRoutes } from "./discord/Rest.js"
 import { DiscordState, type FakeDiscordOptions } from "./discord/State.js"
 
-export {
-  type FakeChannel,
-  type FakeGuild,
-  type FakeOwner,
-  type FakeUser,
-  snowflake,
-  snowflakeTime
-} from "./discord/Payloads.js"
+export { type FakeChannel, type FakeGuild, type FakeOwner, type FakeUser, snowflake, snowflakeTime } from "./discord/Payloads.js"
 export { shardOf, type ShardPair } from "./discord/Shards.js"
 export { FakeTimeout, type GatewayEventKind, type GatewayRecord, type RecordedRequest } from "./discord/Records.js"
 export { type InteractionInput, type MessageInput } from "./discord/Messages.js"

@@ -91,7 +91,7 @@ const messagesPath = /^\/v1\/agents\/([^/]+)\/messages\/?$/
 const cancelPath = /^\/v1\/agents\/([^/]+)\/messages\/cancel\/?$/
 
 export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<FakeLetta, never, Scope.Scope> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const agents = new Map<string, string>(Object.entries(options.agents ?? {}))
     const queues = new Map<string, Array<Behaviour>>()
     const agentDefaults = new Map<string, Behaviour>()
@@ -132,7 +132,7 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
     }
 
     const awaitRequest = (n: number, filter: (request: ReceivedRequest) => boolean = () => true) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const deferred = yield* Deferred.make<ReceivedRequest>()
         waiters.push({ n, filter, deferred })
         wakeRequestWaiters()
@@ -253,7 +253,7 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
     const awaitRuns = (
       ready: (runs: ReadonlyArray<RunRecord>, requests: ReadonlyArray<ReceivedRequest>) => boolean
     ) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const deferred = yield* Deferred.make<ReadonlyArray<RunRecord>>()
         runWaiters.push({ ready, deferred })
         wakeRunWaiters()

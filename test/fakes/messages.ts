@@ -4,7 +4,14 @@
  */
 import { type Context, Effect, Layer } from "effect"
 import type { ChainEntry, MessageContext, ReplyChain } from "../../src/domain/Context.js"
-import type { Author, ChannelInfo, GuildInfo, MessageRecord, MessageReference, ReceivedMessage } from "../../src/domain/Discord.js"
+import type {
+  Author,
+  ChannelInfo,
+  GuildInfo,
+  MessageRecord,
+  MessageReference,
+  ReceivedMessage
+} from "../../src/domain/Discord.js"
 import { DiscordError, type DiscordFailure, MessageNotFound, MissingAccess } from "../../src/domain/Errors.js"
 import { MessageSource } from "../../src/services/discord/MessageSource.js"
 

@@ -45,7 +45,8 @@ const countCells = (counts: RowCounts | null): ReadonlyArray<string> =>
     ].map(String)
 
 export const renderReport = (rows: ReadonlyArray<ReportRow>, wallSeconds: number): string => {
-  const header = "| fault | sent | accepted | delivered | re-sent | dead-lettered | rejected | duplicated | lost | result | notes (measured) |"
+  const header =
+    "| fault | sent | accepted | delivered | re-sent | dead-lettered | rejected | duplicated | lost | result | notes (measured) |"
   const rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
   const lines = rows.map((row) =>
     `| ${cell(row.fault)} | ${countCells(row.counts).join(" | ")} | ${resultOf(row)} | ${cell(row.notes)} |`

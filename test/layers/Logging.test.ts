@@ -9,7 +9,7 @@ const capture = (lines: Array<string>) =>
 describe("JSON log lines", () => {
   it.effect("one object per line with level, message, timestamp and flattened annotations", () => {
     const lines: Array<string> = []
-    return Effect.gen(function* () {
+    return Effect.gen(function*() {
       yield* Effect.logWarning("queue full").pipe(
         Effect.annotateLogs({ guildId: "1", channelId: "2", messageId: "3", agentId: "agent-x", runId: "run-1" }),
         Effect.withLogSpan("listen")
@@ -34,8 +34,10 @@ describe("JSON log lines", () => {
 
   it.effect("a failure's cause is included, a multi-line message stays on one line", () => {
     const lines: Array<string> = []
-    return Effect.gen(function* () {
-      yield* Effect.fail(new Error("boom")).pipe(Effect.catchAllCause((cause) => Effect.logError("run failed\nsecond line", cause)))
+    return Effect.gen(function*() {
+      yield* Effect.fail(new Error("boom")).pipe(
+        Effect.catchAllCause((cause) => Effect.logError("run failed\nsecond line", cause))
+      )
       expect(lines).toHaveLength(1)
       const parsed = JSON.parse(lines[0]!)
       expect(parsed.level).toBe("error")
@@ -46,7 +48,7 @@ describe("JSON log lines", () => {
 
   it.effect("logAnnotated writes its annotations with the line, and nothing when the level filters it out", () => {
     const lines: Array<string> = []
-    return Effect.gen(function* () {
+    return Effect.gen(function*() {
       yield* logAnnotated(LogLevel.Info, "tool call discord_send", { tool: "discord_send", toolCallId: "c1" }).pipe(
         Effect.annotateLogs({ runId: "run-1" })
       )
@@ -77,9 +79,8 @@ describe("JSON log lines", () => {
   })
 
   it.effect("LOG_LEVEL maps names to levels and rejects unknown ones", () =>
-    Effect.gen(function* () {
-      const read = (value: string) =>
-        Effect.withConfigProvider(logLevel, ConfigProvider.fromMap(new Map([["LOG_LEVEL", value]])))
+    Effect.gen(function*() {
+      const read = (value: string) => Effect.withConfigProvider(logLevel, ConfigProvider.fromMap(new Map([["LOG_LEVEL", value]])))
       expect(yield* read("debug")).toBe(LogLevel.Debug)
       expect(yield* read("warning")).toBe(LogLevel.Warning)
       expect(yield* read("error")).toBe(LogLevel.Error)
@@ -87,7 +88,5 @@ describe("JSON log lines", () => {
       expect(bad._tag).toBe("Left")
       const unset = yield* Effect.withConfigProvider(logLevel, ConfigProvider.fromMap(new Map()))
       expect(unset).toBe(LogLevel.Info)
-    })
-  )
+    }))
 })
-

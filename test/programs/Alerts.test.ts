@@ -173,7 +173,8 @@ describe("owner alerts", () => {
     Effect.gen(function*() {
       const read = (env: Record<string, string>) =>
         Effect.withConfigProvider(Effect.map(ownerIds, configuredOwners), ConfigProvider.fromMap(new Map(Object.entries(env))))
-      expect(yield* read({ AURORA_OWNER_IDS: " 111111111111111111, 222222222222222222,,333333333333333333, not-an-id " })).toEqual(Option.some(["111111111111111111", "222222222222222222", "333333333333333333"]))
+      expect(yield* read({ AURORA_OWNER_IDS: " 111111111111111111, 222222222222222222,,333333333333333333, not-an-id " }))
+        .toEqual(Option.some(["111111111111111111", "222222222222222222", "333333333333333333"]))
       expect(yield* read({ AURORA_OWNER_IDS: " , " })).toEqual(Option.none())
       expect(yield* read({})).toEqual(Option.none())
     }))

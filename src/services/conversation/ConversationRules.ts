@@ -46,8 +46,7 @@ export interface AgentConversations {
 export const cacheKeyOf = (key: ConversationKey): string => JSON.stringify([key.agentId, key.partitionKey, key.channelId])
 
 /** Whether `touch` at `now` moves the recorded last use. */
-export const touchMoves = (record: ConversationRecord, now: number): boolean =>
-  now - record.lastUsedAt >= touchResolutionMs
+export const touchMoves = (record: ConversationRecord, now: number): boolean => now - record.lastUsedAt >= touchResolutionMs
 
 export interface StoredConversation {
   readonly key: ConversationKey

@@ -84,12 +84,17 @@ export const makeMemoryConversationStore = (
           return pruned.reduce((kept, row) => HashMap.remove(kept, cacheKeyOf(row.key)), next)
         }),
       touch: (key, now) =>
-        Ref.update(state, (rows) =>
-          HashMap.modify(rows, cacheKeyOf(key), (row) =>
-            touchMoves(row.record, now) ? { ...row, record: { ...row.record, lastUsedAt: now } } : row)),
+        Ref.update(
+          state,
+          (rows) =>
+            HashMap.modify(rows, cacheKeyOf(key), (row) =>
+              touchMoves(row.record, now) ? { ...row, record: { ...row.record, lastUsedAt: now } } : row)
+        ),
       forget: (key) =>
-        Ref.modify(state, (rows) =>
-          HashMap.has(rows, cacheKeyOf(key)) ? [true, HashMap.remove(rows, cacheKeyOf(key))] : [false, rows]),
+        Ref.modify(
+          state,
+          (rows) => HashMap.has(rows, cacheKeyOf(key)) ? [true, HashMap.remove(rows, cacheKeyOf(key))] : [false, rows]
+        ),
       forAgent: (agentId, partitionKey, limit) =>
         Effect.map(Ref.get(state), (rows) => {
           const all = ofAgent(rows, agentId).filter((row) => row.key.partitionKey === partitionKey)

@@ -18,13 +18,7 @@ import type {
   MessageReference,
   ReceivedMessage
 } from "../../domain/Discord.js"
-import {
-  type DiscordFailure,
-  DiscordError,
-  DiscordRateLimited,
-  MessageNotFound,
-  MissingAccess
-} from "../../domain/Errors.js"
+import { type DiscordFailure, DiscordError, DiscordRateLimited, MessageNotFound, MissingAccess } from "../../domain/Errors.js"
 import { closeCodeExplanation, closeCodeOfError } from "./Shards.js"
 
 // --- records ------------------------------------------------------------------

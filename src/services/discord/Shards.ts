@@ -85,8 +85,7 @@ export const isLongDown = (shard: ShardHealth): boolean =>
 /** The shards that are down, with the time (epoch ms) each went down. */
 export type DownSince = ReadonlyMap<number, number>
 
-const withDown = (down: DownSince, id: number, now: number): DownSince =>
-  down.has(id) ? down : new Map(down).set(id, now)
+const withDown = (down: DownSince, id: number, now: number): DownSince => down.has(id) ? down : new Map(down).set(id, now)
 
 const withoutDown = (down: DownSince, id: number): DownSince => {
   if (!down.has(id)) return down
@@ -131,7 +130,8 @@ export const makeShardTracker: Effect.Effect<ShardTracker> = Effect.map(
   (ref): ShardTracker => ({
     down: (id) => Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.update(ref, (down) => withDown(down, id, now))),
     up: (id) => Ref.update(ref, (down) => withoutDown(down, id)),
-    health: (readings) => Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.modify(ref, (down) => observe(down, readings, now)))
+    health: (readings) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.modify(ref, (down) => observe(down, readings, now)))
   })
 )
 
@@ -145,8 +145,7 @@ export const failWhenStalled = <E>(
   progress: Queue.Dequeue<number>,
   timeout: Duration.Duration,
   onStall: () => E
-): Effect.Effect<never, E> =>
-  Effect.forever(Effect.timeoutFail(progress.take, { duration: timeout, onTimeout: onStall }))
+): Effect.Effect<never, E> => Effect.forever(Effect.timeoutFail(progress.take, { duration: timeout, onTimeout: onStall }))
 
 // --- close codes an operator must act on -------------------------------------------------------
 

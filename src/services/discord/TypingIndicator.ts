@@ -22,7 +22,7 @@ export class TypingSender extends Context.Tag("aurora/TypingSender")<
 }
 
 export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/TypingIndicator", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const sender = yield* TypingSender
 
     /**
@@ -31,7 +31,7 @@ export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/T
      * matters because every dispatch shows typing.
      */
     const showUntil = <E>(channelId: string, until: Effect.Effect<void, E>): Effect.Effect<void> =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const failures = yield* Ref.make(0)
         const once = sender.sendTyping(channelId).pipe(
           Effect.catchAll((error) =>

@@ -5,8 +5,7 @@
  */
 import { Cause, Effect, FiberRef, HashMap, List, Logger, LogLevel } from "effect"
 
-const levelName = (level: LogLevel.LogLevel): string =>
-  level._tag === "Warning" ? "warning" : level.label.toLowerCase()
+const levelName = (level: LogLevel.LogLevel): string => level._tag === "Warning" ? "warning" : level.label.toLowerCase()
 
 const messageText = (message: unknown): string => {
   const parts = Array.isArray(message) ? message : [message]
@@ -54,4 +53,3 @@ export const logAnnotated = (
     LogLevel.greaterThan(minimum, level)
       ? Effect.void
       : Effect.annotateLogs(Effect.logWithLevel(level, message), annotations))
-

@@ -47,9 +47,17 @@ export const processMetrics: Effect.Effect<ReadonlyArray<Pair>> = Effect.sync(()
   return [
     counter("process_cpu_user_seconds_total", "User CPU time spent by the process, in seconds.", seconds(cpu.user)),
     counter("process_cpu_system_seconds_total", "System CPU time spent by the process, in seconds.", seconds(cpu.system)),
-    counter("process_cpu_seconds_total", "User and system CPU time spent by the process, in seconds.", seconds(cpu.user + cpu.system)),
+    counter(
+      "process_cpu_seconds_total",
+      "User and system CPU time spent by the process, in seconds.",
+      seconds(cpu.user + cpu.system)
+    ),
     gauge("process_resident_memory_bytes", "Resident memory size, in bytes.", memory.rss),
-    gauge("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.", performance.timeOrigin / 1000),
+    gauge(
+      "process_start_time_seconds",
+      "Start time of the process since the Unix epoch, in seconds.",
+      performance.timeOrigin / 1000
+    ),
     gauge("nodejs_heap_size_total_bytes", "V8 heap size, in bytes.", memory.heapTotal),
     gauge("nodejs_heap_size_used_bytes", "V8 heap in use, in bytes.", memory.heapUsed),
     gauge("nodejs_external_memory_bytes", "Memory of C++ objects bound to JavaScript objects, in bytes.", memory.external),
@@ -82,9 +90,14 @@ export const buildInfo: Pair = gauge("aurora_build_info", "Aurora's version (alw
 /** The gateway shards' gauges. */
 export const shardMetrics = (shards: ReadonlyArray<ShardHealth>): ReadonlyArray<Pair> =>
   shards.flatMap((shard) => [
-    gauge("aurora_gateway_shard_up", "1 when the Discord gateway shard is ready, 0 when it is not.", shard.status === "ready" ? 1 : 0, {
-      shard: String(shard.id)
-    }),
+    gauge(
+      "aurora_gateway_shard_up",
+      "1 when the Discord gateway shard is ready, 0 when it is not.",
+      shard.status === "ready" ? 1 : 0,
+      {
+        shard: String(shard.id)
+      }
+    ),
     gauge(
       "aurora_gateway_ping_seconds",
       "Round trip of the gateway shard's last heartbeat, in seconds (NaN before the first).",

@@ -54,8 +54,7 @@ const bodyField = (body: unknown, key: string): string | undefined => {
  * The run named in a busy answer: `Another request (run_id=run-...) is currently being processed`,
  * or a `"run_id":"run-..."` field beside the detail.
  */
-const blockingRunIdOf = (text: string): string | undefined =>
-  /run_id"?\s*[=:]\s*"?([A-Za-z0-9_-]+)/.exec(text)?.[1]
+const blockingRunIdOf = (text: string): string | undefined => /run_id"?\s*[=:]\s*"?([A-Za-z0-9_-]+)/.exec(text)?.[1]
 
 /** Longest Retry-After honoured: a server asking for more is treated as asking for this. */
 export const maxRetryAfter = Duration.minutes(5)
@@ -88,7 +87,7 @@ export const classifyClientError = (
   cause: unknown,
   context: FailureContext & { readonly phase: "headers" | "stream" }
 ): Effect.Effect<LettaRunError> =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const base = {
       agentId: context.agentId,
       runId: context.runId,

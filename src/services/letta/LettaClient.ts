@@ -25,7 +25,7 @@ export interface LettaUrl {
  * start-up from the persisted setting); it wins over LETTA_BASE_URL.
  */
 export class LettaEndpoint extends Effect.Service<LettaEndpoint>()("aurora/LettaEndpoint", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const envUrl = (yield* AuroraConfig).letta.baseUrl
     const override = yield* Ref.make<string | null>(null)
 
@@ -62,7 +62,7 @@ export type LettaHealth =
  * own retries would re-send a streamed prompt and duplicate an agent turn; Effect owns retries.
  */
 export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClient", {
-  effect: Effect.gen(function* () {
+  effect: Effect.gen(function*() {
     const endpoint = yield* LettaEndpoint
     // Self-hosted servers need no key (a blank LETTA_API_KEY reads as none).
     const apiKey = (yield* AuroraConfig).letta.apiKey
@@ -81,15 +81,17 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
       })
     })
 
-    const current: Effect.Effect<LettaClientHandle> = Effect.flatMap(endpoint.current, (at) =>
-      Ref.modify(cache, (cached): [LettaClientHandle, Option.Option<LettaClientHandle>] => {
-        if (Option.isSome(cached) && cached.value.url === at.url) {
-          const handle = { ...cached.value, source: at.source }
+    const current: Effect.Effect<LettaClientHandle> = Effect.flatMap(
+      endpoint.current,
+      (at) =>
+        Ref.modify(cache, (cached): [LettaClientHandle, Option.Option<LettaClientHandle>] => {
+          if (Option.isSome(cached) && cached.value.url === at.url) {
+            const handle = { ...cached.value, source: at.source }
+            return [handle, Option.some(handle)]
+          }
+          const handle = build(at)
           return [handle, Option.some(handle)]
-        }
-        const handle = build(at)
-        return [handle, Option.some(handle)]
-      })
+        })
     )
 
     /** Removes the API key from text bound for an error message or a log line. */
@@ -109,17 +111,15 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
 
     /** GET /v1/agents/{id}: the check behind `enable` and `dm enable`. */
     const retrieveAgent = (agentId: string) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const { client } = yield* current
         const agent = yield* Effect.tryPromise({
-          try: (signal) =>
-            client.agents.retrieve(agentId, null, { signal, timeout: Duration.toMillis(lookupTimeout) }),
+          try: (signal) => client.agents.retrieve(agentId, null, { signal, timeout: Duration.toMillis(lookupTimeout) }),
           catch: (cause) => cause
         }).pipe(
           Effect.timeoutFail({
             duration: lookupTimeout,
-            onTimeout: () =>
-              new APIConnectionTimeoutError({ message: `no answer within ${Duration.format(lookupTimeout)}` })
+            onTimeout: () => new APIConnectionTimeoutError({ message: `no answer within ${Duration.format(lookupTimeout)}` })
           }),
           Effect.catchAll((cause) => Effect.flip(classifyClientError(cause, lookupContext(agentId))))
         )
@@ -132,7 +132,7 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
      * still have happened on the server: that conversation is simply never used.
      */
     const createConversation = (agentId: string, description: string): Effect.Effect<string, LettaRunError> =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const { client } = yield* current
         const conversation = yield* Effect.tryPromise({
           try: (signal) =>
@@ -144,8 +144,7 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
         }).pipe(
           Effect.timeoutFail({
             duration: lookupTimeout,
-            onTimeout: () =>
-              new APIConnectionTimeoutError({ message: `no answer within ${Duration.format(lookupTimeout)}` })
+            onTimeout: () => new APIConnectionTimeoutError({ message: `no answer within ${Duration.format(lookupTimeout)}` })
           }),
           Effect.catchAll((cause) => Effect.flip(classifyClientError(cause, lookupContext(agentId))))
         )
@@ -159,7 +158,7 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
       )
 
     /** GET /v1/health/: never fails, says what went wrong instead. */
-    const health: Effect.Effect<LettaHealth> = Effect.gen(function* () {
+    const health: Effect.Effect<LettaHealth> = Effect.gen(function*() {
       const handle = yield* current
       const at: LettaUrl = { url: handle.url, source: handle.source }
       return yield* Effect.tryPromise({
@@ -180,7 +179,7 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
      * the agent, other clients' included. Returns whether the server accepted it.
      */
     const cancelRun = (agentId: string, runId: string): Effect.Effect<boolean> =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const { client } = yield* current
         yield* Effect.tryPromise({
           try: (signal) =>
@@ -195,9 +194,12 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
         return true
       }).pipe(
         Effect.catchAll((reason) =>
-          Effect.as(Effect.logWarning("could not cancel the run on the Letta server").pipe(
-            Effect.annotateLogs({ reason })
-          ), false)
+          Effect.as(
+            Effect.logWarning("could not cancel the run on the Letta server").pipe(
+              Effect.annotateLogs({ reason })
+            ),
+            false
+          )
         ),
         Effect.annotateLogs({ agentId, runId }),
         Effect.withSpan("LettaClient.cancelRun", { attributes: { agentId, runId } })
@@ -209,7 +211,7 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
      * `channel` mode the conversation is Aurora's own. Returns whether the server accepted it.
      */
     const cancelConversation = (conversationId: string): Effect.Effect<boolean> =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const { client } = yield* current
         yield* Effect.tryPromise({
           try: (signal) =>
@@ -220,9 +222,12 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
         return true
       }).pipe(
         Effect.catchAll((reason) =>
-          Effect.as(Effect.logWarning("could not cancel the conversation's runs on the Letta server").pipe(
-            Effect.annotateLogs({ reason })
-          ), false)
+          Effect.as(
+            Effect.logWarning("could not cancel the conversation's runs on the Letta server").pipe(
+              Effect.annotateLogs({ reason })
+            ),
+            false
+          )
         ),
         Effect.annotateLogs({ conversationId }),
         Effect.withSpan("LettaClient.cancelConversation", { attributes: { conversationId } })

@@ -60,7 +60,7 @@ export const makeLettaRetrySchedule = (
     Schedule.intersect(backoff(options)),
     Schedule.map(([failure]) => failure),
     Schedule.modifyDelayEffect(([error, retry], delay) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const wait = retryAfterFloor(error, delay)
         yield* Effect.logWarning(
           `Letta run failed (${error._tag}); retry ${retry + 1} of ${options.attempts - 1} in ${Duration.format(wait)}`
@@ -71,8 +71,7 @@ export const makeLettaRetrySchedule = (
   )
 }
 
-export const lettaRetrySchedule: Schedule.Schedule<[LettaRunError, number], LettaRunError> =
-  makeLettaRetrySchedule()
+export const lettaRetrySchedule: Schedule.Schedule<[LettaRunError, number], LettaRunError> = makeLettaRetrySchedule()
 
 /** Runs `effect`, sending it again on transient failures per the schedule. */
 export const retryTransient = <A, R>(

@@ -88,9 +88,11 @@ export const renderPrompt = (context: MessageContext, options: PromptOptions, no
 export class PromptService extends Effect.Service<PromptService>()("aurora/PromptService", {
   succeed: {
     /** Relative times are measured against the Effect Clock (exact under TestClock). */
-    render: Effect.fn("PromptService.render", { captureStackTrace: false })(function* (context: MessageContext, options: PromptOptions) {
-      const now = yield* Clock.currentTimeMillis
-      return renderPrompt(context, options, now)
-    })
+    render: Effect.fn("PromptService.render", { captureStackTrace: false })(
+      function*(context: MessageContext, options: PromptOptions) {
+        const now = yield* Clock.currentTimeMillis
+        return renderPrompt(context, options, now)
+      }
+    )
   }
 }) {}

@@ -110,9 +110,7 @@ export const makeMemoryJournal: Effect.Effect<MemoryJournal> = Effect.map(
   (state): MemoryJournal => {
     const modify = (messageId: string, f: (entry: Entry) => Entry) =>
       Ref.update(state, (s) => ({ ...s, entries: HashMap.modify(s.entries, messageId, f) }))
-    const ordered = Effect.map(Ref.get(state), (s) =>
-      Array.from(HashMap.values(s.entries)).sort((a, b) => a.order - b.order)
-    )
+    const ordered = Effect.map(Ref.get(state), (s) => Array.from(HashMap.values(s.entries)).sort((a, b) => a.order - b.order))
     return {
       journal: {
         append: (event) =>

@@ -118,8 +118,7 @@ const prepareFiles = (dataDir: string, file: string) =>
     if (!fileStat.isFile()) {
       return yield* new DatabaseUnavailable({ path: file, reason: "the database path exists but is not a file" })
     }
-    yield* attempt(file, "the database file is not readable and writable", () =>
-      fs.access(file, constants.R_OK | constants.W_OK))
+    yield* attempt(file, "the database file is not readable and writable", () => fs.access(file, constants.R_OK | constants.W_OK))
   })
 
 /**

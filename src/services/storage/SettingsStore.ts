@@ -81,8 +81,7 @@ export class SettingsStore extends Effect.Service<SettingsStore>()("aurora/Setti
     // updates and change notifications is the same even when commands race.
     const writeLock = yield* Effect.makeSemaphore(1)
 
-    const guild = (guildId: string): Effect.Effect<GuildState> =>
-      Effect.map(Ref.get(cache), (c) => guildIn(c, guildId))
+    const guild = (guildId: string): Effect.Effect<GuildState> => Effect.map(Ref.get(cache), (c) => guildIn(c, guildId))
 
     /** Writes one guild row (upsert of the given columns), then the cache, then notifies. */
     const writeGuild = (
@@ -94,9 +93,7 @@ export class SettingsStore extends Effect.Service<SettingsStore>()("aurora/Setti
       Effect.gen(function*() {
         const updatedAt = yield* Clock.currentTimeMillis
         const row = { guild_id: guildId, ...columns, updated_at: updatedAt }
-        const assignments = [...Object.keys(columns), "updated_at"].map((column) =>
-          sql`${sql(column)} = excluded.${sql(column)}`
-        )
+        const assignments = [...Object.keys(columns), "updated_at"].map((column) => sql`${sql(column)} = excluded.${sql(column)}`)
         yield* sql`INSERT INTO guild_settings ${sql.insert(row)}
           ON CONFLICT (guild_id) DO UPDATE SET ${sql.csv(assignments)}`.pipe(
           Effect.mapError(storageErrorOf(operation))

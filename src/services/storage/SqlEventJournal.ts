@@ -141,12 +141,15 @@ const makeJournalWriter: Effect.Effect<JournalWriter, never, SqlClient.SqlClient
     const requests = yield* Mailbox.make<PendingWrite>()
 
     const onConnection = (writes: ReadonlyArray<PendingWrite>) =>
-      Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) =>
-        Effect.forEach(writes, ({ statement }) => {
-          if (Option.isNone(transaction)) return statement
-          const [text, params] = statement.compile()
-          return transaction.value[0].execute(text, params, undefined)
-        }, { discard: true }))
+      Effect.flatMap(
+        Effect.serviceOption(SqlClient.TransactionConnection),
+        (transaction) =>
+          Effect.forEach(writes, ({ statement }) => {
+            if (Option.isNone(transaction)) return statement
+            const [text, params] = statement.compile()
+            return transaction.value[0].execute(text, params, undefined)
+          }, { discard: true })
+      )
 
     const commit = (writes: ReadonlyArray<PendingWrite>): Effect.Effect<void, SqlError> =>
       writes.length === 1 && writes[0] !== undefined
@@ -186,8 +189,10 @@ const makeJournalWriter: Effect.Effect<JournalWriter, never, SqlClient.SqlClient
       // is left waiting for an answer.
       Effect.ensuring(Effect.zipRight(
         requests.end,
-        Effect.flatMap(requests.clear, (left) =>
-          Effect.sync(() => Chunk.forEach(left, (write) => write.answer(Effect.fail(closed(write.operation))))))
+        Effect.flatMap(
+          requests.clear,
+          (left) => Effect.sync(() => Chunk.forEach(left, (write) => write.answer(Effect.fail(closed(write.operation)))))
+        )
       ))
     ))
     yield* Effect.addFinalizer(() => Effect.zipRight(requests.end, Fiber.await(writer)))
@@ -204,8 +209,8 @@ const makeJournalWriter: Effect.Effect<JournalWriter, never, SqlClient.SqlClient
 
 // --- the journal --------------------------------------------------------------
 
-export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlClient.SqlClient | Scope.Scope> =
-  Effect.gen(function*() {
+export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlClient.SqlClient | Scope.Scope> = Effect.gen(
+  function*() {
     const sql = yield* SqlClient.SqlClient
     const { write } = yield* makeJournalWriter
 
@@ -277,4 +282,5 @@ export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlC
     })
 
     return { append, remove, update, runStarted, runIdSeen, sideEffectSeen, load }
-  })
+  }
+)

@@ -109,7 +109,9 @@ export const makeConversations = (deps: ConversationDeps) => {
     agent_id: c.agentId,
     archived: false,
     archived_at: null,
-    context_window_limit: typeof field(c.body, "context_window_limit") === "number" ? field(c.body, "context_window_limit") : null,
+    context_window_limit: typeof field(c.body, "context_window_limit") === "number"
+      ? field(c.body, "context_window_limit")
+      : null,
     created_at: iso(c.createdAt),
     created_by_id: null,
     description: c.description,
@@ -160,7 +162,13 @@ export const makeConversations = (deps: ConversationDeps) => {
     blockingRunId: string,
     request: Incoming
   ) => {
-    busyAnswers.push({ conversationId: conversation.id, agentId: conversation.agentId, reason, blockingRunId, at: request.fields.at })
+    busyAnswers.push({
+      conversationId: conversation.id,
+      agentId: conversation.agentId,
+      reason,
+      blockingRunId,
+      at: request.fields.at
+    })
     json(res, 409, { detail: busyDetail(blockingRunId) })
   }
 
@@ -281,17 +289,16 @@ export const makeConversations = (deps: ConversationDeps) => {
       }),
     conversationInFlight: (conversationId) => Effect.sync(() => deps.runs.openRuns(conversationId).length),
     maxConcurrentSends: (conversationId) =>
-      Effect.sync(() =>
-        conversationId === undefined ? Math.max(0, ...maxSends.values()) : maxSends.get(conversationId) ?? 0
-      ),
+      Effect.sync(() => conversationId === undefined ? Math.max(0, ...maxSends.values()) : maxSends.get(conversationId) ?? 0),
     awaitConversationCreated: (n, agentId) =>
       deps.awaitRequest(n, (r) =>
         r.kind === "conversation-create" && r.conversationId !== undefined &&
-        (agentId === undefined || r.agentId === agentId)
-      ).pipe(Effect.flatMap((r) => {
-        const conversation = conversations.get(r.conversationId ?? "")
-        return conversation === undefined ? Effect.dieMessage("a created conversation is always recorded") : Effect.succeed(conversation)
-      })),
+        (agentId === undefined || r.agentId === agentId)).pipe(Effect.flatMap((r) => {
+          const conversation = conversations.get(r.conversationId ?? "")
+          return conversation === undefined
+            ? Effect.dieMessage("a created conversation is always recorded")
+            : Effect.succeed(conversation)
+        })),
     awaitConversationMessages: (n, conversationId) => deps.awaitRequest(n, isConversationSend(conversationId))
   })
 

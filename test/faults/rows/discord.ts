@@ -32,7 +32,7 @@ import type { RecordRow } from "../report.js"
  * 10 after the resume. Every one is handled once.
  */
 export const gatewayDrop = (record: RecordRow) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const { agentId, channels, dataDir, discord, letta } = yield* oneGuildStage({
       g: 5,
       channels: 10,
@@ -76,7 +76,10 @@ export const gatewayDrop = (record: RecordRow) =>
     const row = record({
       fault: "Gateway socket killed by the fake mid-traffic (10 before, 10 during the gap, 10 after)",
       counts: ledger.counts,
-      notes: `drop → RESUMED in ${seconds(gapMs)}, ${resumed.replayed ?? 0} missed dispatches replayed; identifies ${discord.identifyCount()}, resumes ${discord.resumeCount()}; ` +
+      notes:
+        `drop → RESUMED in ${seconds(gapMs)}, ${
+          resumed.replayed ?? 0
+        } missed dispatches replayed; identifies ${discord.identifyCount()}, resumes ${discord.resumeCount()}; ` +
         `aurora_messages_received_total = ${metrics.value("aurora_messages_received_total")}, ` +
         `rejected as duplicate = ${metrics.value("aurora_events_rejected_total", { reason: "duplicate" })}`
     })
@@ -116,22 +119,31 @@ export interface BurstOptions {
  * and the memory stays bounded.
  */
 export const burst = (record: RecordRow, options: BurstOptions) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const guilds = range(options.guilds).map((g) => textGuild(20 + g, options.channelsPerGuild))
     const agentOf = (g: number) => `agent-burst-${g}`
     const discord = yield* FakeDiscord.make({ guilds })
-    const letta = yield* makeFakeLetta({ agents: Object.fromEntries(range(options.guilds).map((g) => [agentOf(g), `Burst ${g}`])) })
+    const letta = yield* makeFakeLetta({
+      agents: Object.fromEntries(range(options.guilds).map((g) => [agentOf(g), `Burst ${g}`]))
+    })
     const dataDir = yield* tempDir
     yield* seedSettings(
       dataDir,
-      guilds.map((guild, g) => ({ guildId: guild.id, agentId: agentOf(g), settings: { queuesize: options.queuesize, ratelimit: 0.5 } }))
+      guilds.map((guild, g) => ({
+        guildId: guild.id,
+        agentId: agentOf(g),
+        settings: { queuesize: options.queuesize, ratelimit: 0.5 }
+      }))
     )
     const aurora = yield* startAurora(discord, { lettaUrl: letta.url, dataDir, httpPort: yield* freePort, logLevel: "warning" })
     const idleRss = yield* aurora.peakRssMiB
 
     const channels = guilds.flatMap(channelIds)
     const burstAt = Date.now()
-    const sent = yield* Effect.forEach(range(options.mentions), (i) => mention(discord, channels[i % channels.length]!, `burst ${i}`))
+    const sent = yield* Effect.forEach(
+      range(options.mentions),
+      (i) => mention(discord, channels[i % channels.length]!, `burst ${i}`)
+    )
     const writtenMs = Date.now() - burstAt
     const received = yield* metricsWhen(
       aurora,
@@ -160,8 +172,12 @@ export const burst = (record: RecordRow, options: BurstOptions) =>
         `(${options.guilds} guilds × ${options.channelsPerGuild}, an agent each, queuesize ${options.queuesize})`,
       counts: ledger.counts,
       notes: `written by the fake in ${seconds(writtenMs)}; all accepted/rejected after ${seconds(decidedMs)}; ` +
-        `drained after ${seconds(drainedMs)}; peak RSS ${peakRss?.toFixed(0) ?? "?"} MiB (idle ${idleRss?.toFixed(0) ?? "?"} MiB; ` +
-        `asserted < ${options.maxPeakRssMiB} MiB); rejected as full = ${drained.value("aurora_events_rejected_total", { reason: "full" })}; ` +
+        `drained after ${seconds(drainedMs)}; peak RSS ${peakRss?.toFixed(0) ?? "?"} MiB (idle ${
+          idleRss?.toFixed(0) ?? "?"
+        } MiB; ` +
+        `asserted < ${options.maxPeakRssMiB} MiB); rejected as full = ${
+          drained.value("aurora_events_rejected_total", { reason: "full" })
+        }; ` +
         `aurora_messages_received_total = ${received.value("aurora_messages_received_total")}; ${runs.length} Letta runs`
     })
 

@@ -52,7 +52,7 @@ export interface LettaDownOptions {
  * delivered exactly once without anyone's help.
  */
 export const lettaDown = (record: RecordRow, options: LettaDownOptions) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const { guild, dataDir, discord, letta } = yield* oneGuildStage({
       g: 4,
       channels: 10,
@@ -103,7 +103,9 @@ export const lettaDown = (record: RecordRow, options: LettaDownOptions) =>
       counts: ledger.counts,
       notes: `breaker (s after Letta went down): ${timeline.map((t) => `${t.from}→${t.to} ${seconds(t.atMs)}`).join(", ")}; ` +
         `aurora_circuit_breaker_state at 1: ${breakerStateOf(duringOutage)} during the outage, ` +
-        `${breakerStateOf(after)} after; ${duringOutage.sum("aurora_queue_pending_events")} pending at the end of the arrivals; ` +
+        `${breakerStateOf(after)} after; ${
+          duringOutage.sum("aurora_queue_pending_events")
+        } pending at the end of the arrivals; ` +
         `Letta back → all delivered in ${seconds(allDeliveredMs)}; ` +
         `aurora_runs_total{outcome="connection_error"} = ${after.value("aurora_runs_total", { outcome: "connection_error" })}, ` +
         `{outcome="circuit_open"} = ${after.value("aurora_runs_total", { outcome: "circuit_open" })}`
@@ -138,12 +140,16 @@ interface MatrixCase {
 
 /** `/aurora events errors` through the fake interaction path: the "By error type" lines, parsed. */
 const errorStatsByType = (discord: FakeDiscord, guildId: string, channelId: string) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const interaction = yield* discord.sendInteraction({
       guildId,
       channelId,
       permissions: "32",
-      data: { name: "aurora", type: 1, options: [{ type: 2, name: "events", options: [{ type: 1, name: "errors", options: [] }] }] }
+      data: {
+        name: "aurora",
+        type: 1,
+        options: [{ type: 2, name: "events", options: [{ type: 1, name: "errors", options: [] }] }]
+      }
     })
     const embedOf = () => {
       const embeds = discord.interactionReply(interaction.token)?.["embeds"]
@@ -152,7 +158,9 @@ const errorStatsByType = (discord: FakeDiscord, guildId: string, channelId: stri
     yield* bounded("the /aurora events errors reply", discord.waitForRequest(() => embedOf() !== undefined, "30 seconds"))
     const fields: unknown = embedOf()?.["fields"]
     const byType = Array.isArray(fields)
-      ? fields.find((field: unknown) => typeof field === "object" && field !== null && Reflect.get(field, "name") === "By error type")
+      ? fields.find((field: unknown) =>
+        typeof field === "object" && field !== null && Reflect.get(field, "name") === "By error type"
+      )
       : undefined
     const text = String(Reflect.get(byType ?? {}, "value") ?? "")
     return Object.fromEntries(
@@ -166,7 +174,7 @@ const errorStatsByType = (discord: FakeDiscord, guildId: string, channelId: stri
  * three times in a row (the dispatch's retries run out, the event is held and tried again).
  */
 export const lettaErrorMatrix = (record: RecordRow) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const cases: ReadonlyArray<MatrixCase> = [
       { name: "500", agentId: "agent-500", guild: textGuild(10, 1), script: [Behaviours.status(500)] },
       {
@@ -180,7 +188,9 @@ export const lettaErrorMatrix = (record: RecordRow) =>
         name: "event: error",
         agentId: "agent-error",
         guild: textGuild(13, 1),
-        script: [Behaviours.errorEvent([Items.reasoning("Let me think.")], { errorType: "internal_error", message: "step failed" })]
+        script: [
+          Behaviours.errorEvent([Items.reasoning("Let me think.")], { errorType: "internal_error", message: "step failed" })
+        ]
       },
       {
         name: "503 ×3",

@@ -59,7 +59,7 @@ const corruptPattern = /^aurora: Database unavailable at .*aurora\.db: .*(corrup
 const lockedPattern = /^aurora: Database unavailable at .*aurora\.db: the database is locked by another process/
 
 export const startupFaults = (record: RecordRow) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const guild = textGuild(6, 1)
     const agentId = "agent-startup"
     const discord = yield* FakeDiscord.make({ guilds: [guild] })
@@ -100,7 +100,10 @@ export const startupFaults = (record: RecordRow) =>
     const sharedKept = sha256(sharedFile) === sharedHash
     // The first Aurora is unharmed: it still answers.
     const probe = yield* mention(discord, guild.channels[0]!.id, "still there?")
-    yield* bounded("the first Aurora to answer", letta.awaitRuns((runs, requests) => deliveredCount(new Set([probe]), runs, requests) === 1))
+    yield* bounded(
+      "the first Aurora to answer",
+      letta.awaitRuns((runs, requests) => deliveredCount(new Set([probe]), runs, requests) === 1)
+    )
     yield* metricsWhen(running, idle, "the first Aurora to be idle")
     const runningExit = yield* stop(running)
     const lockedRow = record({
@@ -113,7 +116,7 @@ export const startupFaults = (record: RecordRow) =>
     // 3. A read-only data directory holding a database. As root, only another user can find a
     // directory read-only, and that user must be able to read the program.
     const readOnlyFault = "Start-up: read-only data directory (with its database)"
-    const readOnly = unprivileged !== undefined && !checkoutReachableByOthers() ? null : yield* Effect.gen(function* () {
+    const readOnly = unprivileged !== undefined && !checkoutReachableByOthers() ? null : yield* Effect.gen(function*() {
       const dir = yield* tempDir
       yield* seedSettings(dir, [{ guildId: guild.id, agentId }])
       const file = Path.join(dir, databaseFileName)
@@ -131,7 +134,8 @@ export const startupFaults = (record: RecordRow) =>
         fault: readOnlyFault,
         counts: null,
         skipped: true,
-        notes: `not run: the suite runs as root and ${root} is not searchable by other users, so no unprivileged user can run the program`
+        notes:
+          `not run: the suite runs as root and ${root} is not searchable by other users, so no unprivileged user can run the program`
       })
       : record({
         fault: readOnlyFault,

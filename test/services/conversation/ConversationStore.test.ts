@@ -3,7 +3,7 @@
  * over seeded random operations (with fresh SQL stores on the same database in between, so that
  * cold caches read the table), and the touch resolution.
  */
-import { SqlClient } from "@effect/sql"
+import { type SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import type { StorageError } from "../../../src/domain/Errors.js"
@@ -124,5 +124,4 @@ describe("ConversationStore (memory and SQL alike)", () => {
       const stored = yield* session(dir, Effect.flatMap(ConversationStore, (s) => s.get(key("c1"))))
       expect(Option.map(stored, (r) => r.lastUsedAt)).toEqual(expected.at)
     }))
-
 })

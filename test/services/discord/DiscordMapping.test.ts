@@ -20,21 +20,23 @@ const typing = { operation: "sendTyping", channelId: "1" } as const
 const refused = () => new TypeError("fetch failed", { cause: Object.assign(new Error("connect"), { code: "ECONNREFUSED" }) })
 
 describe("channelKind", () => {
-  it.each([
-    [ChannelType.GuildText, "text"],
-    [ChannelType.DM, "dm"],
-    [ChannelType.GroupDM, "group-dm"],
-    [ChannelType.GuildVoice, "voice"],
-    [ChannelType.GuildAnnouncement, "announcement"],
-    [ChannelType.AnnouncementThread, "announcement-thread"],
-    [ChannelType.PublicThread, "public-thread"],
-    [ChannelType.PrivateThread, "private-thread"],
-    [ChannelType.GuildStageVoice, "stage"],
-    [ChannelType.GuildForum, "forum"],
-    [ChannelType.GuildMedia, "media"],
-    [ChannelType.GuildCategory, "unknown"],
-    [ChannelType.GuildDirectory, "unknown"]
-  ] as const)("maps discord.js channel type %s to %s", (type, kind) => {
+  it.each(
+    [
+      [ChannelType.GuildText, "text"],
+      [ChannelType.DM, "dm"],
+      [ChannelType.GroupDM, "group-dm"],
+      [ChannelType.GuildVoice, "voice"],
+      [ChannelType.GuildAnnouncement, "announcement"],
+      [ChannelType.AnnouncementThread, "announcement-thread"],
+      [ChannelType.PublicThread, "public-thread"],
+      [ChannelType.PrivateThread, "private-thread"],
+      [ChannelType.GuildStageVoice, "stage"],
+      [ChannelType.GuildForum, "forum"],
+      [ChannelType.GuildMedia, "media"],
+      [ChannelType.GuildCategory, "unknown"],
+      [ChannelType.GuildDirectory, "unknown"]
+    ] as const
+  )("maps discord.js channel type %s to %s", (type, kind) => {
     expect(channelKind(type)).toBe(kind)
   })
 

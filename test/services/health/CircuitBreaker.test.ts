@@ -1,6 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Fiber, Queue, Ref, TestClock } from "effect"
-import { AgentNotFound, CircuitOpen, isServiceFailure, LettaServerError, type LettaRunError } from "../../../src/domain/LettaErrors.js"
+import {
+  AgentNotFound,
+  CircuitOpen,
+  isServiceFailure,
+  LettaServerError,
+  type LettaRunError
+} from "../../../src/domain/LettaErrors.js"
 import {
   admitsMore,
   BreakerState,
@@ -24,7 +30,6 @@ const setup = Effect.gen(function*() {
   const failTimes = (n: number) => Effect.repeatN(fail, n - 1)
   return { breaker, executions, run, fail, succeed, failTimes }
 })
-
 
 const expectCircuitOpen = <A>(exit: Exit.Exit<A, LettaRunError | CircuitOpen>): CircuitOpen => {
   if (Exit.isSuccess(exit)) throw new Error("expected CircuitOpen, got success")

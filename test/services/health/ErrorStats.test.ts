@@ -16,7 +16,6 @@ const ok: Operation = { kind: "agent_run", outcome: "success" }
 const failed = (errorType: string, detail?: string): Operation =>
   detail === undefined ? { kind: "agent_run", outcome: { errorType } } : { kind: "agent_run", outcome: { errorType }, detail }
 
-
 const withDefaults = Effect.provide(ErrorStats.Default)
 
 describe("ErrorStats", () => {

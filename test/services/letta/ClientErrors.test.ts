@@ -24,7 +24,8 @@ const busyBody = {
     "Cannot send a new message: Another request (run_id=run-7f3a) is currently being processed for this conversation. Please wait for it to complete."
 }
 const approvalBody = {
-  detail: "Cannot send a new message: The agent is waiting for approval on a tool call. Please approve or deny the pending request before continuing."
+  detail:
+    "Cannot send a new message: The agent is waiting for approval on a tool call. Please approve or deny the pending request before continuing."
 }
 
 const answer = (status: number, body: object) => APIError.generate(status, body, undefined, new Headers())
@@ -50,7 +51,7 @@ describe("classifyClientError by route", () => {
     }))
 
   it.effect("conversation route: a 409 without an approval is ConversationBusy, naming the blocking run", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const error = yield* classify(answer(409, busyBody), "conv-1")
       expect(error).toBeInstanceOf(ConversationBusy)
       expect(error).toMatchObject({
@@ -64,15 +65,20 @@ describe("classifyClientError by route", () => {
     }))
 
   it.effect("conversation route: the run id also comes from a run_id field beside the detail", () =>
-    Effect.gen(function* () {
-      const body = { error: { detail: "Cannot send a new message: Another request is currently being processed for this conversation.", run_id: "run-123" } }
+    Effect.gen(function*() {
+      const body = {
+        error: {
+          detail: "Cannot send a new message: Another request is currently being processed for this conversation.",
+          run_id: "run-123"
+        }
+      }
       expect(yield* classify(answer(409, body), "conv-1")).toMatchObject({ _tag: "ConversationBusy", blockingRunId: "run-123" })
       const bare = yield* classify(answer(409, { detail: "conflict" }), "conv-1")
       expect(bare).toMatchObject({ _tag: "ConversationBusy", blockingRunId: undefined })
     }))
 
   it.effect("conversation route: a 409 about an approval stays AgentBusy with pendingApproval", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       expect(yield* classify(answer(409, approvalBody), "conv-1")).toMatchObject({
         _tag: "AgentBusy",
         pendingApproval: true
@@ -80,13 +86,13 @@ describe("classifyClientError by route", () => {
     }))
 
   it.effect("agents route: 409 is AgentBusy either way, approval or not", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       expect(yield* classify(answer(409, busyBody))).toMatchObject({ _tag: "AgentBusy", pendingApproval: false })
       expect(yield* classify(answer(409, approvalBody))).toMatchObject({ _tag: "AgentBusy", pendingApproval: true })
     }))
 
   it.effect("404: ConversationNotFound on the conversation route, AgentNotFound on the agents route", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const onConversation = yield* classify(answer(404, { detail: "Conversation conv-9 not found" }), "conv-9")
       expect(onConversation).toBeInstanceOf(ConversationNotFound)
       expect(onConversation).toMatchObject({ _tag: "ConversationNotFound", conversationId: "conv-9", agentId: "agent-1" })
@@ -94,7 +100,7 @@ describe("classifyClientError by route", () => {
     }))
 
   it.effect("other statuses read the same on both routes", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       for (const conversationId of [undefined, "conv-1"]) {
         expect((yield* classify(answer(503, { detail: "down" }), conversationId))._tag).toBe("LettaServerError")
         expect((yield* classify(answer(422, { detail: "bad" }), conversationId))._tag).toBe("LettaRejected")

@@ -12,7 +12,7 @@ import { agentId, classified, created, drain, failureOf, firstItem, normalRun, o
 describe("conversation runs on the fake Letta server", () => {
   it.effect("a client that leaves does not stop the run: the conversation stays busy until the cancel", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* created()
         yield* fake.script(agentId, Behaviours.hangAfter([Items.reasoning("thinking")]))
         const controller = new AbortController()
@@ -32,7 +32,7 @@ describe("conversation runs on the fake Letta server", () => {
 
   it.effect("a client that leaves after the stop reason leaves a finished run: the conversation is free", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* created()
         yield* fake.script(agentId, Behaviours.hangAfter([Items.assistant("done"), Items.stopReason("end_turn")]))
         const controller = new AbortController()
@@ -49,7 +49,7 @@ describe("conversation runs on the fake Letta server", () => {
 
   it.effect("a left run goes on at its pace: its later tool calls are recorded as detached, then it completes", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* created()
         yield* fake.script(
           agentId,
@@ -78,7 +78,7 @@ describe("conversation runs on the fake Letta server", () => {
 
   it.effect("conversations of one agent run in parallel: per-agent and per-conversation records", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const ids = [yield* created("a"), yield* created("b"), yield* created("c")]
         // Each run holds its stream open until all three have started, so they overlap for certain.
         const hold = Behaviours.stream([Frames.item(Items.reasoning("started")), Frames.hang])
@@ -98,7 +98,7 @@ describe("conversation runs on the fake Letta server", () => {
 
   it.effect("going offline aborts the conversation runs the server was still running", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* created()
         yield* fake.script(agentId, Behaviours.hangAfter([Items.reasoning("thinking")]))
         yield* firstItem(yield* open(client, id))

@@ -13,7 +13,7 @@ import { agentId, classified, created, drain, failureOf, firstItem, normalRun, o
 describe("conversations against the fake Letta server", () => {
   it.effect("create records the agent id and the description; retrieve gives the SDK's Conversation", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* created()
         expect(id).toBe("conv-1")
         const [conversation] = yield* fake.conversations
@@ -24,18 +24,29 @@ describe("conversations against the fake Letta server", () => {
           deleted: false
         })
         const request = (yield* fake.requests).find((r) => r.kind === "conversation-create")
-        expect(request).toMatchObject({ method: "POST", path: "/v1/conversations/", query: `?agent_id=${agentId}`, agentId, conversationId: "conv-1" })
+        expect(request).toMatchObject({
+          method: "POST",
+          path: "/v1/conversations/",
+          query: `?agent_id=${agentId}`,
+          agentId,
+          conversationId: "conv-1"
+        })
         expect(request?.body).toEqual({ description: "Discord #general (channel 100) in Guild (guild 1)" })
         expect(yield* fake.awaitConversationCreated(1, agentId)).toMatchObject({ id: "conv-1" })
 
         const retrieved = yield* Effect.promise(() => client.conversations.retrieve("conv-1"))
-        expect(retrieved).toMatchObject({ id: "conv-1", agent_id: agentId, description: conversation?.description, archived: false })
+        expect(retrieved).toMatchObject({
+          id: "conv-1",
+          agent_id: agentId,
+          description: conversation?.description,
+          archived: false
+        })
       })
     ))
 
   it.effect("create: an unknown agent is AgentNotFound, a failing server a LettaServerError; nothing is created", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const letta = yield* LettaClient
         const unknown = failureOf(yield* Effect.exit(letta.createConversation("agent-nope", "d")))
         expect(unknown).toMatchObject({ _tag: "AgentNotFound", agentId: "agent-nope" })
@@ -48,7 +59,7 @@ describe("conversations against the fake Letta server", () => {
 
   it.effect("a send streams the agent's next behaviour and is recorded with its conversation and agent", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* created()
         const iterator = yield* open(client, id, "hi there")
         expect(yield* drain(iterator)).toEqual(normalRun)
@@ -60,7 +71,11 @@ describe("conversations against the fake Letta server", () => {
           ["messages", `/v1/conversations/${id}/messages`, agentId, id, "run-1"],
           ["messages", `/v1/conversations/${id}/messages`, agentId, id, "run-2"]
         ])
-        expect(sends[0]?.body).toMatchObject({ messages: [{ role: "user", content: "hi there" }], stream_tokens: false, include_pings: true })
+        expect(sends[0]?.body).toMatchObject({
+          messages: [{ role: "user", content: "hi there" }],
+          stream_tokens: false,
+          include_pings: true
+        })
         // The same requests through the route-agnostic accessors.
         expect(yield* fake.messageRequests(agentId)).toEqual(sends)
         const runs = yield* fake.awaitRunsFinished(2)
@@ -74,7 +89,7 @@ describe("conversations against the fake Letta server", () => {
 
   it.effect("a second send while a run is in flight gets 409 ConversationBusy; cancel ends the run and frees it", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* created()
         yield* fake.script(agentId, Behaviours.hangAfter([Items.reasoning("thinking")]))
         const first = yield* open(client, id)
@@ -83,8 +98,17 @@ describe("conversations against the fake Letta server", () => {
         const cause = failureOf(yield* Effect.exit(open(client, id, "again")))
         expect(cause).toBeInstanceOf(ConflictError)
         if (cause instanceof ConflictError) expect(cause.error).toEqual({ detail: busyDetail("run-1") })
-        expect(yield* classified(cause, id)).toMatchObject({ _tag: "ConversationBusy", conversationId: id, blockingRunId: "run-1" })
-        expect(yield* fake.busyAnswers).toMatchObject([{ conversationId: id, agentId, reason: "in-flight", blockingRunId: "run-1" }])
+        expect(yield* classified(cause, id)).toMatchObject({
+          _tag: "ConversationBusy",
+          conversationId: id,
+          blockingRunId: "run-1"
+        })
+        expect(yield* fake.busyAnswers).toMatchObject([{
+          conversationId: id,
+          agentId,
+          reason: "in-flight",
+          blockingRunId: "run-1"
+        }])
         expect(yield* fake.maxConcurrentSends(id)).toBe(2)
         expect((yield* fake.conversationMessages(id)).map((r) => [r.runId, r.rejected])).toEqual([
           ["run-1", undefined],
@@ -103,7 +127,7 @@ describe("conversations against the fake Letta server", () => {
 
   it.effect("scripted busy N times: 409 without a run or a behaviour taken, then the send goes through", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* created()
         yield* fake.scriptBusy(id, 2)
         yield* fake.script(agentId, Behaviours.run({ items: [Items.assistant("after the storm")] }))
@@ -120,7 +144,7 @@ describe("conversations against the fake Letta server", () => {
 
   it.effect("scripted busy for an agent applies to its conversations, created later included", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.scriptBusyForAgent(agentId, 1)
         const id = yield* created()
         const error = yield* classified(failureOf(yield* Effect.exit(open(client, id))), id)
@@ -131,7 +155,7 @@ describe("conversations against the fake Letta server", () => {
 
   it.effect("a deleted conversation: sends are ConversationNotFound, retrieve is 404, cancel returns false", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* created()
         yield* fake.deleteConversation(id)
         const cause = failureOf(yield* Effect.exit(open(client, id)))
@@ -149,7 +173,7 @@ describe("conversations against the fake Letta server", () => {
 
   it.effect("cancel answered 500: cancelConversation returns false and the run goes on", () =>
     withFake((fake, client) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const id = yield* created()
         yield* fake.script(agentId, Behaviours.hangAfter([Items.reasoning("thinking")]))
         const first = yield* open(client, id)

@@ -21,9 +21,9 @@ const clientLayer = (url: string) =>
 /** Runs `body` with a fresh fake (agent-1 known), LettaClient pointed at it, and the raw client. */
 export const withFake = <A, E>(body: (fake: FakeLetta, client: Letta) => Effect.Effect<A, E, LettaClient>) =>
   Effect.scoped(
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const fake = yield* makeFakeLetta({ agents: { [agentId]: "Test Agent" } })
-      return yield* Effect.gen(function* () {
+      return yield* Effect.gen(function*() {
         const { client } = yield* (yield* LettaClient).current
         return yield* body(fake, client)
       }).pipe(Effect.provide(clientLayer(fake.url)))
@@ -76,4 +76,11 @@ export const failureOf = <A>(exit: Exit.Exit<A, unknown>): unknown => {
   return exit.cause.error
 }
 
-export const normalRun = ["reasoning_message", "tool_call_message", "tool_return_message", "assistant_message", "stop_reason", "usage_statistics"]
+export const normalRun = [
+  "reasoning_message",
+  "tool_call_message",
+  "tool_return_message",
+  "assistant_message",
+  "stop_reason",
+  "usage_statistics"
+]

@@ -45,7 +45,7 @@ const withFake = <A, E>(
   options: { key?: string; logs?: Array<string> } = {}
 ) =>
   Effect.scoped(
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const fake = yield* makeFakeLetta({ agents: { [agentId]: "Test Agent" } })
       const layer = lettaLayer(fake.url, options.key)
       // Logs are always captured, so that live tests stay quiet.
@@ -63,7 +63,7 @@ const failure = <A>(exit: Exit.Exit<A, LettaRunError>): LettaRunError => {
 
 /** Forks a run and returns the fiber plus Deferreds for its run id and first tool call. */
 const forkObserved = (overrides: Partial<RunRequest> = {}, retry = false) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const runId = yield* Deferred.make<string>()
     const toolCall = yield* Deferred.make<string>()
     const executor = yield* LettaExecutor
@@ -85,12 +85,16 @@ describe("LettaExecutor against the fake Letta server", () => {
     const logs: Array<string> = []
     return withFake(
       (fake) =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           const report: RunReport = yield* run()
           expect(report.agentId).toBe(agentId)
           expect(report.runId).toBe("run-1")
           expect(report.toolCalls).toEqual([
-            { name: "discord_send", toolCallId: "call-send-1", argumentsSummary: '{"channel_id":"100","content":"Hello there!"}' }
+            {
+              name: "discord_send",
+              toolCallId: "call-send-1",
+              argumentsSummary: "{\"channel_id\":\"100\",\"content\":\"Hello there!\"}"
+            }
           ])
           expect(report.toolReturns).toEqual([{ toolCallId: "call-send-1", name: "discord_send", status: "success" }])
           expect(report.assistantMessages).toEqual(["I replied in the channel."])
@@ -112,7 +116,7 @@ describe("LettaExecutor against the fake Letta server", () => {
           expect(text).toContain("tool call discord_send")
           expect(text).toContain("stop reason: end_turn")
           expect(text).toContain("agent reasoning")
-          expect(logs.some((l) => l.includes("tool call discord_send") && l.includes('"runId":"run-1"'))).toBe(true)
+          expect(logs.some((l) => l.includes("tool call discord_send") && l.includes("\"runId\":\"run-1\""))).toBe(true)
           expect(logs.every((l) => l.includes(`"agentId":"${agentId}"`))).toBe(true)
         }),
       { logs }
@@ -123,7 +127,7 @@ describe("LettaExecutor against the fake Letta server", () => {
     const logs: Array<string> = []
     return withFake(
       (fake) =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           yield* run()
           const [sent] = yield* fake.messageRequests()
           expect(sent?.headers["authorization"]).toBe(`Bearer ${apiKey}`)
@@ -141,7 +145,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("handles the tool_calls list shape without counting a call twice", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(
           agentId,
           Behaviours.run({
@@ -167,7 +171,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("a run with only read-only tools has no side effect; long arguments are summarised", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(
           agentId,
           Behaviours.run({ items: [Items.toolCall("discord_read_messages", { query: "x".repeat(500) }, "c1")] })
@@ -181,7 +185,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.live("503 twice then success: three requests through the retry helper", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(agentId, Behaviours.status(503), Behaviours.status(503))
         const executor = yield* LettaExecutor
         const report = yield* retryTransient(executor.run(request()), { base: Duration.millis(5) })
@@ -193,7 +197,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("the client never retries by itself: one 503, one request", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(agentId, Behaviours.status(503))
         const error = failure(yield* Effect.exit(run()))
         expect(error).toMatchObject({ _tag: "LettaServerError", status: 503, sideEffect: false })
@@ -203,7 +207,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.live("404 is AgentNotFound and is not retried", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const executor = yield* LettaExecutor
         const exit = yield* Effect.exit(
           retryTransient(executor.run(request({ agentId: "agent-unknown" })), { base: Duration.millis(5) })
@@ -215,7 +219,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("429 carries Retry-After and the retry delay honours it", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(agentId, Behaviours.status(429, { detail: "slow down" }, { "retry-after": "7" }))
         const error = failure(yield* Effect.exit(run()))
         if (error._tag !== "LettaRateLimited") throw new Error(`expected LettaRateLimited, got ${error._tag}`)
@@ -230,7 +234,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("other statuses map to their typed errors", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const cases = [
           [Behaviours.status(400), { _tag: "LettaRejected", status: 400 }],
           [Behaviours.status(422), { _tag: "LettaRejected", status: 422 }],
@@ -253,7 +257,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("an `event: error` frame mid-stream is RunFailed", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(
           agentId,
           Behaviours.errorEvent([Items.reasoning("thinking")], { errorType: "llm_error", message: "model exploded" })
@@ -271,7 +275,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("an error stop reason is RunFailed", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(agentId, Behaviours.run({ items: [Items.reasoning("hm")], stopReason: "error" }))
         expect(failure(yield* Effect.exit(run()))).toMatchObject({ _tag: "RunFailed", stopReason: "error", runId: "run-1" })
         yield* fake.script(agentId, Behaviours.run({ items: [], stopReason: "max_steps" }))
@@ -283,7 +287,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("an error_message item is RunFailed, with the side effect seen before it", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(
           agentId,
           Behaviours.run({
@@ -305,7 +309,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("a stream that ends without a stop reason is a connection error", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(agentId, Behaviours.stream([...Frames.items([Items.reasoning("hm")]), Frames.done]))
         expect(failure(yield* Effect.exit(run()))).toMatchObject({
           _tag: "LettaConnectionError",
@@ -317,7 +321,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("hang after the first frame: LettaTimeout(stream) and a cancel with the run id", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(agentId, Behaviours.hangAfter([Items.reasoning("let me think")]))
         const { fiber, runId } = yield* forkObserved()
         expect(yield* Deferred.await(runId)).toBe("run-1")
@@ -334,7 +338,7 @@ describe("LettaExecutor against the fake Letta server", () => {
     const logs: Array<string> = []
     return withFake(
       (fake) =>
-        Effect.gen(function* () {
+        Effect.gen(function*() {
           yield* fake.script(agentId, Behaviours.hangBeforeHeaders())
           const { fiber } = yield* forkObserved()
           yield* fake.awaitMessages(1)
@@ -353,7 +357,7 @@ describe("LettaExecutor against the fake Letta server", () => {
   // timeout (1 s) is simply far longer than reading two frames from loopback.
   it.live("a late tail after the stop reason is not a timeout", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(agentId, Behaviours.hangAfter([Items.assistant("done"), Items.stopReason("end_turn")]))
         const report = yield* run({ timeout: Duration.seconds(1) })
         expect(report.stopReason).toBe("end_turn")
@@ -364,7 +368,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("discord_send then a hang: timeout with sideEffect, never re-sent", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(agentId, Behaviours.hangAfter([Items.toolCall("discord_send", { content: "hi" }, "c1")]))
         const { fiber, toolCall } = yield* forkObserved({}, true)
         expect(yield* Deferred.await(toolCall)).toBe("discord_send")
@@ -378,7 +382,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.live("discord_send then a dropped connection: connection error with sideEffect, never re-sent", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(agentId, Behaviours.dropAfter([Items.toolCall("discord_send", { content: "hi" }, "c1")]))
         const executor = yield* LettaExecutor
         const exit = yield* Effect.exit(retryTransient(executor.run(request()), { base: Duration.millis(5) }))
@@ -389,7 +393,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("an interrupted run (shutdown) is cancelled on the server", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.script(agentId, Behaviours.hangAfter([Items.reasoning("working")]))
         const { fiber, runId } = yield* forkObserved()
         yield* Deferred.await(runId)
@@ -400,10 +404,10 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("a base URL override switches the next run to another server without rebuilding layers", () =>
     Effect.scoped(
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const other = yield* makeFakeLetta({ agents: { [agentId]: "Other" } })
         yield* withFake((fake) =>
-          Effect.gen(function* () {
+          Effect.gen(function*() {
             const endpoint = yield* LettaEndpoint
             expect(yield* endpoint.current).toEqual({ url: fake.url, source: "env" })
             yield* run()
@@ -421,7 +425,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 
   it.effect("retrieveAgent and health", () =>
     withFake(() =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const client = yield* LettaClient
         expect(yield* client.retrieveAgent(agentId)).toEqual({ id: agentId, name: "Test Agent" })
         const missing = yield* Effect.exit(client.retrieveAgent("agent-nope"))
@@ -436,7 +440,7 @@ describe("LettaExecutor against the fake Letta server", () => {
     ))
 
   it.effect("without LETTA_BASE_URL the default is api.letta.com", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const endpoint = yield* LettaEndpoint
       expect(yield* endpoint.current).toEqual({ url: "https://api.letta.com", source: "default" })
     }).pipe(
@@ -447,7 +451,7 @@ describe("LettaExecutor against the fake Letta server", () => {
 describe("FakeLetta", () => {
   it.effect("counts concurrent runs per agent and reports when they finish", () =>
     withFake((fake) =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         yield* fake.addAgent("agent-2")
         // Each run holds its response for 500 ms, so the three overlap even on a loaded machine.
         const slow = Behaviours.run({ delayMs: 500 })
@@ -481,7 +485,7 @@ const scriptedIterator = <A>(items: ReadonlyArray<{ readonly value: A } | { read
 
 describe("batchReader (how the executor reads a stream's items)", () => {
   it.effect("hands over, in order, every item that arrived since the last pull, then null at the end", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const pulls: Array<number> = []
       const reader = batchReader(scriptedIterator([1, 2, 3, 4, 5].map((value) => ({ value })), pulls))
       const first = yield* reader.next
@@ -497,11 +501,11 @@ describe("batchReader (how the executor reads a stream's items)", () => {
     }))
 
   it.effect("a failure comes after the items before it, as a ClientFailure with its cause", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const boom = new Error("socket closed")
       const reader = batchReader(scriptedIterator<number>([{ value: 1 }, { value: 2 }, { fail: boom }, { value: 3 }], []))
       const seen: Array<number> = []
-      const exit = yield* Effect.exit(Effect.gen(function* () {
+      const exit = yield* Effect.exit(Effect.gen(function*() {
         for (;;) {
           const batch = yield* reader.next
           if (batch === null) return
@@ -513,7 +517,7 @@ describe("batchReader (how the executor reads a stream's items)", () => {
     }))
 
   it.effect("after stop, items that still arrive are not handed over and nothing more is pulled", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const pulls: Array<number> = []
       let release: (() => void) | undefined
       const gate = new Promise<void>((resolve) => {

@@ -34,9 +34,9 @@ const attemptTimes = (
   retry: (attempt: Effect.Effect<never, LettaRunError>) => Effect.Effect<never, LettaRunError> = (attempt) =>
     Effect.retry(attempt, lettaRetrySchedule)
 ) =>
-  Effect.gen(function* () {
+  Effect.gen(function*() {
     const times = yield* Ref.make<ReadonlyArray<number>>([])
-    const attempt = Effect.gen(function* () {
+    const attempt = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const done = yield* Ref.modify(times, (ts) => [ts.length, [...ts, now]])
       return yield* Effect.fail(errors[Math.min(done, errors.length - 1)] ?? serverError)
@@ -59,7 +59,7 @@ const delaysWith = (random: number, errors: ReadonlyArray<LettaRunError>, attemp
 
 describe("retry delays", () => {
   it.effect("double from 1 s with ±25 % jitter: the draw picks the point in [75 %, 125 %]", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       expect(yield* delaysWith(0, [serverError])).toEqual([750, 1500])
       expect(yield* delaysWith(0.5, [serverError])).toEqual([1000, 2000])
       expect(yield* delaysWith(0.9999, [serverError])).toEqual([1250, 2500])
@@ -67,14 +67,14 @@ describe("retry delays", () => {
     }))
 
   it.effect("are capped at 30 s, jitter included", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       expect(yield* delaysWith(0, [serverError], 8)).toEqual([750, 1500, 3000, 6000, 12_000, 24_000, 30_000])
       expect(yield* delaysWith(0.5, [serverError], 8)).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000])
       expect(yield* delaysWith(1, [serverError], 8)).toEqual([1250, 2500, 5000, 10_000, 20_000, 30_000, 30_000])
     }))
 
   it.effect("take a 429's Retry-After as a floor, above the cap too, itself bounded by 5 minutes", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       expect(yield* delaysWith(1, [rateLimited(Duration.seconds(10))])).toEqual([10_000, 10_000])
       expect(yield* delaysWith(0.5, [rateLimited(Duration.millis(100))])).toEqual([1000, 2000])
       expect(yield* delaysWith(0.5, [rateLimited(Duration.seconds(45))])).toEqual([45_000, 45_000])
@@ -112,7 +112,7 @@ describe("parseRetryAfter", () => {
 
 describe("lettaRetrySchedule", () => {
   it.effect("makes 3 attempts in all, 1 s and 2 s apart within ±25 %", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const times = yield* attemptTimes([serverError])
       expect(times).toHaveLength(3)
       const [first, second] = gaps(times)
@@ -123,7 +123,7 @@ describe("lettaRetrySchedule", () => {
     }))
 
   it.effect("retries every transient kind: connection, timeout before acting, 408, 429, 5xx", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const transient: ReadonlyArray<LettaRunError> = [
         new LettaConnectionError(base),
         new LettaTimeout({ ...base, timeout: Duration.seconds(60), phase: "stream" }),
@@ -137,7 +137,7 @@ describe("lettaRetrySchedule", () => {
     }))
 
   it.effect("never retries a permanent failure or a run in which the agent acted", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const permanent: ReadonlyArray<LettaRunError> = [
         new AgentNotFound(base),
         new RunFailed({ ...base, stopReason: "error" }),
@@ -150,13 +150,13 @@ describe("lettaRetrySchedule", () => {
     }))
 
   it.effect("stops as soon as a failure turns permanent", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const times = yield* attemptTimes([serverError, new AgentNotFound(base)])
       expect(times).toHaveLength(2)
     }))
 
   it.effect("waits at least a 429's Retry-After", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const attempts = yield* Ref.make(0)
       const attempt = Effect.zipRight(
         Ref.update(attempts, (n) => n + 1),
@@ -173,7 +173,7 @@ describe("lettaRetrySchedule", () => {
     }))
 
   it.effect("retryTransient returns the first success", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const attempts = yield* Ref.make(0)
       const attempt = Effect.flatMap(Ref.updateAndGet(attempts, (n) => n + 1), (n) =>
         n < 3 ? Effect.fail<LettaRunError>(serverError) : Effect.succeed("answered"))
@@ -192,11 +192,14 @@ describe("retryOnFailure", () => {
     ["a permanent failure", [new AgentNotFound(base)]],
     ["transient, then permanent", [serverError, new AgentNotFound(base)]],
     ["a 429 with Retry-After", [rateLimited(Duration.seconds(10))]],
-    ["a timeout, then a connection error", [new LettaTimeout({ ...base, timeout: Duration.seconds(5), phase: "stream" }), new LettaConnectionError(base)]]
+    ["a timeout, then a connection error", [
+      new LettaTimeout({ ...base, timeout: Duration.seconds(5), phase: "stream" }),
+      new LettaConnectionError(base)
+    ]]
   ]
   for (const [name, errors] of sequences) {
     it.effect(`sends the same attempts at the same times as Effect.retry: ${name}`, () =>
-      Effect.gen(function* () {
+      Effect.gen(function*() {
         const expected = yield* attemptTimes(errors, "10 minutes", (attempt) => Effect.retry(attempt, schedule))
         const start = yield* Clock.currentTimeMillis
         const actual = yield* attemptTimes(errors, "10 minutes", (attempt) => retryOnFailure(attempt, schedule))
@@ -206,7 +209,7 @@ describe("retryOnFailure", () => {
   }
 
   it.effect("returns the first success without consulting the schedule", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const stepped = yield* Ref.make(0)
       const counting = Schedule.tapInput(schedule, () => Ref.update(stepped, (n) => n + 1))
       expect(yield* retryOnFailure(Effect.succeed("answered"), counting)).toBe("answered")
@@ -214,7 +217,7 @@ describe("retryOnFailure", () => {
     }))
 
   it.effect("fails with the last failure once the schedule stops", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const attempts = yield* Ref.make(0)
       const attempt = Effect.flatMap(Ref.updateAndGet(attempts, (n) => n + 1), (n) =>
         Effect.fail<LettaRunError>(new LettaServerError({ ...base, status: 500 + n })))

@@ -21,7 +21,7 @@ import {
 /** Builds the context against an in-memory source; returns it with the fetches made. */
 const buildWith = (received: ReceivedMessage, depth: number, store: FakeMessageStore = {}) => {
   const source = fakeMessageSource(store)
-  return Effect.gen(function* () {
+  return Effect.gen(function*() {
     const service = yield* ContextService
     const context = yield* service.build(received, depth)
     return { context, calls: source.calls }
@@ -36,7 +36,7 @@ const shape = (context: MessageContext): ReadonlyArray<string> =>
 
 describe("ContextService metadata", () => {
   it.effect("guild message: ids, names, kind and time", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const message = makeMessage({ createdAt: 1_700_000_000_000 })
       const received = makeReceived({ message })
       const { context } = yield* buildWith(received, 5)
@@ -51,7 +51,7 @@ describe("ContextService metadata", () => {
     }))
 
   it.effect("direct message: guild is null, channel kind dm", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const channel = makeDmChannel()
       const received = makeReceived({ message: makeMessage({ channelId: channel.id, guildId: null }), channel, guild: null })
       const { context } = yield* buildWith(received, 5)
@@ -61,7 +61,7 @@ describe("ContextService metadata", () => {
     }))
 
   it.effect("bot author is flagged, null global name is kept", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const author = makeAuthor({ id: ids.bot, username: "helper", displayName: "helper", globalName: null, bot: true })
       const { context } = yield* buildWith(makeReceived({ message: makeMessage({ author }) }), 5)
       expect(context.metadata.author.bot).toBe(true)
@@ -71,14 +71,14 @@ describe("ContextService metadata", () => {
 
 describe("ContextService reply chain", () => {
   it.effect("no reference: empty chain, nothing fetched", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const { context, calls } = yield* buildWith(makeReceived(), 5)
       expect(context.chain).toEqual({ entries: [], truncated: false })
       expect(calls).toEqual([])
     }))
 
   it.effect("one parent", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const parent = makeMessage({ content: "parent" })
       const mention = makeMessage({ reference: referenceTo(parent) })
       const { context, calls } = yield* buildWith(makeReceived({ message: mention }), 5, { messages: [parent] })
@@ -88,7 +88,7 @@ describe("ContextService reply chain", () => {
     }))
 
   it.effect("several parents, oldest first", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const chain = makeReplyChain(3)
       const mention = makeMessage({ reference: referenceTo(chain[2]!) })
       const { context } = yield* buildWith(makeReceived({ message: mention }), 5, { messages: chain })
@@ -97,7 +97,7 @@ describe("ContextService reply chain", () => {
     }))
 
   it.effect("depth limit: a 10-deep chain at depth 3 gives the 3 nearest, truncated", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const chain = makeReplyChain(10)
       const mention = makeMessage({ reference: referenceTo(chain[9]!) })
       const { context, calls } = yield* buildWith(makeReceived({ message: mention }), 3, { messages: chain })
@@ -107,7 +107,7 @@ describe("ContextService reply chain", () => {
     }))
 
   it.effect("a chain exactly as deep as the limit is not truncated", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const chain = makeReplyChain(3)
       const mention = makeMessage({ reference: referenceTo(chain[2]!) })
       const { context } = yield* buildWith(makeReceived({ message: mention }), 3, { messages: chain })
@@ -116,7 +116,7 @@ describe("ContextService reply chain", () => {
     }))
 
   it.effect("deleted parent: a 'deleted' gap after the readable ones ends the chain, mention kept", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const chain = makeReplyChain(2, {}, referenceToId("555000000000000001"))
       const mention = makeMessage({ reference: referenceTo(chain[1]!) })
       const { context } = yield* buildWith(makeReceived({ message: mention }), 5, {
@@ -129,7 +129,7 @@ describe("ContextService reply chain", () => {
     }))
 
   it.effect("forbidden parent: a 'forbidden' gap", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const mention = makeMessage({ reference: referenceToId("555000000000000002") })
       const { context } = yield* buildWith(makeReceived({ message: mention }), 5, { forbidden: ["555000000000000002"] })
       expect(shape(context)).toEqual(["gap:forbidden:555000000000000002"])
@@ -137,7 +137,7 @@ describe("ContextService reply chain", () => {
     }))
 
   it.effect("any other failure: an 'unavailable' gap", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const chain = makeReplyChain(1, {}, referenceToId("555000000000000003"))
       const mention = makeMessage({ reference: referenceTo(chain[0]!) })
       const { context } = yield* buildWith(makeReceived({ message: mention }), 5, {
@@ -148,9 +148,9 @@ describe("ContextService reply chain", () => {
     }))
 
   it.effect("a defect in the source is an 'unavailable' gap, not a lost mention", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const mention = makeMessage({ reference: referenceToId("555000000000000004") })
-      const context = yield* Effect.gen(function* () {
+      const context = yield* Effect.gen(function*() {
         const service = yield* ContextService
         return yield* service.build(makeReceived({ message: mention }), 5)
       }).pipe(
@@ -166,7 +166,7 @@ describe("ContextService reply chain", () => {
 
 describe("ContextService threads", () => {
   it.effect("thread starter is added as the oldest parent, fetched from the parent channel", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const thread = makeThread()
       const starter = makeMessage({ id: thread.id, channelId: ids.threadParent, content: "starter" })
       const first = makeMessage({ channelId: thread.id, content: "first in thread" })
@@ -180,7 +180,7 @@ describe("ContextService threads", () => {
     }))
 
   it.effect("a mention without reference in a thread gets the starter as its only parent", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const thread = makeThread()
       const starter = makeMessage({ id: thread.id, channelId: ids.threadParent })
       const mention = makeMessage({ channelId: thread.id })
@@ -189,7 +189,7 @@ describe("ContextService threads", () => {
     }))
 
   it.effect("the starter counts toward the depth: no room, no fetch", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const thread = makeThread()
       const starter = makeMessage({ id: thread.id, channelId: ids.threadParent })
       const chain = makeReplyChain(2, { channelId: thread.id })
@@ -203,7 +203,7 @@ describe("ContextService threads", () => {
     }))
 
   it.effect("forum thread: the starter is not fetched", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const thread = makeThread({ parentKind: "forum" })
       const mention = makeMessage({ channelId: thread.id })
       const { context, calls } = yield* buildWith(makeReceived({ message: mention, channel: thread }), 5, {
@@ -214,7 +214,7 @@ describe("ContextService threads", () => {
     }))
 
   it.effect("deleted or forbidden starter: no gap, the chain just ends", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const thread = makeThread()
       const first = makeMessage({ channelId: thread.id })
       const mention = makeMessage({ channelId: thread.id, reference: referenceTo(first) })
@@ -227,7 +227,7 @@ describe("ContextService threads", () => {
     }))
 
   it.effect("a starter that fails otherwise is an 'unavailable' gap", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const thread = makeThread()
       const mention = makeMessage({ channelId: thread.id })
       const { context } = yield* buildWith(makeReceived({ message: mention, channel: thread }), 5, { failing: [thread.id] })
@@ -235,7 +235,7 @@ describe("ContextService threads", () => {
     }))
 
   it.effect("a starter reached through a reference is not added twice", () =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       const thread = makeThread()
       const starter = makeMessage({ id: thread.id, channelId: ids.threadParent })
       const first = makeMessage({ channelId: thread.id, reference: referenceTo(starter) })

@@ -43,8 +43,9 @@ const allTables = [
   "sqlite_sequence"
 ]
 
-const tables = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ readonly name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`
+const tables = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql<{ readonly name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`
 ).pipe(Effect.map((rows) => rows.map((row) => row.name)))
 
 /**
@@ -289,10 +290,14 @@ describe("Database", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const other = yield* otherProcess(dir)
-      yield* other.locked.pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("the child never locked") }))
+      yield* other.locked.pipe(
+        Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("the child never locked") })
+      )
       expect(failureOf(yield* open(dir)).reason).toBe(lockedReason)
       other.child.kill("SIGKILL")
-      const signal = yield* other.exited.pipe(Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("the child did not die") }))
+      const signal = yield* other.exited.pipe(
+        Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("the child did not die") })
+      )
       expect(signal).toBe("SIGKILL")
       const result = yield* Effect.gen(function*() {
         const db = yield* Database

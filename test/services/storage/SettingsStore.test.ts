@@ -286,7 +286,15 @@ describe("SettingsStore", () => {
       expect(result.enabled.map((g) => g.guildId).sort()).toEqual(["g1", "g2"])
       expect(warnings).toHaveLength(2)
       expect(warnings[0]).toContain("guildId=g1")
-      const cells = ["paused=7", "replydepth=11", "typing=2", "ratelimit=\"abc\"", "timeout=2.5", "conversations=\"parallel\"", "parallel=33"]
+      const cells = [
+        "paused=7",
+        "replydepth=11",
+        "typing=2",
+        "ratelimit=\"abc\"",
+        "timeout=2.5",
+        "conversations=\"parallel\"",
+        "parallel=33"
+      ]
       for (const cell of cells) {
         expect(warnings[0]).toContain(cell)
       }

@@ -33,8 +33,10 @@ const key = (channelId: string, agentId = "agent-1", partitionKey = "guild:g1"):
   channelId
 })
 
-const rowCount = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ readonly n: number }>`SELECT count(*) AS n FROM conversations`).pipe(Effect.map((rows) => rows[0]?.n ?? -1))
+const rowCount = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql<{ readonly n: number }>`SELECT count(*) AS n FROM conversations`
+).pipe(Effect.map((rows) => rows[0]?.n ?? -1))
 
 describe("SqlConversationStore", () => {
   it.scoped(`put prunes the agent's mappings to the newest ${maxConversationsPerAgent} by last use; other agents keep theirs`, () =>

@@ -36,7 +36,12 @@ const event = (messageId: string, guildId: string | null = "g1", overrides: Part
   ...overrides
 })
 
-const letter = (messageId: string, failedAt: number, overrides: Partial<DeadLetter> = {}, guildId: string | null = "g1"): DeadLetter => ({
+const letter = (
+  messageId: string,
+  failedAt: number,
+  overrides: Partial<DeadLetter> = {},
+  guildId: string | null = "g1"
+): DeadLetter => ({
   event: event(messageId, guildId),
   reason: "failed",
   errorType: "AgentNotFound",
@@ -223,7 +228,13 @@ describe("SqlDeadLetters", () => {
           yield* d.remove(g2, "a") // another partition: nothing happens
           yield* d.remove(g1, "nope")
           yield* d.remove(g1, "a")
-          return { found, misses, afterRemove: yield* d.list(g1), gone: yield* d.find(g1, "a"), dmLeft: yield* d.list(Partition.dm) }
+          return {
+            found,
+            misses,
+            afterRemove: yield* d.list(g1),
+            gone: yield* d.find(g1, "a"),
+            dmLeft: yield* d.list(Partition.dm)
+          }
         })
       )
       expect(result.found).toEqual({ a: letter("a", 1), dm })
@@ -283,9 +294,10 @@ describe("SqlDeadLetters", () => {
         expectScenario(yield* session(dir, Effect.flatMap(DeadLetters, scenario)))
       }))
 
-    it.effect("memory", () => Effect.gen(function*() {
-      expectScenario(yield* Effect.flatMap(makeMemoryDeadLetters, scenario))
-    }))
+    it.effect("memory", () =>
+      Effect.gen(function*() {
+        expectScenario(yield* Effect.flatMap(makeMemoryDeadLetters, scenario))
+      }))
   })
 
   it.scoped("a stored letter that does not decode is skipped with an error log (still counted)", () =>
@@ -357,8 +369,7 @@ describe("SqlDeadLetters", () => {
             : d.add(letter(id, failedAt, { attempts: i, ...(i % 2 === 0 ? { conversationId: `conv-${i}` } : {}) }, guildId))
         )
       }
-      const snapshot = (d: DeadLettersService) =>
-        Effect.forEach(partitions, (p) => d.list(p))
+      const snapshot = (d: DeadLettersService) => Effect.forEach(partitions, (p) => d.list(p))
       const memory = yield* makeMemoryDeadLetters
       const expected = yield* Effect.gen(function*() {
         for (const step of steps) yield* step(memory)

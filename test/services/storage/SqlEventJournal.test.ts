@@ -4,7 +4,12 @@ import { Effect, Exit, Fiber, HashMap, Layer, Logger, LogLevel, Scope } from "ef
 import { StorageError } from "../../../src/domain/Errors.js"
 import type { QueuedEvent } from "../../../src/domain/Event.js"
 import { Database } from "../../../src/services/storage/Database.js"
-import { EventJournal, type EventJournalService, type JournalEntry, makeMemoryJournal } from "../../../src/services/queue/EventJournal.js"
+import {
+  EventJournal,
+  type EventJournalService,
+  type JournalEntry,
+  makeMemoryJournal
+} from "../../../src/services/queue/EventJournal.js"
 import { seededInts } from "../../fakes/seededInts.js"
 import { makeTempDir } from "../../fakes/tempDir.js"
 
@@ -80,7 +85,9 @@ describe("SqlEventJournal", () => {
         Effect.flatMap(SqlClient.SqlClient, (sql) =>
           sql<{ readonly partition: string }>`SELECT partition FROM pending_events ORDER BY seq`)
       )
-      expect(partitions.map((row) => row.partition)).toEqual(["guild:g1", "guild:g2", "guild:g1", "guild:g1"])
+      expect(partitions.map((row) =>
+        row.partition
+      )).toEqual(["guild:g1", "guild:g2", "guild:g1", "guild:g1"])
     }))
 
   it.scoped("update keeps the event's place and clears its run progress", () =>
@@ -362,8 +369,10 @@ describe("SqlEventJournal", () => {
 
   describe("group commit", () => {
     /** Frames in the write-ahead log: each commit writes at least one, so they count commits. */
-    const walFrames = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      Effect.map(sql<{ readonly log: number }>`PRAGMA wal_checkpoint(PASSIVE)`, (rows) => rows[0]?.log ?? -1))
+    const walFrames = Effect.flatMap(
+      SqlClient.SqlClient,
+      (sql) => Effect.map(sql<{ readonly log: number }>`PRAGMA wal_checkpoint(PASSIVE)`, (rows) => rows[0]?.log ?? -1)
+    )
     const emptyWal = Effect.flatMap(SqlClient.SqlClient, (sql) => sql`PRAGMA wal_checkpoint(TRUNCATE)`)
     const ids40 = Array.from({ length: 40 }, (_, i) => i)
 

@@ -21,7 +21,8 @@ import { makeTempDir } from "../../fakes/tempDir.js"
 const tempDir = makeTempDir("migrations")
 
 const columnsOf = (table: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ readonly name: string; readonly notnull: number; readonly pk: number }>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ readonly name: string; readonly notnull: number; readonly pk: number }>`
     SELECT name, "notnull", pk FROM pragma_table_info(${table})`)
 
 /** The current program's stores on the database in `dir` (running any pending migration). */

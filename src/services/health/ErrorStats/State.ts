@@ -88,7 +88,10 @@ export const errorStatsSettings = (options: ErrorStatsOptions = {}): ErrorStatsS
   alertCooldownMs: Duration.toMillis(options.alertCooldown ?? Duration.minutes(15)),
   recentSize: Math.max(1, Math.floor(options.recentSize ?? 50)),
   // A bucket longer than the window would make the window meaningless.
-  bucketMs: Math.max(1, Math.min(Duration.toMillis(options.window ?? Duration.minutes(5)), Duration.toMillis(options.bucket ?? Duration.seconds(1))))
+  bucketMs: Math.max(
+    1,
+    Math.min(Duration.toMillis(options.window ?? Duration.minutes(5)), Duration.toMillis(options.bucket ?? Duration.seconds(1)))
+  )
 })
 
 /** Counts by type, most frequent first (ties by name), for display. */
@@ -173,5 +176,7 @@ const describeWindow = (window: Duration.Duration): string => {
 /** e.g. "error rate 75% over 5 minutes, 3/4, top types LettaTimeout 2, LettaServerError 1" */
 export const describeAlert = (alert: ErrorRateAlert): string => {
   const types = alert.topTypes.slice(0, 3).map(([type, n]) => `${type} ${n}`).join(", ")
-  return `error rate ${Math.round(alert.rate * 100)}% over ${describeWindow(alert.window)}, ${alert.errors}/${alert.total}, top types ${types}`
+  return `error rate ${Math.round(alert.rate * 100)}% over ${
+    describeWindow(alert.window)
+  }, ${alert.errors}/${alert.total}, top types ${types}`
 }

@@ -85,7 +85,7 @@ export const forEachItem = <A, E>(
   handle: (item: A) => Effect.Effect<void, E>
 ): Effect.Effect<void, E | ClientFailure> => {
   const loop = (annotated: boolean, pending: ReadonlyArray<A>): Effect.Effect<void, E | ClientFailure> =>
-    Effect.gen(function* () {
+    Effect.gen(function*() {
       let batch: ReadonlyArray<A> | null = pending
       for (;;) {
         for (let i = 0; i < batch.length; i++) {

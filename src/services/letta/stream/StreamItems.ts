@@ -35,8 +35,7 @@ export const toolReturnsOf = (
   item: ToolReturnMessage,
   calls: ReadonlyArray<ToolCallSummary>
 ): ReadonlyArray<ToolReturnSummary> => {
-  const nameOf = (toolCallId: string) =>
-    calls.find((call) => call.toolCallId === toolCallId)?.name ?? item.name ?? undefined
+  const nameOf = (toolCallId: string) => calls.find((call) => call.toolCallId === toolCallId)?.name ?? item.name ?? undefined
   const summary = (toolCallId: string, status: string): ToolReturnSummary => {
     const name = nameOf(toolCallId)
     return name === undefined ? { toolCallId, status } : { toolCallId, name, status }

@@ -48,13 +48,13 @@ describe("applyItem", () => {
 
   it("a tool call is recorded, logged and announced; the first one sets firstToolCallMs", () => {
     const state = makeRunState(1000)
-    const first = applyItem(state, toolCall("discord_send", "call-1", '{"content":"hi"}'), 1250)
-    const summary = { name: "discord_send", toolCallId: "call-1", argumentsSummary: '{"content":"hi"}' }
+    const first = applyItem(state, toolCall("discord_send", "call-1", "{\"content\":\"hi\"}"), 1250)
+    const summary = { name: "discord_send", toolCallId: "call-1", argumentsSummary: "{\"content\":\"hi\"}" }
     expect(first).toEqual([
       log(LogLevel.Info, "tool call discord_send", {
         tool: "discord_send",
         toolCallId: "call-1",
-        arguments: '{"content":"hi"}',
+        arguments: "{\"content\":\"hi\"}",
         sideEffecting: true
       }),
       { _tag: "ToolCall", call: summary }
