@@ -7,24 +7,22 @@
  * stale, and a disabled guild or DMs turned off have no agent to send it to. The dead letter is
  * removed only after the queue accepted (and journalled) the copy, so a failed retry keeps it.
  */
-import { channelMention, messageLink, time, TimestampStyles, userMention } from "discord.js"
 import { Clock, Effect, Option } from "effect"
-import type { DeadLetter, DeadLetterReason } from "../domain/DeadLetter.js"
+import type { DeadLetter } from "../domain/DeadLetter.js"
 import type { StorageError } from "../domain/Errors.js"
 import { type ConversationMode, Partition, type QueuedEvent } from "../domain/Event.js"
-import { isSnowflake, parseMessageRef } from "../domain/Snowflake.js"
+import { parseMessageRef } from "../domain/Snowflake.js"
 import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { requireAccess } from "./Access.js"
+import { deadLetterLines } from "./DeadLetterLines.js"
 import { code, plural } from "./Format.js"
 import { Colors, CommandRejected, type Invocation, Reply } from "./Invocation.js"
 import { guildOf, optionalString, scopeOf } from "./Options.js"
 
 /** Dead letters shown before "… and N more": two lines each keeps the embed well under 4096 characters. */
 export const maxListedDeadLetters = 10
-/** Error details come from Letta or Discord: shown cut to this length, inside inline code. */
-const maxDetailLength = 160
 
 type LetterScope = "guild" | "dm"
 
@@ -35,42 +33,6 @@ const whereText = (scope: LetterScope): string => (scope === "dm" ? "in the dire
 const reject = (message: string) => new CommandRejected({ message })
 
 // --- listing ------------------------------------------------------------------------------------
-
-const reasonText: Record<DeadLetterReason, string> = {
-  failed: "failed",
-  expired: "expired (too old after a restart)",
-  "interrupted-after-reply": "interrupted after the agent acted",
-  interrupted: "interrupted twice"
-}
-
-/** The message id, as a jump link when every part is a plain id (anything else could carry markup). */
-const messageRef = (event: QueuedEvent): string => {
-  const { channelId, guildId, messageId } = event
-  return guildId !== null && isSnowflake(guildId) && isSnowflake(channelId) && isSnowflake(messageId)
-    ? `[${messageId}](${messageLink(channelId, messageId, guildId)})`
-    : code(messageId, 40)
-}
-
-/** Where it was posted: the channel for a guild, the author for a DM (a DM channel renders as nothing). */
-const placeOf = (event: QueuedEvent): string => {
-  if (event.guildId === null) {
-    return isSnowflake(event.authorId)
-      ? `DM from ${userMention(event.authorId)}`
-      : `DM ${code(event.authorId, 40)}`
-  }
-  return isSnowflake(event.channelId) ? `in ${channelMention(event.channelId)}` : `in ${code(event.channelId, 40)}`
-}
-
-/** Two lines: what and where, then why (the error detail is untrusted: inline code, cut short). */
-export const deadLetterLines = (letter: DeadLetter): ReadonlyArray<string> => {
-  const errorType = letter.errorType === null ? "" : ` ${code(letter.errorType, 60)}`
-  const conversation = letter.conversationId === undefined ? "" : ` · conversation ${code(letter.conversationId, 80)}`
-  const head = `${messageRef(letter.event)} ${placeOf(letter.event)} · ${
-    time(new Date(letter.failedAt), TimestampStyles.RelativeTime)
-  }${conversation}`
-  const why = `↳ **${reasonText[letter.reason]}**${errorType} after ${plural(letter.attempts, "attempt")}`
-  return letter.detail === null ? [head, why] : [head, `${why}: ${code(letter.detail, maxDetailLength)}`]
-}
 
 export const queueFailed = (invocation: Invocation) =>
   Effect.gen(function*() {
