@@ -149,10 +149,14 @@ class OpCounter extends Supervisor.AbstractSupervisor<void> {
       [...map].sort((a, b) => b[1] - a[1]).slice(0, 60).map(([k, n]) => `${String(n).padStart(9)} ${k}`).join("\n")
     const byOrigin = new Map<string, number>()
     for (const [id, n] of this.opsByFiber) {
-      const key = this.opsByFiber.size > 0 && n > 5000 ? `fiber #${id} (from ${this.origin.get(id)})` : `short fibers from ${this.origin.get(id)}`
+      const key = this.opsByFiber.size > 0 && n > 5000
+        ? `fiber #${id} (from ${this.origin.get(id)})`
+        : `short fibers from ${this.origin.get(id)}`
       byOrigin.set(key, (byOrigin.get(key) ?? 0) + n)
     }
-    return `ops by span:\n${lines(this.ops)}\nfibers started, by parent:\n${lines(this.fibers)}\nops without a span, by fiber:\n${lines(byOrigin)}\n`
+    return `ops by span:\n${lines(this.ops)}\nfibers started, by parent:\n${lines(this.fibers)}\nops without a span, by fiber:\n${
+      lines(byOrigin)
+    }\n`
   }
 }
 const spanName = (fiber: Fiber.RuntimeFiber<unknown, unknown>): string => {
@@ -254,7 +258,9 @@ const writeAllocationProfile = () =>
 
 Effect.runPromiseExit(Effect.scoped(program)).then(async (exit) => {
   await writeAllocationProfile()
-  if (process.env["BENCH_DEBUG"]) process.stderr.write(`child ${config.bot}: scope closed at ${performance.now().toFixed(0)} ms\n`)
+  if (process.env["BENCH_DEBUG"]) {
+    process.stderr.write(`child ${config.bot}: scope closed at ${performance.now().toFixed(0)} ms\n`)
+  }
   clearInterval(sampler)
   clearInterval(timelineSampler)
   if (opCounter !== undefined) process.stderr.write(opCounter.report())

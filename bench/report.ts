@@ -22,14 +22,15 @@ const verdict = (ok: boolean) => (ok ? "met" : "**missed**")
 
 export const machine = (): string => {
   const cpu = Os.cpus()[0]?.model ?? "unknown CPU"
-  return `${Os.availableParallelism()} cores (nproc), ${cpu}, ${mb(Os.totalmem()).toFixed(0)} MB RAM, Node ${process.version}, ${Os.platform()} ${Os.release()}`
+  return `${Os.availableParallelism()} cores (nproc), ${cpu}, ${
+    mb(Os.totalmem()).toFixed(0)
+  } MB RAM, Node ${process.version}, ${Os.platform()} ${Os.release()}`
 }
 
 export const renderReport = (r: BenchResults): string => {
   const med = (bot: "floor" | "aurora", pick: (o: OverheadResult) => number) =>
     median(r.overhead.map((round) => pick(round[bot])))
-  const ratio = (pick: (o: OverheadResult) => number) =>
-    median(r.overhead.map((round) => pick(round.aurora) / pick(round.floor)))
+  const ratio = (pick: (o: OverheadResult) => number) => median(r.overhead.map((round) => pick(round.aurora) / pick(round.floor)))
   const rows: Array<[string, (o: OverheadResult) => number, number]> = [
     [`delivered (of 2 000, within ${DeliveryWindowSeconds} s of the last offer)`, (o) => o.delivered, 0],
     ["offered rate (mentions/s)", (o) => o.offeredRate, 0],
@@ -41,9 +42,9 @@ export const renderReport = (r: BenchResults): string => {
     ["CPU per mention (ms)", (o) => o.cpuPerMentionMs, 3]
   ]
   const perRound = r.overhead.map((round, i) =>
-    `| ${i + 1} | ${round.floor.delivered} / ${round.aurora.delivered} | ${fmt(round.floor.p50, 2)} / ${fmt(round.aurora.p50, 2)} | ${
-      fmt(round.floor.p99, 2)
-    } / ${fmt(round.aurora.p99, 2)} | ${fmt(round.floor.max, 1)} / ${fmt(round.aurora.max, 1)} | ${
+    `| ${i + 1} | ${round.floor.delivered} / ${round.aurora.delivered} | ${fmt(round.floor.p50, 2)} / ${
+      fmt(round.aurora.p50, 2)
+    } | ${fmt(round.floor.p99, 2)} / ${fmt(round.aurora.p99, 2)} | ${fmt(round.floor.max, 1)} / ${fmt(round.aurora.max, 1)} | ${
       fmt(round.floor.cpuPerMentionMs, 3)
     } / ${fmt(round.aurora.cpuPerMentionMs, 3)} |`
   )
@@ -93,10 +94,12 @@ export const renderReport = (r: BenchResults): string => {
     "",
     "| case | run length | makespans (ms) | median (ms) | most runs in flight (all / one agent) | target |",
     "|---|---|---|---|---|---|",
-    `| 50 agents | ${r.parallel.runMs} ms | ${r.parallel.makespansMs.map((m) => fmt(m, 0)).join(", ")} | ${fmt(parallelMakespan, 0)} | ${r.parallel.maxInFlight} / ${r.parallel.maxInFlightPerAgent} | ≤ 1 300 ms: ${
-      verdict(parallelMakespan <= 1300)
-    } |`,
-    `| 1 agent | ${r.serial.runMs} ms | ${r.serial.makespansMs.map((m) => fmt(m, 0)).join(", ")} | ${fmt(serialMakespan, 0)} | ${r.serial.maxInFlight} / ${r.serial.maxInFlightPerAgent} | ≈ 50 × ${r.serial.runMs} ms = ${
+    `| 50 agents | ${r.parallel.runMs} ms | ${r.parallel.makespansMs.map((m) => fmt(m, 0)).join(", ")} | ${
+      fmt(parallelMakespan, 0)
+    } | ${r.parallel.maxInFlight} / ${r.parallel.maxInFlightPerAgent} | ≤ 1 300 ms: ${verdict(parallelMakespan <= 1300)} |`,
+    `| 1 agent | ${r.serial.runMs} ms | ${r.serial.makespansMs.map((m) => fmt(m, 0)).join(", ")} | ${
+      fmt(serialMakespan, 0)
+    } | ${r.serial.maxInFlight} / ${r.serial.maxInFlightPerAgent} | ≈ 50 × ${r.serial.runMs} ms = ${
       50 * r.serial.runMs
     } ms, one at a time: ${verdict(r.serial.maxInFlightPerAgent === 1 && serialMakespan >= 50 * r.serial.runMs)} |`,
     "",
@@ -132,20 +135,26 @@ export const renderBurst = (b: BurstResult): ReadonlyArray<string> => {
   const backWithinGc = (b.afterRssGc - b.idleRssAfterGc) / b.idleRssAfterGc
   const backWithinLater = (b.laterRss - b.idleRss) / b.idleRss
   return [
-    `### Burst and memory (10 000 mentions, 500 channels, 50 guilds, queuesize 200, rate limit 0.5 s, instant Letta; Aurora's node flags: ${flagList(b.nodeFlags)})`,
+    `### Burst and memory (10 000 mentions, 500 channels, 50 guilds, queuesize 200, rate limit 0.5 s, instant Letta; Aurora's node flags: ${
+      flagList(b.nodeFlags)
+    })`,
     "",
     "| metric | value |",
     "|---|---|",
     `| written by the fake gateway in | ${fmt(b.sendMs, 0)} ms |`,
     `| received / accepted / rejected | ${b.received} / ${b.accepted} / ${b.rejected} |`,
-    `| delivered to Letta (runs finished, waited at most ${DrainWindowSeconds} s) | ${b.delivered}${b.delivered < b.accepted ? " (**drain not finished**)" : ""} |`,
-    `| time to drain (first sent → last run finished) | ${fmt(b.drainMs / 1000, 2)} s (the rate limit alone needs ≥ 9.5 s: 20 mentions per channel, 0.5 s apart) |`,
+    `| delivered to Letta (runs finished, waited at most ${DrainWindowSeconds} s) | ${b.delivered}${
+      b.delivered < b.accepted ? " (**drain not finished**)" : ""
+    } |`,
+    `| time to drain (first sent → last run finished) | ${
+      fmt(b.drainMs / 1000, 2)
+    } s (the rate limit alone needs ≥ 9.5 s: 20 mentions per channel, 0.5 s apart) |`,
     `| CPU per mention over the burst | ${fmt(b.cpuPerMentionMs, 3)} ms |`,
     `| idle RSS (after a forced GC) | ${fmt(mb(b.idleRss))} MB (${fmt(mb(b.idleRssAfterGc))} MB) |`,
     `| peak RSS, growth over idle | ${fmt(mb(b.peakRss))} MB, +${fmt(growth)} MB: ≤ 100 MB ${verdict(growth <= 100)} |`,
-    `| at the peak: V8 heap committed / used | ${fmt(mb(b.atPeak.heapTotal))} MB / ${fmt(mb(b.atPeak.heapUsed))} MB (idle after GC: ${
-      fmt(mb(b.idleHeapTotalGc))
-    } MB / ${fmt(mb(b.idleHeapGc))} MB) |`,
+    `| at the peak: V8 heap committed / used | ${fmt(mb(b.atPeak.heapTotal))} MB / ${
+      fmt(mb(b.atPeak.heapUsed))
+    } MB (idle after GC: ${fmt(mb(b.idleHeapTotalGc))} MB / ${fmt(mb(b.idleHeapGc))} MB) |`,
     `| at the peak: outside the V8 heap (RSS − heap committed; of it external / array buffers / V8 malloc) | ${
       fmt(mb(b.atPeak.rss - b.atPeak.heapTotal))
     } MB (${fmt(mb(b.atPeak.external))} / ${fmt(mb(b.atPeak.arrayBuffers))} / ${fmt(mb(b.atPeak.mallocedMemory))} MB; idle ${
@@ -155,9 +164,9 @@ export const renderBurst = (b: BurstResult): ReadonlyArray<string> => {
     `| RSS 2 s after drain (after a forced GC) | ${fmt(mb(b.afterRss))} MB, ${fmt(backWithin * 100, 0)} % over idle (${
       fmt(mb(b.afterRssGc))
     } MB, ${fmt(backWithinGc * 100, 0)} % over idle after GC): within 20 % ${verdict(backWithin <= 0.2)} |`,
-    `| RSS ${LaterSeconds} s after drain (no forced GC) | ${fmt(mb(b.laterRss))} MB, ${fmt(backWithinLater * 100, 0)} % over idle: within 20 % ${
-      verdict(backWithinLater <= 0.2)
-    } |`,
+    `| RSS ${LaterSeconds} s after drain (no forced GC) | ${fmt(mb(b.laterRss))} MB, ${
+      fmt(backWithinLater * 100, 0)
+    } % over idle: within 20 % ${verdict(backWithinLater <= 0.2)} |`,
     `| V8 heap used after a forced GC, idle → after drain | ${fmt(mb(b.idleHeapGc))} MB → ${fmt(mb(b.afterHeapGc))} MB |`,
     `| V8 heap committed, 2 s after drain (after GC) → ${LaterSeconds} s after | ${fmt(mb(b.afterHeapTotalGc))} MB → ${
       fmt(mb(b.laterHeapTotal))

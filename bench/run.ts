@@ -35,9 +35,17 @@ const program = Effect.gen(function*() {
   const overhead: Array<BenchResults["overhead"][number]> = []
   for (let round = 1; round <= OverheadRounds; round++) {
     const floor = yield* runOverhead("floor")
-    yield* Console.log(`overhead round ${round} floor: p50 ${floor.p50.toFixed(2)} ms, p99 ${floor.p99.toFixed(2)} ms, ${floor.delivered} delivered, ${floor.cpuPerMentionMs.toFixed(3)} ms CPU/mention`)
+    yield* Console.log(
+      `overhead round ${round} floor: p50 ${floor.p50.toFixed(2)} ms, p99 ${
+        floor.p99.toFixed(2)
+      } ms, ${floor.delivered} delivered, ${floor.cpuPerMentionMs.toFixed(3)} ms CPU/mention`
+    )
     const aurora = yield* runOverhead("aurora")
-    yield* Console.log(`overhead round ${round} aurora: p50 ${aurora.p50.toFixed(2)} ms, p99 ${aurora.p99.toFixed(2)} ms, ${aurora.delivered} delivered, ${aurora.cpuPerMentionMs.toFixed(3)} ms CPU/mention`)
+    yield* Console.log(
+      `overhead round ${round} aurora: p50 ${aurora.p50.toFixed(2)} ms, p99 ${
+        aurora.p99.toFixed(2)
+      } ms, ${aurora.delivered} delivered, ${aurora.cpuPerMentionMs.toFixed(3)} ms CPU/mention`
+    )
     overhead.push({ floor, aurora })
   }
   if (OnlyOverhead) return
@@ -58,7 +66,9 @@ const program = Effect.gen(function*() {
   })
   yield* Console.log(`\n${report}`)
   yield* Effect.sync(() => {
-    const header = Fs.existsSync(reportPath) ? "" : "# Aurora benchmarks\n\nAppended by `npm run bench` (see bench/run.ts); newest last.\n\n"
+    const header = Fs.existsSync(reportPath)
+      ? ""
+      : "# Aurora benchmarks\n\nAppended by `npm run bench` (see bench/run.ts); newest last.\n\n"
     Fs.appendFileSync(reportPath, `${header}${report}\n`)
   })
 })
