@@ -192,6 +192,8 @@ const startAurora = Effect.gen(function*() {
     if (config.ratelimit !== undefined) yield* settings.setSetting(guildId, "ratelimit", config.ratelimit)
     if (process.env["BENCH_NO_TYPING"] === "1") yield* settings.setSetting(guildId, "typing", false)
     if (config.queuesize !== undefined) yield* settings.setSetting(guildId, "queuesize", config.queuesize)
+    if (config.conversations !== undefined) yield* settings.setSetting(guildId, "conversations", config.conversations)
+    if (config.parallel !== undefined) yield* settings.setSetting(guildId, "parallel", config.parallel)
   }
   return startToReadyMs
 })

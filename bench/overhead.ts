@@ -3,6 +3,10 @@
  * channel offered one mention per 0.6 s (~333/s) under a 0.5 s rate limit, Letta answering at
  * once. Latency is MESSAGE_CREATE frame written by the fake gateway -> messages request recorded
  * by the fake Letta, both stamped in this (the parent) process; CPU is the bot child's own.
+ *
+ * Aurora runs in the default `channel` conversations mode (a conversation per channel, created by
+ * the warm-up). BENCH_OVERHEAD_CONVERSATIONS=shared runs it in `shared` mode (the agents route),
+ * for telling the conversations' own cost apart from the machine's load.
  */
 import { Duration, Effect } from "effect"
 import { FakeDiscord } from "../test/fakes/FakeDiscord.js"
@@ -54,7 +58,10 @@ export const runOverhead = (bot: BotKind) =>
       discordToken: discord.token,
       lettaUrl: letta.url,
       agents: world.agents,
-      ratelimit: 0.5
+      ratelimit: 0.5,
+      ...(bot === "aurora" && process.env["BENCH_OVERHEAD_CONVERSATIONS"] === "shared"
+        ? { conversations: "shared" as const }
+        : {})
     })
     yield* Effect.sleep(Duration.seconds(1))
     const idle = yield* child.mark

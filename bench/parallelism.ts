@@ -1,9 +1,12 @@
 /**
  * Parallelism: 50 guilds, one mention each, Letta taking `runMs` per run. With an agent per
- * guild the runs overlap (makespan ~ one run); with one agent for all, Aurora must run them one
- * at a time (makespan ~ 50 runs). Makespan: first mention sent -> last run finished at the fake.
+ * guild the runs overlap (makespan ~ one run); with one agent for all in `shared` conversations
+ * mode, Aurora must run them one at a time, in the agent's one conversation (makespan ~ 50 runs).
+ * (One agent in `channel` mode would run up to `parallel` of them at once: bench/conversations.ts
+ * measures that.) Makespan: first mention sent -> last run finished at the fake.
  */
 import { Duration, Effect } from "effect"
+import type { ConversationMode } from "../src/domain/Event.js"
 import { FakeDiscord } from "../test/fakes/FakeDiscord.js"
 import { Behaviours, makeFakeLetta } from "../test/fakes/FakeLetta.js"
 import { spawnBot } from "./BotProcess.js"
@@ -12,6 +15,7 @@ import { makeWorld } from "./world.js"
 
 export interface ParallelismResult {
   readonly agents: number
+  readonly mode: ConversationMode
   readonly runMs: number
   readonly makespansMs: ReadonlyArray<number>
   /** Most runs the fake Letta saw at once (all agents), and for one agent. */
@@ -21,9 +25,15 @@ export interface ParallelismResult {
 
 const Guilds = 50
 
-export const runParallelism = (options: { readonly shared: boolean; readonly runMs: number; readonly rounds: number }) =>
+export const runParallelism = (options: {
+  /** One agent for all 50 guilds (otherwise one each). */
+  readonly oneAgent: boolean
+  readonly mode: ConversationMode
+  readonly runMs: number
+  readonly rounds: number
+}) =>
   Effect.scoped(Effect.gen(function*() {
-    const world = makeWorld(Guilds, 1, options.shared ? "agent-bench-shared" : undefined)
+    const world = makeWorld(Guilds, 1, options.oneAgent ? "agent-bench-shared" : undefined)
     const agentIds = [...new Set(Object.values(world.agents))]
     const discord = yield* FakeDiscord.make({ guilds: world.guilds })
     const letta = yield* makeFakeLetta({ agents: Object.fromEntries(agentIds.map((a) => [a, a])) })
@@ -33,7 +43,8 @@ export const runParallelism = (options: { readonly shared: boolean; readonly run
       discordToken: discord.token,
       lettaUrl: letta.url,
       agents: world.agents,
-      ratelimit: 0.5
+      ratelimit: 0.5,
+      conversations: options.mode
     })
 
     // Warm-up with instant runs, then the slow Letta.
@@ -58,6 +69,7 @@ export const runParallelism = (options: { readonly shared: boolean; readonly run
     }
     const result: ParallelismResult = {
       agents: agentIds.length,
+      mode: options.mode,
       runMs: options.runMs,
       makespansMs: makespans,
       maxInFlight: yield* letta.maxInFlight(),

@@ -3,6 +3,7 @@
  * which runs in a child process so that its CPU time and RSS are its own: the fakes and the load
  * generator stay in the parent and never show up in the bot's numbers.
  */
+import type { ConversationMode } from "../src/domain/Event.js"
 
 /** Which bot a child runs. */
 export type BotKind = "aurora" | "floor"
@@ -20,6 +21,10 @@ export interface ChildConfig {
   readonly ratelimit?: number
   /** Pending events per guild (Aurora only). */
   readonly queuesize?: number
+  /** A Letta conversation per channel or the agent's shared one, per guild (Aurora only; default channel). */
+  readonly conversations?: ConversationMode
+  /** Runs of one agent at once, in different conversations, per guild (Aurora only; 1–32, default 8). */
+  readonly parallel?: number
 }
 
 export type ParentRequest =

@@ -2,6 +2,7 @@
 import * as Os from "node:os"
 import { auroraNodeFlags } from "./BotProcess.js"
 import { type BurstResult, DrainWindowSeconds, LaterSeconds } from "./burst.js"
+import { Channels, type ConversationsResult, Parallel, RunMs } from "./conversations.js"
 import { DeliveryWindowSeconds, type OverheadResult } from "./overhead.js"
 import type { ParallelismResult } from "./parallelism.js"
 import type { MemorySample } from "./protocol.js"
@@ -15,6 +16,8 @@ export interface BenchResults {
   readonly overhead: ReadonlyArray<{ readonly floor: OverheadResult; readonly aurora: OverheadResult }>
   readonly parallel: ParallelismResult
   readonly serial: ParallelismResult
+  /** One agent, 20 channels: in `channel` mode and in `shared` mode. */
+  readonly conversations: { readonly channel: ConversationsResult; readonly shared: ConversationsResult }
   readonly burst: BurstResult
 }
 
@@ -94,15 +97,18 @@ export const renderReport = (r: BenchResults): string => {
     "",
     "| case | run length | makespans (ms) | median (ms) | most runs in flight (all / one agent) | target |",
     "|---|---|---|---|---|---|",
-    `| 50 agents | ${r.parallel.runMs} ms | ${r.parallel.makespansMs.map((m) => fmt(m, 0)).join(", ")} | ${
-      fmt(parallelMakespan, 0)
-    } | ${r.parallel.maxInFlight} / ${r.parallel.maxInFlightPerAgent} | ≤ 1 300 ms: ${verdict(parallelMakespan <= 1300)} |`,
-    `| 1 agent | ${r.serial.runMs} ms | ${r.serial.makespansMs.map((m) => fmt(m, 0)).join(", ")} | ${
-      fmt(serialMakespan, 0)
-    } | ${r.serial.maxInFlight} / ${r.serial.maxInFlightPerAgent} | ≈ 50 × ${r.serial.runMs} ms = ${
+    `| 50 agents (${r.parallel.mode} mode) | ${r.parallel.runMs} ms | ${
+      r.parallel.makespansMs.map((m) => fmt(m, 0)).join(", ")
+    } | ${fmt(parallelMakespan, 0)} | ${r.parallel.maxInFlight} / ${r.parallel.maxInFlightPerAgent} | ≤ 1 300 ms: ${
+      verdict(parallelMakespan <= 1300)
+    } |`,
+    `| 1 agent (${r.serial.mode} mode: one run per agent) | ${r.serial.runMs} ms | ${
+      r.serial.makespansMs.map((m) => fmt(m, 0)).join(", ")
+    } | ${fmt(serialMakespan, 0)} | ${r.serial.maxInFlight} / ${r.serial.maxInFlightPerAgent} | ≈ 50 × ${r.serial.runMs} ms = ${
       50 * r.serial.runMs
     } ms, one at a time: ${verdict(r.serial.maxInFlightPerAgent === 1 && serialMakespan >= 50 * r.serial.runMs)} |`,
     "",
+    ...renderConversations(r.conversations.channel, r.conversations.shared),
     ...renderBurst(r.burst),
     `### Idle (median of the ${r.overhead.length} overhead children, 20 guilds, before any traffic)`,
     "",
@@ -120,6 +126,36 @@ export const renderReport = (r: BenchResults): string => {
 
 const flagList = (flags: ReadonlyArray<string>): string =>
   flags.length === 0 ? "none" : flags.map((flag) => `\`${flag}\``).join(" ")
+
+/** The conversations section (also printed alone by `BENCH_ONLY=conversations`). */
+export const renderConversations = (channel: ConversationsResult, shared: ConversationsResult): ReadonlyArray<string> => {
+  const serialMs = Channels * RunMs
+  const row = (c: ConversationsResult, target: string) =>
+    `| ${c.mode} | ${
+      fmt(c.makespanMs, 0)
+    } | ${c.finished} | ${c.maxInFlight} | ${c.conversationsCreated} / ${c.conversationsUsed} | ${c.maxConcurrentSends} | ${c.busyAnswers} | ${target} |`
+  const channelTarget = `≤ 1 300 ms: ${
+    verdict(channel.makespanMs <= 1300)
+  }; never two runs on one conversation (≤ 1) and ${Channels} created: ${
+    verdict(
+      channel.maxConcurrentSends <= 1 && channel.conversationsCreated === Channels && channel.conversationsUsed === Channels
+    )
+  }`
+  const sharedTarget = `≈ ${Channels} × ${RunMs} ms = ${serialMs} ms, one at a time: ${
+    verdict(shared.maxInFlight === 1 && shared.makespanMs >= serialMs)
+  }`
+  return [
+    `### Conversations (one agent, ${Channels} channels of one guild, one mention each, ${RunMs} ms runs, parallel ${Parallel}; after a warm-up mention per channel; makespan = first mention sent → last run finished)`,
+    "",
+    "| mode | makespan (ms) | runs finished | most runs of the agent at once | conversations created / used | most sends on one conversation at once | 409 busy answers | target |",
+    "|---|---|---|---|---|---|---|---|",
+    row(channel, channelTarget),
+    row(shared, sharedTarget),
+    "",
+    `\`shared\` / \`channel\` makespan: ${fmt(shared.makespanMs / channel.makespanMs, 1)}×.`,
+    ""
+  ]
+}
 
 /** V8's heap spaces that hold more than 1 MB, committed / used. */
 const spaces = (sample: MemorySample): string =>

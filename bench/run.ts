@@ -1,5 +1,6 @@
 /**
- * `npm run bench`: overhead against the floor bot, parallelism, burst and memory, idle. Every
+ * `npm run bench`: overhead against the floor bot, parallelism, conversations (one agent, 20
+ * channels, `channel` vs `shared` mode), burst and memory, idle. Every
  * scenario is bounded, every child and server stops with its scope, and a watchdog ends the run
  * if it ever outlives its budget. Results are printed and appended to BENCHMARKS.md.
  */
@@ -9,9 +10,10 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Console, Duration, Effect, Logger, LogLevel } from "effect"
 import { runBurst } from "./burst.js"
+import { runConversations } from "./conversations.js"
 import { runOverhead } from "./overhead.js"
 import { runParallelism } from "./parallelism.js"
-import { type BenchResults, renderBurst, renderReport } from "./report.js"
+import { type BenchResults, renderBurst, renderConversations, renderReport } from "./report.js"
 
 const OverheadRounds = Number(process.env["BENCH_ROUNDS"] ?? "3")
 /**
@@ -21,6 +23,8 @@ const OverheadRounds = Number(process.env["BENCH_ROUNDS"] ?? "3")
 const OnlyOverhead = process.env["BENCH_ONLY"] === "overhead"
 /** BENCH_ONLY=burst runs only the burst scenario and prints its section (nothing is appended). */
 const OnlyBurst = process.env["BENCH_ONLY"] === "burst"
+/** BENCH_ONLY=conversations runs only the conversations scenario, both modes, and prints its section. */
+const OnlyConversations = process.env["BENCH_ONLY"] === "conversations"
 const Budget = Duration.seconds(290)
 const reportPath = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "BENCHMARKS.md")
 
@@ -31,6 +35,17 @@ const program = Effect.gen(function*() {
   if (OnlyBurst) {
     const burst = yield* runBurst
     return yield* Console.log(renderBurst(burst).join("\n"))
+  }
+  const conversations = Effect.gen(function*() {
+    const channel = yield* runConversations("channel")
+    yield* Console.log(`conversations, 1 agent x 20 channels x 1 s, channel mode: makespan ${channel.makespanMs} ms`)
+    const shared = yield* runConversations("shared")
+    yield* Console.log(`conversations, 1 agent x 20 channels x 1 s, shared mode: makespan ${shared.makespanMs} ms`)
+    return { channel, shared }
+  })
+  if (OnlyConversations) {
+    const both = yield* conversations
+    return yield* Console.log(renderConversations(both.channel, both.shared).join("\n"))
   }
   const overhead: Array<BenchResults["overhead"][number]> = []
   for (let round = 1; round <= OverheadRounds; round++) {
@@ -49,10 +64,11 @@ const program = Effect.gen(function*() {
     overhead.push({ floor, aurora })
   }
   if (OnlyOverhead) return
-  const parallel = yield* runParallelism({ shared: false, runMs: 1000, rounds: 3 })
+  const parallel = yield* runParallelism({ oneAgent: false, mode: "channel", runMs: 1000, rounds: 3 })
   yield* Console.log(`parallelism, 50 agents x 1 s: makespans ${parallel.makespansMs.join(", ")} ms`)
-  const serial = yield* runParallelism({ shared: true, runMs: 100, rounds: 1 })
-  yield* Console.log(`parallelism, 1 agent x 0.1 s: makespans ${serial.makespansMs.join(", ")} ms`)
+  const serial = yield* runParallelism({ oneAgent: true, mode: "shared", runMs: 100, rounds: 1 })
+  yield* Console.log(`parallelism, 1 agent (shared mode) x 0.1 s: makespans ${serial.makespansMs.join(", ")} ms`)
+  const byMode = yield* conversations
   const burst = yield* runBurst
   yield* Console.log(`burst: ${burst.accepted} accepted, ${burst.rejected} rejected, drained in ${burst.drainMs} ms`)
   const report = renderReport({
@@ -62,6 +78,7 @@ const program = Effect.gen(function*() {
     overhead,
     parallel,
     serial,
+    conversations: byMode,
     burst
   })
   yield* Console.log(`\n${report}`)
