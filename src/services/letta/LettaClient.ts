@@ -178,59 +178,54 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
      * warning, never failing. Always with `run_ids`: a cancel without them would stop every run of
      * the agent, other clients' included. Returns whether the server accepted it.
      */
-    const cancelRun = (agentId: string, runId: string): Effect.Effect<boolean> =>
+    /**
+     * One cancel request, best effort: bounded by `cancelTimeout`, a failure logged at warning
+     * ("could not cancel the <what> on the Letta server"), never failing. True when the server accepted it.
+     */
+    const bestEffortCancel = (
+      what: string,
+      send: (client: Letta, signal: AbortSignal) => Promise<unknown>,
+      annotations: Readonly<Record<string, string>>,
+      span: string
+    ): Effect.Effect<boolean> =>
       Effect.gen(function*() {
         const { client } = yield* current
-        yield* Effect.tryPromise({
-          try: (signal) =>
-            client.agents.messages.cancel(
-              agentId,
-              { run_ids: [runId] },
-              { signal, timeout: Duration.toMillis(cancelTimeout) }
-            ),
-          catch: (cause) => redact(errorText(cause))
-        }).pipe(Effect.timeoutFail({ duration: cancelTimeout, onTimeout: () => "no answer in time" }))
-        yield* Effect.logInfo("run cancelled on the Letta server")
+        yield* Effect.tryPromise({ try: (signal) => send(client, signal), catch: (cause) => redact(errorText(cause)) }).pipe(
+          Effect.timeoutFail({ duration: cancelTimeout, onTimeout: () => "no answer in time" })
+        )
+        yield* Effect.logInfo(`${what} cancelled on the Letta server`)
         return true
       }).pipe(
         Effect.catchAll((reason) =>
           Effect.as(
-            Effect.logWarning("could not cancel the run on the Letta server").pipe(
-              Effect.annotateLogs({ reason })
-            ),
+            Effect.logWarning(`could not cancel the ${what} on the Letta server`).pipe(Effect.annotateLogs({ reason })),
             false
           )
         ),
-        Effect.annotateLogs({ agentId, runId }),
-        Effect.withSpan("LettaClient.cancelRun", { attributes: { agentId, runId } })
+        Effect.annotateLogs(annotations),
+        Effect.withSpan(span, { attributes: annotations })
+      )
+
+    const cancelRun = (agentId: string, runId: string): Effect.Effect<boolean> =>
+      bestEffortCancel(
+        "run",
+        (client, signal) =>
+          client.agents.messages.cancel(agentId, { run_ids: [runId] }, { signal, timeout: Duration.toMillis(cancelTimeout) }),
+        { agentId, runId },
+        "LettaClient.cancelRun"
       )
 
     /**
      * Cancels the runs of one conversation (POST /v1/conversations/{id}/cancel), best effort like
-     * `cancelRun`: bounded, failures logged at warning, never failing. No run ids are needed: in
-     * `channel` mode the conversation is Aurora's own. Returns whether the server accepted it.
+     * `cancelRun`. No run ids are needed: in `channel` mode the conversation is Aurora's own.
      */
     const cancelConversation = (conversationId: string): Effect.Effect<boolean> =>
-      Effect.gen(function*() {
-        const { client } = yield* current
-        yield* Effect.tryPromise({
-          try: (signal) =>
-            client.conversations.cancel(conversationId, null, { signal, timeout: Duration.toMillis(cancelTimeout) }),
-          catch: (cause) => redact(errorText(cause))
-        }).pipe(Effect.timeoutFail({ duration: cancelTimeout, onTimeout: () => "no answer in time" }))
-        yield* Effect.logInfo("conversation's runs cancelled on the Letta server")
-        return true
-      }).pipe(
-        Effect.catchAll((reason) =>
-          Effect.as(
-            Effect.logWarning("could not cancel the conversation's runs on the Letta server").pipe(
-              Effect.annotateLogs({ reason })
-            ),
-            false
-          )
-        ),
-        Effect.annotateLogs({ conversationId }),
-        Effect.withSpan("LettaClient.cancelConversation", { attributes: { conversationId } })
+      bestEffortCancel(
+        "conversation's runs",
+        (client, signal) =>
+          client.conversations.cancel(conversationId, null, { signal, timeout: Duration.toMillis(cancelTimeout) }),
+        { conversationId },
+        "LettaClient.cancelConversation"
       )
 
     return { current, retrieveAgent, createConversation, health, cancelRun, cancelConversation, redact } as const
