@@ -3,35 +3,21 @@
  * over seeded random operations (with fresh SQL stores on the same database in between, so that
  * cold caches read the table), and the touch resolution.
  */
-import { type SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Option } from "effect"
 import type { StorageError } from "../../../src/domain/Errors.js"
 import {
-  type ConversationKey,
   ConversationStore,
   type ConversationStoreService,
   makeMemoryConversationStore,
   touchResolutionMs
 } from "../../../src/services/conversation/ConversationStore.js"
-import { Database } from "../../../src/services/storage/Database.js"
 import { makeSqlConversationStore } from "../../../src/services/storage/SqlConversationStore.js"
 import { seededInts } from "../../fakes/seededInts.js"
 import { makeTempDir } from "../../fakes/tempDir.js"
+import { database, key, session } from "./harness.js"
 
 const tempDir = makeTempDir("conversation-model")
-
-const session = <A, E>(dir: string, use: Effect.Effect<A, E, ConversationStore | SqlClient.SqlClient>) =>
-  use.pipe(Effect.provide(ConversationStore.layerSql.pipe(Layer.provideMerge(Database.layer(dir)))))
-
-const database = <A, E>(dir: string, use: Effect.Effect<A, E, SqlClient.SqlClient>) =>
-  use.pipe(Effect.provide(Database.layer(dir)))
-
-const key = (channelId: string, agentId = "agent-1", partitionKey = "guild:g1"): ConversationKey => ({
-  agentId,
-  partitionKey,
-  channelId
-})
 
 describe("ConversationStore (memory and SQL alike)", () => {
   it.scoped("the SQL store behaves as the memory store over a mixed sequence, cold caches included", () =>

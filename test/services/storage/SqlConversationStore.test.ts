@@ -5,33 +5,18 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Option } from "effect"
 import { StorageError } from "../../../src/domain/Errors.js"
 import {
-  type ConversationKey,
   ConversationStore,
   maxConversationsPerAgent,
   touchResolutionMs
 } from "../../../src/services/conversation/ConversationStore.js"
-import { Database } from "../../../src/services/storage/Database.js"
 import { makeSqlConversationStore } from "../../../src/services/storage/SqlConversationStore.js"
 import { makeTempDir } from "../../fakes/tempDir.js"
+import { database, key, session } from "../conversation/harness.js"
 
 const tempDir = makeTempDir("conversations")
-
-/** One "run of the bot" on the database in `dir`, with the SQL conversation store. */
-const session = <A, E>(dir: string, use: Effect.Effect<A, E, ConversationStore | SqlClient.SqlClient>) =>
-  use.pipe(Effect.provide(ConversationStore.layerSql.pipe(Layer.provideMerge(Database.layer(dir)))))
-
-/** The database alone, for stores built by the test (a small bound, or several on one database). */
-const database = <A, E>(dir: string, use: Effect.Effect<A, E, SqlClient.SqlClient>) =>
-  use.pipe(Effect.provide(Database.layer(dir)))
-
-const key = (channelId: string, agentId = "agent-1", partitionKey = "guild:g1"): ConversationKey => ({
-  agentId,
-  partitionKey,
-  channelId
-})
 
 const rowCount = Effect.flatMap(
   SqlClient.SqlClient,
