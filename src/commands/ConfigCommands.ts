@@ -27,7 +27,10 @@ const effectNote: Record<SettingKey, string> = {
   mcpguidance: "Applies to the next prompt.",
   conversations: "Applies to mentions queued from now on (queued ones keep their mode). In `channel` mode each " +
     "channel and thread starts its own conversation at its next mention.",
-  parallel: "Applies now: at most this many runs of the agent at once, each in its own channel (`channel` mode)."
+  parallel: "Applies now: at most this many runs of the agent at once, each in its own channel (`channel` mode).",
+  fallback: "Applies to runs that end from now on.",
+  images: "Applies to mentions queued from now on.",
+  feedback: "Applies from now on."
 }
 
 export const setConfig = (key: SettingKey) => (invocation: Invocation) =>

@@ -6,6 +6,13 @@ import { Either, Schema } from "effect"
 import { InvalidSetting } from "./Errors.js"
 import { ConversationMode } from "./Event.js"
 
+/**
+ * What happens when a run ends normally without a Discord reply (a *silent* run): `post` posts
+ * the agent's text as a reply to the triggering message, `off` only logs and counts it.
+ */
+export const FallbackMode = Schema.Literal("post", "off")
+export type FallbackMode = typeof FallbackMode.Type
+
 export interface NumberRule {
   readonly kind: "number"
   readonly description: string
@@ -83,6 +90,18 @@ export const SettingRules = {
     min: 1,
     max: 32,
     integer: true
+  },
+  fallback: {
+    kind: "choice",
+    description: "A run with text but no Discord reply: post the text itself, or only log it",
+    default: "post",
+    choices: FallbackMode.literals
+  },
+  images: { kind: "boolean", description: "Pass image attachments to the agent as image content", default: true },
+  feedback: {
+    kind: "boolean",
+    description: "React ⏳ / ⚠️ on mentions refused (queue full) or dead-lettered",
+    default: true
   }
 } as const satisfies Record<string, SettingRule>
 
@@ -112,7 +131,10 @@ export const GuildSettings = Schema.Struct({
   timeout: TimeoutSeconds,
   mcpguidance: Schema.Boolean,
   conversations: ConversationMode,
-  parallel: Parallel
+  parallel: Parallel,
+  fallback: FallbackMode,
+  images: Schema.Boolean,
+  feedback: Schema.Boolean
 })
 export type GuildSettings = typeof GuildSettings.Type
 
@@ -124,7 +146,10 @@ export const defaultGuildSettings: GuildSettings = {
   timeout: SettingRules.timeout.default,
   mcpguidance: SettingRules.mcpguidance.default,
   conversations: SettingRules.conversations.default,
-  parallel: SettingRules.parallel.default
+  parallel: SettingRules.parallel.default,
+  fallback: SettingRules.fallback.default,
+  images: SettingRules.images.default,
+  feedback: SettingRules.feedback.default
 }
 
 /** Human wording of a rule's allowed values, used in error replies ("between 0.5 and 10 seconds"). */

@@ -110,7 +110,10 @@ describe("/aurora config", () => {
           timeout: "**60 seconds**\n10–300, default 60 seconds",
           mcpguidance: "**on**\ndefault on",
           conversations: "**channel**\nchannel or shared, default channel",
-          parallel: "**8**\n1–32, default 8"
+          parallel: "**8**\n1–32, default 8",
+          fallback: "**post**\npost or off, default post",
+          images: "**on**\ndefault on",
+          feedback: "**on**\ndefault on"
         })
       })
     ))

@@ -25,7 +25,10 @@ const validOptions: Record<string, Record<string, string | number | boolean>> = 
   "config timeout": { value: 30 },
   "config mcpguidance": { value: false },
   "config conversations": { value: "shared" },
-  "config parallel": { value: 4 }
+  "config parallel": { value: 4 },
+  "config fallback": { value: "off" },
+  "config images": { value: false },
+  "config feedback": { value: false }
 }
 
 /** The design's table: every command and who may run it (written out, not derived from the code). */
@@ -42,6 +45,9 @@ const designTable: ReadonlyArray<readonly [string, "manage" | "owner"]> = [
   ["config mcpguidance", "manage"],
   ["config conversations", "manage"],
   ["config parallel", "manage"],
+  ["config fallback", "manage"],
+  ["config images", "manage"],
+  ["config feedback", "manage"],
   ["config show", "manage"],
   ["queue status", "manage"],
   ["queue clear", "manage"],

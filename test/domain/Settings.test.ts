@@ -18,7 +18,10 @@ describe("settings rules", () => {
       timeout: 60,
       mcpguidance: true,
       conversations: "channel",
-      parallel: 8
+      parallel: 8,
+      fallback: "post",
+      images: true,
+      feedback: true
     })
     expect(Schema.is(GuildSettings)(defaultGuildSettings)).toBe(true)
     expect(defaultGlobalSettings.dmConversations).toBe("channel")
@@ -57,6 +60,14 @@ describe("settings rules", () => {
       ["conversations", " channel", false],
       ["conversations", "", false],
       ["conversations", true, false],
+      ["fallback", "post", true],
+      ["fallback", "off", true],
+      ["fallback", "Post", false],
+      ["fallback", "none", false],
+      ["images", "false", true],
+      ["images", "no", false],
+      ["feedback", true, true],
+      ["feedback", 1, false],
       ["parallel", 1, true],
       ["parallel", 32, true],
       ["parallel", "8", true],

@@ -9,6 +9,7 @@ import { ConversationMode } from "../../domain/Event.js"
 import {
   defaultGlobalSettings,
   defaultGuildSettings,
+  FallbackMode,
   type GlobalSettings,
   GuildSettings,
   type GuildState,
@@ -41,6 +42,9 @@ export interface GuildRow {
   readonly mcpguidance: unknown
   readonly conversations: unknown
   readonly parallel: unknown
+  readonly fallback: unknown
+  readonly images: unknown
+  readonly feedback: unknown
 }
 
 /** The column value of a valid setting. */
@@ -74,7 +78,10 @@ export const decodeGuildRow = (row: GuildRow): { readonly state: GuildState; rea
       timeout: setting("timeout", GuildSettings.fields.timeout),
       mcpguidance: setting("mcpguidance", IntBoolean),
       conversations: setting("conversations", ConversationMode),
-      parallel: setting("parallel", GuildSettings.fields.parallel)
+      parallel: setting("parallel", GuildSettings.fields.parallel),
+      fallback: setting("fallback", FallbackMode),
+      images: setting("images", IntBoolean),
+      feedback: setting("feedback", IntBoolean)
     }
   }
   return { state, problems }

@@ -123,11 +123,48 @@ const conversationTables = Effect.gen(function*() {
   yield* sql`ALTER TABLE guild_settings ADD COLUMN parallel INTEGER`
 })
 
+/**
+ * What the agent sees and what the user gets (images, the silent-run fallback, feedback, the runs
+ * view). The guild settings `fallback`, `images` and `feedback` are new columns, NULL (the default)
+ * for every existing guild.
+ *
+ * pending_events.fallback_at records that Aurora is about to post a silent run's text itself
+ * (before the post): a restart finds it and never posts it again.
+ *
+ * runs keeps the guild's (or the DMs') latest dispatched events for `/aurora runs`: one row per
+ * message with its latest outcome (a retried event replaces its row), pruned to the newest 100 per
+ * partition. `tool_calls` is a JSON array of the tool names the run called, in order.
+ */
+const agentTurnTables = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE guild_settings ADD COLUMN fallback TEXT`
+  yield* sql`ALTER TABLE guild_settings ADD COLUMN images INTEGER`
+  yield* sql`ALTER TABLE guild_settings ADD COLUMN feedback INTEGER`
+  yield* sql`ALTER TABLE pending_events ADD COLUMN fallback_at INTEGER`
+  yield* sql`CREATE TABLE runs (
+    partition TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    channel_id TEXT NOT NULL,
+    conversation_id TEXT,
+    run_id TEXT,
+    outcome TEXT NOT NULL,
+    detail TEXT,
+    tool_calls TEXT NOT NULL,
+    duration_ms INTEGER,
+    queued_ms INTEGER,
+    finished_at INTEGER NOT NULL,
+    PRIMARY KEY (partition, message_id)
+  )`
+  yield* sql`CREATE INDEX runs_newest ON runs (partition, finished_at DESC, seq DESC)`
+})
+
 /** Every migration by id, in order (exported so a test can build a database of an earlier version). */
 export const migrationSteps = {
   "1_settings": settingsTables,
   "2_durable_queue": durableQueueTables,
-  "3_conversations": conversationTables
+  "3_conversations": conversationTables,
+  "4_agent_turn": agentTurnTables
 } as const
 
 export const migrations: Migrator.Loader = Migrator.fromRecord(migrationSteps)
@@ -138,7 +175,8 @@ export const requiredTables: ReadonlyArray<string> = [
   "global_settings",
   "pending_events",
   "dead_letters",
-  "conversations"
+  "conversations",
+  "runs"
 ]
 
 /**

@@ -51,7 +51,10 @@ describe("SettingsStore", () => {
         timeout: 10,
         mcpguidance: false,
         conversations: "shared",
-        parallel: 32
+        parallel: 32,
+        fallback: "off",
+        images: false,
+        feedback: false
       }
       const afterSets = yield* session(
         dir,
@@ -66,12 +69,23 @@ describe("SettingsStore", () => {
           returned.push(yield* s.setSetting("g1", "mcpguidance", "false"))
           returned.push(yield* s.setSetting("g1", "conversations", "shared"))
           returned.push(yield* s.setSetting("g1", "parallel", "32"))
+          returned.push(yield* s.setSetting("g1", "fallback", "off"))
+          returned.push(yield* s.setSetting("g1", "images", false))
+          returned.push(yield* s.setSetting("g1", "feedback", "false"))
           return { returned, guild: yield* s.guild("g1"), other: yield* s.guild("g2") }
         })
       )
       expect(afterSets.returned[0]).toEqual({ ...defaultGuildSettings, replydepth: 10 })
-      expect(afterSets.returned[6]).toEqual({ ...wanted, parallel: defaultGuildSettings.parallel })
-      expect(afterSets.returned[7]).toEqual(wanted)
+      expect(afterSets.returned[6]).toEqual({
+        ...defaultGuildSettings,
+        ...wanted,
+        parallel: defaultGuildSettings.parallel,
+        fallback: defaultGuildSettings.fallback,
+        images: defaultGuildSettings.images,
+        feedback: defaultGuildSettings.feedback
+      })
+      expect(afterSets.returned[9]).toEqual({ ...wanted, feedback: defaultGuildSettings.feedback })
+      expect(afterSets.returned[10]).toEqual(wanted)
       expect(afterSets.guild.settings).toEqual(wanted)
       expect(afterSets.guild.enabled).toBe(false) // config before enable is allowed
       expect(afterSets.other.settings).toEqual(defaultGuildSettings)

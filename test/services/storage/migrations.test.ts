@@ -97,9 +97,9 @@ describe("migration 3_conversations", () => {
       ])
       expect(schema.indexes).toEqual(["conversations_newest"])
       expect(schema.indexed).toEqual(["agent_id", "last_used_at", "partition_key", "channel_id"])
-      expect(schema.pending.at(-1)).toEqual({ name: "conversation_id", notnull: 0, pk: 0 })
+      expect(schema.pending.at(-2)).toEqual({ name: "conversation_id", notnull: 0, pk: 0 })
       expect(schema.dead.at(-1)).toEqual({ name: "conversation_id", notnull: 0, pk: 0 })
-      expect(schema.guild.slice(-2)).toEqual([
+      expect(schema.guild.slice(-5, -3)).toEqual([
         { name: "conversations", notnull: 0, pk: 0 },
         { name: "parallel", notnull: 0, pk: 0 }
       ])
@@ -132,7 +132,7 @@ describe("migration 3_conversations", () => {
           }
         })
       )
-      expect(upgraded.applied).toEqual([1, 2, 3])
+      expect(upgraded.applied).toEqual([1, 2, 3, 4])
       expect(upgraded.guild.settings).toEqual({ ...defaultGuildSettings, timeout: 120 })
       expect(upgraded.guild).toMatchObject({ enabled: true, agentId: "agent-1" })
       expect(upgraded.global).toMatchObject({ dmAgentId: "agent-dm", dmConversations: "channel" })
@@ -159,5 +159,40 @@ describe("migration 3_conversations", () => {
         })
       )
       expect(recorded[0]?.run).toEqual({ startedAt: 20_000, runId: "run-2", sideEffect: false, conversationId: "conv-2" })
+    }))
+})
+
+describe("migration 4_agent_turn", () => {
+  it.scoped("adds the three guild settings, the fallback record and the runs table; old guilds read the new defaults", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      expect(yield* previousVersion(dir)).toEqual([1, 2])
+      const result = yield* session(
+        dir,
+        Effect.gen(function*() {
+          const settings = yield* SettingsStore
+          const indexed = yield* Effect.flatMap(
+            SqlClient.SqlClient,
+            (sql) => sql<{ readonly name: string }>`SELECT name FROM pragma_index_info('runs_newest')`
+          )
+          return {
+            guild: yield* columnsOf("guild_settings"),
+            pending: yield* columnsOf("pending_events"),
+            runs: yield* columnsOf("runs"),
+            indexed: indexed.map((row) => row.name),
+            settings: (yield* settings.guild("g1")).settings
+          }
+        })
+      )
+      expect(result.guild.slice(-3)).toEqual([
+        { name: "fallback", notnull: 0, pk: 0 },
+        { name: "images", notnull: 0, pk: 0 },
+        { name: "feedback", notnull: 0, pk: 0 }
+      ])
+      expect(result.pending.at(-1)).toEqual({ name: "fallback_at", notnull: 0, pk: 0 })
+      expect(result.runs.filter((c) => c.pk > 0).map((c) => c.name)).toEqual(["partition", "message_id"])
+      expect(result.indexed).toEqual(["partition", "finished_at", "seq"])
+      expect(result.settings).toMatchObject({ fallback: "post", images: true, feedback: true, timeout: 120 })
+      expect(requiredTables).toContain("runs")
     }))
 })
