@@ -1,20 +1,22 @@
 /**
  * `/aurora context message_id:` and the "Preview Aurora prompt" message command: the exact prompt
  * a message would produce, built by the listener's own path (ContextService.build, then
- * PromptService.render, with the guild's settings), shown and never sent.
+ * PromptService.render, with the guild's settings), and the image URLs that would go with it
+ * (domain/Images.ts, as the listener chooses them), shown and never sent.
  */
 import { channelMention, messageLink } from "discord.js"
 import { Effect, Either, Option } from "effect"
 import type { ReceivedMessage } from "../domain/Discord.js"
 import type { DiscordFailure } from "../domain/Errors.js"
 import type { TriggerKind } from "../domain/Event.js"
+import { chooseImages } from "../domain/Images.js"
 import { decideTrigger, type IgnoreReason } from "../domain/Trigger.js"
 import type { MessageContext } from "../domain/Context.js"
 import { parseMessageRef } from "../domain/Snowflake.js"
 import { ContextService } from "../services/prompt/ContextService.js"
 import { PromptService } from "../services/prompt/PromptService.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
-import { clip, plural } from "./Format.js"
+import { clip, code, plural } from "./Format.js"
 import { Colors, CommandRejected, type Invocation, Reply, type ReplyFile } from "./Invocation.js"
 import { guildOf, requiredValue } from "./Options.js"
 import { PreviewSource } from "./PreviewSource.js"
@@ -81,6 +83,15 @@ const triggerOf = (received: ReceivedMessage, context: MessageContext, botUserId
   return decideTrigger(received, { botUserId, dmEnabled: false, repliedToAuthorId })
 }
 
+/**
+ * The image URLs that would go with the prompt as image parts (at most 4, each shown up to 240
+ * characters: the field holds 1 024).
+ */
+export const imagesText = (urls: ReadonlyArray<string>, enabled: boolean): string =>
+  urls.length === 0
+    ? enabled ? "none" : "none (images are off in this server)"
+    : `${plural(urls.length, "image")}:\n${urls.map((url) => code(url, 240)).join("\n")}`
+
 /** Room for the prompt in an embed description (4096) inside a code block. */
 const embedRoom = 4096 - "```\n\n```".length
 
@@ -121,8 +132,9 @@ export const previewContext = (invocation: Invocation) =>
     const trigger: TriggerKind = decision._tag === "Trigger" ? decision.kind : "mention"
     const prompt = yield* Effect.flatMap(
       PromptService,
-      (service) => service.render(context, { trigger, mcpGuidance: state.settings.mcpguidance })
+      (service) => service.render(context, { trigger, mcpGuidance: state.settings.mcpguidance, images: state.settings.images })
     )
+    const images = chooseImages(received.message.attachments, { enabled: state.settings.images })
     const display = promptDisplay(prompt, `aurora-prompt-${ref.messageId}.txt`)
     const notes = [
       ...(decision._tag === "Ignore"
@@ -151,7 +163,8 @@ export const previewContext = (invocation: Invocation) =>
             })`,
             inline: true
           },
-          { name: "Length", value: plural(prompt.length, "character"), inline: true }
+          { name: "Length", value: plural(prompt.length, "character"), inline: true },
+          { name: "Images sent with it", value: imagesText(images.urls, state.settings.images), inline: false }
         ]
       },
       {

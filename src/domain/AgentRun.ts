@@ -62,6 +62,10 @@ export interface RunRequest {
    */
   readonly conversationId?: string | undefined
   readonly prompt: string
+  /** The message's `otid` (see Otid.ts): the same on every attempt of the event. */
+  readonly otid: string
+  /** Image URLs sent as image parts after the prompt (see Images.ts); none when absent or empty. */
+  readonly images?: ReadonlyArray<string> | undefined
   /** Bound on the whole run: waiting for headers and reading the stream. */
   readonly timeout: Duration.Duration
   readonly observer?: RunObserver

@@ -54,7 +54,12 @@ export const QueuedEvent = Schema.Struct({
    * Set on a replayed event whose cut-off run went to this Letta conversation: the run is
    * cancelled through the conversation before the event is sent again.
    */
-  interruptedConversationId: Schema.optional(Schema.String)
+  interruptedConversationId: Schema.optional(Schema.String),
+  /**
+   * The image attachments sent to the agent as image parts after the prompt (see Images.ts),
+   * decided at intake; absent when there are none (images off, or no attachment qualifies).
+   */
+  images: Schema.optional(Schema.Array(Schema.String))
 })
 export type QueuedEvent = typeof QueuedEvent.Type
 

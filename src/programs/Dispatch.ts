@@ -7,6 +7,9 @@
  * lost on the server is replaced once); in `shared` mode (and an event without a mode, queued
  * before modes existed) in the agent's default conversation.
  *
+ * Every attempt sends the same message: the event's prompt, its image URLs (chosen at intake) and
+ * the `otid` derived from its message id (see Otid.ts), so the server sees retries as one message.
+ *
  * What happens to an event (./dispatch/Outcome.ts decides, from the attempts' `AttemptResult`):
  * - pending for longer than AURORA_MAX_EVENT_AGE when its turn comes (a long pause, a long outage)
  *   -> a dead letter `expired`, never sent: an answer that late would be out of place;
@@ -40,6 +43,7 @@ import { isSideEffectingTool } from "../domain/AgentRun.js"
 import type { StorageError } from "../domain/Errors.js"
 import { conversationModeOf, Partition, type QueuedEvent } from "../domain/Event.js"
 import { isServiceFailure, type LettaRunError } from "../domain/LettaErrors.js"
+import { promptOtid } from "../domain/Otid.js"
 import { defaultGuildSettings } from "../domain/Settings.js"
 import { CircuitBreaker } from "../services/health/CircuitBreaker.js"
 import { ErrorStats } from "../services/health/ErrorStats.js"
@@ -137,6 +141,8 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         const request = (conversationId: string | undefined): RunRequest => ({
           agentId: event.agentId,
           prompt: event.prompt,
+          otid: promptOtid(event.messageId),
+          images: event.images,
           timeout,
           observer: observer(conversationId),
           conversationId

@@ -5,6 +5,10 @@
  * setting (DMs: the global `dmConversations`): the queue's lanes and the dispatcher's route both
  * follow the event, so a setting changed later applies to mentions queued from then on.
  *
+ * The image attachments of the message that go to the agent as image parts are chosen here
+ * (domain/Images.ts, with the guild's `images` setting; DMs: on) and stored on the event, beside
+ * the prompt that says what became of every attachment: both come from the same rule and inputs.
+ *
  * Only a guild that is not enabled (or DMs without a DM agent) turns an addressed message away. A
  * paused guild, or a global pause, still queues it: a pause stops dispatch, never intake, so
  * `events resume` answers what was asked meanwhile (the queue's bound and dedup apply as ever).
@@ -16,6 +20,7 @@
 import { Clock, Effect, FiberSet, Layer, Stream } from "effect"
 import type { ReceivedMessage } from "../domain/Discord.js"
 import type { ConversationMode, QueuedEvent, TriggerKind } from "../domain/Event.js"
+import { chooseImages } from "../domain/Images.js"
 import { defaultGuildSettings, type GlobalSettings, type GuildSettings, type GuildState } from "../domain/Settings.js"
 import { decideTrigger, needsReplyAuthor } from "../domain/Trigger.js"
 import { ContextService } from "../services/prompt/ContextService.js"
@@ -83,7 +88,9 @@ export const makeListener = Effect.gen(function*() {
   const enqueue = (received: ReceivedMessage, trigger: TriggerKind, target: Extract<Route, { _tag: "Agent" }>) =>
     Effect.gen(function*() {
       const context = yield* contexts.build(received, target.settings.replydepth)
-      const prompt = yield* prompts.render(context, { trigger, mcpGuidance: target.settings.mcpguidance })
+      const images = target.settings.images
+      const prompt = yield* prompts.render(context, { trigger, mcpGuidance: target.settings.mcpguidance, images })
+      const { urls } = chooseImages(received.message.attachments, { enabled: images })
       const event: QueuedEvent = {
         messageId: received.message.id,
         guildId: received.guild?.id ?? null,
@@ -94,7 +101,8 @@ export const makeListener = Effect.gen(function*() {
         prompt,
         enqueuedAt: yield* Clock.currentTimeMillis,
         attempts: 0,
-        conversationMode: target.conversationMode
+        conversationMode: target.conversationMode,
+        ...(urls.length === 0 ? {} : { images: urls })
       }
       yield* queue.offer(event).pipe(
         Effect.zipRight(Effect.zipRight(Metrics.enqueued, Effect.logInfo(`queued (${trigger})`))),

@@ -54,12 +54,28 @@ const foreign: ReceivedMessage = makeReceived({
   guild: { id: ids.otherGuild, name: "Elsewhere" }
 })
 
+const cdn = (name: string) => `https://cdn.discordapp.com/attachments/${ids.channel}/1500000000000000001/${name}`
+const withImages: ReceivedMessage = makeReceived({
+  message: makeMessage({
+    id: "810000000000000007",
+    content: `<@${ids.bot}> what is this?`,
+    mentions: { users: [ids.bot], roles: [], everyone: false },
+    attachments: [
+      { name: "cat.png", url: cdn("cat.png"), contentType: "image/png", size: 2048 },
+      { name: "doc.pdf", url: cdn("doc.pdf"), contentType: "application/pdf", size: 4096 }
+    ]
+  })
+})
+
 const source = fakeMessageSource({ messages: [grandParent, parent] })
 
 const preview = <A, E>(body: Parameters<typeof withHarness<A, E>>[0]) =>
   withHarness(
     (h) =>
-      Ref.set(h.previewMessages, Object.fromEntries([reply, elsewhere, unaddressed, long, foreign].map((r) => [r.message.id, r])))
+      Ref.set(
+        h.previewMessages,
+        Object.fromEntries([reply, elsewhere, unaddressed, long, foreign, withImages].map((r) => [r.message.id, r]))
+      )
         .pipe(Effect.zipRight(body(h))),
     { messageSource: source.layer }
   )
@@ -69,7 +85,8 @@ const expectedPrompt = (received: ReceivedMessage, trigger: TriggerKind) =>
   Effect.gen(function*() {
     const settings = (yield* Effect.flatMap(SettingsStore, (s) => s.guild(ids.guild))).settings
     const context = yield* Effect.flatMap(ContextService, (c) => c.build(received, settings.replydepth))
-    return yield* Effect.flatMap(PromptService, (p) => p.render(context, { trigger, mcpGuidance: settings.mcpguidance }))
+    return yield* Effect.flatMap(PromptService, (p) =>
+      p.render(context, { trigger, mcpGuidance: settings.mcpguidance, images: settings.images }))
   })
 
 describe("/aurora context", () => {
@@ -91,6 +108,23 @@ describe("/aurora context", () => {
         })
         expect(result.content).toContain("⚠️ Aurora is not enabled in this server.")
         expect(result.ephemeral).toBe(true)
+      })
+    ))
+
+  it.scoped("says which image URLs would go with the prompt, and none once images are off", () =>
+    preview((h) =>
+      Effect.gen(function*() {
+        const imagesField = (result: { readonly embed?: { readonly fields?: ReadonlyArray<{ name: string; value: string }> } }) =>
+          result.embed?.fields?.find((f) => f.name === "Images sent with it")?.value
+        const on = yield* h.run("admin", "context", { message_id: withImages.message.id })
+        expect(imagesField(on)).toBe(`1 image:\n\`${cdn("cat.png")}\``)
+        expect(on.embed?.description).toContain(`URL "${cdn("cat.png")}"): sent to you as an image`)
+        expect(imagesField(yield* h.run("admin", "context", { message_id: reply.message.id }))).toBe("none")
+        yield* h.run("admin", "config images", { value: false })
+        const off = yield* h.run("admin", "context", { message_id: withImages.message.id })
+        expect(imagesField(off)).toBe("none (images are off in this server)")
+        expect(off.embed?.description).toContain(`URL "${cdn("cat.png")}"): not sent: images are off`)
+        expect(off.embed?.description).toBe(`\`\`\`\n${yield* expectedPrompt(withImages, "mention")}\n\`\`\``)
       })
     ))
 

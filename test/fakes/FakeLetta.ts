@@ -4,13 +4,15 @@
  * `makeFakeLetta` starts a node:http server on 127.0.0.1 (free port) in the current Scope and
  * closes it, with every open socket, when the scope closes. Each `POST /v1/agents/{id}/messages`
  * takes the next scripted Behaviour of that agent (or the default: an instant normal run), gets a
- * fresh run id, and is counted in flight until its response closes. The conversations routes
+ * fresh run id, and is counted in flight until its response closes; a body whose `messages` the
+ * server would refuse (letta/Messages.ts: the SDK's shapes) is answered 422 and starts no run. The conversations routes
  * (letta/Conversations.ts) play the same behaviours on conversations, with the server's one-run-
  * per-conversation rule. Everything received is recorded; `awaitRequest` / `awaitRuns` /
  * `awaitConversationCreated` let tests wait without polling.
  *
  * Parts, re-exported here: letta/Script.ts (items, frames, behaviours), letta/Runs.ts (runs, SSE),
- * letta/Conversations.ts, letta/Records.ts. Node callbacks own the mutable state; tests read it
+ * letta/Conversations.ts, letta/Messages.ts (what a send's messages must look like, as recorded),
+ * letta/Records.ts. Node callbacks own the mutable state; tests read it
  * through Effect accessors.
  */
 import * as Http from "node:http"
@@ -18,12 +20,14 @@ import type { AddressInfo, Socket } from "node:net"
 import { Deferred, Effect, Exit, type Scope } from "effect"
 import { type FakeConversations, makeConversations } from "./letta/Conversations.js"
 import type { CancelRecord, ReceivedRequest, RequestKind, RunRecord } from "./letta/Records.js"
+import { readMessages } from "./letta/Messages.js"
 import { json, makeRuns } from "./letta/Runs.js"
 import { type Behaviour, defaultBehaviour } from "./letta/Script.js"
 
 export * from "./letta/Script.js"
 export type * from "./letta/Records.js"
 export { busyDetail, type FakeConversations } from "./letta/Conversations.js"
+export { imageUrlsOf, readMessages, type SentMessage, textOf } from "./letta/Messages.js"
 
 export interface FakeLettaOptions {
   /** Known agents, id -> name. Unknown agents get 404 (unless a behaviour is scripted for them). */
@@ -193,9 +197,20 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
       const health = method === "GET" && /^\/v1\/health\/?$/.test(path)
       const agentId = decodeURIComponent((cancel ?? messages ?? agent)?.[1] ?? "") || undefined
       const kind: RequestKind = cancel ? "cancel" : messages ? "messages" : agent ? "agent" : health ? "health" : "other"
+      const sent = kind === "messages" ? readMessages(body) : undefined
+      if (sent?._tag === "Invalid") {
+        record({ kind, ...fields, ...(agentId === undefined ? {} : { agentId }), rejected: "invalid", issues: sent.issues })
+        return json(res, 422, { detail: sent.issues })
+      }
       const runId = kind === "messages" ? runs.nextRunId() : undefined
       if (kind === "messages" && agentId !== undefined && runId !== undefined) runs.start(agentId, runId, res)
-      record({ kind, ...fields, ...(agentId === undefined ? {} : { agentId }), ...(runId === undefined ? {} : { runId }) })
+      record({
+        kind,
+        ...fields,
+        ...(agentId === undefined ? {} : { agentId }),
+        ...(runId === undefined ? {} : { runId }),
+        ...(sent === undefined ? {} : { messages: sent.messages })
+      })
 
       if (health) return json(res, 200, { status: "ok", version: "fake-letta" })
       if (agent && agentId !== undefined) {

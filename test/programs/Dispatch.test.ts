@@ -9,6 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, HashMap, Logger, TestClock } from "effect"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
 import { AgentNotFound, LettaTimeout } from "../../src/domain/LettaErrors.js"
+import { promptOtid } from "../../src/domain/Otid.js"
 import { defaultGuildSettings } from "../../src/domain/Settings.js"
 import { makeDispatcher } from "../../src/programs/Dispatch.js"
 import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
@@ -62,6 +63,28 @@ describe("dispatch", () => {
       expect(outcome).toEqual(DispatchOutcome.held(Duration.seconds(5)))
       const stats = yield* Effect.flatMap(ErrorStats, (s) => s.snapshot)
       expect(stats.byType).toEqual({ LettaServerError: 3 })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("every attempt of an event sends its prompt, its images and one otid; another event, another otid", () => {
+    const h = makeHarness({
+      run: (request, call) => call <= 2 ? Effect.fail(serverError(request.agentId)) : Effect.succeed(report(request.agentId))
+    })
+    const png = "https://cdn.discordapp.com/attachments/1/2/cat.png"
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch({ ...event("m1"), images: [png] }))
+      yield* TestClock.adjust(Duration.seconds(3))
+      expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
+      yield* dispatch(event("m2"))
+      const sent = h.requests.map(({ request }) => [request.prompt, request.otid, request.images])
+      expect(sent).toEqual([
+        ["prompt m1", promptOtid("m1"), [png]],
+        ["prompt m1", promptOtid("m1"), [png]],
+        ["prompt m1", promptOtid("m1"), [png]],
+        ["prompt m2", promptOtid("m2"), undefined]
+      ])
+      expect(promptOtid("m1")).not.toBe(promptOtid("m2"))
     }).pipe(Effect.provide(h.layer))
   })
 

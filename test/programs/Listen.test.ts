@@ -278,6 +278,32 @@ describe("listen: handle", () => {
         expect(h.errors).toEqual([])
       })))
 
+  it.scoped("image attachments chosen at intake ride on the event; images off: none; DMs: on", () =>
+    withListener({}, (s) => Effect.zipRight(enableGuild(s), s.setDmAgent(dmAgentId)), (h) =>
+      Effect.gen(function*() {
+        const cdn = (name: string) => `https://cdn.discordapp.com/attachments/${ids.channel}/1500000000000000001/${name}`
+        const attachments = [
+          { name: "cat.png", url: cdn("cat.png"), contentType: "image/png", size: 2048 },
+          { name: "doc.pdf", url: cdn("doc.pdf"), contentType: "application/pdf", size: 4096 }
+        ]
+        const withFiles = (received: ReceivedMessage): ReceivedMessage => ({
+          ...received,
+          message: { ...received.message, attachments }
+        })
+        yield* h.handle(withFiles(mention("look")))
+        yield* h.settings.setSetting(ids.guild, "images", false)
+        yield* h.handle(withFiles(mention("look again")))
+        yield* h.handle(withFiles(directMessage()))
+        const [on, off, dm] = yield* h.entries
+        expect(on?.images).toEqual([cdn("cat.png")])
+        expect(on?.prompt).toContain(`URL "${cdn("cat.png")}"): sent to you as an image`)
+        expect(on?.prompt).toContain(`URL "${cdn("doc.pdf")}"): not sent: not an image type`)
+        expect(off !== undefined && "images" in off).toBe(false)
+        expect(off?.prompt).toContain(`URL "${cdn("cat.png")}"): not sent: images are off`)
+        expect(dm?.images).toEqual([cdn("cat.png")])
+        expect(h.errors).toEqual([])
+      })))
+
   it.scoped("a DM without a DM agent queues nothing", () =>
     withListener({}, enableGuild, (h) =>
       Effect.gen(function*() {

@@ -1,9 +1,11 @@
 /**
  * Runs one prompt on a Letta agent: a streamed `POST /v1/conversations/{id}/messages` when the
  * request names a conversation (`channel` mode), else a streamed `POST /v1/agents/{id}/messages`
- * (the agent's default conversation); every item logged at its level, the whole run bounded by the
- * request's timeout, the run cancelled on the server when Aurora gives up on it, and the outcome
- * reported as a RunReport or a typed LettaRunError. Both routes stream the same items.
+ * (the agent's default conversation), with one user message (./UserMessage.ts: the prompt, its
+ * image parts, its `otid`, which is logged at debug only); every item logged at its level, the
+ * whole run bounded by the request's timeout, the run cancelled on the server when Aurora gives up
+ * on it, and the outcome reported as a RunReport or a typed LettaRunError. Both routes stream the
+ * same items.
  *
  * Cancelling (timeout, shutdown): a conversation's runs are cancelled through the conversation
  * (`conversations.cancel`, no run id needed: the conversation is Aurora's own, and a run may be
@@ -35,6 +37,7 @@ import { logAnnotated } from "../health/Log.js"
 import { batchReader, ClientFailure, forEachItem } from "./stream/BatchReader.js"
 import { applyItem, claimRunId, conclude, type Emission, makeRunState, type RunState } from "./stream/RunState.js"
 import { classifyClientError, LettaClient } from "./LettaClient.js"
+import { userMessage } from "./UserMessage.js"
 
 /** The client's own header timeout is a backstop: the Effect timeout should always fire first. */
 const clientTimeoutMargin = Duration.seconds(5)
@@ -92,7 +95,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
     /** The request, on the conversation's route or the agent's; the stream's items are the same. */
     const send = (client: Letta, request: RunRequest, signal: AbortSignal) => {
       const options = { signal, timeout: Math.ceil(Duration.toMillis(Duration.sum(request.timeout, clientTimeoutMargin))) }
-      const messages = [{ role: "user" as const, content: request.prompt }]
+      const messages = [userMessage(request)]
       return request.conversationId === undefined
         ? client.agents.messages.create(
           request.agentId,
@@ -154,7 +157,11 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
         const { client, url } = yield* letta.current
         const clock = yield* Effect.clock
         const state = makeRunState(clock.unsafeCurrentTimeMillis())
-        yield* logAnnotated(LogLevel.Debug, "run requested", { lettaUrl: url })
+        yield* logAnnotated(LogLevel.Debug, "run requested", {
+          lettaUrl: url,
+          otid: request.otid,
+          images: request.images?.length ?? 0
+        })
 
         const onTimeout = Effect.gen(function*() {
           const s = state

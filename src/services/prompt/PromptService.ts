@@ -32,18 +32,26 @@
  *      Sent: <ISO-8601 UTC> (<relative time>)
  *      Content: "<text>"
  *      Embed <n>: title "<title>", description "<text>"
- *      Attachments: "<name>", ... and <n> more
+ *      Attachments: "<name>" (URL "<url>"), ... and <n> more
  *
  *   ## Current message
  *   Content: "<text>" [truncated <n> chars]
  *   Embeds: none | Embed <n>: / Title / Description / URL / Field <n>: "<name>" = "<value>"
- *   Attachments: none | Attachment <n>: "<name>" (type "<content type>", <n> bytes)
+ *   Attachments: none | Attachment <n>: "<name>" (type "<content type>", <n> bytes, URL "<url>"): <verdict>
+ *   ... and <n> more attachments[, <k> of them sent to you as images (after this text)]
  *
  *   ## Discord tools                           (only when mcpguidance is on)
  *   - discord_send: channel ID and the message ID to reply to
  *   - discord_read_messages: channel ID
  *   - discord_get_server_info: server ID (for a DM: does not apply)
  *   - discord_add_reaction: channel ID and message ID
+ *
+ * The verdict of each attachment of the current message (domain/Images.ts decides, with the
+ * `images` setting): "sent to you as an image (after this text)" for the ones that follow the text
+ * as image parts of the same message (at most 4), else "not sent: <reason>", the reason one of
+ * "unknown type", "not an image type", "images are off", "empty", "over 10 MB", "unknown size",
+ * "not a Discord CDN URL", "more than 4 images". Parents' attachments are only listed (with their
+ * URLs): they are never sent as images.
  *
  * Relative times: "just now" within 10 seconds, else "N seconds/minutes/hours/days ago" or
  * "in N ..." for a time in the future.
@@ -53,8 +61,8 @@
  * its own line: a user cannot forge a metadata line, a heading or the tool guidance. Ids are
  * printed only when they are snowflakes (digits). Every text is capped (in characters, and its
  * escaped form at twice that) and lists are bounded (5 embeds of 10 fields, 10 attachments), so a
- * prompt stays bounded whatever the messages hold: under about 300 000 characters at the very worst
- * (the mention and 10 parents, every text field at its cap and full of escapes).
+ * prompt stays bounded whatever the messages hold: under about 420 000 characters at the very worst
+ * (the mention and 10 parents, every text field and URL at its cap and full of escapes).
  *
  * Parts: Sections.ts (one renderer per section, and the caps), Quote.ts (quoting, capping, ids),
  * Time.ts (times); this file puts the sections together.
@@ -71,6 +79,8 @@ export { formatTime, relativeTime } from "./Time.js"
 export interface PromptOptions {
   readonly trigger: TriggerKind
   readonly mcpGuidance: boolean
+  /** The guild's `images` setting (DMs: on): whether image attachments may be sent as image parts. */
+  readonly images: boolean
 }
 
 /** The prompt for `context` as of `now` (epoch ms). Pure: the `/aurora context` preview uses it too. */
@@ -79,7 +89,7 @@ export const renderPrompt = (context: MessageContext, options: PromptOptions, no
     header(options.trigger),
     metadataSection(context, now),
     chainSection(context, now),
-    currentSection(context.message),
+    currentSection(context.message, options.images),
     ...(options.mcpGuidance ? [guidanceSection(context)] : [])
   ]
     .map((section) => section.join("\n"))

@@ -7,6 +7,7 @@ import type { ChainEntry, MessageContext } from "../../domain/Context.js"
 import { unavailableMarker } from "../../domain/Context.js"
 import type { Attachment, Author, Embed, MessageRecord } from "../../domain/Discord.js"
 import type { TriggerKind } from "../../domain/Event.js"
+import { chooseImages, type ImageVerdict, notSentWording } from "../../domain/Images.js"
 import { quoteCapped, quoteOrNone, safeId } from "./Quote.js"
 import { formatTime } from "./Time.js"
 
@@ -21,6 +22,7 @@ export const promptLimits = {
   fieldName: 100,
   fieldValue: 300,
   attachmentName: 200,
+  attachmentUrl: 500,
   contentType: 100,
   embeds: 5,
   fields: 10,
@@ -78,6 +80,9 @@ const authorLine = (author: Author): string =>
     )
   }, author ID ${safeId(author.id)}, bot: ${yesNo(author.bot)})`
 
+/** An attachment's URL: user content (its file name is in it), quoted like the rest. */
+const urlText = (attachment: Attachment): string => quoteCapped(attachment.url, promptLimits.attachmentUrl)
+
 /** A parent's embeds and attachments, summarised: the chain is context, the current message is the subject. */
 const parentExtras = (message: MessageRecord): ReadonlyArray<string> => {
   const embeds = message.embeds.slice(0, promptLimits.embeds).map(
@@ -93,7 +98,7 @@ const parentExtras = (message: MessageRecord): ReadonlyArray<string> => {
   const attachments = shown.length === 0
     ? []
     : [
-      `Attachments: ${shown.map((a) => quoteCapped(a.name, promptLimits.attachmentName)).join(", ")}` +
+      `Attachments: ${shown.map((a) => `${quoteCapped(a.name, promptLimits.attachmentName)} (URL ${urlText(a)})`).join(", ")}` +
       (message.attachments.length > shown.length ? ` ... and ${message.attachments.length - shown.length} more` : "")
     ]
   return [...embeds, ...moreLine(message.embeds.length, embeds.length, "embeds"), ...attachments]
@@ -150,25 +155,40 @@ const embedLines = (embed: Embed, index: number): ReadonlyArray<string> => {
 
 const byteSize = (size: number): string => (Number.isFinite(size) && size >= 0 ? `${Math.floor(size)} bytes` : "unknown size")
 
-const attachmentLine = (attachment: Attachment, index: number): string =>
+const verdictText = (verdict: ImageVerdict | undefined): string =>
+  verdict === undefined || verdict._tag === "NotSent"
+    ? `not sent: ${verdict === undefined ? "unknown" : notSentWording[verdict.reason]}`
+    : "sent to you as an image (after this text)"
+
+const attachmentLine = (verdicts: ReadonlyArray<ImageVerdict>) => (attachment: Attachment, index: number): string =>
   `Attachment ${index + 1}: ${quoteCapped(attachment.name, promptLimits.attachmentName)} (type ${
     quoteOrNone(
       attachment.contentType,
       promptLimits.contentType
     )
-  }, ${byteSize(attachment.size)})`
+  }, ${byteSize(attachment.size)}, URL ${urlText(attachment)}): ${verdictText(verdicts[index])}`
 
-export const currentSection = (message: MessageRecord): ReadonlyArray<string> => {
+/** `images`: the guild's `images` setting (see domain/Images.ts for which attachments are sent). */
+export const currentSection = (message: MessageRecord, images: boolean): ReadonlyArray<string> => {
   const embeds = message.embeds.slice(0, promptLimits.embeds)
   const attachments = message.attachments.slice(0, promptLimits.attachments)
+  const { verdicts } = chooseImages(message.attachments, { enabled: images })
   return [
     "## Current message",
     `Content: ${quoteCapped(message.content, promptLimits.content)}`,
     ...(embeds.length === 0 ? ["Embeds: none"] : embeds.flatMap(embedLines)),
     ...moreLine(message.embeds.length, embeds.length, "embeds"),
-    ...(attachments.length === 0 ? ["Attachments: none"] : attachments.map(attachmentLine)),
-    ...moreLine(message.attachments.length, attachments.length, "attachments")
+    ...(attachments.length === 0 ? ["Attachments: none"] : attachments.map(attachmentLine(verdicts))),
+    ...moreAttachments(verdicts, attachments.length)
   ]
+}
+
+/** The unlisted attachments, and (Discord allows 10 per message, but a payload may hold more) any sent among them. */
+const moreAttachments = (verdicts: ReadonlyArray<ImageVerdict>, shown: number): ReadonlyArray<string> => {
+  if (verdicts.length <= shown) return []
+  const sent = verdicts.slice(shown).filter((v) => v._tag === "Sent").length
+  const note = sent === 0 ? "" : `, ${sent} of them sent to you as images (after this text)`
+  return [`... and ${verdicts.length - shown} more attachments${note}`]
 }
 
 export const guidanceSection = (context: MessageContext): ReadonlyArray<string> => {

@@ -11,6 +11,7 @@
  *   send is answered 409 `{"detail":"Cannot send a new message: Another request (run_id=<id>) is
  *   currently being processed for this conversation. Please wait for it to complete."}` and takes
  *   no behaviour. An unknown or deleted conversation: 404 `{"detail":"Conversation <id> not found"}`.
+ *   Before all that, a body the server would refuse (Messages.ts) is answered 422.
  * - `POST /v1/conversations/{id}/cancel` (`conversations.cancel`): ends every run of the
  *   conversation in flight (status from `setCancelStatus`, shared with the agents route).
  *
@@ -21,6 +22,7 @@
 import type * as Http from "node:http"
 import { Effect } from "effect"
 import type { BusyAnswer, CancelRecord, ConversationRecord, ReceivedRequest } from "./Records.js"
+import { readMessages } from "./Messages.js"
 import { json, type Runs } from "./Runs.js"
 import type { Behaviour } from "./Script.js"
 
@@ -193,26 +195,32 @@ export const makeConversations = (deps: ConversationDeps) => {
       conversationId: id,
       ...(known === undefined ? {} : { agentId: known.agentId })
     }
+    // The body is validated before the route's handler looks the conversation up, as on the server.
+    const sent = readMessages(request.fields.body)
+    if (sent._tag === "Invalid") {
+      deps.record({ ...base, rejected: "invalid", issues: sent.issues })
+      return json(res, 422, { detail: sent.issues })
+    }
     if (conversation === undefined) {
-      deps.record({ ...base, rejected: "not-found" })
+      deps.record({ ...base, rejected: "not-found", messages: sent.messages })
       return notFound(res, id)
     }
     const inFlight = deps.runs.openRuns(id)
     const blocking = inFlight[0]
     if (blocking !== undefined) {
       maxSends.set(id, Math.max(maxSends.get(id) ?? 0, inFlight.length + 1))
-      deps.record({ ...base, rejected: "busy" })
+      deps.record({ ...base, rejected: "busy", messages: sent.messages })
       return busy(res, conversation, "in-flight", blocking, request)
     }
     if (takeScriptedBusy(conversation)) {
-      deps.record({ ...base, rejected: "busy" })
+      deps.record({ ...base, rejected: "busy", messages: sent.messages })
       return busy(res, conversation, "scripted", `run-elsewhere-${++elsewhereCounter}`, request)
     }
     const runId = deps.runs.nextRunId()
     deps.runs.start(conversation.agentId, runId, res, id)
     maxSends.set(id, Math.max(maxSends.get(id) ?? 0, 1))
     lastMessageAt.set(id, request.fields.at)
-    deps.record({ ...base, runId })
+    deps.record({ ...base, runId, messages: sent.messages })
     deps.runs.play(runId, deps.nextBehaviour(conversation.agentId))
   }
 

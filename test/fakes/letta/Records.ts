@@ -2,6 +2,7 @@
  * What the fake Letta server records: every request, every run, every cancel, and (conversations
  * route) every conversation created and every busy answer. Tests read them through FakeLetta.
  */
+import type { SentMessage, ValidationIssue } from "./Messages.js"
 
 /**
  * `messages` and `cancel` cover both routes (`/v1/agents/{id}/messages[/cancel]` and
@@ -35,10 +36,15 @@ export interface ReceivedRequest {
   /** The run id the fake gave a messages request (absent when the request was rejected). */
   readonly runId?: string
   /**
-   * Conversations route only: answered without a run. `busy`: 409 (a run in flight there, or a
-   * scripted busy answer); `not-found`: 404 (unknown or deleted conversation).
+   * Answered without a run. `invalid` (either route): 422, the body's messages do not have the
+   * SDK's shape (see Messages.ts). Conversations route: `busy`, 409 (a run in flight there, or a
+   * scripted busy answer); `not-found`, 404 (unknown or deleted conversation).
    */
-  readonly rejected?: "busy" | "not-found"
+  readonly rejected?: "busy" | "not-found" | "invalid"
+  /** Messages requests (either route) whose body was valid: its messages as sent (content parts, otid). */
+  readonly messages?: ReadonlyArray<SentMessage>
+  /** A request rejected `invalid`: what the server's validation would say. */
+  readonly issues?: ReadonlyArray<ValidationIssue>
   /** Wall-clock milliseconds. */
   readonly at: number
 }

@@ -35,6 +35,7 @@ const captureLogs = (lines: Array<string>) =>
 const request = (overrides: Partial<RunRequest> = {}): RunRequest => ({
   agentId,
   prompt: "Hello from <@42> in #general",
+  otid: "8c5e2d1a-4b3f-5a6e-9d7c-0f1e2a3b4c5d",
   timeout: Duration.seconds(30),
   ...overrides
 })

@@ -44,6 +44,7 @@ const request = (conversationId: string, overrides: Partial<RunRequest> = {}): R
   agentId,
   conversationId,
   prompt: "Hello from <@42> in #general",
+  otid: "8c5e2d1a-4b3f-5a6e-9d7c-0f1e2a3b4c5d",
   timeout: Duration.seconds(30),
   ...overrides
 })
@@ -76,7 +77,7 @@ describe("LettaExecutor in a conversation", () => {
           [`/v1/conversations/${conversationId}/messages`, conversationId, agentId]
         ])
         expect(sends[0]?.body).toEqual({
-          messages: [{ role: "user", content: "Hello from <@42> in #general" }],
+          messages: [{ role: "user", content: "Hello from <@42> in #general", otid: "8c5e2d1a-4b3f-5a6e-9d7c-0f1e2a3b4c5d" }],
           stream_tokens: false,
           include_pings: true
         })

@@ -187,11 +187,11 @@ describe("SqlEventJournal", () => {
       expect(reopened.map((entry) => [entry.event.messageId, entry.run])).toEqual(expected)
     }))
 
-  it.scoped("an event's conversation mode and interrupted conversation round-trip; an older stored event has neither", () =>
+  it.scoped("an event's conversation mode, interrupted conversation and images round-trip; an older stored event has none", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
       const modern = event("m1", { conversationMode: "channel", interruptedRunId: "run-1", interruptedConversationId: "conv-1" })
-      const shared = event("m2", { conversationMode: "shared" })
+      const shared = event("m2", { conversationMode: "shared", images: ["https://cdn.discordapp.com/attachments/1/2/a.png"] })
       const loaded = yield* session(
         dir,
         Effect.gen(function*() {
@@ -210,6 +210,7 @@ describe("SqlEventJournal", () => {
         { ...event("m3"), interruptedRunId: "run-old", interruptions: 1 }
       ])
       expect("conversationMode" in (loaded[2]?.event ?? {})).toBe(false)
+      expect("images" in (loaded[2]?.event ?? {})).toBe(false)
     }))
 
   it.scoped("remove forgets an event; unknown ids are ignored", () =>
