@@ -66,7 +66,8 @@ export const commandSpecs: ReadonlyArray<CommandSpec> = [
   spec("dm", "enable", "owner", true),
   spec("dm", "disable", "owner"),
   spec("conversation", "show", "manage"),
-  spec("conversation", "reset", "manage")
+  spec("conversation", "reset", "manage"),
+  spec(null, "runs", "manage")
 ]
 
 export const specKey = (group: string | null, subcommand: string | null): string =>
@@ -248,7 +249,8 @@ export const auroraCommand: RESTPostAPIChatInputApplicationCommandsJSONBody = {
       subcommand("enable", "Answer direct messages with this Letta agent", [agentIdOption]),
       subcommand("disable", "Stop answering direct messages (drops pending DMs)")
     ]),
-    conversationGroup
+    conversationGroup,
+    subcommand("runs", "The last 10 runs: message, outcome, tool calls, duration", [scopeOption("Whose runs to show", "dm")])
   ]
 }
 

@@ -9,6 +9,7 @@ import { settingKeys } from "../domain/Settings.js"
 import type { CircuitBreaker } from "../services/health/CircuitBreaker.js"
 import type { ConversationStore } from "../services/conversation/ConversationStore.js"
 import type { DeadLetters } from "../services/queue/DeadLetters.js"
+import type { RunLog } from "../services/queue/RunLog.js"
 import type { ContextService } from "../services/prompt/ContextService.js"
 import type { ErrorStats } from "../services/health/ErrorStats.js"
 import type { EventQueue } from "../services/queue/EventQueue.js"
@@ -29,6 +30,7 @@ import { lettaUrl } from "./LettaUrlCommand.js"
 import type { CommandOwners } from "./Owners.js"
 import type { PreviewSource } from "./PreviewSource.js"
 import { queueClear, queueStatus } from "./QueueCommands.js"
+import { runs } from "./RunsCommand.js"
 
 /** Everything the handlers read or change. */
 export type CommandEnv =
@@ -44,6 +46,7 @@ export type CommandEnv =
   | CommandOwners
   | PreviewSource
   | ConversationStore
+  | RunLog
 
 type CommandError = CommandRejected | AccessDenied | InvalidSetting | StorageError
 
@@ -70,7 +73,8 @@ const handlers: Readonly<Record<string, Handler>> = {
   // Replaces the generic handler: this setting also has a DM scope.
   "config conversations": setConversations,
   "conversation show": conversationShow,
-  "conversation reset": conversationReset
+  "conversation reset": conversationReset,
+  runs
 }
 
 const menuSpec: CommandSpec = { group: null, subcommand: "context", access: "manage", slow: true }

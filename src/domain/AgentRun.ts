@@ -100,6 +100,9 @@ const readOnlyTools: ReadonlySet<string> = new Set([
 export const isSideEffectingTool = (name: string): boolean =>
   !readOnlyTools.has(name) && !readOnlyToolPrefixes.some((prefix) => name.startsWith(prefix))
 
+/** A Discord tool that acts where the user sees it (`discord_send`, a reaction, ...), not one that only reads. */
+export const isDiscordAction = (name: string): boolean => name.startsWith("discord_") && isSideEffectingTool(name)
+
 /** Collapses whitespace and truncates to `max` characters, marking the cut with an ellipsis. */
 export const truncate = (text: string, max: number): string => {
   const flat = text.replace(/\s+/g, " ").trim()

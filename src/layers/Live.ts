@@ -26,6 +26,7 @@ import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { EventJournal } from "../services/queue/EventJournal.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
 import { QueuePolicy } from "../services/queue/QueuePolicy.js"
+import { RunLog } from "../services/queue/RunLog.js"
 import { LettaClient, LettaEndpoint } from "../services/letta/LettaClient.js"
 import { LettaExecutor } from "../services/letta/LettaExecutor.js"
 import * as Metrics from "../services/health/Metrics.js"
@@ -35,12 +36,13 @@ import { MessageSource } from "../services/discord/MessageSource.js"
 import { TypingIndicator, TypingSender } from "../services/discord/TypingIndicator.js"
 import { LoggingLive } from "./Logging.js"
 
-/** Settings, the queue's journal, the dead letters and the conversation map, all in the one SQLite database. */
+/** Settings, the queue's journal, the dead letters, the conversation map and the runs log, all in the one SQLite database. */
 const Storage = Layer.mergeAll(
   SettingsStore.Default,
   EventJournal.layerSql,
   DeadLetters.layerSql,
-  ConversationStore.layerSql
+  ConversationStore.layerSql,
+  RunLog.layerSql
 ).pipe(Layer.provideMerge(Database.Default))
 
 const Letta = LettaExecutor.Default.pipe(

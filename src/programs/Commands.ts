@@ -56,9 +56,8 @@ const make = Effect.gen(function*() {
 })
 
 /**
- * Needs the gateway and the services the handlers use (SettingsStore, EventQueue, CircuitBreaker,
- * ErrorStats, LettaClient, LettaEndpoint, ContextService, PromptService); provides its own owner
- * check and message reader from the gateway.
+ * Needs the gateway and the services the handlers use (`CommandEnv`, ../commands/Router.ts);
+ * provides its own owner check and message reader from the gateway.
  */
 export const CommandsLive = Layer.scopedDiscard(make).pipe(
   Layer.provide(Layer.merge(CommandOwners.layerGateway, PreviewSource.Default))

@@ -29,6 +29,11 @@
  *   conversation lost twice) -> a dead letter `failed` with the error's tag and reason (and the
  *   conversation), which an admin can list and retry.
  *
+ * Every dispatch that reaches an end (all but a held or busy one) is written to the runs log for
+ * `/aurora runs` (./dispatch/RunRecording.ts), with the tool calls the run observer saw:
+ * see ./dispatch/Outcome.ts; here, too old -> `dead-lettered` with no run, a fault in the
+ * dispatcher -> `dead-lettered`. A write to the runs log that fails is logged, never more.
+ *
  * The run's progress goes to the EventJournal as it happens (started, run id with its
  * conversation, first side effect), so that start-up recovery can tell a run that may be re-sent
  * from one whose agent had acted. An event replayed after a crash carries the run that crash cut
@@ -58,6 +63,7 @@ import { releaseHeldEvents } from "./BreakerRelease.js"
 import { deadLetterRecorder } from "./DeadLettering.js"
 import { makeConversations } from "./dispatch/Conversation.js"
 import { AttemptResult, makeOutcomes } from "./dispatch/Outcome.js"
+import { endedBeforeRun, endedByDefect, makeRunTrace, runRecorder } from "./dispatch/RunRecording.js"
 
 export { transientHold } from "./dispatch/Outcome.js"
 
@@ -79,6 +85,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
     const deadLetter = yield* deadLetterRecorder
     const conversations = yield* makeConversations
     const { outcomeOf } = yield* makeOutcomes
+    const recordRun = yield* runRecorder
     const schedule = options.retrySchedule ?? lettaRetrySchedule
     const maxAgeMs = Duration.toMillis(options.maxEventAge ?? (yield* AuroraConfig).maxEventAge)
 
@@ -111,11 +118,13 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         const age = startedAt - event.enqueuedAt
         if (age > maxAgeMs) {
           const limit = `${Duration.format(Duration.millis(age))} (limit ${Duration.format(Duration.millis(maxAgeMs))})`
-          yield* deadLetter(event, { reason: "expired", errorType: null, detail: `pending for ${limit} when its turn came` }, {
+          const detail = `pending for ${limit} when its turn came`
+          yield* deadLetter(event, { reason: "expired", errorType: null, detail }, {
             said: `expired after ${limit} in the queue`,
             attempts: event.attempts,
             level: LogLevel.Warning
           })
+          yield* recordRun(event, endedBeforeRun(`expired: ${detail}`, age, startedAt))
           return DispatchOutcome.done
         }
         const guildSettings = event.guildId === null
@@ -124,9 +133,11 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         const timeout = Duration.seconds(guildSettings.timeout)
         // Completed by the agent's first side-effecting call: its reply is out, or may be.
         const replied = yield* Deferred.make<void>()
+        // The tools the attempt called, for the runs log: failed runs have no report to read them from.
+        const trace = yield* makeRunTrace
         const onToolCall = (call: ToolCallSummary) =>
           Effect.zipRight(
-            Metrics.toolCalled(call.name),
+            Effect.zipRight(Metrics.toolCalled(call.name), trace.toolCalled(call.name)),
             isSideEffectingTool(call.name)
               ? Effect.flatMap(Deferred.succeed(replied, undefined), (first) =>
                 first ? recorded("the side effect", journal.sideEffectSeen(event.messageId)) : Effect.void)
@@ -168,7 +179,10 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           : null
         const attempts = yield* Ref.make(0)
         const counted = Effect.zipRight(
-          Ref.getAndUpdate(attempts, (n) => n + 1).pipe(Effect.flatMap((n) => (n > 0 ? Metrics.retried : Effect.void))),
+          Ref.getAndUpdate(attempts, (n) => n + 1).pipe(
+            Effect.flatMap((n) => (n > 0 ? Metrics.retried : Effect.void)),
+            Effect.zipRight(trace.attemptStarted)
+          ),
           attempt(send)
         )
         // A busy conversation is not retried here: it waits in the queue (see the module header).
@@ -184,9 +198,9 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         if (conversation !== undefined && result._tag === "Finished") yield* conversation.touch
 
         const finishedAt = yield* Clock.currentTimeMillis
-        const timing = { queuedMs: startedAt - event.enqueuedAt, runMs: finishedAt - startedAt }
+        const timing = { queuedMs: startedAt - event.enqueuedAt, runMs: finishedAt - startedAt, finishedAt }
         const ranIn = conversation === undefined ? undefined : { key: conversation.key, conversationId: conversation.current() }
-        return yield* outcomeOf(event, result, timing, ranIn)
+        return yield* outcomeOf(event, result, timing, ranIn, yield* trace.toolCalls)
       }).pipe(
         Effect.withSpan("dispatch", {
           attributes: { messageId: event.messageId, agentId: event.agentId },
@@ -207,6 +221,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
               errorType: "Defect",
               detail: Cause.pretty(cause).split("\n")[0] ?? "unexpected failure"
             }, { said: "run failed permanently (unexpected failure in the dispatcher)" })),
+            Effect.zipRight(Effect.flatMap(Clock.currentTimeMillis, (now) => recordRun(event, endedByDefect(cause, now)))),
             Effect.as(DispatchOutcome.done)
           )
         )

@@ -20,6 +20,11 @@
  * before a replayed event of the same channel is sent there, or it would stop that run instead.
  * A journal that cannot be read or written here stops the start: starting with an empty queue
  * would lose the pending events silently.
+ *
+ * A dead-lettered event whose run had started was dispatched, but its run never reached an outcome:
+ * it is written to the runs log (`/aurora runs`, see `recoveredRun`) as `interrupted` (or
+ * `dead-lettered` when it expired), with its run and conversation; a write that fails is logged
+ * and does not stop the start. An event that never started was not dispatched: it is not a run.
  */
 import { Clock, Data, Duration, Effect, Layer } from "effect"
 import { AuroraConfig } from "../domain/Config.js"
@@ -32,6 +37,7 @@ import { EventQueue } from "../services/queue/EventQueue.js"
 import { LettaExecutor } from "../services/letta/LettaExecutor.js"
 import { cancelTimeout } from "../services/letta/LettaClient.js"
 import * as Metrics from "../services/health/Metrics.js"
+import { type RunEntry, runRecorder } from "./dispatch/RunRecording.js"
 
 /** The journal could not be read or written at start-up; Aurora does not start without it. */
 export class RecoveryFailed extends Data.TaggedError("RecoveryFailed")<{
@@ -110,6 +116,27 @@ export const classify = (entry: JournalEntry, now: number, maxAgeMs: number): Re
   return { _tag: "Replay", event, rewrite: false }
 }
 
+/**
+ * What the runs log keeps of a dead-lettered entry: nothing when its run never started; else the
+ * run cut off by the restart, with the run id and conversation the journal kept. Its tool calls
+ * are not known here (the journal keeps only whether the agent acted, which the detail says).
+ */
+export const recoveredRun = (entry: JournalEntry, letter: DeadLetter): RunEntry | null => {
+  const { run } = entry
+  if (run === null) return null
+  const interrupted = letter.reason === "interrupted" || letter.reason === "interrupted-after-reply"
+  return {
+    outcome: interrupted ? "interrupted" : "dead-lettered",
+    detail: `${letter.reason}: ${letter.detail ?? "dead-lettered at restart"}`,
+    toolCalls: [],
+    runId: run.runId ?? undefined,
+    conversationId: run.conversationId,
+    durationMs: null,
+    queuedMs: run.startedAt - entry.event.enqueuedAt,
+    finishedAt: letter.failedAt
+  }
+}
+
 export interface RecoverySummary {
   readonly replayed: number
   readonly expired: number
@@ -129,6 +156,7 @@ export const recover = Effect.gen(function*() {
   const deadLetters = yield* DeadLetters
   const queue = yield* EventQueue
   const executor = yield* LettaExecutor
+  const recordRun = yield* runRecorder
   // AURORA_MAX_EVENT_AGE: pending events older than this are not replayed.
   const maxAgeMs = Duration.toMillis((yield* AuroraConfig).maxEventAge)
 
@@ -154,6 +182,8 @@ export const recover = Effect.gen(function*() {
     yield* deadLetters.add(letter).pipe(Effect.mapError(fatal("record a dead letter")))
     yield* journal.remove(messageId).pipe(Effect.mapError(fatal("remove a dead-lettered event")))
     yield* Metrics.deadLettered(letter.reason)
+    const cutOff = recoveredRun(entry, letter)
+    if (cutOff !== null) yield* recordRun(letter.event, cutOff)
     if (letter.reason !== "failed") counts[letter.reason] += 1
     yield* Effect.logDebug(`recovery: dead-lettered (${letter.reason}): ${letter.detail ?? ""}`).pipe(
       Effect.annotateLogs({ messageId, agentId })

@@ -67,7 +67,8 @@ describe("registered commands", () => {
       "queue: status(1) clear(1) failed(1) retry(1)",
       "events: status(1) pause(1) resume(1) errors(1) resetcircuit(1)",
       "dm: enable(1) disable(1)",
-      "conversation: show(1) reset(1)"
+      "conversation: show(1) reset(1)",
+      "runs(1)"
     ])
     // The handler table is the same list.
     expect(commandSpecs.map((spec) => [spec.group, spec.subcommand].filter((p) => p !== null).join(" ")).sort()).toEqual(
@@ -129,6 +130,9 @@ describe("registered commands", () => {
     expect(find("conversation reset").options).toMatchObject([
       { type: T.string, name: "scope", required: false, choices: [{ value: "guild" }, { value: "dm" }] },
       { type: T.string, name: "channel_id", required: false, min_length: 1, max_length: 25 }
+    ])
+    expect(find("runs").options).toMatchObject([
+      { type: T.string, name: "scope", required: false, choices: [{ value: "guild" }, { value: "dm" }] }
     ])
     for (const path of ["disable", "queue clear", "events status", "events errors", "events resetcircuit", "dm disable"]) {
       expect(find(path).options).toBeUndefined()

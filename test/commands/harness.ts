@@ -1,7 +1,7 @@
 /**
  * Shared set-up for the command suites: the real SettingsStore (SQLite in a temporary directory),
  * the real EventQueue behind the live settings-backed QueuePolicy, the real CircuitBreaker,
- * ErrorStats, ContextService and PromptService, the in-memory dead-letter store; fakes for Letta
+ * ErrorStats, ContextService and PromptService, the in-memory dead-letter store and runs log; fakes for Letta
  * (scripted agents and health), the message reader and the owner list. Invocations are plain
  * literals, as the adapter would decode them.
  */
@@ -25,6 +25,7 @@ import { EventQueue } from "../../src/services/queue/EventQueue.js"
 import { LettaClient, type LettaHealth, LettaEndpoint } from "../../src/services/letta/LettaClient.js"
 import type { MessageSource } from "../../src/services/discord/MessageSource.js"
 import { PromptService } from "../../src/services/prompt/PromptService.js"
+import { RunLog } from "../../src/services/queue/RunLog.js"
 import { SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { configFrom } from "../fakes/config.js"
 import { fakeMessageSource, ids as messageIds } from "../fakes/messages.js"
@@ -179,7 +180,8 @@ export const withHarness = <A, E>(
       PromptService.Default,
       CommandOwners.layerFixed([ids.owner]),
       preview,
-      ConversationStore.layerSql
+      ConversationStore.layerSql,
+      RunLog.layerMemory
     ).pipe(Layer.provideMerge(storage))
 
     const lines: Array<LogLine> = []

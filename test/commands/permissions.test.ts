@@ -61,7 +61,8 @@ const designTable: ReadonlyArray<readonly [string, "manage" | "owner"]> = [
   ["dm enable", "owner"],
   ["dm disable", "owner"],
   ["conversation show", "manage"],
-  ["conversation reset", "manage"]
+  ["conversation reset", "manage"],
+  ["runs", "manage"]
 ]
 
 const denied = (text: string) =>
@@ -176,6 +177,18 @@ describe("command permissions", () => {
           expect(denied(replyText(yield* h.run("admin", path, { scope: "guild" })))).toBe(false)
           expect(denied(replyText(yield* h.run("member", path, { scope: "guild" })))).toBe(true)
         }
+      })
+    ))
+
+  it.scoped("runs scope:dm is owner-only; the guild scope is Manage Server", () =>
+    withHarness((h) =>
+      Effect.gen(function*() {
+        expect(replyText(yield* h.run("admin", "runs", { scope: "dm" }))).toBe(
+          "⛔ Only Aurora's owners can use `/aurora runs scope:dm`."
+        )
+        expect(replyText(yield* h.run("owner", "runs", { scope: "dm" }))).toContain("No direct-message runs yet")
+        expect(replyText(yield* h.run("admin", "runs", { scope: "guild" }))).toContain("No runs in this server yet")
+        expect(denied(replyText(yield* h.run("member", "runs", { scope: "dm" })))).toBe(true)
       })
     ))
 

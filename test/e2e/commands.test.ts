@@ -22,6 +22,7 @@ import { EventJournal } from "../../src/services/queue/EventJournal.js"
 import { EventQueue } from "../../src/services/queue/EventQueue.js"
 import { LettaClient, LettaEndpoint } from "../../src/services/letta/LettaClient.js"
 import { PromptService } from "../../src/services/prompt/PromptService.js"
+import { RunLog } from "../../src/services/queue/RunLog.js"
 import { SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { FakeDiscord, type RecordedRequest, world } from "../fakes/FakeDiscord.js"
 import { type FakeLetta, makeFakeLetta } from "../fakes/FakeLetta.js"
@@ -42,6 +43,7 @@ const appLayer = (dir: string) => {
     PromptService.Default,
     DeadLetters.layerMemory,
     ConversationStore.layerMemory,
+    RunLog.layerMemory,
     queue,
     letta
   )

@@ -10,6 +10,7 @@ import { DeadLetters, type DeadLettersService } from "../../src/services/queue/D
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
 import { EventJournal, type EventJournalService } from "../../src/services/queue/EventJournal.js"
 import { EventQueue } from "../../src/services/queue/EventQueue.js"
+import { RunLog, type RunLogService } from "../../src/services/queue/RunLog.js"
 import { SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { defaultGuild, FakeDiscord, type FakeDiscordOptions, type FakeGuild, world } from "../fakes/FakeDiscord.js"
 import { type FakeLetta, type FakeLettaOptions, makeFakeLetta } from "../fakes/FakeLetta.js"
@@ -35,6 +36,7 @@ export interface Running {
   readonly gateway: DiscordGateway
   readonly journal: EventJournalService
   readonly deadLetters: DeadLettersService
+  readonly runLog: RunLogService
   readonly breaker: CircuitBreaker
   readonly dataDir: string
 }
@@ -80,6 +82,7 @@ export const startApp = (options: StartOptions = {}): Effect.Effect<Running, unk
       gateway: Context.get(context, DiscordGateway),
       journal: Context.get(context, EventJournal),
       deadLetters: Context.get(context, DeadLetters),
+      runLog: Context.get(context, RunLog),
       breaker: Context.get(context, CircuitBreaker)
     }
   })

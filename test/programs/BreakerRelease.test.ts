@@ -19,6 +19,7 @@ import { CircuitBreaker } from "../../src/services/health/CircuitBreaker.js"
 import { ErrorStats } from "../../src/services/health/ErrorStats.js"
 import { ConversationStore } from "../../src/services/conversation/ConversationStore.js"
 import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
+import { RunLog } from "../../src/services/queue/RunLog.js"
 import { EventJournal } from "../../src/services/queue/EventJournal.js"
 import { EventQueue } from "../../src/services/queue/EventQueue.js"
 import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
@@ -58,6 +59,7 @@ interface World {
     | DeadLetters
     | EventQueue
     | ConversationStore
+    | RunLog
     | AuroraConfig
   >
 }
@@ -97,6 +99,7 @@ const makeWorld = (
     TypingIndicator.Default.pipe(Layer.provide(sender)),
     DeadLetters.layerMemory,
     ConversationStore.layerMemory,
+    RunLog.layerMemory,
     queue,
     configFrom()
   ).pipe(Layer.provideMerge(EventJournal.layerMemory), Layer.orDie)

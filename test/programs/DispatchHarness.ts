@@ -1,7 +1,7 @@
 /**
  * Shared by the dispatch suites: the dispatcher's dependencies as layer-swapped fakes (settings,
  * executor, typing sender, a recording journal over the memory one, the memory dead-letter and
- * conversation stores) and the real CircuitBreaker and ErrorStats, all under TestClock.
+ * conversation stores and runs log) and the real CircuitBreaker and ErrorStats, all under TestClock.
  */
 import { Clock, Effect, Layer, Metric, MetricState } from "effect"
 import type { RunReport, RunRequest, ToolCallSummary } from "../../src/domain/AgentRun.js"
@@ -14,6 +14,7 @@ import { DeadLetters, makeMemoryDeadLetters } from "../../src/services/queue/Dea
 import { ErrorStats } from "../../src/services/health/ErrorStats.js"
 import { ConversationStore } from "../../src/services/conversation/ConversationStore.js"
 import { EventJournal, type EventJournalService, makeMemoryJournal } from "../../src/services/queue/EventJournal.js"
+import { makeMemoryRunLog, RunLog } from "../../src/services/queue/RunLog.js"
 import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
 import { makeLettaRetrySchedule } from "../../src/services/letta/RetryPolicy.js"
 import { defaultGuildState, SettingsStore } from "../../src/services/storage/SettingsStore.js"
@@ -68,6 +69,8 @@ export interface HarnessOptions {
   readonly failJournal?: boolean
   /** Every dead-letter write fails. */
   readonly failDeadLetters?: boolean
+  /** Every runs-log write fails with this ("error": a StorageError, "defect": it dies). */
+  readonly failRunLog?: "error" | "defect"
 }
 
 /**
@@ -150,6 +153,15 @@ export const makeHarness = (options: HarnessOptions) => {
       Effect.map(makeMemoryDeadLetters, (store) => ({ ...store, add: () => Effect.fail(storageError("DeadLetters.add")) }))
     )
     : DeadLetters.layerMemory
+  const runLog = options.failRunLog === undefined
+    ? RunLog.layerMemory
+    : Layer.effect(
+      RunLog,
+      Effect.map(makeMemoryRunLog(), (store) => ({
+        ...store,
+        record: () => options.failRunLog === "defect" ? Effect.die("runs table gone") : Effect.fail(storageError("RunLog.record"))
+      }))
+    )
   const sender = Layer.succeed(TypingSender, {
     sendTyping: (channelId: string): Effect.Effect<void, DiscordFailure> =>
       Effect.map(Clock.currentTimeMillis, (at) => void typed.push({ channelId, at }))
@@ -162,6 +174,7 @@ export const makeHarness = (options: HarnessOptions) => {
     TypingIndicator.Default.pipe(Layer.provide(sender)),
     journal,
     deadLetters,
+    runLog,
     ConversationStore.layerMemory,
     // The real configuration's defaults (AURORA_MAX_EVENT_AGE 1 hour, ...).
     configFrom()

@@ -17,6 +17,7 @@ import {
 import { DispatchOutcome, EventQueue } from "../../src/services/queue/EventQueue.js"
 import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
 import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
+import { makeMemoryRunLog, RunLog, type RunLogService } from "../../src/services/queue/RunLog.js"
 import { configFrom } from "../fakes/config.js"
 import { event } from "../services/queue/harness.js"
 
@@ -156,15 +157,20 @@ describe("classify (one journal entry at start-up)", () => {
 interface Setup {
   readonly journal: EventJournalService
   readonly deadLetters: DeadLettersService
+  readonly runLog: RunLogService
   /** Cancels of the fake executor: "agent:run" (cancelRun), "conversation:<id>" (cancelConversation). */
   readonly cancels: Array<string>
 }
 
 /** The memory stores and an executor whose cancels record (or never answer). */
-const makeSetup = (options: { readonly cancel?: "records" | "hangs" } = {}) =>
+const makeSetup = (options: { readonly cancel?: "records" | "hangs"; readonly failRunLog?: boolean } = {}) =>
   Effect.gen(function*() {
     const memory = yield* makeMemoryJournal
     const deadLetters = yield* makeMemoryDeadLetters
+    const memoryRunLog = yield* makeMemoryRunLog()
+    const runLog: RunLogService = options.failRunLog === true
+      ? { ...memoryRunLog, record: () => Effect.fail(new StorageError({ operation: "RunLog.record", reason: "disk full" })) }
+      : memoryRunLog
     const cancels: Array<string> = []
     const executor = Layer.mock(LettaExecutor, {
       _tag: "aurora/LettaExecutor",
@@ -198,6 +204,7 @@ const makeSetup = (options: { readonly cancel?: "records" | "hangs" } = {}) =>
       }).pipe(
         Effect.provideService(EventJournal, memory.journal),
         Effect.provideService(DeadLetters, deadLetters),
+        Effect.provideService(RunLog, runLog),
         Effect.provide(executor)
       )
     const seed = (entries: ReadonlyArray<JournalEntry>) =>
@@ -209,7 +216,7 @@ const makeSetup = (options: { readonly cancel?: "records" | "hangs" } = {}) =>
           if (run.runId !== null) yield* memory.journal.runIdSeen(e.messageId, run.runId, run.conversationId)
           if (run.sideEffect) yield* memory.journal.sideEffectSeen(e.messageId)
         }), { discard: true })
-    const setup: Setup = { journal: memory.journal, deadLetters, cancels }
+    const setup: Setup = { journal: memory.journal, deadLetters, runLog, cancels }
     return { ...setup, restart, seed }
   })
 
@@ -372,6 +379,65 @@ describe("recover (start-up)", () => {
       expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1 })
     }))
 
+  it.scoped("runs cut off by the restart go to the runs log: interrupted, or dead-lettered when expired; not the others", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup()
+      const inConversation = event("a1", { enqueuedAt: now - 3_000, conversationMode: "channel" })
+      yield* s.seed([
+        { event: inConversation, run: { startedAt: now - 2_500, runId: "r-acted", sideEffect: true, conversationId: "conv-1" } },
+        started(event("t1", { enqueuedAt: now - 2_000, interruptions: 1 }), null),
+        started(event("o1", { enqueuedAt: now - 2 * hour }), "r-old"),
+        pending(event("o2", { enqueuedAt: now - 2 * hour })),
+        started(event("c1", { enqueuedAt: now - 1_000 }), "r-cut"),
+        pending(event("p1", { enqueuedAt: now - 500 }))
+      ])
+      yield* s.restart()
+      const runs = yield* s.runLog.recent(Partition.guild("g1"), 100)
+      const base = { guildId: "g1", channelId: "c1", toolCalls: [], durationMs: null, finishedAt: now }
+      expect(runs).toEqual(expect.arrayContaining([
+        {
+          ...base,
+          messageId: "a1",
+          outcome: "interrupted",
+          runId: "r-acted",
+          conversationId: "conv-1",
+          queuedMs: 500,
+          detail: "interrupted-after-reply: run r-acted was cut off by a restart after the agent acted"
+        },
+        {
+          ...base,
+          messageId: "t1",
+          outcome: "interrupted",
+          runId: null,
+          conversationId: null,
+          queuedMs: 1_000,
+          detail: "interrupted: a run (no run id seen) was cut off by a restart before the agent acted, for the second time"
+        },
+        {
+          ...base,
+          messageId: "o1",
+          outcome: "dead-lettered",
+          runId: "r-old",
+          conversationId: null,
+          queuedMs: 2 * hour - 1_000,
+          detail: "expired: pending for 2h at restart (limit 1h)"
+        }
+      ]))
+      // Never started (o2), or replayed to run again (c1, p1): not runs that ended.
+      expect(runs.map((r) => r.messageId).sort()).toEqual(["a1", "o1", "t1"])
+    }))
+
+  it.scoped("a runs log that cannot be written does not stop the start", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup({ failRunLog: true })
+      yield* s.seed([started(event("a1", { enqueuedAt: now - 2_000 }), "r1", true), pending(event("p1", { enqueuedAt: now }))])
+      const { summary } = yield* s.restart()
+      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1 })
+      expect((yield* s.deadLetters.find(Partition.guild("g1"), "a1"))?.reason).toBe("interrupted-after-reply")
+    }))
+
   it.scoped("an empty journal restores nothing", () =>
     Effect.gen(function*() {
       const s = yield* makeSetup()
@@ -395,6 +461,7 @@ describe("recover (start-up)", () => {
       const exit = yield* recover.pipe(
         Effect.provideService(EventJournal, broken),
         Effect.provideService(DeadLetters, deadLetters),
+        Effect.provideService(RunLog, yield* makeMemoryRunLog()),
         Effect.provideService(EventQueue, queue),
         Effect.provide(Layer.mock(LettaExecutor, { _tag: "aurora/LettaExecutor" })),
         Effect.provide(configFrom()),

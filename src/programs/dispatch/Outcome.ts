@@ -12,17 +12,22 @@
  * - Failed otherwise (permanent) -> a dead letter `failed` with the error's tag and reason, and the
  *   conversation when it ran in one.
  * Any result but Busy and CircuitOpen (which never reached the conversation) ends the
- * conversation's busy streak.
+ * conversation's busy streak, and is written to the runs log (./RunRecording.ts) with the tools
+ * the run observer saw the agent call and the run id of the report or the error: Finished ->
+ * `answered` or `silent` (`finishedOutcome`), a transient failure or one after the agent acted ->
+ * `failed` (the detail says whether it will be tried again), a permanent failure -> `dead-lettered`.
  */
 import { Data, Duration, Effect, LogLevel } from "effect"
 import type { RunReport } from "../../domain/AgentRun.js"
 import type { QueuedEvent } from "../../domain/Event.js"
+import type { RunOutcome } from "../../domain/RunRecord.js"
 import { type ConversationBusy, isTransient, type LettaRunError } from "../../domain/LettaErrors.js"
 import { logAnnotated } from "../../services/health/Log.js"
 import * as Metrics from "../../services/health/Metrics.js"
 import { DispatchOutcome } from "../../services/queue/EventQueue.js"
 import { deadLetterRecorder } from "../DeadLettering.js"
 import { makeBusyStreaks } from "./BusyBackoff.js"
+import { finishedOutcome, runRecorder } from "./RunRecording.js"
 
 /** How long an event that failed transiently waits before its channel tries it again (a breaker release ends it sooner). */
 export const transientHold = Duration.seconds(5)
@@ -38,6 +43,8 @@ export const AttemptResult = Data.taggedEnum<AttemptResult>()
 export interface DispatchTiming {
   readonly queuedMs: number
   readonly runMs: number
+  /** Epoch ms when the attempts ended. */
+  readonly finishedAt: number
 }
 
 /** The conversation the dispatch ran in (`channel` mode): its id once resolved, and its key's cache key. */
@@ -56,14 +63,27 @@ const recordSuccess = (report: RunReport) =>
 export const makeOutcomes = Effect.gen(function*() {
   const deadLetter = yield* deadLetterRecorder
   const streaks = yield* makeBusyStreaks
+  const recordRun = yield* runRecorder
 
   /** Any result but Busy. */
   const decide = (
     event: QueuedEvent,
     result: Exclude<AttemptResult, { readonly _tag: "Busy" }>,
     timing: DispatchTiming,
-    conversationId: string | undefined
+    conversationId: string | undefined,
+    toolCalls: ReadonlyArray<string>
   ): Effect.Effect<DispatchOutcome> => {
+    const ran = (outcome: RunOutcome, detail: string | null, runId: string | undefined) =>
+      recordRun(event, {
+        outcome,
+        detail,
+        toolCalls,
+        runId,
+        conversationId,
+        durationMs: timing.runMs,
+        queuedMs: timing.queuedMs,
+        finishedAt: timing.finishedAt
+      })
     const timings = {
       queuedMs: timing.queuedMs,
       runMs: timing.runMs,
@@ -79,6 +99,7 @@ export const makeOutcomes = Effect.gen(function*() {
       return logAnnotated(LogLevel.Info, `run finished in ${timing.runMs} ms after ${timing.queuedMs} ms in queue`, timings)
         .pipe(
           Effect.zipRight(recordSuccess(result.report)),
+          Effect.zipRight(ran(finishedOutcome(result.report), null, result.report.runId)),
           Effect.as(DispatchOutcome.done)
         )
     }
@@ -89,12 +110,14 @@ export const makeOutcomes = Effect.gen(function*() {
       return logAnnotated(LogLevel.Warning, `run failed transiently (${described}); kept at the front of its channel`, timings)
         .pipe(
           Effect.zipRight(counted),
+          Effect.zipRight(ran("failed", `${described}; kept: it will be tried again`, error.runId)),
           Effect.as(DispatchOutcome.held(transientHold))
         )
     }
     if (error.sideEffect) {
       return logAnnotated(LogLevel.Error, `run failed after the agent acted (${described}); not sent again`, timings).pipe(
         Effect.zipRight(counted),
+        Effect.zipRight(ran("failed", `${described}; the agent had acted: not sent again`, error.runId)),
         Effect.as(DispatchOutcome.done)
       )
     }
@@ -107,6 +130,7 @@ export const makeOutcomes = Effect.gen(function*() {
       said: `run failed permanently (${described})`
     }).pipe(
       Effect.zipLeft(counted),
+      Effect.zipLeft(ran("dead-lettered", described, error.runId)),
       Effect.annotateLogs(timings),
       Effect.as(DispatchOutcome.done)
     )
@@ -120,12 +144,13 @@ export const makeOutcomes = Effect.gen(function*() {
     event: QueuedEvent,
     result: AttemptResult,
     timing: DispatchTiming,
-    ranIn: RanIn | undefined
+    ranIn: RanIn | undefined,
+    toolCalls: ReadonlyArray<string>
   ): Effect.Effect<DispatchOutcome> => {
     if (result._tag === "Busy") {
       return Effect.map(streaks.busy(ranIn?.key ?? `agent:${event.agentId}`, result.error), DispatchOutcome.retry)
     }
-    const decided = decide(event, result, timing, ranIn?.conversationId)
+    const decided = decide(event, result, timing, ranIn?.conversationId, toolCalls)
     if (ranIn === undefined || result._tag === "CircuitOpen") return decided
     const annotations = ranIn.conversationId === undefined ? {} : { conversationId: ranIn.conversationId }
     return Effect.zipRight(Effect.annotateLogs(streaks.settled(ranIn.key), annotations), decided)
