@@ -18,6 +18,8 @@
  * conversation before the replayed events are queued (all such cancels at once, each bounded by
  * the client's cancel timeout): a conversation's cancel stops whatever runs there, so it must land
  * before a replayed event of the same channel is sent there, or it would stop that run instead.
+ * Every dead-lettered event gets ⚠️ on the user's message (Feedback, in the background, bounded;
+ * the Discord gateway is built, and ready, before recovery runs: see src/layers/Live.ts).
  * A journal that cannot be read or written here stops the start: starting with an empty queue
  * would lose the pending events silently.
  */
@@ -29,6 +31,7 @@ import type { QueuedEvent } from "../domain/Event.js"
 import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { EventJournal, type JournalEntry, type RunProgress } from "../services/queue/EventJournal.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
+import { Feedback } from "../services/discord/Feedback.js"
 import { LettaExecutor } from "../services/letta/LettaExecutor.js"
 import { cancelTimeout } from "../services/letta/LettaClient.js"
 import * as Metrics from "../services/health/Metrics.js"
@@ -129,6 +132,7 @@ export const recover = Effect.gen(function*() {
   const deadLetters = yield* DeadLetters
   const queue = yield* EventQueue
   const executor = yield* LettaExecutor
+  const feedback = yield* Feedback
   // AURORA_MAX_EVENT_AGE: pending events older than this are not replayed.
   const maxAgeMs = Duration.toMillis((yield* AuroraConfig).maxEventAge)
 
@@ -154,6 +158,7 @@ export const recover = Effect.gen(function*() {
     yield* deadLetters.add(letter).pipe(Effect.mapError(fatal("record a dead letter")))
     yield* journal.remove(messageId).pipe(Effect.mapError(fatal("remove a dead-lettered event")))
     yield* Metrics.deadLettered(letter.reason)
+    yield* feedback.tell("dead_letter", letter.event)
     if (letter.reason !== "failed") counts[letter.reason] += 1
     yield* Effect.logDebug(`recovery: dead-lettered (${letter.reason}): ${letter.detail ?? ""}`).pipe(
       Effect.annotateLogs({ messageId, agentId })

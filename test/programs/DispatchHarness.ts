@@ -1,7 +1,8 @@
 /**
  * Shared by the dispatch suites: the dispatcher's dependencies as layer-swapped fakes (settings,
  * executor, typing sender, a recording journal over the memory one, the memory dead-letter and
- * conversation stores) and the real CircuitBreaker and ErrorStats, all under TestClock.
+ * conversation stores, Feedback over recording reactions) and the real CircuitBreaker and
+ * ErrorStats, all under TestClock.
  */
 import { Clock, Effect, Layer, Metric, MetricState } from "effect"
 import type { RunReport, RunRequest, ToolCallSummary } from "../../src/domain/AgentRun.js"
@@ -18,6 +19,7 @@ import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
 import { makeLettaRetrySchedule } from "../../src/services/letta/RetryPolicy.js"
 import { defaultGuildState, SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { TypingIndicator, TypingSender } from "../../src/services/discord/TypingIndicator.js"
+import { recordingFeedback, type RecordingOptions } from "../fakes/reactions.js"
 
 export const report = (agentId: string): RunReport => ({
   agentId,
@@ -68,6 +70,8 @@ export interface HarnessOptions {
   readonly failJournal?: boolean
   /** Every dead-letter write fails. */
   readonly failDeadLetters?: boolean
+  /** The feedback reactions' bounds and what Discord answers them (default: added). */
+  readonly reactions?: RecordingOptions
 }
 
 /**
@@ -100,7 +104,7 @@ const recordingJournal = (
 
 /**
  * The fakes, plus what they saw: executor requests with their Clock time, conversations created
- * (agent, description, time), typing calls, and the call log, where the executor's calls read
+ * (agent, description, time), typing calls, feedback reactions, and the call log, where the executor's calls read
  * "letta:<prompt>" (with "@<conversation>" in one), "cancel:<agent>:<run>",
  * "cancelConversation:<id>", "create:<agent>".
  */
@@ -154,8 +158,10 @@ export const makeHarness = (options: HarnessOptions) => {
     sendTyping: (channelId: string): Effect.Effect<void, DiscordFailure> =>
       Effect.map(Clock.currentTimeMillis, (at) => void typed.push({ channelId, at }))
   })
+  const feedback = recordingFeedback(options.reactions)
   const layer = Layer.mergeAll(
     settings,
+    feedback.layer.pipe(Layer.provide(settings)),
     executor,
     CircuitBreaker.layer(options.breaker ?? {}),
     ErrorStats.Default,
@@ -166,7 +172,7 @@ export const makeHarness = (options: HarnessOptions) => {
     // The real configuration's defaults (AURORA_MAX_EVENT_AGE 1 hour, ...).
     configFrom()
   ).pipe(Layer.orDie)
-  return { requests, creates, typed, log, layer }
+  return { requests, creates, typed, log, reactions: feedback.calls, layer }
 }
 
 /** Opens the breaker with one service failure (the harness's breaker must have failureThreshold 1). */
