@@ -10,6 +10,7 @@ import { DeadLetters, type DeadLettersService } from "../../src/services/queue/D
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
 import { EventJournal, type EventJournalService } from "../../src/services/queue/EventJournal.js"
 import { EventQueue } from "../../src/services/queue/EventQueue.js"
+import { Feedback } from "../../src/services/discord/Feedback.js"
 import { SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { defaultGuild, FakeDiscord, type FakeDiscordOptions, type FakeGuild, world } from "../fakes/FakeDiscord.js"
 import { type FakeLetta, type FakeLettaOptions, makeFakeLetta } from "../fakes/FakeLetta.js"
@@ -36,6 +37,7 @@ export interface Running {
   readonly journal: EventJournalService
   readonly deadLetters: DeadLettersService
   readonly breaker: CircuitBreaker
+  readonly feedback: Feedback
   readonly dataDir: string
 }
 
@@ -80,7 +82,8 @@ export const startApp = (options: StartOptions = {}): Effect.Effect<Running, unk
       gateway: Context.get(context, DiscordGateway),
       journal: Context.get(context, EventJournal),
       deadLetters: Context.get(context, DeadLetters),
-      breaker: Context.get(context, CircuitBreaker)
+      breaker: Context.get(context, CircuitBreaker),
+      feedback: Context.get(context, Feedback)
     }
   })
 
