@@ -21,6 +21,8 @@ import { ConversationStore } from "../services/conversation/ConversationStore.js
 import { ContextService } from "../services/prompt/ContextService.js"
 import { Database } from "../services/storage/Database.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
+import { Feedback } from "../services/discord/Feedback.js"
+import { Reactions } from "../services/discord/Reactions.js"
 import { ErrorStats } from "../services/health/ErrorStats.js"
 import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { EventJournal } from "../services/queue/EventJournal.js"
@@ -50,7 +52,7 @@ const Letta = LettaExecutor.Default.pipe(
   Layer.provideMerge(LettaEndpoint.Default)
 )
 
-const Gateway = Layer.mergeAll(MessageSource.Default, TypingSender.Default).pipe(
+const Gateway = Layer.mergeAll(MessageSource.Default, TypingSender.Default, Reactions.Default).pipe(
   Layer.provideMerge(DiscordGateway.Default)
 )
 
@@ -62,6 +64,8 @@ const Services = Layer.mergeAll(
   ContextService.Default,
   PromptService.Default,
   TypingIndicator.Default,
+  // Recovery's dead letters react too: the gateway below is ready before recovery runs.
+  Feedback.Default,
   Queue,
   // Built before any program starts, so the first run already uses the persisted URL.
   LettaUrlFollowerLive.pipe(Layer.provideMerge(Letta))

@@ -1,7 +1,8 @@
 /**
  * How the dispatch program turns an event into a dead letter: the record (its detail one line of
- * bounded length), the metric by reason, and one log line saying what happened to the event. A
- * store that fails is logged: the event is lost then, and the line says so.
+ * bounded length), the metric by reason, one log line saying what happened to the event, and ⚠️
+ * on the user's message (Feedback, in the background). A store that fails is logged: the event is
+ * lost then, and the line says so; the user still gets ⚠️, as the message will not be answered.
  */
 import { Clock, Effect, LogLevel } from "effect"
 import { truncate } from "../domain/AgentRun.js"
@@ -9,6 +10,7 @@ import type { DeadLetterReason } from "../domain/DeadLetter.js"
 import type { QueuedEvent } from "../domain/Event.js"
 import * as Metrics from "../services/health/Metrics.js"
 import { DeadLetters } from "../services/queue/DeadLetters.js"
+import { Feedback } from "../services/discord/Feedback.js"
 
 const detailLength = 500
 
@@ -30,8 +32,8 @@ export interface DeadLetterLog {
 }
 
 export const deadLetterRecorder = Effect.map(
-  DeadLetters,
-  (deadLetters) =>
+  Effect.zip(DeadLetters, Feedback),
+  ([deadLetters, feedback]) =>
   (
     event: QueuedEvent,
     letter: DeadLetterInput,
@@ -45,6 +47,7 @@ export const deadLetterRecorder = Effect.map(
     }).pipe(
       Effect.catchAll((storageError) =>
         Effect.logError(`${said}; the event could not be dead-lettered and is lost`, storageError)
-      )
+      ),
+      Effect.zipRight(feedback.tell("dead_letter", event))
     )
 )

@@ -13,6 +13,9 @@
  * paused guild, or a global pause, still queues it: a pause stops dispatch, never intake, so
  * `events resume` answers what was asked meanwhile (the queue's bound and dedup apply as ever).
  *
+ * A mention the queue turns away because it is full gets ⏳ on the user's message (Feedback, in
+ * the background: the guild's `feedback` setting decides, and intake never waits for Discord).
+ *
  * Messages of one channel are handled one after another, in arrival order, so the queue sees them
  * FIFO; different channels are handled concurrently (bounded), so a slow reply-chain fetch in one
  * channel never holds up another guild's intake.
@@ -26,6 +29,7 @@ import { decideTrigger, needsReplyAuthor } from "../domain/Trigger.js"
 import { ContextService } from "../services/prompt/ContextService.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
+import { Feedback } from "../services/discord/Feedback.js"
 import { MessageSource } from "../services/discord/MessageSource.js"
 import { PromptService } from "../services/prompt/PromptService.js"
 import * as Metrics from "../services/health/Metrics.js"
@@ -70,6 +74,7 @@ export const makeListener = Effect.gen(function*() {
   const contexts = yield* ContextService
   const prompts = yield* PromptService
   const queue = yield* EventQueue
+  const feedback = yield* Feedback
 
   /** The replied-to message's author: from the cache (where the payload's copy lands) or REST. */
   const repliedToAuthor = (received: ReceivedMessage) => {
@@ -109,7 +114,11 @@ export const makeListener = Effect.gen(function*() {
         Effect.catchTags({
           // The queue logs each overflow episode once with its count; per event, debug only.
           QueueFull: (full) =>
-            Effect.zipRight(Metrics.rejected("full"), Effect.logDebug(`rejected: queue full (${full.capacity})`)),
+            Effect.all([
+              Metrics.rejected("full"),
+              Effect.logDebug(`rejected: queue full (${full.capacity})`),
+              feedback.tell("queue_full", event)
+            ], { discard: true }),
           DuplicateEvent: () => Effect.zipRight(Metrics.rejected("duplicate"), Effect.logDebug("rejected: duplicate message id")),
           StorageError: (error) =>
             Effect.zipRight(

@@ -18,6 +18,8 @@
  * conversation before the replayed events are queued (all such cancels at once, each bounded by
  * the client's cancel timeout): a conversation's cancel stops whatever runs there, so it must land
  * before a replayed event of the same channel is sent there, or it would stop that run instead.
+ * Every dead-lettered event gets ⚠️ on the user's message (Feedback, in the background, bounded;
+ * the Discord gateway is built, and ready, before recovery runs: see src/layers/Live.ts).
  * A journal that cannot be read or written here stops the start: starting with an empty queue
  * would lose the pending events silently.
  *
@@ -34,6 +36,7 @@ import type { QueuedEvent } from "../domain/Event.js"
 import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { EventJournal, type JournalEntry, type RunProgress } from "../services/queue/EventJournal.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
+import { Feedback } from "../services/discord/Feedback.js"
 import { LettaExecutor } from "../services/letta/LettaExecutor.js"
 import { cancelTimeout } from "../services/letta/LettaClient.js"
 import * as Metrics from "../services/health/Metrics.js"
@@ -157,6 +160,7 @@ export const recover = Effect.gen(function*() {
   const queue = yield* EventQueue
   const executor = yield* LettaExecutor
   const recordRun = yield* runRecorder
+  const feedback = yield* Feedback
   // AURORA_MAX_EVENT_AGE: pending events older than this are not replayed.
   const maxAgeMs = Duration.toMillis((yield* AuroraConfig).maxEventAge)
 
@@ -184,6 +188,7 @@ export const recover = Effect.gen(function*() {
     yield* Metrics.deadLettered(letter.reason)
     const cutOff = recoveredRun(entry, letter)
     if (cutOff !== null) yield* recordRun(letter.event, cutOff)
+    yield* feedback.tell("dead_letter", letter.event)
     if (letter.reason !== "failed") counts[letter.reason] += 1
     yield* Effect.logDebug(`recovery: dead-lettered (${letter.reason}): ${letter.detail ?? ""}`).pipe(
       Effect.annotateLogs({ messageId, agentId })

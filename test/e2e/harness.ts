@@ -11,6 +11,7 @@ import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
 import { EventJournal, type EventJournalService } from "../../src/services/queue/EventJournal.js"
 import { EventQueue } from "../../src/services/queue/EventQueue.js"
 import { RunLog, type RunLogService } from "../../src/services/queue/RunLog.js"
+import { Feedback } from "../../src/services/discord/Feedback.js"
 import { SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { defaultGuild, FakeDiscord, type FakeDiscordOptions, type FakeGuild, world } from "../fakes/FakeDiscord.js"
 import { type FakeLetta, type FakeLettaOptions, makeFakeLetta } from "../fakes/FakeLetta.js"
@@ -38,6 +39,7 @@ export interface Running {
   readonly deadLetters: DeadLettersService
   readonly runLog: RunLogService
   readonly breaker: CircuitBreaker
+  readonly feedback: Feedback
   readonly dataDir: string
 }
 
@@ -83,7 +85,8 @@ export const startApp = (options: StartOptions = {}): Effect.Effect<Running, unk
       journal: Context.get(context, EventJournal),
       deadLetters: Context.get(context, DeadLetters),
       runLog: Context.get(context, RunLog),
-      breaker: Context.get(context, CircuitBreaker)
+      breaker: Context.get(context, CircuitBreaker),
+      feedback: Context.get(context, Feedback)
     }
   })
 

@@ -131,6 +131,26 @@ export class FakeDiscord {
     })
   }
 
+  /**
+   * The bot's reaction requests (`PUT .../reactions/{emoji}/@me`) in order, with what the fake
+   * answered: Discord's PUT is idempotent, so counting requests is how a test sees a second one.
+   */
+  reactionCalls(): ReadonlyArray<
+    { readonly channelId: string; readonly messageId: string; readonly emoji: string; readonly status: number }
+  > {
+    return this.requestRecord.all.flatMap((request) => {
+      const match = /^\/channels\/(\d+)\/messages\/(\d+)\/reactions\/([^/]+)\/@me$/.exec(request.path)
+      return request.method === "PUT" && match?.[1] !== undefined && match[2] !== undefined && match[3] !== undefined
+        ? [{ channelId: match[1], messageId: match[2], emoji: match[3], status: request.status }]
+        : []
+    })
+  }
+
+  /** The emoji the bot's reactions show on a message now. */
+  reactionsOn(channelId: string, messageId: string): ReadonlyArray<string> {
+    return [...(this.state.reactions.get(channelId)?.get(messageId) ?? [])]
+  }
+
   /** Bulk-overwritten application commands: global when `guildId` is omitted. */
   registeredCommands(guildId?: string): ReadonlyArray<Json> | undefined {
     return this.state.commands.get(guildId ?? "global")
@@ -231,6 +251,12 @@ export class FakeDiscord {
   setTypingForbidden(channelId: string, forbidden: boolean): void {
     if (forbidden) this.state.typingForbidden.add(channelId)
     else this.state.typingForbidden.delete(channelId)
+  }
+
+  /** Without Add Reactions in the channel: the bot's reactions there answer 403 Missing Permissions (50013). */
+  setReactionsForbidden(channelId: string, forbidden: boolean): void {
+    if (forbidden) this.state.reactionsForbidden.add(channelId)
+    else this.state.reactionsForbidden.delete(channelId)
   }
 
   /** Closes one shard's socket with a close code, as Discord does (e.g. 4011 once sharding is required). */

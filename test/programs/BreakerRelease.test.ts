@@ -28,6 +28,8 @@ import { makeLettaRetrySchedule } from "../../src/services/letta/RetryPolicy.js"
 import { defaultGuildState, SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { TypingIndicator, TypingSender } from "../../src/services/discord/TypingIndicator.js"
 import { event } from "../services/queue/harness.js"
+import { recordingFeedback } from "../fakes/reactions.js"
+import type { Feedback } from "../../src/services/discord/Feedback.js"
 
 const report = (agentId: string): RunReport => ({
   agentId,
@@ -61,6 +63,7 @@ interface World {
     | ConversationStore
     | RunLog
     | AuroraConfig
+    | Feedback
   >
 }
 
@@ -93,6 +96,7 @@ const makeWorld = (
   const queue = EventQueue.layer().pipe(Layer.provide(QueuePolicy.layerFixed({ capacity: 50, spacing })))
   const layer = Layer.mergeAll(
     settings,
+    recordingFeedback().layer.pipe(Layer.provide(settings)),
     executor,
     CircuitBreaker.layer({ failureThreshold: 1, cooldown: "60 seconds" }),
     ErrorStats.Default,

@@ -1,7 +1,8 @@
 /**
  * Shared by the dispatch suites: the dispatcher's dependencies as layer-swapped fakes (settings,
  * executor, typing sender, a recording journal over the memory one, the memory dead-letter and
- * conversation stores and runs log) and the real CircuitBreaker and ErrorStats, all under TestClock.
+ * conversation stores, runs log, Feedback over recording reactions) and the real CircuitBreaker and
+ * ErrorStats, all under TestClock.
  */
 import { Clock, Effect, Layer, Metric, MetricState } from "effect"
 import type { RunReport, RunRequest, ToolCallSummary } from "../../src/domain/AgentRun.js"
@@ -19,6 +20,7 @@ import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
 import { makeLettaRetrySchedule } from "../../src/services/letta/RetryPolicy.js"
 import { defaultGuildState, SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { TypingIndicator, TypingSender } from "../../src/services/discord/TypingIndicator.js"
+import { recordingFeedback, type RecordingOptions } from "../fakes/reactions.js"
 
 export const report = (agentId: string): RunReport => ({
   agentId,
@@ -71,6 +73,8 @@ export interface HarnessOptions {
   readonly failDeadLetters?: boolean
   /** Every runs-log write fails with this ("error": a StorageError, "defect": it dies). */
   readonly failRunLog?: "error" | "defect"
+  /** The feedback reactions' bounds and what Discord answers them (default: added). */
+  readonly reactions?: RecordingOptions
 }
 
 /**
@@ -103,7 +107,7 @@ const recordingJournal = (
 
 /**
  * The fakes, plus what they saw: executor requests with their Clock time, conversations created
- * (agent, description, time), typing calls, and the call log, where the executor's calls read
+ * (agent, description, time), typing calls, feedback reactions, and the call log, where the executor's calls read
  * "letta:<prompt>" (with "@<conversation>" in one), "cancel:<agent>:<run>",
  * "cancelConversation:<id>", "create:<agent>".
  */
@@ -166,8 +170,10 @@ export const makeHarness = (options: HarnessOptions) => {
     sendTyping: (channelId: string): Effect.Effect<void, DiscordFailure> =>
       Effect.map(Clock.currentTimeMillis, (at) => void typed.push({ channelId, at }))
   })
+  const feedback = recordingFeedback(options.reactions)
   const layer = Layer.mergeAll(
     settings,
+    feedback.layer.pipe(Layer.provide(settings)),
     executor,
     CircuitBreaker.layer(options.breaker ?? {}),
     ErrorStats.Default,
@@ -179,7 +185,7 @@ export const makeHarness = (options: HarnessOptions) => {
     // The real configuration's defaults (AURORA_MAX_EVENT_AGE 1 hour, ...).
     configFrom()
   ).pipe(Layer.orDie)
-  return { requests, creates, typed, log, layer }
+  return { requests, creates, typed, log, reactions: feedback.calls, layer }
 }
 
 /** Opens the breaker with one service failure (the harness's breaker must have failureThreshold 1). */

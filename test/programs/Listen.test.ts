@@ -1,12 +1,14 @@
 /**
  * The listen program against fakes: an in-memory MessageSource, the real SettingsStore over a
- * temporary SQLite database, the real Context/Prompt services and a real EventQueue (the tests read
- * its stats and its in-memory journal; the pause tests also consume it). Also sequentialPerKey's ordering.
+ * temporary SQLite database, the real Context/Prompt services, a real EventQueue (the tests read
+ * its stats and its in-memory journal; the pause tests also consume it) and Feedback over recording
+ * reactions. Also sequentialPerKey's ordering.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Client } from "discord.js"
 import { Deferred, Effect, Exit, FiberId, Layer, Logger, LogLevel, Stream, TestClock } from "effect"
 import type { ReceivedMessage } from "../../src/domain/Discord.js"
+import { MissingAccess } from "../../src/domain/Errors.js"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
 import { makeListener, sequentialPerKey } from "../../src/programs/Listen.js"
 import { ContextService } from "../../src/services/prompt/ContextService.js"
@@ -29,6 +31,8 @@ import {
   referenceToId
 } from "../fakes/messages.js"
 import { makeTempDir } from "../fakes/tempDir.js"
+import { type ReactionCall, recordingFeedback, type RecordingOptions } from "../fakes/reactions.js"
+import { Feedback } from "../../src/services/discord/Feedback.js"
 
 const agentId = "agent-guild"
 const dmAgentId = "agent-dm"
@@ -70,6 +74,10 @@ interface Harness {
   /** What the queue accepted, in order. */
   readonly entries: Effect.Effect<ReadonlyArray<QueuedEvent>>
   readonly errors: ReadonlyArray<string>
+  /** Feedback reactions sent (read after `feedbackIdle`). */
+  readonly reactions: ReadonlyArray<ReactionCall>
+  /** Completes once no feedback reaction is in flight. */
+  readonly feedbackIdle: Effect.Effect<void>
 }
 
 /** Runs `use` against a fresh harness; `configure` sets the settings first. */
@@ -77,7 +85,8 @@ const withListener = <A, E>(
   store: FakeMessageStore,
   configure: (settings: SettingsStore) => Effect.Effect<unknown, unknown>,
   use: (h: Harness) => Effect.Effect<A, E>,
-  capacity = 50
+  capacity = 50,
+  reactions: RecordingOptions = {}
 ) =>
   Effect.gen(function*() {
     const dir = yield* tempDir
@@ -91,18 +100,24 @@ const withListener = <A, E>(
       Effect.provide(QueuePolicy.layerFixed({ capacity, spacing: 0 })),
       Effect.provideService(EventJournal, memory.journal)
     )
+    const feedback = recordingFeedback(reactions)
     const services = Layer.mergeAll(
       fakeGateway,
       ContextService.Default,
       PromptService.Default,
-      SettingsStore.Default.pipe(Layer.provide(Database.layer(dir))),
+      feedback.layer,
       Logger.replace(Logger.defaultLogger, capture)
-    ).pipe(Layer.provide(source.layer), Layer.provideMerge(source.layer))
+    ).pipe(
+      Layer.provideMerge(SettingsStore.Default.pipe(Layer.provide(Database.layer(dir)))),
+      Layer.provide(source.layer),
+      Layer.provideMerge(source.layer)
+    )
     return yield* Effect.gen(function*() {
       const settings = yield* SettingsStore
       yield* Effect.orDie(configure(settings))
       const { handle } = yield* makeListener
-      return yield* use({ handle, settings, queue, entries: memory.entries, errors })
+      const feedbackIdle = (yield* Feedback).idle
+      return yield* use({ handle, settings, queue, entries: memory.entries, errors, reactions: feedback.calls, feedbackIdle })
     }).pipe(Effect.provideService(EventQueue, queue), Effect.provide(services))
   })
 
@@ -383,7 +398,89 @@ describe("listen: handle", () => {
         yield* h.handle(received)
         expect(yield* h.entries).toHaveLength(1)
         expect((yield* h.queue.stats).rejected).toEqual({ full: 0, duplicate: 1 })
+        // A duplicate is not refused for want of room: no reaction.
+        yield* h.feedbackIdle
+        expect(h.reactions).toEqual([])
       })))
+})
+
+describe("listen: feedback on a full queue", () => {
+  const hourglass = "\u23F3"
+
+  it.scoped("⏳ on exactly the mentions the full queue turned away, once each, in their channel", () =>
+    withListener(
+      {},
+      enableGuild,
+      (h) =>
+        Effect.gen(function*() {
+          const sent = yield* mentions(h, 5)
+          yield* h.feedbackIdle
+          expect(h.reactions.map((r) => [r.channelId, r.messageId, r.emoji])).toEqual(
+            sent.slice(2).map((id) => [ids.channel, id, hourglass])
+          )
+          expect((yield* h.entries).map((e) => e.messageId)).toEqual(sent.slice(0, 2))
+        }),
+      2
+    ))
+
+  it.scoped("a DM turned away gets ⏳ too", () =>
+    withListener(
+      {},
+      (s) => s.setDmAgent(dmAgentId),
+      (h) =>
+        Effect.gen(function*() {
+          yield* h.handle(directMessage())
+          const refused = directMessage()
+          yield* h.handle(refused)
+          yield* h.feedbackIdle
+          expect(h.reactions.map((r) => [r.channelId, r.messageId, r.emoji])).toEqual([
+            [refused.channel.id, refused.message.id, hourglass]
+          ])
+        }),
+      1
+    ))
+
+  it.scoped("`feedback` false: the rejection is counted, no reaction", () =>
+    withListener(
+      {},
+      (s) => Effect.zipRight(enableGuild(s), s.setSetting(ids.guild, "feedback", false)),
+      (h) =>
+        Effect.gen(function*() {
+          yield* mentions(h, 3)
+          yield* h.feedbackIdle
+          expect((yield* h.queue.stats).rejected).toEqual({ full: 2, duplicate: 0 })
+          expect(h.reactions).toEqual([])
+        }),
+      1
+    ))
+
+  it.scoped("a reaction Discord refuses (403) or never answers leaves intake as it was", () => {
+    let calls = 0
+    return withListener(
+      {},
+      enableGuild,
+      (h) =>
+        Effect.gen(function*() {
+          // Under TestClock, a `handle` that waited for a hanging reaction would never return.
+          const sent = yield* mentions(h, 3)
+          const later = mention("while a reaction hangs")
+          const exit = yield* Effect.exit(h.handle(later))
+          expect(Exit.isSuccess(exit)).toBe(true)
+          expect((yield* h.queue.stats).rejected).toEqual({ full: 3, duplicate: 0 })
+          yield* TestClock.adjust("10 seconds")
+          yield* h.feedbackIdle
+          // Each tried once, none again.
+          expect(h.reactions.map((r) => r.messageId)).toEqual([...sent.slice(1), later.message.id])
+          expect((yield* h.entries).map((e) => e.messageId)).toEqual(sent.slice(0, 1))
+          expect(h.errors).toEqual([])
+        }),
+      1,
+      {
+        answer: (call) =>
+          ++calls === 1 ? Effect.fail(new MissingAccess({ channelId: call.channelId, operation: "addReaction" })) : Effect.never
+      }
+    )
+  })
 })
 
 describe("sequentialPerKey", () => {

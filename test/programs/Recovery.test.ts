@@ -3,7 +3,7 @@
  * journal, the memory dead-letter store, a real EventQueue and a fake executor, under TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, Metric, MetricState, TestClock } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Metric, MetricState, TestClock } from "effect"
 import { StorageError } from "../../src/domain/Errors.js"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
 import { classify, recover, RecoveryFailed } from "../../src/programs/Recovery.js"
@@ -20,6 +20,10 @@ import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
 import { makeMemoryRunLog, RunLog, type RunLogService } from "../../src/services/queue/RunLog.js"
 import { configFrom } from "../fakes/config.js"
 import { event } from "../services/queue/harness.js"
+import { type ReactionCall, recordingFeedback } from "../fakes/reactions.js"
+import { Feedback } from "../../src/services/discord/Feedback.js"
+import { defaultGuildState, SettingsStore } from "../../src/services/storage/SettingsStore.js"
+import { defaultGuildSettings } from "../../src/domain/Settings.js"
 
 const hour = 3_600_000
 /** Every test starts its clock here, so that events can be hours old. */
@@ -160,11 +164,28 @@ interface Setup {
   readonly runLog: RunLogService
   /** Cancels of the fake executor: "agent:run" (cancelRun), "conversation:<id>" (cancelConversation). */
   readonly cancels: Array<string>
+  /** Feedback reactions sent; read after `feedbackIdle`. */
+  readonly reactions: ReadonlyArray<ReactionCall>
+  readonly feedbackIdle: Effect.Effect<void>
 }
 
-/** The memory stores and an executor whose cancels record (or never answer). */
-const makeSetup = (options: { readonly cancel?: "records" | "hangs"; readonly failRunLog?: boolean } = {}) =>
+/**
+ * The memory stores, an executor whose cancels record (or never answer), and Feedback over
+ * recording reactions (every guild's `feedback` setting is `feedback`, default on), living as
+ * long as the test's scope.
+ */
+const makeSetup = (options: { readonly cancel?: "records" | "hangs"; readonly feedback?: boolean; readonly failRunLog?: boolean } = {}) =>
   Effect.gen(function*() {
+    const settings = Layer.mock(SettingsStore, {
+      _tag: "aurora/SettingsStore",
+      guild: (guildId: string) =>
+        Effect.succeed({
+          ...defaultGuildState(guildId),
+          settings: { ...defaultGuildSettings, feedback: options.feedback ?? true }
+        })
+    })
+    const recording = recordingFeedback()
+    const feedback = Context.get(yield* Layer.build(recording.layer.pipe(Layer.provide(settings))), Feedback)
     const memory = yield* makeMemoryJournal
     const deadLetters = yield* makeMemoryDeadLetters
     const memoryRunLog = yield* makeMemoryRunLog()
@@ -205,6 +226,7 @@ const makeSetup = (options: { readonly cancel?: "records" | "hangs"; readonly fa
         Effect.provideService(EventJournal, memory.journal),
         Effect.provideService(DeadLetters, deadLetters),
         Effect.provideService(RunLog, runLog),
+        Effect.provideService(Feedback, feedback),
         Effect.provide(executor)
       )
     const seed = (entries: ReadonlyArray<JournalEntry>) =>
@@ -216,7 +238,14 @@ const makeSetup = (options: { readonly cancel?: "records" | "hangs"; readonly fa
           if (run.runId !== null) yield* memory.journal.runIdSeen(e.messageId, run.runId, run.conversationId)
           if (run.sideEffect) yield* memory.journal.sideEffectSeen(e.messageId)
         }), { discard: true })
-    const setup: Setup = { journal: memory.journal, deadLetters, runLog, cancels }
+    const setup: Setup = {
+      journal: memory.journal,
+      deadLetters,
+      runLog,
+      cancels,
+      reactions: recording.calls,
+      feedbackIdle: feedback.idle
+    }
     return { ...setup, restart, seed }
   })
 
@@ -438,6 +467,37 @@ describe("recover (start-up)", () => {
       expect((yield* s.deadLetters.find(Partition.guild("g1"), "a1"))?.reason).toBe("interrupted-after-reply")
     }))
 
+  it.scoped("every dead letter at start-up gets ⚠️ on its message (expired, interrupted, after reply); replays none", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup()
+      yield* s.seed([
+        pending(event("p1", { enqueuedAt: now - 3_000 })),
+        started(event("a1", { enqueuedAt: now - 2_000, channelId: "c2" }), "r-acted", true),
+        started(event("c1", { enqueuedAt: now - 9_000 }), "r-cut"),
+        pending(event("o1", { enqueuedAt: now - 2 * hour, guildId: null, channelId: "dm-1" })),
+        started(event("t1", { enqueuedAt: now - 1_000, interruptions: 1 }), "r-twice")
+      ])
+      yield* s.restart()
+      yield* s.feedbackIdle
+      expect(s.reactions.map((r) => [r.channelId, r.messageId, r.emoji])).toEqual([
+        ["c2", "a1", "\u26A0\uFE0F"],
+        ["dm-1", "o1", "\u26A0\uFE0F"],
+        ["c1", "t1", "\u26A0\uFE0F"]
+      ])
+    }))
+
+  it.scoped("`feedback` false: dead-lettered at start-up without a reaction", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup({ feedback: false })
+      yield* s.seed([pending(event("o1", { enqueuedAt: now - 2 * hour }))])
+      const { summary } = yield* s.restart()
+      yield* s.feedbackIdle
+      expect(summary.expired).toBe(1)
+      expect(s.reactions).toEqual([])
+    }))
+
   it.scoped("an empty journal restores nothing", () =>
     Effect.gen(function*() {
       const s = yield* makeSetup()
@@ -464,6 +524,7 @@ describe("recover (start-up)", () => {
         Effect.provideService(RunLog, yield* makeMemoryRunLog()),
         Effect.provideService(EventQueue, queue),
         Effect.provide(Layer.mock(LettaExecutor, { _tag: "aurora/LettaExecutor" })),
+        Effect.provide(Layer.mock(Feedback, { _tag: "aurora/Feedback" })),
         Effect.provide(configFrom()),
         Effect.exit
       )

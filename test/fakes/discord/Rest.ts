@@ -2,9 +2,11 @@
  * The Discord fake's REST routes (paths after `/api/v10`), the ones a bot like Aurora calls:
  * gateway discovery, the bot user and its application, DM channels, channels and their messages
  * (read, list, post — a post is stored and, unless `echoBotMessages: false`, echoed as
- * MESSAGE_CREATE), typing, application commands (bulk overwrite), interaction callbacks and their
- * webhook follow-ups. A forbidden channel answers 403 Missing Access, an unknown one 404 Unknown
- * Channel, as Discord does.
+ * MESSAGE_CREATE), typing, the bot's own reactions (PUT, idempotent: 204 whether new or not),
+ * application commands (bulk overwrite), interaction callbacks and their webhook follow-ups. A
+ * forbidden channel answers 403 Missing Access, an unknown one 404 Unknown Channel, an unknown
+ * message 404 Unknown Message, a reaction where the bot lacks Add Reactions 403 Missing
+ * Permissions and an emoji that is neither Unicode nor `name:id` 400 Unknown Emoji, as Discord does.
  */
 import {
   applicationPayload,
@@ -25,6 +27,16 @@ import { type DiscordState, world } from "./State.js"
 const unknownChannel = discordError(404, 10003, "Unknown Channel")
 const unknownMessage = discordError(404, 10008, "Unknown Message")
 const missingAccess = discordError(403, 50001, "Missing Access")
+const missingPermissions = discordError(403, 50013, "Missing Permissions")
+const unknownEmoji = discordError(400, 10014, "Unknown Emoji")
+
+/** A Unicode emoji (the path is percent-decoded already) or a custom one as `name:id` / `a:name:id`. */
+const isEmoji = (emoji: string): boolean => {
+  if (/^(?:a:)?\w{2,32}:\d+$/.test(emoji)) return true
+  // Joiners and presentation selectors only glue pictographs together.
+  const bare = emoji.replace(/\u200D|\uFE0F/g, "")
+  return /^[\p{Extended_Pictographic}\p{Emoji_Component}]+$/u.test(bare) && /\p{Extended_Pictographic}/u.test(bare)
+}
 
 const compareIds = (a: string, b: string): number => {
   const x = BigInt(a)
@@ -140,6 +152,20 @@ export const makeRoutes = (
       const failure = channelCheck(channelId)
       if (failure !== null) return failure
       return state.typingForbidden.has(channelId) ? discordError(403, 50013, "Missing Permissions") : noContent
+    }),
+    route("PUT", /^\/channels\/(\d+)\/messages\/(\d+)\/reactions\/([^/]+)\/@me$/, (context) => {
+      const channelId = param(context, 0)
+      const messageId = param(context, 1)
+      const emoji = param(context, 2)
+      const failure = channelCheck(channelId)
+      if (failure !== null) return failure
+      if (state.reactionsForbidden.has(channelId)) return missingPermissions
+      if (state.store.get(channelId)?.get(messageId) === undefined) return unknownMessage
+      if (!isEmoji(emoji)) return unknownEmoji
+      const byMessage = state.reactions.get(channelId) ?? new Map<string, Set<string>>()
+      byMessage.set(messageId, (byMessage.get(messageId) ?? new Set<string>()).add(emoji))
+      state.reactions.set(channelId, byMessage)
+      return noContent
     }),
     route("GET", /^\/applications\/(\d+)\/commands$/, () => json(200, state.commands.get("global") ?? [])),
     route("PUT", /^\/applications\/(\d+)\/commands$/, ({ body }) => commandsReply("global", undefined, body)),

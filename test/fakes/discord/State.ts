@@ -1,7 +1,8 @@
 /**
  * The Discord fake's world and its mutable state: the default world's ids, the options a test
  * starts the fake with, and what the REST routes and the gateway share — users, channels (guild
- * and DM), the message store, interaction replies, registered commands, forbidden channels.
+ * and DM), the message store, the bot's reactions, interaction replies, registered commands,
+ * forbidden channels.
  * Node callbacks mutate it; tests read it through FakeDiscord's accessors.
  */
 import { ChannelType } from "discord.js"
@@ -69,6 +70,10 @@ export class DiscordState {
   readonly channels = new Map<string, { readonly channel: FakeChannel; readonly guild: FakeGuild }>()
   readonly forbidden = new Set<string>()
   readonly typingForbidden = new Set<string>()
+  /** Channels where the bot lacks Add Reactions: a reaction answers 403 Missing Permissions. */
+  readonly reactionsForbidden = new Set<string>()
+  /** The bot's own reactions by channel id, then message id: the emoji (Discord keeps one per emoji). */
+  readonly reactions = new Map<string, Map<string, Set<string>>>()
   /** DM channel id -> the user on the other side, and back. */
   readonly dmChannels = new Map<string, FakeUser>()
   readonly dmByUser = new Map<string, string>()
