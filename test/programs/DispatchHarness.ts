@@ -94,6 +94,7 @@ const recordingJournal = (
         inner.runIdSeen(id, runId, conversationId)
       ),
     sideEffectSeen: (id) => write(`sideEffectSeen:${id}`, inner.sideEffectSeen(id)),
+    fallbackRecorded: (id, at) => write(`fallbackRecorded:${id}@${at}`, inner.fallbackRecorded(id, at)),
     load: inner.load
   }
 }
