@@ -12,11 +12,11 @@
  * Split: each message is at most `maxMessageLength` (2 000, Discord's limit; counted in UTF-16
  * code units, which is never less than Discord's count in characters). A message ends at the
  * last line break that keeps it within the limit, else at the last space or tab, else (one word
- * longer than the limit) it is cut at the limit, never inside a surrogate pair. The separator at
- * a cut is dropped (and blank lines after a line cut), so no message starts or ends with
- * whitespace and none is empty. At most `maxMessages` (3): when the text needs more, the third
- * message is cut so that a last line, `cutMarker`, still fits within the limit, and the rest of
- * the text is not posted.
+ * longer than the limit) it is cut at the limit, never inside a surrogate pair. The whitespace at
+ * a cut is dropped (line breaks, blank lines, the next line's indentation), so no message starts
+ * or ends with whitespace and none is empty. At most `maxMessages` (3): when the text needs more,
+ * the third message is cut so that a last line, `cutMarker`, still fits within the limit, and the
+ * rest of the text is not posted.
  */
 import type { FallbackMode } from "./Settings.js"
 import { isSilentRun, type RunReport, runText } from "./AgentRun.js"
@@ -32,30 +32,23 @@ export const cutMarker = `… (cut: the answer was longer than ${maxMessages} me
 
 const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff
 
-/** Where a message of at most `limit` code units taken from the start of `text` ends (`text` is longer than `limit`). */
-const cutPoint = (text: string, limit: number): { readonly end: number; readonly rest: number } => {
+/**
+ * Where the first message taken from `text` ends: `text` is longer than `limit` and starts with
+ * something other than whitespace, so the message is never empty.
+ */
+const cutPoint = (text: string, limit: number): number => {
   const window = text.slice(0, limit + 1)
   const line = window.lastIndexOf("\n")
-  if (line > 0) {
-    // Blank lines after the cut go with it: the next message starts with text.
-    const blank = /^\n(?:[ \t\r]*\n)*/.exec(text.slice(line))?.[0].length ?? 1
-    return { end: line, rest: line + blank }
-  }
+  if (line > 0) return line
   const space = Math.max(window.lastIndexOf(" "), window.lastIndexOf("\t"))
-  if (space > 0) {
-    const spaces = /^[ \t]+/.exec(text.slice(space))?.[0].length ?? 1
-    return { end: space, rest: space + spaces }
-  }
-  const end = isHighSurrogate(text.charCodeAt(limit - 1)) ? limit - 1 : limit
-  return { end, rest: end }
+  if (space > 0) return space
+  return isHighSurrogate(text.charCodeAt(limit - 1)) ? limit - 1 : limit
 }
 
-/** The first message (at most `limit` long, not blank) of `text`, and what is left after it. */
+/** The first message (at most `limit` long) of `text`, and what is left after it; both trimmed. */
 const takeMessage = (text: string, limit: number): readonly [string, string] => {
-  const { end, rest } = cutPoint(text, limit)
-  const message = text.slice(0, end).trimEnd()
-  // A message that would be blank (only whitespace before the cut) is skipped, not posted.
-  return message.length === 0 ? ["", text.slice(rest).trimStart()] : [message, text.slice(rest)]
+  const end = cutPoint(text, limit)
+  return [text.slice(0, end).trimEnd(), text.slice(end).trimStart()]
 }
 
 export interface SplitReply {
@@ -69,26 +62,17 @@ export interface SplitReply {
 export const splitReply = (text: string): SplitReply => {
   const messages: Array<string> = []
   let rest = text.trim()
-  while (rest.length > 0) {
-    if (rest.length <= maxMessageLength) {
-      messages.push(rest)
-      return { messages, cut: false }
-    }
+  while (rest.length > maxMessageLength) {
     if (messages.length === maxMessages - 1) {
       // The last message allowed: what fits beside the marker line, then the marker.
-      const [last, more] = takeMessage(rest, maxMessageLength - cutMarker.length - 1)
-      if (last.length > 0) {
-        messages.push(`${last}\n${cutMarker}`)
-        return { messages, cut: true }
-      }
-      rest = more
-      continue
+      const [last] = takeMessage(rest, maxMessageLength - cutMarker.length - 1)
+      return { messages: [...messages, `${last}\n${cutMarker}`], cut: true }
     }
     const [message, more] = takeMessage(rest, maxMessageLength)
-    if (message.length > 0) messages.push(message)
+    messages.push(message)
     rest = more
   }
-  return { messages, cut: false }
+  return { messages: rest.length === 0 ? messages : [...messages, rest], cut: false }
 }
 
 /** What follows a run. */

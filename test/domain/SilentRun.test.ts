@@ -106,16 +106,23 @@ describe("splitReply", () => {
     // A line break exactly at the limit still counts: the first message is exactly 2 000 long.
     const full = "c".repeat(maxMessageLength)
     expect(splitReply(`${full}\nnext`)).toEqual({ messages: [full, "next"], cut: false })
-    // The indentation of the next line is kept.
-    expect(splitReply(`${first}\n    indented ${"d".repeat(600)}`).messages[1]).toBe(`    indented ${"d".repeat(600)}`)
+    // A line break wins over a later space.
+    const line1 = Array.from({ length: 300 }, () => "word").join(" ") // 1 499 characters
+    const line2 = Array.from({ length: 200 }, () => "more").join(" ")
+    expect(splitReply(`${line1}\n${line2}`)).toEqual({ messages: [line1, line2], cut: false })
+    // No message starts with whitespace: the indentation at a cut goes with it.
+    expect(splitReply(`${first}\n    indented ${"d".repeat(600)}`).messages[1]).toBe(`indented ${"d".repeat(600)}`)
+    // A line break beyond the limit after spaces: cut at the last space, the next message starts with text.
+    expect(splitReply(`${"e".repeat(1990)}${" ".repeat(20)}\nnext`)).toEqual({ messages: ["e".repeat(1990), "next"], cut: false })
   })
 
   it("without a line break within the limit, cuts at the last space; a single longer word is cut at the limit", () => {
-    const words = Array.from({ length: 500 }, (_, i) => `w${String(i).padStart(3, "0")}`).join(" ") // 2 499 characters
+    // 2 519 characters; the last space within the limit is at 1 997, and a hard cut would split "w0333".
+    const words = Array.from({ length: 420 }, (_, i) => `w${String(i).padStart(4, "0")}`).join(" ")
     const { messages } = splitReply(words)
-    expect(lengths(messages)).toEqual([1999, 499])
+    expect(lengths(messages)).toEqual([1997, 521])
     expect(messages.join(" ")).toBe(words)
-    for (const message of messages) expect(message).toMatch(/^w\d{3}( w\d{3})*$/)
+    for (const message of messages) expect(message).toMatch(/^w\d{4}( w\d{4})*$/)
 
     const word = "y".repeat(4500)
     expect(splitReply(word)).toEqual({ messages: ["y".repeat(2000), "y".repeat(2000), "y".repeat(500)], cut: false })
