@@ -1,6 +1,22 @@
 /**
  * One agent run: what Aurora asks Letta to do and what it saw the agent do. The report is what
  * the dispatcher logs, counts and (for interrupted runs) persists.
+ *
+ * Silent runs. A run that ends normally (a successful stop reason) without any *Discord action*
+ * is silent: the user who asked saw nothing, however much the agent wrote (see `isSilentRun`).
+ * A Discord action is a tool call whose name starts with `discord_` and that is side-effecting
+ * by `isSideEffectingTool`, for these reasons:
+ * - only Discord tools reach the user: the mcp-discord tools (and Aurora's own client tools, which
+ *   keep their names) are all named `discord_*`; memory tools (`core_memory_append`, ...) and
+ *   other tools act, but nobody in the channel sees them;
+ * - a read (`discord_read_*`, `discord_get_*`, `discord_list_*`, `discord_search_*`) posts nothing;
+ * - Letta's own `send_message` only produces the run's assistant text, which Aurora never posts
+ *   by itself: a run that "answered" with it is exactly the silent case;
+ * - an unknown `discord_*` tool may post, so it counts as an action, and a call counts as soon as
+ *   it was streamed, even if its return said it failed or never came (the tool may have run):
+ *   wrongly taking a run for answered costs a missing fallback, wrongly taking it for silent
+ *   would post a second answer.
+ * A Discord tool under another name is not recognised: the fallback would post after it.
  */
 import { type Duration, type Effect, Schema } from "effect"
 
@@ -100,8 +116,15 @@ const readOnlyTools: ReadonlySet<string> = new Set([
 export const isSideEffectingTool = (name: string): boolean =>
   !readOnlyTools.has(name) && !readOnlyToolPrefixes.some((prefix) => name.startsWith(prefix))
 
-/** A Discord tool that acts where the user sees it (`discord_send`, a reaction, ...), not one that only reads. */
+/** Whether calling this tool is a Discord action that may have reached the user (see the module header). */
 export const isDiscordAction = (name: string): boolean => name.startsWith("discord_") && isSideEffectingTool(name)
+
+/** The run ended normally without any Discord action (see the module header). */
+export const isSilentRun = (report: Pick<RunReport, "stopReason" | "toolCalls">): boolean =>
+  isSuccessfulStopReason(report.stopReason) && !report.toolCalls.some((call) => isDiscordAction(call.name))
+
+/** What the agent wrote in the run: its assistant messages joined by a blank line, trimmed ("" when none). */
+export const runText = (report: Pick<RunReport, "assistantMessages">): string => report.assistantMessages.join("\n\n").trim()
 
 /** Collapses whitespace and truncates to `max` characters, marking the cut with an ellipsis. */
 export const truncate = (text: string, max: number): string => {

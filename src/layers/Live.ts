@@ -35,6 +35,7 @@ import * as Metrics from "../services/health/Metrics.js"
 import { PromptService } from "../services/prompt/PromptService.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { MessageSource } from "../services/discord/MessageSource.js"
+import { ReplyPoster } from "../services/discord/ReplyPoster.js"
 import { TypingIndicator, TypingSender } from "../services/discord/TypingIndicator.js"
 import { LoggingLive } from "./Logging.js"
 
@@ -52,7 +53,7 @@ const Letta = LettaExecutor.Default.pipe(
   Layer.provideMerge(LettaEndpoint.Default)
 )
 
-const Gateway = Layer.mergeAll(MessageSource.Default, TypingSender.Default, Reactions.Default).pipe(
+const Gateway = Layer.mergeAll(MessageSource.Default, TypingSender.Default, Reactions.Default, ReplyPoster.Default).pipe(
   Layer.provideMerge(DiscordGateway.Default)
 )
 

@@ -13,7 +13,8 @@
  * What happens to an event (./dispatch/Outcome.ts decides, from the attempts' `AttemptResult`):
  * - pending for longer than AURORA_MAX_EVENT_AGE when its turn comes (a long pause, a long outage)
  *   -> a dead letter `expired`, never sent: an answer that late would be out of place;
- * - the run succeeded -> done;
+ * - the run succeeded -> done; a silent run (no Discord action) is then followed by the fallback
+ *   (./dispatch/Fallback.ts: the agent's text posted as a reply, recorded first, or a warning);
  * - the breaker turned it away -> back to the front of its channel, held until the breaker admits
  *   traffic again (its release signal, see BreakerRelease.ts), or until the end of the cool-down;
  * - its conversation is busy (409) -> back to the front of its channel after a backoff of 1 s
@@ -62,6 +63,7 @@ import { TypingIndicator } from "../services/discord/TypingIndicator.js"
 import { releaseHeldEvents } from "./BreakerRelease.js"
 import { deadLetterRecorder } from "./DeadLettering.js"
 import { makeConversations } from "./dispatch/Conversation.js"
+import { makeFallback } from "./dispatch/Fallback.js"
 import { AttemptResult, makeOutcomes } from "./dispatch/Outcome.js"
 import { endedBeforeRun, endedByDefect, makeRunTrace, runRecorder } from "./dispatch/RunRecording.js"
 
@@ -86,6 +88,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
     const conversations = yield* makeConversations
     const { outcomeOf } = yield* makeOutcomes
     const recordRun = yield* runRecorder
+    const fallback = yield* makeFallback
     const schedule = options.retrySchedule ?? lettaRetrySchedule
     const maxAgeMs = Duration.toMillis(options.maxEventAge ?? (yield* AuroraConfig).maxEventAge)
 
@@ -200,7 +203,10 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         const finishedAt = yield* Clock.currentTimeMillis
         const timing = { queuedMs: startedAt - event.enqueuedAt, runMs: finishedAt - startedAt, finishedAt }
         const ranIn = conversation === undefined ? undefined : { key: conversation.key, conversationId: conversation.current() }
-        return yield* outcomeOf(event, result, timing, ranIn, yield* trace.toolCalls)
+        const followed = result._tag === "Finished"
+          ? yield* fallback.follow(event, result.report, guildSettings.fallback)
+          : undefined
+        return yield* outcomeOf(event, result, timing, ranIn, yield* trace.toolCalls, followed)
       }).pipe(
         Effect.withSpan("dispatch", {
           attributes: { messageId: event.messageId, agentId: event.agentId },

@@ -3,6 +3,10 @@
  * before the listener and the dispatcher start (so replayed events come before any new one).
  *
  * Per journal entry, in journal order (see `classify`):
+ * - its run had ended silently and Aurora had recorded that it would post the agent's text itself
+ *   (the fallback, see dispatch/Fallback.ts) -> finished: removed from the journal, never replayed,
+ *   never dead-lettered, never posted again (the post may have gone out before the restart; a
+ *   second one would answer twice); logged at warning;
  * - its run had started and the agent had acted -> dead letter `interrupted-after-reply`: sending
  *   it again would make the agent act (post) twice;
  * - pending for longer than AURORA_MAX_EVENT_AGE -> dead letter `expired`: an answer that late
@@ -66,6 +70,12 @@ export type Recovery =
     /** The recorded run, to cancel on the server; null when none was seen. */
     readonly cancelRunId: string | null
   }
+  | {
+    /** The run had ended and its fallback reply was recorded: nothing more to do but forget it. */
+    readonly _tag: "Finished"
+    readonly event: QueuedEvent
+    readonly runId: string | null
+  }
 
 /**
  * The event with one more interruption recorded, and the run to cancel before re-sending it (with
@@ -100,6 +110,8 @@ export const classify = (entry: JournalEntry, now: number, maxAgeMs: number): Re
     cancelRunId: run?.runId ?? null
   })
   const runName = run === null || run.runId === null ? "a run (no run id seen)" : `run ${run.runId}`
+  // First: a recorded fallback may have been posted, whatever else is true of the entry.
+  if (run?.fallbackAt !== undefined) return { _tag: "Finished", event, runId: run.runId }
   if (run !== null && run.sideEffect) {
     return deadLetter("interrupted-after-reply", `${runName} was cut off by a restart after the agent acted`)
   }
@@ -145,6 +157,8 @@ export interface RecoverySummary {
   readonly expired: number
   readonly interrupted: number
   readonly interruptedAfterReply: number
+  /** Entries whose fallback reply was recorded before the restart: removed, not posted again. */
+  readonly fallbackRecorded: number
 }
 
 const fatal = (operation: string) => (error: StorageError) =>
@@ -174,8 +188,18 @@ export const recover = Effect.gen(function*() {
     "interrupted-after-reply": 0
   }
 
+  let fallbackRecorded = 0
   for (const entry of entries) {
     const recovery = classify(entry, now, maxAgeMs)
+    if (recovery._tag === "Finished") {
+      const { agentId, messageId } = recovery.event
+      yield* journal.remove(messageId).pipe(Effect.mapError(fatal("remove a finished event")))
+      fallbackRecorded += 1
+      yield* Effect.logWarning("recovery: the fallback reply was recorded before the restart; not posted again").pipe(
+        Effect.annotateLogs({ messageId, agentId, runId: recovery.runId ?? "none" })
+      )
+      continue
+    }
     if (recovery._tag === "Replay") {
       if (recovery.rewrite) yield* journal.update(recovery.event).pipe(Effect.mapError(fatal("record an interruption")))
       replayed.push(recovery.event)
@@ -217,11 +241,13 @@ export const recover = Effect.gen(function*() {
     replayed: replayed.length,
     expired: counts.expired,
     interrupted: counts.interrupted,
-    interruptedAfterReply: counts["interrupted-after-reply"]
+    interruptedAfterReply: counts["interrupted-after-reply"],
+    fallbackRecorded
   }
   yield* Effect.logInfo(
     `recovery: ${summary.replayed} pending event(s) replayed; dead-lettered ${summary.expired} expired, ` +
-      `${summary.interrupted} interrupted, ${summary.interruptedAfterReply} interrupted after reply`
+      `${summary.interrupted} interrupted, ${summary.interruptedAfterReply} interrupted after reply; ` +
+      `${summary.fallbackRecorded} finished with a recorded fallback reply`
   ).pipe(Effect.annotateLogs({ ...summary }))
   return summary
 })

@@ -7,7 +7,8 @@
  * Scoped: `FakeDiscord.make(options)` closes every socket and the server when its scope closes.
  *
  * Parts, in test/fakes/discord/: State.ts (the default world, the options, the shared state),
- * Http.ts (matching, authenticating and recording requests) and Rest.ts (the routes), Gateway.ts
+ * Http.ts (matching, authenticating and recording requests) and Rest.ts (the routes), Posts.ts
+ * (a bot's channel message posts: limits, replies, allowed mentions, nonces), Gateway.ts
  * (the WebSocket gateway) and Shards.ts (its sharding rules), Messages.ts (messages and
  * interactions as the fake builds them), Payloads.ts (Discord's JSON shapes), Records.ts (what
  * happened, with waiters). This file is what tests import: the fake's controls and accessors.
@@ -26,6 +27,7 @@ import {
 } from "./discord/Messages.js"
 import type { FakeGuild, FakeUser, Json } from "./discord/Payloads.js"
 import { type FakeTimeout, type GatewayEventKind, type GatewayRecord, Journal, type RecordedRequest } from "./discord/Records.js"
+import type { BotPost } from "./discord/Posts.js"
 import { makeRoutes } from "./discord/Rest.js"
 import { DiscordState, type FakeDiscordOptions } from "./discord/State.js"
 
@@ -33,6 +35,7 @@ export { type FakeChannel, type FakeGuild, type FakeOwner, type FakeUser, snowfl
 export { shardOf, type ShardPair } from "./discord/Shards.js"
 export { FakeTimeout, type GatewayEventKind, type GatewayRecord, type RecordedRequest } from "./discord/Records.js"
 export { type InteractionInput, type MessageInput } from "./discord/Messages.js"
+export { type BotPost, nonceWindowMs } from "./discord/Posts.js"
 export { defaultGuild, type FakeDiscordOptions, world } from "./discord/State.js"
 
 export class FakeDiscord {
@@ -165,6 +168,20 @@ export class FakeDiscord {
     return this.state.storedMessages(channelId)
   }
 
+  /** Channel messages the bot created (a repeated nonce creates none), with the reference, allowed mentions and nonce it sent. */
+  botPosts(): ReadonlyArray<BotPost> {
+    return this.state.posts
+  }
+
+  /** The bot's messages that reply to `messageId` (their `message_reference`), oldest first. */
+  botRepliesTo(messageId: string): ReadonlyArray<BotPost> {
+    return this.state.posts.filter((post) => {
+      const reference = post.message["message_reference"]
+      return typeof reference === "object" && reference !== null && "message_id" in reference &&
+        reference.message_id === messageId
+    })
+  }
+
   /** The interaction's current reply (callback message, or its later edit). */
   interactionReply(token: string): Json | undefined {
     return this.state.interactionReplies.get(token)
@@ -248,6 +265,27 @@ export class FakeDiscord {
     else this.state.forbidden.delete(channelId)
   }
 
+  /**
+   * From now on, channel message posts are handled as usual (created, stored, echoed on the
+   * gateway) but their HTTP answers are held until `releasePosts` (or the client goes away).
+   */
+  holdPosts(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      if (this.state.heldPosts !== null) return
+      let release = () => {}
+      const released = new Promise<void>((resolve) => (release = resolve))
+      this.state.heldPosts = { released, release }
+    })
+  }
+
+  /** Answers the held posts and stops holding. */
+  releasePosts(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.state.heldPosts?.release()
+      this.state.heldPosts = null
+    })
+  }
+
   setTypingForbidden(channelId: string, forbidden: boolean): void {
     if (forbidden) this.state.typingForbidden.add(channelId)
     else this.state.typingForbidden.delete(channelId)
@@ -271,6 +309,7 @@ export class FakeDiscord {
 
   private get close(): Effect.Effect<void> {
     return Effect.async<void>((resume) => {
+      this.state.heldPosts?.release()
       this.gateway.close()
       this.server.closeAllConnections()
       this.server.close(() => resume(Effect.void))

@@ -13,6 +13,7 @@ import { builtMain } from "./AuroraProcess.js"
 import { type RecordRow, type ReportRow, reportRequested, writeReport } from "./report.js"
 import { busyStorm, sigkillInConversation } from "./rows/conversations.js"
 import { burst, burstDefaults, gatewayDrop } from "./rows/discord.js"
+import { sigkillAfterFallbackRecorded } from "./rows/fallback.js"
 import { breakerManualReset, pausedRestartResume } from "./rows/held.js"
 import { lettaDown, lettaErrorMatrix } from "./rows/letta.js"
 import { sigkillMidRun, sigtermWithPending } from "./rows/restart.js"
@@ -84,6 +85,12 @@ describe("fault injection against the built program", () => {
   it.scopedLive(
     "SIGKILL during conversation runs before / after the agent acted: cancelled through the conversation; re-sent once / dead letter",
     () => row("SIGKILL during a conversation run (before / after discord_send) → restart", sigkillInConversation(record)),
+    120_000
+  )
+
+  it.scopedLive(
+    "SIGKILL right after the fallback post was recorded (its answer held by Discord), then a restart: no second post",
+    () => row("SIGKILL right after the fallback post was recorded → restart", sigkillAfterFallbackRecorded(record)),
     120_000
   )
 

@@ -9,12 +9,13 @@
  * - requests: `POST /v1/agents/{id}/messages` whose prompt names the message (`- Message ID: <id>`);
  * - delivered: at least one run of that message in which the fake Letta wrote the agent's
  *   simulated `discord_send` tool call to the stream: the agent answered in Discord, as far as
- *   anyone in the channel can tell. (A run the fake scripted to fail never writes it.)
+ *   anyone in the channel can tell (a run the fake scripted to fail never writes it); or, for a
+ *   silent run, a fallback reply the bot itself posted in the fake Discord (`fallbackReplies`);
  * - re-sent: the prompt reached Letta more than once (a transient retry or a restart re-send); a
  *   send a conversation refused without a run (409 busy, 404) does not count: it never ran;
  * - dead-lettered: Aurora's `dead_letters` table holds the message;
- * - duplicated: more than one run wrote `discord_send`, or more than one run streamed to its end
- *   (`[DONE]`): the agent would have answered twice;
+ * - duplicated: more than one answer (runs that wrote `discord_send` plus the bot's fallback
+ *   replies), or more than one run streamed to its end (`[DONE]`): answered twice;
  * - lost: accepted, yet neither delivered nor dead-lettered. Rejections are counted, not named
  *   (Aurora's metric), so lost = (sent − delivered-or-dead-lettered) − rejected, and a negative
  *   value (a rejected event that ran anyway) is reported as such, not hidden.
@@ -26,7 +27,7 @@ export interface EventTrace {
   readonly messageId: string
   /** Messages requests naming the event, in arrival order. */
   readonly requests: ReadonlyArray<ReceivedRequest>
-  /** Runs that wrote `discord_send`. */
+  /** Runs that wrote `discord_send`, plus the bot's own fallback replies. */
   readonly replies: number
   /** Runs that streamed to `[DONE]`. */
   readonly completed: number
@@ -75,6 +76,8 @@ export interface LedgerInput {
   readonly requests: ReadonlyArray<ReceivedRequest>
   readonly runs: ReadonlyArray<RunRecord>
   readonly deadLetters: ReadonlyArray<DeadLetterRow>
+  /** Fallback replies the bot posted itself in the fake Discord, per message id (one per reply, however many messages it took). */
+  readonly fallbackReplies?: ReadonlyMap<string, number>
 }
 
 export const ledgerOf = (input: LedgerInput): Ledger => {
@@ -101,7 +104,8 @@ export const ledgerOf = (input: LedgerInput): Ledger => {
     traces.set(messageId, {
       messageId,
       requests,
-      replies: runs.filter((run) => run.toolCallsWritten.includes("discord_send")).length,
+      replies: runs.filter((run) => run.toolCallsWritten.includes("discord_send")).length +
+        (input.fallbackReplies?.get(messageId) ?? 0),
       completed: runs.filter((run) => run.doneWritten).length,
       deadLetter: input.deadLetters.find((letter) => letter.messageId === messageId)
     })

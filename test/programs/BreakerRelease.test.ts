@@ -27,6 +27,7 @@ import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
 import { makeLettaRetrySchedule } from "../../src/services/letta/RetryPolicy.js"
 import { defaultGuildState, SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { TypingIndicator, TypingSender } from "../../src/services/discord/TypingIndicator.js"
+import { ReplyPoster } from "../../src/services/discord/ReplyPoster.js"
 import { event } from "../services/queue/harness.js"
 import { recordingFeedback } from "../fakes/reactions.js"
 import type { Feedback } from "../../src/services/discord/Feedback.js"
@@ -57,6 +58,7 @@ interface World {
     | CircuitBreaker
     | ErrorStats
     | TypingIndicator
+    | ReplyPoster
     | EventJournal
     | DeadLetters
     | EventQueue
@@ -101,6 +103,7 @@ const makeWorld = (
     CircuitBreaker.layer({ failureThreshold: 1, cooldown: "60 seconds" }),
     ErrorStats.Default,
     TypingIndicator.Default.pipe(Layer.provide(sender)),
+    Layer.succeed(ReplyPoster, { postReply: () => Effect.succeed("posted") }),
     DeadLetters.layerMemory,
     ConversationStore.layerMemory,
     RunLog.layerMemory,

@@ -1,8 +1,8 @@
 /**
  * Shared by the dispatch suites: the dispatcher's dependencies as layer-swapped fakes (settings,
- * executor, typing sender, a recording journal over the memory one, the memory dead-letter and
- * conversation stores, runs log, Feedback over recording reactions) and the real CircuitBreaker and
- * ErrorStats, all under TestClock.
+ * executor, typing sender, reply poster, a recording journal over the memory one, the memory
+ * dead-letter and conversation stores, runs log, Feedback over recording reactions) and the real
+ * CircuitBreaker and ErrorStats, all under TestClock.
  */
 import { Clock, Effect, Layer, Metric, MetricState } from "effect"
 import type { RunReport, RunRequest, ToolCallSummary } from "../../src/domain/AgentRun.js"
@@ -21,17 +21,28 @@ import { makeLettaRetrySchedule } from "../../src/services/letta/RetryPolicy.js"
 import { defaultGuildState, SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { TypingIndicator, TypingSender } from "../../src/services/discord/TypingIndicator.js"
 import { recordingFeedback, type RecordingOptions } from "../fakes/reactions.js"
+import { ReplyPoster, type ReplyPost } from "../../src/services/discord/ReplyPoster.js"
 
+/** A run that answered as a real agent does: it called discord_send (so no fallback follows). */
 export const report = (agentId: string): RunReport => ({
   agentId,
-  toolCalls: [],
+  toolCalls: [{ name: "discord_send", toolCallId: "t-send", argumentsSummary: "{}" }],
   toolReturns: [],
   assistantMessages: [],
   stopReason: "end_turn",
   usage: null,
   durationMs: 0,
-  sideEffect: false,
+  sideEffect: true,
   firstToolCallMs: null
+})
+
+/** A run that ended normally without any Discord action, having written `text` (one assistant message each). */
+export const silentReport = (agentId: string, text: ReadonlyArray<string>, runId = "run-silent"): RunReport => ({
+  ...report(agentId),
+  runId,
+  toolCalls: [],
+  assistantMessages: text,
+  sideEffect: false
 })
 
 export const serverError = (agentId: string) =>
@@ -75,13 +86,15 @@ export interface HarnessOptions {
   readonly failRunLog?: "error" | "defect"
   /** The feedback reactions' bounds and what Discord answers them (default: added). */
   readonly reactions?: RecordingOptions
+  /** What the fake reply poster answers to its `call`-th post (from 1); default: the message id `posted-<call>`. */
+  readonly post?: (reply: ReplyPost, call: number) => Effect.Effect<string, DiscordFailure>
 }
 
 /**
  * The journal's writes in one log with the executor's calls, in the order they happened:
  * "runStarted:m1@0", "letta:prompt m1", "cancel:a1:r0", "runIdSeen:m1:r1" (":conv-1" when recorded
  * with a conversation), "sideEffectSeen:m1", "update:m1". The writes then go to the memory journal
- * (or fail, with `fail`).
+ * (or fail, with `fail`). "fallbackRecorded:m1@0" is the fallback's record.
  */
 const recordingJournal = (
   inner: EventJournalService,
@@ -101,6 +114,7 @@ const recordingJournal = (
         inner.runIdSeen(id, runId, conversationId)
       ),
     sideEffectSeen: (id) => write(`sideEffectSeen:${id}`, inner.sideEffectSeen(id)),
+    fallbackRecorded: (id, at) => write(`fallbackRecorded:${id}@${at}`, inner.fallbackRecorded(id, at)),
     load: inner.load
   }
 }
@@ -109,12 +123,13 @@ const recordingJournal = (
  * The fakes, plus what they saw: executor requests with their Clock time, conversations created
  * (agent, description, time), typing calls, feedback reactions, and the call log, where the executor's calls read
  * "letta:<prompt>" (with "@<conversation>" in one), "cancel:<agent>:<run>",
- * "cancelConversation:<id>", "create:<agent>".
+ * "cancelConversation:<id>", "create:<agent>", and the reply poster's "post:<replyTo>#<nonce>".
  */
 export const makeHarness = (options: HarnessOptions) => {
   const requests: Array<{ readonly request: RunRequest; readonly at: number }> = []
   const creates: Array<{ readonly agentId: string; readonly description: string; readonly at: number }> = []
   const typed: Array<{ readonly channelId: string; readonly at: number }> = []
+  const posts: Array<ReplyPost & { readonly at: number }> = []
   const log: Array<string> = []
   const note = (line: string) => Effect.sync(() => void log.push(line))
   const cancelAnswer = options.cancelled === "hangs" ? Effect.never : Effect.succeed(options.cancelled ?? true)
@@ -170,9 +185,18 @@ export const makeHarness = (options: HarnessOptions) => {
     sendTyping: (channelId: string): Effect.Effect<void, DiscordFailure> =>
       Effect.map(Clock.currentTimeMillis, (at) => void typed.push({ channelId, at }))
   })
+  const poster = Layer.succeed(ReplyPoster, {
+    postReply: (reply: ReplyPost) =>
+      Effect.flatMap(Clock.currentTimeMillis, (at) => {
+        posts.push({ ...reply, at })
+        log.push(`post:${reply.replyTo}#${reply.nonce}`)
+        return options.post === undefined ? Effect.succeed(`posted-${posts.length}`) : options.post(reply, posts.length)
+      })
+  })
   const feedback = recordingFeedback(options.reactions)
   const layer = Layer.mergeAll(
     settings,
+    poster,
     feedback.layer.pipe(Layer.provide(settings)),
     executor,
     CircuitBreaker.layer(options.breaker ?? {}),
@@ -185,7 +209,7 @@ export const makeHarness = (options: HarnessOptions) => {
     // The real configuration's defaults (AURORA_MAX_EVENT_AGE 1 hour, ...).
     configFrom()
   ).pipe(Layer.orDie)
-  return { requests, creates, typed, log, reactions: feedback.calls, layer }
+  return { requests, creates, typed, posts, log, reactions: feedback.calls, layer }
 }
 
 /** Opens the breaker with one service failure (the harness's breaker must have failureThreshold 1). */

@@ -7,6 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, TestClock } from "effect"
 import type { RunRequest } from "../../src/domain/AgentRun.js"
+import { MissingAccess } from "../../src/domain/Errors.js"
 import { Partition } from "../../src/domain/Event.js"
 import { ConversationBusy, LettaServerError, LettaTimeout, RunFailed } from "../../src/domain/LettaErrors.js"
 import type { RunRecord } from "../../src/domain/RunRecord.js"
@@ -97,6 +98,29 @@ describe("dispatch -> runs log", () => {
       expect(yield* runs).toEqual([record("m1", { outcome: "silent", runId: "run-1", toolCalls: ["discord_read_messages"] })])
     }).pipe(Effect.provide(h.layer))
   })
+
+  it.effect("a silent run whose text Aurora posted is silent-posted; fallback off leaves it silent; a refused post says so", () =>
+    Effect.gen(function*() {
+      const silent = (request: RunRequest) =>
+        Effect.succeed({ ...reportWith(request.agentId, "run-1", []), assistantMessages: ["hi"] })
+      const posted = makeHarness({ run: silent })
+      const off = makeHarness({ run: silent, settings: { fallback: "off" } })
+      const refused = makeHarness({
+        run: silent,
+        post: () => Effect.fail(new MissingAccess({ operation: "postReply", channelId: "c1" }))
+      })
+      const outcomeWith = (h: ReturnType<typeof makeHarness>) =>
+        Effect.gen(function*() {
+          const { dispatch } = yield* makeDispatcher({ retrySchedule })
+          yield* dispatch(event("m1"))
+          return (yield* runs).map((r) => [r.outcome, r.detail])
+        }).pipe(Effect.provide(h.layer))
+      expect(yield* outcomeWith(posted)).toEqual([["silent-posted", null]])
+      expect(posted.posts).toHaveLength(1)
+      expect(yield* outcomeWith(off)).toEqual([["silent", null]])
+      expect(off.posts).toHaveLength(0)
+      expect(yield* outcomeWith(refused)).toEqual([["silent", "the fallback post failed (see the log)"]])
+    }))
 
   it.effect("a transient failure kept for another try: failed, saying so; the last attempt's tools and run", () => {
     const h = makeHarness({

@@ -19,6 +19,7 @@ import { QueuePolicy } from "../../src/services/queue/QueuePolicy.js"
 import { LettaExecutor } from "../../src/services/letta/LettaExecutor.js"
 import { makeMemoryRunLog, RunLog, type RunLogService } from "../../src/services/queue/RunLog.js"
 import { configFrom } from "../fakes/config.js"
+import { captureLogs, type LogLine } from "../fakes/logs.js"
 import { event } from "../services/queue/harness.js"
 import { type ReactionCall, recordingFeedback } from "../fakes/reactions.js"
 import { Feedback } from "../../src/services/discord/Feedback.js"
@@ -152,6 +153,19 @@ describe("classify (one journal entry at start-up)", () => {
     expect(shared._tag === "DeadLetter" && "conversationId" in shared.letter).toBe(false)
   })
 
+  it("a recorded fallback finishes the entry: not replayed, not dead-lettered, whatever else is true of it", () => {
+    const e = event("m1", { enqueuedAt: now - 5_000, attempts: 1 })
+    const run = { startedAt: now - 1_000, runId: "r1", sideEffect: false, fallbackAt: now - 500 }
+    expect(classify({ event: e, run }, now, hour)).toEqual({ _tag: "Finished", event: e, runId: "r1" })
+    // Older than AURORA_MAX_EVENT_AGE, interrupted once already, or with a side effect: finished all the same.
+    const old = event("m2", { enqueuedAt: now - 2 * hour, interruptions: 1 })
+    expect(classify({ event: old, run: { ...run, runId: null, sideEffect: true } }, now, hour)).toEqual({
+      _tag: "Finished",
+      event: old,
+      runId: null
+    })
+  })
+
   it("an event that never started is replayed as it is (an earlier interruption included)", () => {
     const e = event("m1", { enqueuedAt: now - 5_000, interruptions: 1, interruptedRunId: "r1" })
     expect(classify(pending(e), now, hour)).toEqual({ _tag: "Replay", event: e, rewrite: false })
@@ -174,7 +188,9 @@ interface Setup {
  * recording reactions (every guild's `feedback` setting is `feedback`, default on), living as
  * long as the test's scope.
  */
-const makeSetup = (options: { readonly cancel?: "records" | "hangs"; readonly feedback?: boolean; readonly failRunLog?: boolean } = {}) =>
+const makeSetup = (
+  options: { readonly cancel?: "records" | "hangs"; readonly feedback?: boolean; readonly failRunLog?: boolean } = {}
+) =>
   Effect.gen(function*() {
     const settings = Layer.mock(SettingsStore, {
       _tag: "aurora/SettingsStore",
@@ -237,6 +253,7 @@ const makeSetup = (options: { readonly cancel?: "records" | "hangs"; readonly fe
           yield* memory.journal.runStarted(e.messageId, run.startedAt)
           if (run.runId !== null) yield* memory.journal.runIdSeen(e.messageId, run.runId, run.conversationId)
           if (run.sideEffect) yield* memory.journal.sideEffectSeen(e.messageId)
+          if (run.fallbackAt !== undefined) yield* memory.journal.fallbackRecorded(e.messageId, run.fallbackAt)
         }), { discard: true })
     const setup: Setup = {
       journal: memory.journal,
@@ -262,6 +279,29 @@ const drain = (queue: Effect.Effect.Success<ReturnType<typeof EventQueue.make>>)
   })
 
 describe("recover (start-up)", () => {
+  it.scoped("an entry whose fallback reply was recorded is removed with a warning: never replayed, posted or dead-lettered", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup()
+      const posted = event("f1", { enqueuedAt: now - 3_000 })
+      const plain = event("p1", { enqueuedAt: now - 2_000 })
+      yield* s.seed([{
+        event: posted,
+        run: { startedAt: now - 2_500, runId: "r-f1", sideEffect: false, fallbackAt: now - 2_000 }
+      }])
+      yield* s.seed([pending(plain)])
+      const lines: Array<LogLine> = []
+      const { queue, summary } = yield* s.restart().pipe(Effect.provide(captureLogs(lines)))
+      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 0, fallbackRecorded: 1 })
+      expect(lines.filter((line) => line.level === "WARN").map((line) => line.message)).toEqual([
+        "recovery: the fallback reply was recorded before the restart; not posted again"
+      ])
+      expect((yield* s.journal.load).map((entry) => entry.event.messageId)).toEqual(["p1"])
+      expect((yield* s.deadLetters.list(Partition.guild("g1"))).letters).toEqual([])
+      expect(s.cancels).toEqual([])
+      expect((yield* drain(queue)).map((e) => e.messageId)).toEqual(["p1"])
+    }))
+
   it.scoped("replays, dead-letters and cancels per entry; replays keep the journal's order", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(now)
@@ -288,7 +328,7 @@ describe("recover (start-up)", () => {
       }
 
       const { queue, summary } = yield* s.restart()
-      expect(summary).toEqual({ replayed: 3, expired: 1, interrupted: 1, interruptedAfterReply: 1 })
+      expect(summary).toEqual({ replayed: 3, expired: 1, interrupted: 1, interruptedAfterReply: 1, fallbackRecorded: 0 })
 
       const letters = yield* s.deadLetters.list(Partition.guild("g1"))
       expect(letters.letters.map((l) => [l.event.messageId, l.reason])).toEqual(
@@ -331,7 +371,7 @@ describe("recover (start-up)", () => {
       yield* s.journal.runStarted("m1", now + 500)
       yield* s.journal.runIdSeen("m1", "r2")
       const second = yield* s.restart()
-      expect(second.summary).toEqual({ replayed: 0, expired: 0, interrupted: 1, interruptedAfterReply: 0 })
+      expect(second.summary).toEqual({ replayed: 0, expired: 0, interrupted: 1, interruptedAfterReply: 0, fallbackRecorded: 0 })
       const letter = yield* s.deadLetters.find(Partition.guild("g1"), "m1")
       expect(letter?.reason).toBe("interrupted")
       expect(letter?.event.interruptedRunId).toBe("r1")
@@ -364,7 +404,7 @@ describe("recover (start-up)", () => {
         pending(next)
       ])
       const { queue, summary } = yield* s.restart()
-      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1 })
+      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1, fallbackRecorded: 0 })
       // Done when recovery returns (no yield in between): a replayed event of the channel can only
       // be sent to the conversation after its cancel, which would otherwise stop that run instead.
       expect(s.cancels).toEqual(["conversation:conv-1"])
@@ -395,7 +435,7 @@ describe("recover (start-up)", () => {
         pending(event("m2", { enqueuedAt: now - 10 * 60_000 }))
       ])
       const { summary } = yield* s.restart({ AURORA_MAX_EVENT_AGE: "10 minutes" })
-      expect(summary).toEqual({ replayed: 1, expired: 1, interrupted: 0, interruptedAfterReply: 0 })
+      expect(summary).toEqual({ replayed: 1, expired: 1, interrupted: 0, interruptedAfterReply: 0, fallbackRecorded: 0 })
       expect((yield* s.journal.load).map((e) => e.event.messageId)).toEqual(["m2"])
     }))
 
@@ -405,7 +445,7 @@ describe("recover (start-up)", () => {
       const s = yield* makeSetup({ cancel: "hangs" })
       yield* s.seed([started(event("m1", { enqueuedAt: now - 1_000 }), "r1", true), pending(event("m2", { enqueuedAt: now }))])
       const { summary } = yield* s.restart()
-      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1 })
+      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1, fallbackRecorded: 0 })
     }))
 
   it.scoped("runs cut off by the restart go to the runs log: interrupted, or dead-lettered when expired; not the others", () =>
@@ -463,7 +503,7 @@ describe("recover (start-up)", () => {
       const s = yield* makeSetup({ failRunLog: true })
       yield* s.seed([started(event("a1", { enqueuedAt: now - 2_000 }), "r1", true), pending(event("p1", { enqueuedAt: now }))])
       const { summary } = yield* s.restart()
-      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1 })
+      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1, fallbackRecorded: 0 })
       expect((yield* s.deadLetters.find(Partition.guild("g1"), "a1"))?.reason).toBe("interrupted-after-reply")
     }))
 
@@ -502,7 +542,7 @@ describe("recover (start-up)", () => {
     Effect.gen(function*() {
       const s = yield* makeSetup()
       const { queue, summary } = yield* s.restart()
-      expect(summary).toEqual({ replayed: 0, expired: 0, interrupted: 0, interruptedAfterReply: 0 })
+      expect(summary).toEqual({ replayed: 0, expired: 0, interrupted: 0, interruptedAfterReply: 0, fallbackRecorded: 0 })
       expect((yield* queue.stats).partitions).toEqual([])
     }))
 

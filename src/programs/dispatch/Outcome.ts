@@ -27,6 +27,7 @@ import * as Metrics from "../../services/health/Metrics.js"
 import { DispatchOutcome } from "../../services/queue/EventQueue.js"
 import { deadLetterRecorder } from "../DeadLettering.js"
 import { makeBusyStreaks } from "./BusyBackoff.js"
+import type { FallbackResult } from "./Fallback.js"
 import { finishedOutcome, runRecorder } from "./RunRecording.js"
 
 /** How long an event that failed transiently waits before its channel tries it again (a breaker release ends it sooner). */
@@ -71,7 +72,8 @@ export const makeOutcomes = Effect.gen(function*() {
     result: Exclude<AttemptResult, { readonly _tag: "Busy" }>,
     timing: DispatchTiming,
     conversationId: string | undefined,
-    toolCalls: ReadonlyArray<string>
+    toolCalls: ReadonlyArray<string>,
+    followed: FallbackResult | undefined
   ): Effect.Effect<DispatchOutcome> => {
     const ran = (outcome: RunOutcome, detail: string | null, runId: string | undefined) =>
       recordRun(event, {
@@ -99,7 +101,11 @@ export const makeOutcomes = Effect.gen(function*() {
       return logAnnotated(LogLevel.Info, `run finished in ${timing.runMs} ms after ${timing.queuedMs} ms in queue`, timings)
         .pipe(
           Effect.zipRight(recordSuccess(result.report)),
-          Effect.zipRight(ran(finishedOutcome(result.report), null, result.report.runId)),
+          Effect.zipRight(ran(
+            finishedOutcome(result.report, followed === "posted"),
+            followed === "failed" ? "the fallback post failed (see the log)" : null,
+            result.report.runId
+          )),
           Effect.as(DispatchOutcome.done)
         )
     }
@@ -145,12 +151,14 @@ export const makeOutcomes = Effect.gen(function*() {
     result: AttemptResult,
     timing: DispatchTiming,
     ranIn: RanIn | undefined,
-    toolCalls: ReadonlyArray<string>
+    toolCalls: ReadonlyArray<string>,
+    /** What the silent-run fallback came to (./Fallback.ts), for a Finished result. */
+    followed?: FallbackResult
   ): Effect.Effect<DispatchOutcome> => {
     if (result._tag === "Busy") {
       return Effect.map(streaks.busy(ranIn?.key ?? `agent:${event.agentId}`, result.error), DispatchOutcome.retry)
     }
-    const decided = decide(event, result, timing, ranIn?.conversationId, toolCalls)
+    const decided = decide(event, result, timing, ranIn?.conversationId, toolCalls, followed)
     if (ranIn === undefined || result._tag === "CircuitOpen") return decided
     const annotations = ranIn.conversationId === undefined ? {} : { conversationId: ranIn.conversationId }
     return Effect.zipRight(Effect.annotateLogs(streaks.settled(ranIn.key), annotations), decided)

@@ -33,9 +33,13 @@ export const makeRunTrace: Effect.Effect<RunTrace> = Effect.map(Ref.make<Readonl
   toolCalls: Ref.get(names)
 }))
 
-/** How a run that ended normally counts in the runs view, before any fallback post. */
-export const finishedOutcome = (report: RunReport): RunOutcome =>
-  report.toolCalls.some((call) => isDiscordAction(call.name)) ? "answered" : "silent"
+/**
+ * How a run that ended normally counts in the runs view: `answered` when the agent made a Discord
+ * action, else `silent-posted` when Aurora posted its text (the fallback said `posted`), else
+ * `silent`.
+ */
+export const finishedOutcome = (report: RunReport, fallbackPosted = false): RunOutcome =>
+  report.toolCalls.some((call) => isDiscordAction(call.name)) ? "answered" : fallbackPosted ? "silent-posted" : "silent"
 
 /** One dispatch's record, the event aside. */
 export interface RunEntry {

@@ -39,6 +39,14 @@ export const deadLetterReasons = ["failed", "expired", "interrupted-after-reply"
   DeadLetterReason
 >
 
+/**
+ * What Aurora did after a silent run: posted the agent's text as a reply, nothing (the setting
+ * is `off`, or there was no text), or it meant to post and could not (Discord refused a post, or
+ * the journal could not record it first).
+ */
+export const silentRunActions = ["posted", "none", "failed"] as const
+export type SilentRunAction = (typeof silentRunActions)[number]
+
 /** The queue gauges are per scope, not per guild, so the label set stays at two series. */
 export const queueScopes = ["guild", "dm"] as const
 export type QueueScope = (typeof queueScopes)[number]

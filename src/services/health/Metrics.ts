@@ -26,6 +26,8 @@ import {
   rejectionReasons,
   type RunOutcome,
   runOutcomes,
+  type SilentRunAction,
+  silentRunActions,
   tokenKinds,
   toolLabel,
   triggerKinds
@@ -93,6 +95,7 @@ const deadLettersTotal = counter(
 const alertsTotal = Metric.fromMetricKey(
   counter("aurora_error_rate_alerts_total", "High error rate alerts raised (owners are sent a DM for each).")
 )
+const silentRunsTotal = counter("aurora_silent_runs_total", "Runs that ended without a Discord action, by what Aurora did.")
 const conversationBusyTotal = Metric.fromMetricKey(counter(
   "aurora_conversation_busy_total",
   "409 busy answers of a Letta conversation: the event waited and was sent again (never a failure)."
@@ -134,6 +137,7 @@ const rejections = byLabel(eventsRejectedTotal, "reason", rejectionReasons)
 const outcomes = byLabel(runsTotal, "outcome", runOutcomes)
 const tokens = byLabel(lettaTokensTotal, "kind", tokenKinds)
 const deadLetterCounters = byLabel(deadLettersTotal, "reason", deadLetterReasons)
+const silentRuns = byLabel(silentRunsTotal, "action", silentRunActions)
 const pendingByScope: Record<QueueScope, Metric.Metric.Gauge<number>> = {
   guild: Metric.tagged(queuePending, "scope", "guild"),
   dm: Metric.tagged(queuePending, "scope", "dm")
@@ -216,6 +220,9 @@ export const runSucceeded = (report: RunReport): Effect.Effect<void> =>
 /** An event became a dead letter. */
 export const deadLettered = (reason: DeadLetterReason): Effect.Effect<void> => Metric.increment(deadLetterCounters[reason])
 
+/** A run ended without a Discord action (see domain/AgentRun.ts); what Aurora did about it. */
+export const silentRun = (action: SilentRunAction): Effect.Effect<void> => Metric.increment(silentRuns[action])
+
 /** An error rate alert was raised. */
 export const alertRaised: Effect.Effect<void> = Metric.increment(alertsTotal)
 
@@ -284,7 +291,7 @@ export const registerAll: Effect.Effect<void> = Effect.all([
   Metric.value(conversationBusyTotal),
   Metric.value(runDuration),
   Metric.value(firstToolCall),
-  ...[triggers, rejections, outcomes, tokens, deadLetterCounters].flatMap((labelled) =>
+  ...[triggers, rejections, outcomes, tokens, deadLetterCounters, silentRuns].flatMap((labelled) =>
     Object.values<Metric.Metric.Counter<number>>(labelled).map(Metric.value)
   ),
   ...queueScopes.flatMap((scope) => [Metric.value(pendingByScope[scope]), Metric.value(oldestByScope[scope])])

@@ -4,7 +4,9 @@
  * The EventQueue appends an event before it accepts it, updates it when a dispatch is retried and
  * removes it when the event is done or cleared. The dispatcher records a run's progress (started,
  * run id, side effect) as it happens, so that after a crash the recovery can tell a run that may
- * be re-sent from one whose agent had already acted. `load` gives everything back at start-up.
+ * be re-sent from one whose agent had already acted; and, before it posts a silent run's text
+ * itself, that it is about to (the fallback), so that a restart never posts it again. `load`
+ * gives everything back at start-up.
  *
  * Every write returns only once it is recorded (in the SQLite store: committed), so a write that
  * returned survives a crash; that is what makes `append` a write-ahead record. How a store gets
@@ -29,6 +31,8 @@ export interface RunProgress {
   readonly conversationId?: string
   /** A side-effecting tool call was streamed (see `isSideEffectingTool`). */
   readonly sideEffect: boolean
+  /** Epoch ms when Aurora recorded that it would post the silent run's text itself; absent before. */
+  readonly fallbackAt?: number
 }
 
 export interface JournalEntry {
@@ -56,6 +60,11 @@ export interface EventJournalService {
   readonly runIdSeen: (messageId: string, runId: string, conversationId?: string) => Effect.Effect<void, StorageError>
   /** The agent made a side-effecting tool call: this run must never be re-sent. */
   readonly sideEffectSeen: (messageId: string) => Effect.Effect<void, StorageError>
+  /**
+   * The run ended silently and Aurora is about to post its text itself (written before the first
+   * post): the event is finished, and a restart must neither post it again nor re-send it.
+   */
+  readonly fallbackRecorded: (messageId: string, at: number) => Effect.Effect<void, StorageError>
   /** Every journalled event, in the order first appended. */
   readonly load: Effect.Effect<ReadonlyArray<JournalEntry>, StorageError>
 }
@@ -75,6 +84,7 @@ export class EventJournal extends Context.Tag("aurora/EventJournal")<EventJourna
     runStarted: () => Effect.void,
     runIdSeen: () => Effect.void,
     sideEffectSeen: () => Effect.void,
+    fallbackRecorded: () => Effect.void,
     load: Effect.succeed([])
   })
 
@@ -130,6 +140,8 @@ export const makeMemoryJournal: Effect.Effect<MemoryJournal> = Effect.map(
               : { ...entry, run: { ...entry.run, runId, ...(conversationId === undefined ? {} : { conversationId }) } }),
         sideEffectSeen: (messageId) =>
           modify(messageId, (entry) => entry.run === null ? entry : { ...entry, run: { ...entry.run, sideEffect: true } }),
+        fallbackRecorded: (messageId, at) =>
+          modify(messageId, (entry) => entry.run === null ? entry : { ...entry, run: { ...entry.run, fallbackAt: at } }),
         load: Effect.map(ordered, (entries) => entries.map(({ event, run }) => ({ event, run })))
       },
       entries: Effect.map(ordered, (entries) => entries.map((entry) => entry.event))

@@ -47,7 +47,8 @@ const PendingRow = Schema.Struct({
   run_started_at: Schema.NullOr(Schema.Number),
   run_id: Schema.NullOr(Schema.String),
   side_effect: Schema.Literal(0, 1),
-  conversation_id: Schema.NullOr(Schema.String)
+  conversation_id: Schema.NullOr(Schema.String),
+  fallback_at: Schema.NullOr(Schema.Number)
 })
 
 const decodePendingRow = Schema.decodeUnknownEither(PendingRow)
@@ -67,7 +68,8 @@ const entryOf = (row: unknown): Either.Either<JournalEntry, string> =>
               startedAt: decoded.run_started_at,
               runId: decoded.run_id,
               sideEffect: decoded.side_effect === 1,
-              ...(decoded.conversation_id === null ? {} : { conversationId: decoded.conversation_id })
+              ...(decoded.conversation_id === null ? {} : { conversationId: decoded.conversation_id }),
+              ...(decoded.fallback_at === null ? {} : { fallbackAt: decoded.fallback_at })
             }
         })
   )
@@ -232,13 +234,15 @@ export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlC
     const update = (event: QueuedEvent) =>
       withJson("EventJournal.update", event, (json) =>
         sql`UPDATE pending_events
-          SET event = ${json}, run_started_at = NULL, run_id = NULL, side_effect = 0, conversation_id = NULL
+          SET event = ${json}, run_started_at = NULL, run_id = NULL, side_effect = 0, conversation_id = NULL,
+            fallback_at = NULL
           WHERE message_id = ${event.messageId}`)
 
     const runStarted = (messageId: string, at: number) =>
       write(
         "EventJournal.runStarted",
-        sql`UPDATE pending_events SET run_started_at = ${at}, run_id = NULL, side_effect = 0, conversation_id = NULL
+        sql`UPDATE pending_events
+          SET run_started_at = ${at}, run_id = NULL, side_effect = 0, conversation_id = NULL, fallback_at = NULL
           WHERE message_id = ${messageId}`
       )
 
@@ -257,6 +261,13 @@ export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlC
           WHERE message_id = ${messageId} AND run_started_at IS NOT NULL`
       )
 
+    const fallbackRecorded = (messageId: string, at: number) =>
+      write(
+        "EventJournal.fallbackRecorded",
+        sql`UPDATE pending_events SET fallback_at = ${at}
+          WHERE message_id = ${messageId} AND run_started_at IS NOT NULL`
+      )
+
     /**
      * A row that does not decode (edited by hand, or written by a version whose event this one
      * cannot read) is logged and skipped rather than stopping the start-up: every other pending
@@ -264,7 +275,8 @@ export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlC
      */
     const load = Effect.gen(function*() {
       const rows = yield* sql<{ readonly message_id: unknown }>`
-        SELECT message_id, event, run_started_at, run_id, side_effect, conversation_id FROM pending_events ORDER BY seq`.pipe(
+        SELECT message_id, event, run_started_at, run_id, side_effect, conversation_id, fallback_at
+        FROM pending_events ORDER BY seq`.pipe(
         Effect.mapError(storageErrorOf("EventJournal.load"))
       )
       const entries: Array<JournalEntry> = []
@@ -281,6 +293,6 @@ export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlC
       return entries
     })
 
-    return { append, remove, update, runStarted, runIdSeen, sideEffectSeen, load }
+    return { append, remove, update, runStarted, runIdSeen, sideEffectSeen, fallbackRecorded, load }
   }
 )

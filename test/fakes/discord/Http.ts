@@ -4,7 +4,8 @@
  * checked for the bot token where the route needs it (401 otherwise; interaction callbacks and
  * webhooks carry their own token), answered, and recorded with its status. Anything else is a 404
  * recorded as an unknown route. A route's `after` runs once the response is sent, so a gateway
- * echo never reaches the client before the REST answer.
+ * echo never reaches the client before the REST answer. A reply `heldUntil` a promise is recorded
+ * at once and answered when the promise resolves (a slow or lost answer to a handled request).
  */
 import type * as Http from "node:http"
 import type { Journal, RecordedRequest } from "./Records.js"
@@ -14,6 +15,8 @@ export interface Reply {
   readonly body?: unknown
   /** Runs after the response is sent (e.g. the gateway echo of a posted message). */
   readonly after?: () => void
+  /** The request was handled, but its response is sent only once this resolves (if the client is still there). */
+  readonly heldUntil?: Promise<void>
 }
 
 export interface RouteContext {
@@ -86,13 +89,18 @@ export const serve = (
       status: reply.status,
       unknownRoute: matched === undefined
     }))
-    if (reply.body === undefined) {
-      response.writeHead(reply.status)
-      response.end()
-    } else {
-      response.writeHead(reply.status, { "content-type": "application/json" })
-      response.end(JSON.stringify(reply.body))
+    const send = () => {
+      if (response.destroyed || response.writableEnded) return
+      if (reply.body === undefined) {
+        response.writeHead(reply.status)
+        response.end()
+      } else {
+        response.writeHead(reply.status, { "content-type": "application/json" })
+        response.end(JSON.stringify(reply.body))
+      }
+      reply.after?.()
     }
-    reply.after?.()
+    if (reply.heldUntil === undefined) send()
+    else void reply.heldUntil.then(send)
   })
 }

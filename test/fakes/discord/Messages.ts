@@ -149,8 +149,14 @@ export const buildInteraction = (state: DiscordState, input: InteractionInput): 
   }
 }
 
-/** A message the bot posts (channel message, DM, interaction reply). */
-export const botMessage = (state: DiscordState, channelId: string, body: unknown, extra: Json = {}): Json => {
+/** A message the bot posts (channel message, DM, interaction reply), with the mentions Discord derived (default none). */
+export const botMessage = (
+  state: DiscordState,
+  channelId: string,
+  body: unknown,
+  extra: Json = {},
+  mentions: Pick<MessageInput, "mentions" | "mentionRoles" | "mentionEveryone"> = {}
+): Json => {
   const reference = field(body, "message_reference")
   const replyTo = stringField(reference, "message_id")
   const message = buildMessage(state, {
@@ -158,7 +164,8 @@ export const botMessage = (state: DiscordState, channelId: string, body: unknown
     author: state.bot,
     content: stringField(body, "content") ?? "",
     ...(replyTo === undefined ? {} : { replyTo }),
-    embeds: jsonArray(field(body, "embeds"))
+    embeds: jsonArray(field(body, "embeds")),
+    ...mentions
   })
   return { ...message, ...extra, member: undefined }
 }

@@ -1,12 +1,13 @@
 /**
  * The Discord fake's REST routes (paths after `/api/v10`), the ones a bot like Aurora calls:
  * gateway discovery, the bot user and its application, DM channels, channels and their messages
- * (read, list, post — a post is stored and, unless `echoBotMessages: false`, echoed as
- * MESSAGE_CREATE), typing, the bot's own reactions (PUT, idempotent: 204 whether new or not),
- * application commands (bulk overwrite), interaction callbacks and their webhook follow-ups. A
- * forbidden channel answers 403 Missing Access, an unknown one 404 Unknown Channel, an unknown
- * message 404 Unknown Message, a reaction where the bot lacks Add Reactions 403 Missing
- * Permissions and an emoji that is neither Unicode nor `name:id` 400 Unknown Emoji, as Discord does.
+ * (read, list, post — a post is checked and handled as Discord does (Posts.ts), stored and, unless
+ * `echoBotMessages: false`, echoed as MESSAGE_CREATE), typing, the bot's own reactions (PUT,
+ * idempotent: 204 whether new or not), application commands (bulk overwrite), interaction callbacks
+ * and their webhook follow-ups. A forbidden channel answers 403 Missing Access, an unknown one 404
+ * Unknown Channel, an unknown message 404 Unknown Message, a reaction where the bot lacks Add
+ * Reactions 403 Missing Permissions and an emoji that is neither Unicode nor `name:id` 400 Unknown
+ * Emoji, as Discord does.
  */
 import {
   applicationPayload,
@@ -21,6 +22,7 @@ import {
 } from "./Payloads.js"
 import { discordError, json, noContent, type Reply, type Route, type RouteContext } from "./Http.js"
 import { botMessage } from "./Messages.js"
+import { createChannelPost } from "./Posts.js"
 import { gatewayBotPayload } from "./Shards.js"
 import { type DiscordState, world } from "./State.js"
 
@@ -63,16 +65,6 @@ export const makeRoutes = (
     if (state.forbidden.has(channelId)) return missingAccess
     if (!state.channels.has(channelId) && !state.dmChannels.has(channelId)) return unknownChannel
     return null
-  }
-  const botPost = (message: Json): Reply => {
-    state.storeJson(message)
-    return {
-      status: 200,
-      body: message,
-      after: () => {
-        if (state.options.echoBotMessages !== false) dispatch("MESSAGE_CREATE", message)
-      }
-    }
   }
   const commandsReply = (key: string, guildId: string | undefined, body: unknown): Reply => {
     const commands = (Array.isArray(body) ? body : []).map((command: unknown): Json => ({
@@ -145,7 +137,9 @@ export const makeRoutes = (
       const channelId = param(context, 0)
       const failure = channelCheck(channelId)
       if (failure !== null) return failure
-      return botPost(botMessage(state, channelId, context.body))
+      return createChannelPost(state, channelId, context.body, (message) => {
+        if (state.options.echoBotMessages !== false) dispatch("MESSAGE_CREATE", message)
+      })
     }),
     route("POST", /^\/channels\/(\d+)\/typing$/, (context) => {
       const channelId = param(context, 0)

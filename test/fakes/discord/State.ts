@@ -7,6 +7,7 @@
  */
 import { ChannelType } from "discord.js"
 import { type FakeChannel, type FakeGuild, type FakeOwner, type FakeUser, type Json, snowflake } from "./Payloads.js"
+import type { BotPost } from "./Posts.js"
 import type { ShardingOptions } from "./Shards.js"
 
 /** Ids of the default world, so tests can name things without configuring anything. */
@@ -84,6 +85,12 @@ export class DiscordState {
   readonly interactionChannels = new Map<string, string>()
   /** Bulk-overwritten commands by guild id, or "global". */
   readonly commands = new Map<string, ReadonlyArray<Json>>()
+  /** Channel messages the bot created, with what it asked (see Posts.ts). */
+  readonly posts: Array<BotPost> = []
+  /** `<author id>:<nonce>` of enforced nonces -> the message created and when. */
+  readonly nonces = new Map<string, { readonly message: Json; readonly at: number }>()
+  /** While set, channel message posts are handled but answered only once `released` resolves. */
+  heldPosts: { readonly released: Promise<void>; readonly release: () => void } | null = null
 
   constructor(options: FakeDiscordOptions) {
     this.options = options

@@ -163,6 +163,7 @@ describe("Aurora metrics", () => {
         aurora_run_first_tool_call_seconds: "histogram",
         aurora_run_retries_total: "counter",
         aurora_runs_total: "counter",
+        aurora_silent_runs_total: "counter",
         aurora_triggers_total: "counter"
       })
       for (const [name, type] of types) {
@@ -174,6 +175,9 @@ describe("Aurora metrics", () => {
       expect(text).toContain("aurora_triggers_total{kind=\"reply\"} 0")
       expect(text).toContain("aurora_events_rejected_total{reason=\"full\"} 0")
       expect(text).toContain("aurora_dead_letters_total{reason=\"interrupted-after-reply\"} 0")
+      for (const action of ["posted", "none", "failed"]) {
+        expect(text).toContain(`aurora_silent_runs_total{action="${action}"} 0`)
+      }
       expect(text).toContain("# TYPE aurora_run_duration_seconds histogram")
     }))
 

@@ -64,6 +64,7 @@ export const setup = (
         runStarted: (id) => record(`runStarted:${id}`),
         runIdSeen: (id, runId) => record(`runIdSeen:${id}:${runId}`),
         sideEffectSeen: (id) => record(`sideEffectSeen:${id}`),
+        fallbackRecorded: (id) => record(`fallbackRecorded:${id}`),
         load: Effect.succeed([])
       })
     )

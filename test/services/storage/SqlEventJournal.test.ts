@@ -187,6 +187,54 @@ describe("SqlEventJournal", () => {
       expect(reopened.map((entry) => [entry.event.messageId, entry.run])).toEqual(expected)
     }))
 
+  it.scoped("the fallback record survives a restart (the database file reopened); a new attempt or an update clears it", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const scenario = (j: EventJournalService) =>
+        Effect.gen(function*() {
+          yield* Effect.forEach(["posting", "waiting", "reattempted", "retried"].map((id) => event(id)), j.append)
+          yield* j.fallbackRecorded("waiting", 900) // no run started: ignored
+          yield* j.fallbackRecorded("unknown", 900) // not journalled: ignored
+          yield* j.runStarted("posting", 1_000)
+          yield* j.runIdSeen("posting", "run-1", "conv-1")
+          yield* j.fallbackRecorded("posting", 1_500)
+          yield* j.runStarted("reattempted", 2_000)
+          yield* j.fallbackRecorded("reattempted", 2_500)
+          yield* j.runStarted("reattempted", 3_000)
+          yield* j.runStarted("retried", 4_000)
+          yield* j.fallbackRecorded("retried", 4_500)
+          yield* j.update(event("retried", { attempts: 1 }))
+          return yield* j.load
+        })
+      const expected = [
+        ["posting", { startedAt: 1_000, runId: "run-1", sideEffect: false, conversationId: "conv-1", fallbackAt: 1_500 }],
+        ["waiting", null],
+        ["reattempted", { startedAt: 3_000, runId: null, sideEffect: false }],
+        ["retried", null]
+      ]
+      const inSession = yield* session(dir, Effect.flatMap(journal, scenario))
+      expect(inSession.map((entry) => [entry.event.messageId, entry.run])).toEqual(expected)
+      // The row itself: what a restart reads, in the column migration 4 added.
+      const rows = yield* session(
+        dir,
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql<{ readonly message_id: string; readonly fallback_at: number | null }>`
+            SELECT message_id, fallback_at FROM pending_events ORDER BY seq`)
+      )
+      expect(rows.map((row) => [row.message_id, row.fallback_at])).toEqual([
+        ["posting", 1_500],
+        ["waiting", null],
+        ["reattempted", null],
+        ["retried", null]
+      ])
+      const reopened = yield* session(dir, Effect.flatMap(journal, (j) => j.load))
+      expect(reopened.map((entry) => [entry.event.messageId, entry.run])).toEqual(expected)
+      // The memory journal keeps the same record.
+      const memory = yield* makeMemoryJournal
+      const inMemory = yield* scenario(memory.journal)
+      expect(inMemory.map((entry) => [entry.event.messageId, entry.run])).toEqual(expected)
+    }))
+
   it.scoped("an event's conversation mode, interrupted conversation and images round-trip; an older stored event has none", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
@@ -324,7 +372,7 @@ describe("SqlEventJournal", () => {
       const steps: Array<(j: EventJournalService) => Effect.Effect<void, StorageError>> = []
       for (let i = 0; i < 600; i++) {
         const id = `m${next(12)}`
-        const kind = next(7)
+        const kind = next(8)
         steps.push((j) => {
           switch (kind) {
             case 0:
@@ -340,6 +388,8 @@ describe("SqlEventJournal", () => {
               return j.runIdSeen(id, `run-${i}`, i % 3 === 0 ? undefined : `conv-${i}`)
             case 5:
               return j.sideEffectSeen(id)
+            case 6:
+              return j.fallbackRecorded(id, 10_000 + i)
             default:
               return j.append(event(`${id}-${i}`))
           }
@@ -359,11 +409,12 @@ describe("SqlEventJournal", () => {
       const expected = yield* run(memory.journal)
       const actual = yield* session(dir, Effect.flatMap(journal, run))
       const entries = expected.flat()
-      // The sequence does exercise run progress (27, 5 and 7 such snapshot entries with this seed).
+      // The sequence does exercise run progress (43, 9, 5, 7 and 13 such snapshot entries with this seed).
       expect(entries.filter((entry) => entry.run !== null).length).toBeGreaterThanOrEqual(20)
       expect(entries.filter((entry) => typeof entry.run?.runId === "string").length).toBeGreaterThanOrEqual(3)
       expect(entries.filter((entry) => entry.run?.sideEffect === true).length).toBeGreaterThanOrEqual(3)
       expect(entries.filter((entry) => typeof entry.run?.conversationId === "string").length).toBeGreaterThanOrEqual(3)
+      expect(entries.filter((entry) => typeof entry.run?.fallbackAt === "number").length).toBeGreaterThanOrEqual(3)
       expect(actual).toEqual(expected)
       expect(yield* session(dir, Effect.flatMap(journal, (j) => j.load))).toEqual(expected.at(-1))
     }))
