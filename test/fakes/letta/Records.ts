@@ -35,10 +35,12 @@ export interface ReceivedRequest {
   /** The run id the fake gave a messages request (absent when the request was rejected). */
   readonly runId?: string
   /**
-   * Conversations route only: answered without a run. `busy`: 409 (a run in flight there, or a
-   * scripted busy answer); `not-found`: 404 (unknown or deleted conversation).
+   * Answered without a run. Conversations route: `busy`: 409 (a run in flight there, or a scripted
+   * busy answer); `not-found`: 404 (unknown or deleted conversation). Either route (Approvals.ts):
+   * `pending-approval`: 409 (a user message while tool calls await approval); `invalid-approval`:
+   * 400/422 (a continuation that does not answer the pending calls, or is malformed).
    */
-  readonly rejected?: "busy" | "not-found"
+  readonly rejected?: "busy" | "not-found" | "pending-approval" | "invalid-approval"
   /** Wall-clock milliseconds. */
   readonly at: number
 }
