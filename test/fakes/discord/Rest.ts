@@ -2,7 +2,7 @@
  * The Discord fake's REST routes (paths after `/api/v10`), the ones a bot like Aurora calls:
  * gateway discovery, the bot user and its application, DM channels, channels and their messages
  * (read, list, post — a post is stored and, unless `echoBotMessages: false`, echoed as
- * MESSAGE_CREATE), typing, application commands (bulk overwrite), interaction callbacks and their
+ * MESSAGE_CREATE), the bot's reactions, typing, application commands (bulk overwrite), interaction callbacks and their
  * webhook follow-ups. A forbidden channel answers 403 Missing Access, an unknown one 404 Unknown
  * Channel, as Discord does.
  */
@@ -134,6 +134,16 @@ export const makeRoutes = (
       const failure = channelCheck(channelId)
       if (failure !== null) return failure
       return botPost(botMessage(state, channelId, context.body))
+    }),
+    // The bot's own reaction. The emoji segment arrives decoded: a custom emoji as `name:id`,
+    // anything else must be a unicode emoji (non-ASCII), or Discord answers 10014 Unknown Emoji.
+    route("PUT", /^\/channels\/(\d+)\/messages\/(\d+)\/reactions\/([^/]+)\/@me$/, (context) => {
+      const failure = channelCheck(param(context, 0))
+      if (failure !== null) return failure
+      if (state.store.get(param(context, 0))?.get(param(context, 1)) === undefined) return unknownMessage
+      const emoji = param(context, 2)
+      const valid = /^\w{2,32}:\d{17,20}$/.test(emoji) || [...emoji].some((char) => (char.codePointAt(0) ?? 0) > 0x7f)
+      return valid ? noContent : discordError(400, 10014, "Unknown Emoji")
     }),
     route("POST", /^\/channels\/(\d+)\/typing$/, (context) => {
       const channelId = param(context, 0)
