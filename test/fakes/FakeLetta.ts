@@ -7,17 +7,27 @@
  * fresh run id, and is counted in flight until its response closes; a body whose `messages` the
  * server would refuse (letta/Messages.ts: the SDK's shapes) is answered 422 and starts no run. The conversations routes
  * (letta/Conversations.ts) play the same behaviours on conversations, with the server's one-run-
- * per-conversation rule. Everything received is recorded; `awaitRequest` / `awaitRuns` /
- * `awaitConversationCreated` let tests wait without polling.
+ * per-conversation rule. Both routes follow the server's tool-approval protocol (letta/Approvals.ts):
+ * a run that stops with `requires_approval` leaves its tool calls pending until a continuation
+ * answers them. Everything received is recorded; `awaitRequest` / `awaitRuns` /
+ * `awaitConversationCreated` / `awaitContinuation` let tests wait without polling.
  *
  * Parts, re-exported here: letta/Script.ts (items, frames, behaviours), letta/Runs.ts (runs, SSE),
  * letta/Conversations.ts, letta/Messages.ts (what a send's messages must look like, as recorded),
- * letta/Records.ts. Node callbacks own the mutable state; tests read it
+ * letta/Approvals.ts, letta/Records.ts. Node callbacks own the mutable state; tests read it
  * through Effect accessors.
  */
 import * as Http from "node:http"
 import type { AddressInfo, Socket } from "node:net"
 import { Deferred, Effect, Exit, type Scope } from "effect"
+import {
+  type ApprovalTarget,
+  type ContinuationRecord,
+  isContinuation,
+  makeApprovals,
+  type PendingApproval,
+  type UndeclaredClientTool
+} from "./letta/Approvals.js"
 import { type FakeConversations, makeConversations } from "./letta/Conversations.js"
 import type { CancelRecord, ReceivedRequest, RequestKind, RunRecord } from "./letta/Records.js"
 import { readMessages } from "./letta/Messages.js"
@@ -28,6 +38,16 @@ export * from "./letta/Script.js"
 export type * from "./letta/Records.js"
 export { busyDetail, type FakeConversations } from "./letta/Conversations.js"
 export { imageUrlsOf, readMessages, type SentMessage, textOf } from "./letta/Messages.js"
+export {
+  type ApprovalTarget,
+  type ContinuationRecord,
+  declaredClientTools,
+  invalidToolCallIdsDetail,
+  noPendingApprovalDetail,
+  type PendingApproval,
+  pendingApprovalDetail,
+  type UndeclaredClientTool
+} from "./letta/Approvals.js"
 
 export interface FakeLettaOptions {
   /** Known agents, id -> name. Unknown agents get 404 (unless a behaviour is scripted for them). */
@@ -61,6 +81,17 @@ export interface FakeLetta extends FakeConversations {
   readonly awaitRequest: (n: number, filter?: (request: ReceivedRequest) => boolean) => Effect.Effect<ReceivedRequest>
   /** Waits for the n-th messages request, either route (of one agent when given). */
   readonly awaitMessages: (n: number, agentId?: string) => Effect.Effect<ReceivedRequest>
+  /**
+   * Every item of every continuation (approvals and tool returns) on either route, in order:
+   * accepted, repeated or rejected, with what the client sent.
+   */
+  readonly continuations: Effect.Effect<ReadonlyArray<ContinuationRecord>>
+  /** The tool calls awaiting approval on a conversation (or, without one, an agent's default conversation). */
+  readonly pendingApproval: (target: ApprovalTarget) => Effect.Effect<PendingApproval | undefined>
+  /** Client tool calls a script made that the request had not declared in `client_tools`. */
+  readonly undeclaredClientTools: Effect.Effect<ReadonlyArray<UndeclaredClientTool>>
+  /** Waits for the n-th (1-based) continuation request (either route, accepted or not). */
+  readonly awaitContinuation: (n: number) => Effect.Effect<ReceivedRequest>
   /** Waits until n runs have finished (any outcome). */
   readonly awaitRunsFinished: (n: number) => Effect.Effect<ReadonlyArray<RunRecord>>
   /**
@@ -128,7 +159,8 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
       })
     }
 
-    const runs = makeRuns(wakeRunWaiters)
+    const approvals = makeApprovals()
+    const runs = makeRuns(wakeRunWaiters, (run, item) => approvals.observe(run, item))
 
     const record = (request: Omit<ReceivedRequest, "seq">) => {
       requests.push({ seq: requests.length + 1, ...request })
@@ -154,6 +186,7 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
 
     const conversations = makeConversations({
       runs,
+      approvals,
       knowsAgent,
       nextBehaviour: (agentId) => nextBehaviour(agentId) ?? agentDefaults.get(agentId) ?? globalDefault,
       cancelStatus: () => cancelStatus,
@@ -202,6 +235,16 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
         record({ kind, ...fields, ...(agentId === undefined ? {} : { agentId }), rejected: "invalid", issues: sent.issues })
         return json(res, 422, { detail: sent.issues })
       }
+      // A known agent's default conversation may have tool calls awaiting approval: decided before
+      // the request takes a run or a behaviour.
+      const target = { agentId: agentId ?? "" }
+      const admission = kind === "messages" && agentId !== undefined && knowsAgent(agentId)
+        ? approvals.admit(target, body)
+        : undefined
+      if (admission?._tag === "Reject") {
+        record({ kind, ...fields, agentId: target.agentId, rejected: admission.rejected })
+        return json(res, admission.status, admission.body)
+      }
       const runId = kind === "messages" ? runs.nextRunId() : undefined
       if (kind === "messages" && agentId !== undefined && runId !== undefined) runs.start(agentId, runId, res)
       record({
@@ -223,7 +266,8 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
       if (messages && agentId !== undefined && runId !== undefined) {
         const behaviour = nextBehaviour(agentId)
         if (behaviour === undefined) return json(res, 404, { detail: `Agent ${agentId} not found` })
-        return runs.play(runId, behaviour)
+        if (admission?._tag === "Continue") approvals.commit(target, admission, runId)
+        return runs.play(runId, approvals.resolve(target, behaviour, body))
       }
       return json(res, 404, { detail: `no route for ${method} ${path}` })
     }
@@ -300,6 +344,10 @@ export const makeFakeLetta = (options: FakeLettaOptions = {}): Effect.Effect<Fak
       maxInFlight: (agentId) => Effect.sync(() => runs.maxInFlight(agentId)),
       awaitRequest,
       awaitMessages: (n, agentId) => awaitRequest(n, isMessages(agentId)),
+      continuations: Effect.sync(() => approvals.continuations()),
+      pendingApproval: (target) => Effect.sync(() => approvals.pending(target)),
+      undeclaredClientTools: Effect.sync(() => approvals.undeclared()),
+      awaitContinuation: (n) => awaitRequest(n, (r) => r.kind === "messages" && isContinuation(r.body)),
       awaitRunsFinished: (n) =>
         awaitRuns((all) => all.filter(isFinished).length >= n).pipe(Effect.map((all) => all.filter(isFinished))),
       awaitRuns,

@@ -159,12 +159,40 @@ const agentTurnTables = Effect.gen(function*() {
   yield* sql`CREATE INDEX runs_newest ON runs (partition, finished_at DESC, seq DESC)`
 })
 
+/**
+ * tool_calls records Aurora's own tool executions (built-in Discord tools, ToolCalls): a call id is
+ * inserted (started) before its side effect and its result written after, so a replayed id is
+ * answered from here and never executed twice. tool_call_id is UNIQUE because it is the call's
+ * identity; `seq` (AUTOINCREMENT, never reused) orders calls started in the same millisecond.
+ * status and tool_return are NULL until the call finished. Rows are pruned when a call starts:
+ * those started more than 7 days earlier, and a partition's beyond its newest 5 000; the indexes
+ * serve both prunings.
+ */
+const toolCallTables = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE tool_calls (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tool_call_id TEXT NOT NULL UNIQUE,
+    partition TEXT NOT NULL,
+    channel_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    status TEXT,
+    tool_return TEXT
+  )`
+  yield* sql`CREATE INDEX tool_calls_newest ON tool_calls (partition, started_at DESC, seq DESC)`
+  yield* sql`CREATE INDEX tool_calls_started ON tool_calls (started_at)`
+})
+
 /** Every migration by id, in order (exported so a test can build a database of an earlier version). */
 export const migrationSteps = {
   "1_settings": settingsTables,
   "2_durable_queue": durableQueueTables,
   "3_conversations": conversationTables,
-  "4_agent_turn": agentTurnTables
+  "4_agent_turn": agentTurnTables,
+  "5_tool_calls": toolCallTables
 } as const
 
 export const migrations: Migrator.Loader = Migrator.fromRecord(migrationSteps)
@@ -176,7 +204,8 @@ export const requiredTables: ReadonlyArray<string> = [
   "pending_events",
   "dead_letters",
   "conversations",
-  "runs"
+  "runs",
+  "tool_calls"
 ]
 
 /**

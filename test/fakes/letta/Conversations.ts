@@ -12,6 +12,8 @@
  *   currently being processed for this conversation. Please wait for it to complete."}` and takes
  *   no behaviour. An unknown or deleted conversation: 404 `{"detail":"Conversation <id> not found"}`.
  *   Before all that, a body the server would refuse (Messages.ts) is answered 422.
+ *   A pending tool approval is checked after that (Approvals.ts): a user message is answered 409,
+ *   a continuation is validated and, when it answers the pending calls, plays the next behaviour.
  * - `POST /v1/conversations/{id}/cancel` (`conversations.cancel`): ends every run of the
  *   conversation in flight (status from `setCancelStatus`, shared with the agents route).
  *
@@ -21,6 +23,7 @@
  */
 import type * as Http from "node:http"
 import { Effect } from "effect"
+import type { Approvals } from "./Approvals.js"
 import type { BusyAnswer, CancelRecord, ConversationRecord, ReceivedRequest } from "./Records.js"
 import { readMessages } from "./Messages.js"
 import { json, type Runs } from "./Runs.js"
@@ -67,6 +70,7 @@ export interface Incoming {
 
 export interface ConversationDeps {
   readonly runs: Runs
+  readonly approvals: Approvals
   readonly knowsAgent: (agentId: string) => boolean
   /** The agent's next behaviour; its conversation exists, so the agent does. */
   readonly nextBehaviour: (agentId: string) => Behaviour
@@ -216,12 +220,20 @@ export const makeConversations = (deps: ConversationDeps) => {
       deps.record({ ...base, rejected: "busy", messages: sent.messages })
       return busy(res, conversation, "scripted", `run-elsewhere-${++elsewhereCounter}`, request)
     }
+    // After the lock (busy) and before the agent runs, as the server checks a pending approval.
+    const target = { agentId: conversation.agentId, conversationId: id }
+    const admission = deps.approvals.admit(target, request.fields.body)
+    if (admission._tag === "Reject") {
+      deps.record({ ...base, rejected: admission.rejected })
+      return json(res, admission.status, admission.body)
+    }
     const runId = deps.runs.nextRunId()
     deps.runs.start(conversation.agentId, runId, res, id)
     maxSends.set(id, Math.max(maxSends.get(id) ?? 0, 1))
     lastMessageAt.set(id, request.fields.at)
     deps.record({ ...base, runId, messages: sent.messages })
-    deps.runs.play(runId, deps.nextBehaviour(conversation.agentId))
+    if (admission._tag === "Continue") deps.approvals.commit(target, admission, runId)
+    deps.runs.play(runId, deps.approvals.resolve(target, deps.nextBehaviour(conversation.agentId), request.fields.body))
   }
 
   const cancel = (request: Incoming, id: string, res: Http.ServerResponse) => {

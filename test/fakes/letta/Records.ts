@@ -38,9 +38,11 @@ export interface ReceivedRequest {
   /**
    * Answered without a run. `invalid` (either route): 422, the body's messages do not have the
    * SDK's shape (see Messages.ts). Conversations route: `busy`, 409 (a run in flight there, or a
-   * scripted busy answer); `not-found`, 404 (unknown or deleted conversation).
+   * scripted busy answer); `not-found`, 404 (unknown or deleted conversation). Either route
+   * (Approvals.ts): `pending-approval`: 409 (a user message while tool calls await approval);
+   * `invalid-approval`: 400/422 (a continuation that does not answer the pending calls, or is malformed).
    */
-  readonly rejected?: "busy" | "not-found" | "invalid"
+  readonly rejected?: "busy" | "not-found" | "invalid" | "pending-approval" | "invalid-approval"
   /** Messages requests (either route) whose body was valid: its messages as sent (content parts, otid). */
   readonly messages?: ReadonlyArray<SentMessage>
   /** A request rejected `invalid`: what the server's validation would say. */

@@ -45,7 +45,11 @@ const toolNamesOf = (item: StreamItem): ReadonlyArray<string> => {
   })
 }
 
-export const makeRuns = (onChange: () => void) => {
+/**
+ * `onChange`: a run's record changed. `onItem`: a run played a streamed item (filled in: id, date,
+ * run id), whether the client saw it or had left.
+ */
+export const makeRuns = (onChange: () => void, onItem: (run: RunRecord, item: StreamItem) => void = () => {}) => {
   const runs = new Map<string, RunRecord>()
   const open = new Map<string, OpenRun>()
   const inFlight = new Map<string, number>()
@@ -109,7 +113,7 @@ export const makeRuns = (onChange: () => void) => {
     })
   }
 
-  const fill = (item: Readonly<Record<string, unknown>>, runId: string | undefined): Record<string, unknown> => {
+  const fill = <T extends Readonly<Record<string, unknown>>>(item: T, runId: string | undefined): T => {
     itemCounter += 1
     return {
       id: `message-${itemCounter}`,
@@ -137,7 +141,11 @@ export const makeRuns = (onChange: () => void) => {
             run.stopped = true
             if (!live) return finish(runId, "completed")
           }
-          if (live) res.write(sse(fill(frame.item, stampRunId ? runId : undefined)))
+          const item = fill(frame.item, stampRunId ? runId : undefined)
+          if (live) res.write(sse(item))
+          // Played, seen or not: the server acts on it either way (an approval request becomes pending).
+          const record = runs.get(runId)
+          if (record !== undefined) onItem(record, item)
           const names = toolNamesOf(frame.item)
           if (names.length > 0) {
             update(runId, (r) =>

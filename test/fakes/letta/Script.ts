@@ -3,6 +3,8 @@
  * `event: error`, raw text, `[DONE]`, a pause, a hang, a dropped connection) and behaviours (what
  * one messages request does: a stream of frames, a status answer, or headers that never come).
  * Tests script behaviours per agent; both the agents route and the conversations route play them.
+ * A behaviour that stops for approval (`clientToolCall`, `approvalRequest`) leaves the tool calls
+ * pending; the continuation that answers them plays the agent's next behaviour (see Approvals.ts).
  */
 
 /** One streamed item, as JSON. `run_id`, `id` and `date` are filled in when absent. */
@@ -20,6 +22,13 @@ export type Frame =
   /** Close the connection mid-stream (after what was written is delivered), without ending the response. */
   | { readonly _tag: "Drop" }
 
+/** One tool call: `args` is JSON-encoded unless it is a string already. */
+export interface ToolCallSpec {
+  readonly name: string
+  readonly args?: unknown
+  readonly toolCallId: string
+}
+
 export type Behaviour =
   | {
     readonly _tag: "Stream"
@@ -28,6 +37,11 @@ export type Behaviour =
     readonly delayMs?: number
     /** false: leave items without a run id. */
     readonly withRunId?: boolean
+    /**
+     * Client tools this run calls: played only when the request declared them in `client_tools`
+     * (else the run ends with stop_reason invalid_tool_call, see Approvals.ts).
+     */
+    readonly clientTools?: ReadonlyArray<string>
   }
   | {
     readonly _tag: "Status"
@@ -61,6 +75,18 @@ export const Items = {
     status,
     tool_return: toolReturn
   }),
+  /**
+   * The server's request to run tool calls it may not run itself (client tools, or tools that need
+   * approval): `tool_calls` lists them all, the deprecated `tool_call` repeats the first.
+   */
+  approvalRequest: (calls: ReadonlyArray<ToolCallSpec>): StreamItem => {
+    const list = calls.map((c) => ({
+      name: c.name,
+      arguments: typeof c.args === "string" ? c.args : JSON.stringify(c.args ?? {}),
+      tool_call_id: c.toolCallId
+    }))
+    return { message_type: "approval_request_message", tool_call: list[0], tool_calls: list }
+  },
   assistant: (content: string): StreamItem => ({ message_type: "assistant_message", content }),
   ping: (): StreamItem => ({ message_type: "ping" }),
   errorMessage: (errorType: string, message: string, detail?: string): StreamItem => ({
@@ -111,6 +137,20 @@ const defaultItems: ReadonlyArray<StreamItem> = [
   Items.assistant("I replied in the channel.")
 ]
 
+const listOf = (calls: ToolCallSpec | ReadonlyArray<ToolCallSpec>): ReadonlyArray<ToolCallSpec> =>
+  "toolCallId" in calls ? [calls] : calls
+
+const approvalStop = (calls: ReadonlyArray<ToolCallSpec>, items: ReadonlyArray<StreamItem>) => ({
+  _tag: "Stream" as const,
+  frames: [
+    ...Frames.items(items),
+    Frames.item(Items.approvalRequest(calls)),
+    Frames.item(Items.stopReason("requires_approval")),
+    Frames.item(Items.usage()),
+    Frames.done
+  ]
+})
+
 export const Behaviours = {
   /** A stream of exactly these frames. */
   stream: (frames: ReadonlyArray<Frame>, options: { delayMs?: number; withRunId?: boolean } = {}): Behaviour => ({
@@ -157,6 +197,17 @@ export const Behaviours = {
       })
     ]
   }),
+  /**
+   * A run that calls client tools (declared in the request's `client_tools`): the items, an
+   * `approval_request_message` for the calls, stop_reason requires_approval, usage, [DONE].
+   */
+  clientToolCall: (calls: ToolCallSpec | ReadonlyArray<ToolCallSpec>, items: ReadonlyArray<StreamItem> = []): Behaviour => {
+    const list = listOf(calls)
+    return { ...approvalStop(list, items), clientTools: list.map((call) => call.name) }
+  },
+  /** A run that asks approval for server tools (marked requires_approval): the same stop, any tool name. */
+  approvalRequest: (calls: ToolCallSpec | ReadonlyArray<ToolCallSpec>, items: ReadonlyArray<StreamItem> = []): Behaviour =>
+    approvalStop(listOf(calls), items),
   /** Sends these items and then destroys the socket. */
   dropAfter: (items: ReadonlyArray<StreamItem>): Behaviour => ({
     _tag: "Stream",
