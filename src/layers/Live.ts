@@ -21,6 +21,7 @@ import { ConversationStore } from "../services/conversation/ConversationStore.js
 import { ContextService } from "../services/prompt/ContextService.js"
 import { Database } from "../services/storage/Database.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
+import { DirectMessageSwitch } from "../services/discord/Intake.js"
 import { ErrorStats } from "../services/health/ErrorStats.js"
 import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { EventJournal } from "../services/queue/EventJournal.js"
@@ -49,7 +50,9 @@ const Letta = LettaExecutor.Default.pipe(
 )
 
 const Gateway = Layer.mergeAll(MessageSource.Default, TypingSender.Default).pipe(
-  Layer.provideMerge(DiscordGateway.Default)
+  Layer.provideMerge(DiscordGateway.Default),
+  // The gateway's intake reads the DM setting for every direct message, from the settings' cache.
+  Layer.provide(DirectMessageSwitch.layerSettings)
 )
 
 const Queue = EventQueue.Default.pipe(Layer.provide(QueuePolicy.layerSettings))
