@@ -7,6 +7,8 @@
  *   users) at 1 000/s over 200 channels in 20 guilds, plus one mention of the bot per 100 (≈ 10/s).
  *   Measured: the child's CPU per received message and its peak RSS; and, for Aurora, how the
  *   mentions' reply-chain parents were read (discord.js' cache or REST).
+ * - `ordinary`: 20 000 ordinary messages of the same kind without the mentions, so that the cost
+ *   of ignoring messages is seen apart from the cost of answering mentions.
  * - `latency`: 10 000 ordinary messages at 1 000/s with one mention per 20 (≈ 48 mentions/s):
  *   p50 and p99 from the MESSAGE_CREATE frame written by the fake gateway to the messages request
  *   recorded by the fake Letta, both stamped in this (the parent) process.
@@ -26,10 +28,12 @@ import { percentile } from "./stats.js"
 import { makeTraffic, type TrafficOptions } from "./traffic.js"
 import { makeWorld } from "./world.js"
 
-export type ChatterShape = "chatter" | "latency"
+export type ChatterShape = "chatter" | "ordinary" | "latency"
 
 export const Shapes: Record<ChatterShape, Omit<TrafficOptions, "firstMention"> & { readonly perSecond: number }> = {
   chatter: { chatter: 20_000, mentionEvery: 100, perSecond: 1000, seed: 17 },
+  /** Ordinary messages only: what ignoring them costs, apart from answering mentions. */
+  ordinary: { chatter: 20_000, mentionEvery: Number.POSITIVE_INFINITY, perSecond: 1000, seed: 17 },
   latency: { chatter: 10_000, mentionEvery: 20, perSecond: 1000, seed: 1717 }
 }
 

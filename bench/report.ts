@@ -17,6 +17,7 @@ export interface BenchResults {
   readonly overhead: ReadonlyArray<{ readonly floor: OverheadResult; readonly aurora: OverheadResult }>
   /** Chatter with a mention per 100 messages, and the light-load latency amid chatter (bench/chatter.ts). */
   readonly chatter: ReadonlyArray<ChatterRound>
+  readonly ordinary: ReadonlyArray<ChatterRound>
   readonly latency: ReadonlyArray<ChatterRound>
   readonly parallel: ParallelismResult
   readonly serial: ParallelismResult
@@ -97,7 +98,7 @@ export const renderReport = (r: BenchResults): string => {
       verdict(cpuRatio <= 2)
     }.`,
     "",
-    ...renderChatter(r.chatter),
+    ...renderChatter(r.chatter, r.ordinary),
     ...renderLatency(r.latency),
     "### Parallelism (50 guilds, one mention each, makespan = first mention sent → last run finished)",
     "",

@@ -30,23 +30,32 @@ const OnlyBurst = process.env["BENCH_ONLY"] === "burst"
 const OnlyConversations = process.env["BENCH_ONLY"] === "conversations"
 /**
  * BENCH_ONLY=chatter or BENCH_ONLY=latency runs only that scenario, BENCH_ROUNDS rounds (default 3)
- * of floor then Aurora, and prints its section (nothing is appended). The full run does one round of each.
+ * of floor then Aurora (for chatter: without, then with mentions), and prints its section (nothing
+ * is appended). The full run does one round of each.
  */
 const OnlyChatter: ChatterShape | undefined = process.env["BENCH_ONLY"] === "chatter"
   ? "chatter"
   : process.env["BENCH_ONLY"] === "latency"
   ? "latency"
   : undefined
-const Budget = Duration.seconds(OnlyChatter === undefined ? 420 : 60 + 120 * OverheadRounds)
+const Budget = Duration.seconds(OnlyChatter === undefined ? 480 : 60 + 150 * OverheadRounds)
 const reportPath = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "BENCHMARKS.md")
 
 const program = Effect.gen(function*() {
   const startedAt = new Date()
   const loadAverage = Os.loadavg()[0] ?? NaN
   const t0 = performance.now()
-  if (OnlyChatter !== undefined) {
-    const rounds = yield* chatterRounds(OnlyChatter, OverheadRounds)
-    return yield* Console.log((OnlyChatter === "chatter" ? renderChatter(rounds) : renderLatency(rounds)).join("\n"))
+  if (OnlyChatter === "latency") {
+    return yield* Console.log(renderLatency(yield* chatterRounds("latency", OverheadRounds)).join("\n"))
+  }
+  if (OnlyChatter === "chatter") {
+    const ordinary: Array<ChatterRound> = []
+    const chatter: Array<ChatterRound> = []
+    for (let round = 1; round <= OverheadRounds; round++) {
+      ordinary.push(...(yield* chatterRounds("ordinary", 1)))
+      chatter.push(...(yield* chatterRounds("chatter", 1)))
+    }
+    return yield* Console.log(renderChatter(chatter, ordinary).join("\n"))
   }
   if (OnlyBurst) {
     const burst = yield* runBurst
@@ -80,6 +89,7 @@ const program = Effect.gen(function*() {
     overhead.push({ floor, aurora })
   }
   if (OnlyOverhead) return
+  const ordinary = yield* chatterRounds("ordinary", 1)
   const chatter = yield* chatterRounds("chatter", 1)
   const latency = yield* chatterRounds("latency", 1)
   const parallel = yield* runParallelism({ oneAgent: false, mode: "channel", runMs: 1000, rounds: 3 })
@@ -95,6 +105,7 @@ const program = Effect.gen(function*() {
     wallSeconds: (performance.now() - t0) / 1000,
     overhead,
     chatter,
+    ordinary,
     latency,
     parallel,
     serial,
