@@ -2,7 +2,8 @@
  * The traffic of a busy server, generated once and replayed identically to every bot: ordinary
  * messages (20–300 characters) by a pool of users, some mentioning another user, some replying to
  * a recent message of their channel, and after every `mentionEvery` of them a mention of the bot
- * (half of them replying to a recent message, so their reply chains reach back into the chatter).
+ * (half of them replying to a recent message, so their reply chains reach back into the chatter;
+ * nothing replies to a mention).
  * The same seed gives the same messages, channels, authors and reply targets on every run.
  */
 import type { FakeUser } from "../test/fakes/FakeDiscord.js"
@@ -138,7 +139,9 @@ export const makeTraffic = (world: BenchWorld, botId: string, options: TrafficOp
         chainLength
       })
     }
-    recent.push(i)
+    // Nothing replies to a mention, so no reply chain carries another mention's token (the latency
+    // is matched to the mention by the first token in the Letta request).
+    if (!isMention) recent.push(i)
     if (recent.length > ReplyWindow) recent.shift()
     byChannel.set(channel.channelId, recent)
   }
