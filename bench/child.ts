@@ -24,6 +24,7 @@ import {
   Supervisor
 } from "effect"
 import { AppLive } from "../src/layers/Live.js"
+import { messagesReceived } from "../src/services/health/MessagesReceived.js"
 import { SettingsStore } from "../src/services/storage/SettingsStore.js"
 import { startFloor } from "./floor.js"
 import type { ChildConfig, ChildMessage, Counters, Mark, MemorySample, ParentRequest } from "./protocol.js"
@@ -94,7 +95,7 @@ const mark = (): Mark => {
   }
 }
 
-/** Aurora's counters, read from Effect's process-wide metric registry. */
+/** Aurora's counters, read from Effect's process-wide metric registry (and the received count beside it). */
 const counters: Effect.Effect<Counters> = Effect.map(Metric.snapshot, (pairs) => {
   const sum = (name: string, tag?: readonly [string, string]) =>
     pairs
@@ -102,7 +103,8 @@ const counters: Effect.Effect<Counters> = Effect.map(Metric.snapshot, (pairs) =>
       .filter((pair) => tag === undefined || pair.metricKey.tags.some((t) => t.key === tag[0] && t.value === tag[1]))
       .reduce((total, pair) => total + (MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0), 0)
   return {
-    received: sum("aurora_messages_received_total"),
+    // A plain count rendered beside the registry (src/services/health/MessagesReceived.ts).
+    received: messagesReceived(),
     enqueued: sum("aurora_events_enqueued_total"),
     rejected: sum("aurora_events_rejected_total"),
     dispatched: sum("aurora_events_dispatched_total"),

@@ -1,6 +1,7 @@
-/** Offering mentions to the bot through the fake gateway, at a pace or as a burst. */
+/** Offering mentions (or a whole traffic of messages) to the bot through the fake gateway, at a pace or as a burst. */
 import { Effect } from "effect"
 import type { FakeDiscord } from "../test/fakes/FakeDiscord.js"
+import type { Traffic } from "./traffic.js"
 import { type BenchWorld, mentionText, messageId } from "./world.js"
 
 export interface Offer {
@@ -70,6 +71,43 @@ export const offerBurst = (
       const end = Math.min(count, next + slice)
       for (; next < end; next++) sendMention(discord, world, from + next, sentAt)
       if (next < count) setImmediate(tick)
+      else resume(Effect.succeed({ sentAt, firstSentAt: start, lastSentAt: performance.now() }))
+    }
+    tick()
+  })
+
+/**
+ * Replays `traffic` at `perSecond` messages per second (message i at start + i / perSecond), each
+ * reply pointing at the id its target was sent with. Returns when the last one was written, with
+ * the send time of every mention of the bot.
+ */
+export const offerTraffic = (discord: FakeDiscord, traffic: Traffic, perSecond: number): Effect.Effect<Offer> =>
+  Effect.async<Offer>((resume) => {
+    const sentAt = new Map<number, number>()
+    const ids: Array<string> = []
+    const intervalMs = 1000 / perSecond
+    const start = performance.now()
+    let next = 0
+    const tick = () => {
+      const now = performance.now()
+      while (next < traffic.messages.length && start + next * intervalMs <= now) {
+        const message = traffic.messages[next]!
+        const id = messageId(sequence++)
+        ids.push(id)
+        const replyTo = message.replyTo === undefined ? undefined : ids[message.replyTo]
+        const send = discord.sendMessage({
+          channelId: message.channelId,
+          id,
+          author: message.author,
+          content: message.content,
+          mentions: message.mentions,
+          ...(replyTo === undefined ? {} : { replyTo })
+        })
+        if (message.mention !== undefined) sentAt.set(message.mention, performance.now())
+        Effect.runSync(send)
+        next++
+      }
+      if (next < traffic.messages.length) setTimeout(tick, Math.max(0, start + next * intervalMs - performance.now()))
       else resume(Effect.succeed({ sentAt, firstSentAt: start, lastSentAt: performance.now() }))
     }
     tick()

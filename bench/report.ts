@@ -6,6 +6,7 @@ import { Channels, type ConversationsResult, Parallel, RunMs } from "./conversat
 import { DeliveryWindowSeconds, type OverheadResult } from "./overhead.js"
 import type { ParallelismResult } from "./parallelism.js"
 import type { MemorySample } from "./protocol.js"
+import { type ChatterRound, renderChatter, renderLatency } from "./report-chatter.js"
 import { fmt, max, mb, median } from "./stats.js"
 
 export interface BenchResults {
@@ -14,6 +15,10 @@ export interface BenchResults {
   readonly loadAverage: number
   readonly wallSeconds: number
   readonly overhead: ReadonlyArray<{ readonly floor: OverheadResult; readonly aurora: OverheadResult }>
+  /** Chatter with a mention per 100 messages, and the light-load latency amid chatter (bench/chatter.ts). */
+  readonly chatter: ReadonlyArray<ChatterRound>
+  readonly ordinary: ReadonlyArray<ChatterRound>
+  readonly latency: ReadonlyArray<ChatterRound>
   readonly parallel: ParallelismResult
   readonly serial: ParallelismResult
   /** One agent, 20 channels: in `channel` mode and in `shared` mode. */
@@ -93,6 +98,8 @@ export const renderReport = (r: BenchResults): string => {
       verdict(cpuRatio <= 2)
     }.`,
     "",
+    ...renderChatter(r.chatter, r.ordinary),
+    ...renderLatency(r.latency),
     "### Parallelism (50 guilds, one mention each, makespan = first mention sent → last run finished)",
     "",
     "| case | run length | makespans (ms) | median (ms) | most runs in flight (all / one agent) | target |",

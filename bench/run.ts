@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: overhead against the floor bot, parallelism, conversations (one agent, 20
- * channels, `channel` vs `shared` mode), burst and memory, idle. Every
+ * `npm run bench`: overhead against the floor bot, chatter and light-load latency against the
+ * floor bot, parallelism, conversations (one agent, 20 channels, `channel` vs `shared` mode),
+ * burst and memory, idle. Every
  * scenario is bounded, every child and server stops with its scope, and a watchdog ends the run
  * if it ever outlives its budget. Results are printed and appended to BENCHMARKS.md.
  */
@@ -10,10 +11,12 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Console, Duration, Effect, Logger, LogLevel } from "effect"
 import { runBurst } from "./burst.js"
+import { type ChatterShape, runChatter } from "./chatter.js"
 import { runConversations } from "./conversations.js"
 import { runOverhead } from "./overhead.js"
 import { runParallelism } from "./parallelism.js"
 import { type BenchResults, renderBurst, renderConversations, renderReport } from "./report.js"
+import { type ChatterRound, renderChatter, renderLatency } from "./report-chatter.js"
 
 const OverheadRounds = Number(process.env["BENCH_ROUNDS"] ?? "3")
 /**
@@ -25,13 +28,35 @@ const OnlyOverhead = process.env["BENCH_ONLY"] === "overhead"
 const OnlyBurst = process.env["BENCH_ONLY"] === "burst"
 /** BENCH_ONLY=conversations runs only the conversations scenario, both modes, and prints its section. */
 const OnlyConversations = process.env["BENCH_ONLY"] === "conversations"
-const Budget = Duration.seconds(290)
+/**
+ * BENCH_ONLY=chatter or BENCH_ONLY=latency runs only that scenario, BENCH_ROUNDS rounds (default 3)
+ * of floor then Aurora (for chatter: without, then with mentions), and prints its section (nothing
+ * is appended). The full run does one round of each.
+ */
+const OnlyChatter: ChatterShape | undefined = process.env["BENCH_ONLY"] === "chatter"
+  ? "chatter"
+  : process.env["BENCH_ONLY"] === "latency"
+  ? "latency"
+  : undefined
+const Budget = Duration.seconds(OnlyChatter === undefined ? 540 : 60 + 150 * OverheadRounds)
 const reportPath = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "BENCHMARKS.md")
 
 const program = Effect.gen(function*() {
   const startedAt = new Date()
   const loadAverage = Os.loadavg()[0] ?? NaN
   const t0 = performance.now()
+  if (OnlyChatter === "latency") {
+    return yield* Console.log(renderLatency(yield* chatterRounds("latency", OverheadRounds)).join("\n"))
+  }
+  if (OnlyChatter === "chatter") {
+    const ordinary: Array<ChatterRound> = []
+    const chatter: Array<ChatterRound> = []
+    for (let round = 1; round <= OverheadRounds; round++) {
+      ordinary.push(...(yield* chatterRounds("ordinary", 1, round)))
+      chatter.push(...(yield* chatterRounds("chatter", 1, round)))
+    }
+    return yield* Console.log(renderChatter(chatter, ordinary).join("\n"))
+  }
   if (OnlyBurst) {
     const burst = yield* runBurst
     return yield* Console.log(renderBurst(burst).join("\n"))
@@ -64,6 +89,9 @@ const program = Effect.gen(function*() {
     overhead.push({ floor, aurora })
   }
   if (OnlyOverhead) return
+  const ordinary = yield* chatterRounds("ordinary", 1)
+  const chatter = yield* chatterRounds("chatter", 1)
+  const latency = yield* chatterRounds("latency", 1)
   const parallel = yield* runParallelism({ oneAgent: false, mode: "channel", runMs: 1000, rounds: 3 })
   yield* Console.log(`parallelism, 50 agents x 1 s: makespans ${parallel.makespansMs.join(", ")} ms`)
   const serial = yield* runParallelism({ oneAgent: true, mode: "shared", runMs: 100, rounds: 1 })
@@ -76,6 +104,9 @@ const program = Effect.gen(function*() {
     loadAverage,
     wallSeconds: (performance.now() - t0) / 1000,
     overhead,
+    chatter,
+    ordinary,
+    latency,
     parallel,
     serial,
     conversations: byMode,
@@ -90,6 +121,29 @@ const program = Effect.gen(function*() {
   })
 })
 
+/** `rounds` rounds of one chatter shape, floor then Aurora each round, printed as they end. */
+const chatterRounds = (shape: ChatterShape, rounds: number, firstRound = 1) =>
+  Effect.gen(function*() {
+    const results: Array<ChatterRound> = []
+    for (let round = firstRound; round < firstRound + rounds; round++) {
+      const floor = yield* runChatter("floor", shape)
+      const aurora = yield* runChatter("aurora", shape)
+      for (const r of [floor, aurora]) {
+        yield* Console.log(
+          `${shape} round ${round} ${r.bot}: ${r.messages} messages at ${r.offeredRate.toFixed(0)}/s, ${
+            (r.cpuPerMessageMs * 1000).toFixed(1)
+          } µs CPU/message, peak RSS ${(r.peakRss / 1048576).toFixed(1)} MB, ${r.delivered}/${r.mentions} mentions, p50 ${
+            r.p50.toFixed(2)
+          } ms, p99 ${r.p99.toFixed(2)} ms${
+            r.bot === "aurora" ? `, received ${r.received}, REST message reads ${r.restMessageReads}/${r.chainReads}` : ""
+          }`
+        )
+      }
+      results.push({ floor, aurora })
+    }
+    return results
+  })
+
 // A last resort: the scoped program should always finish first (children are stopped by their scopes).
 const watchdog = setTimeout(() => {
   process.stderr.write("bench: over its time budget, exiting\n")
@@ -99,7 +153,10 @@ watchdog.unref()
 
 Effect.runPromiseExit(
   program.pipe(
-    Effect.timeoutFail({ duration: Budget, onTimeout: () => new Error("bench over its 290 s budget") }),
+    Effect.timeoutFail({
+      duration: Budget,
+      onTimeout: () => new Error(`bench over its ${Duration.format(Budget)} budget`)
+    }),
     Logger.withMinimumLogLevel(LogLevel.Error)
   )
 ).then((exit) => {

@@ -23,6 +23,7 @@ import { Database } from "../services/storage/Database.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
 import { Feedback } from "../services/discord/Feedback.js"
 import { Reactions } from "../services/discord/Reactions.js"
+import { DirectMessageSwitch } from "../services/discord/Intake.js"
 import { ErrorStats } from "../services/health/ErrorStats.js"
 import { DeadLetters } from "../services/queue/DeadLetters.js"
 import { EventJournal } from "../services/queue/EventJournal.js"
@@ -54,7 +55,9 @@ const Letta = LettaExecutor.Default.pipe(
 )
 
 const Gateway = Layer.mergeAll(MessageSource.Default, TypingSender.Default, Reactions.Default, ReplyPoster.Default).pipe(
-  Layer.provideMerge(DiscordGateway.Default)
+  Layer.provideMerge(DiscordGateway.Default),
+  // The gateway's intake reads the DM setting for every direct message, from the settings' cache.
+  Layer.provide(DirectMessageSwitch.layerSettings)
 )
 
 const Queue = EventQueue.Default.pipe(Layer.provide(QueuePolicy.layerSettings))

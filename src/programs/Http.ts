@@ -23,6 +23,7 @@ import { Database } from "../services/storage/Database.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
 import { isLongDown, type ShardHealth, type ShardStatus } from "../services/discord/Shards.js"
 import { EventQueue, type QueueStats } from "../services/queue/EventQueue.js"
+import { messagesReceivedReading } from "../services/health/MessagesReceived.js"
 import * as Metrics from "../services/health/Metrics.js"
 import { buildInfo, processMetrics, shardMetrics } from "../services/health/ProcessMetrics.js"
 import { exposition, exposition004ContentType } from "../services/health/Prometheus.js"
@@ -156,7 +157,12 @@ const metrics = Effect.gen(function*() {
   // The gauges describe the present: set them right before the registry is read.
   yield* Metrics.sampleQueue(yield* probe.queue, yield* Clock.currentTimeMillis)
   yield* Metrics.sampleBreaker(yield* probe.breaker)
-  const readings = [buildInfo, ...(yield* processMetrics), ...shardMetrics(yield* probe.shards)]
+  const readings = [
+    buildInfo,
+    messagesReceivedReading(),
+    ...(yield* processMetrics),
+    ...shardMetrics(yield* probe.shards)
+  ]
   return HttpServerResponse.text(yield* exposition(readings), { contentType: exposition004ContentType, headers: noStore })
 })
 

@@ -1,5 +1,8 @@
 /**
  * The listen program: received messages -> trigger rules -> context -> prompt -> EventQueue.
+ * It sees only what the gateway's intake let through (src/services/discord/Intake.ts: mentions of
+ * the bot, replies to it or to an unknown author, DMs when they are on); the gateway also counts
+ * every received message, so nothing here does.
  *
  * Each event carries the conversation mode it runs in, decided here from the guild's `conversations`
  * setting (DMs: the global `dmConversations`): the queue's lanes and the dispatcher's route both
@@ -131,7 +134,6 @@ export const makeListener = Effect.gen(function*() {
 
   const handle = (received: ReceivedMessage): Effect.Effect<void> =>
     Effect.gen(function*() {
-      yield* Metrics.messageReceived
       const botUserId = gateway.botUserId
       const global = yield* settings.global
       const repliedToAuthorId = needsReplyAuthor(received, botUserId) ? yield* repliedToAuthor(received) : null

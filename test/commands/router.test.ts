@@ -4,6 +4,7 @@ import { Effect, Layer, Stream } from "effect"
 import { toApiEmbed } from "../../src/commands/InteractionAdapter.js"
 import { PreviewSource } from "../../src/commands/PreviewSource.js"
 import { StorageError } from "../../src/domain/Errors.js"
+import { defaultGlobalSettings } from "../../src/domain/Settings.js"
 import { SettingsStore } from "../../src/services/storage/SettingsStore.js"
 import { ids, replyText, withHarness } from "./harness.js"
 
@@ -42,7 +43,8 @@ describe("command router", () => {
         const failing = Layer.mock(SettingsStore, {
           _tag: "aurora/SettingsStore",
           setSetting: () => Effect.fail(new StorageError({ operation: "setSetting", reason: "disk I/O error" })),
-          changes: Stream.empty
+          changes: Stream.empty,
+          currentGlobal: () => defaultGlobalSettings
         })
         const reply = yield* h.run("admin", "config timeout", { value: 30 }).pipe(Effect.provide(failing))
         expect(replyText(reply)).toBe(

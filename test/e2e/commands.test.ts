@@ -16,6 +16,7 @@ import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
 import { ConversationStore } from "../../src/services/conversation/ConversationStore.js"
 import { Database } from "../../src/services/storage/Database.js"
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
+import { DirectMessageSwitch } from "../../src/services/discord/Intake.js"
 import { MessageSource } from "../../src/services/discord/MessageSource.js"
 import { ErrorStats } from "../../src/services/health/ErrorStats.js"
 import { EventJournal } from "../../src/services/queue/EventJournal.js"
@@ -32,7 +33,10 @@ const tempDir = makeTempDir("commands-e2e")
 
 /** The commands program with the services it needs, as the live graph builds them. */
 const appLayer = (dir: string) => {
-  const gateway = MessageSource.Default.pipe(Layer.provideMerge(DiscordGateway.Default))
+  const gateway = MessageSource.Default.pipe(
+    Layer.provideMerge(DiscordGateway.Default),
+    Layer.provide(DirectMessageSwitch.layerSettings)
+  )
   const storage = SettingsStore.Default.pipe(Layer.provideMerge(Database.layer(dir)))
   const letta = LettaClient.Default.pipe(Layer.provideMerge(LettaEndpoint.Default))
   const queue = EventQueue.layer().pipe(Layer.provide(QueuePolicy.layerSettings), Layer.provide(EventJournal.layerMemory))

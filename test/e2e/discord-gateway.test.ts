@@ -8,13 +8,25 @@ import { Cause, Context, Duration, Effect, Exit, Layer, Option, Scope, Stream } 
 import { AuroraConfig } from "../../src/domain/Config.js"
 import type { ReceivedMessage } from "../../src/domain/Discord.js"
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
+import { DirectMessageSwitch } from "../../src/services/discord/Intake.js"
+import { messagesReceived } from "../../src/services/health/MessagesReceived.js"
 import { MessageSource } from "../../src/services/discord/MessageSource.js"
 import { FakeDiscord, type FakeDiscordOptions, snowflake, snowflakeTime, world } from "../fakes/FakeDiscord.js"
+import { captureLogs, type LogLine } from "../fakes/logs.js"
 
 const wait = Duration.seconds(10)
 
-const gatewayLayer = (fake: FakeDiscord, extra: Readonly<Record<string, string>> = {}) =>
-  DiscordGateway.Default.pipe(Layer.provide(AuroraConfig.Default), Layer.provide(fake.configLayer(extra)))
+/** DMs are on unless a test says otherwise (the intake lets direct messages through only then). */
+const gatewayLayer = (
+  fake: FakeDiscord,
+  extra: Readonly<Record<string, string>> = {},
+  directMessages: Layer.Layer<DirectMessageSwitch> = DirectMessageSwitch.layerFixed(true)
+) =>
+  DiscordGateway.Default.pipe(
+    Layer.provide(AuroraConfig.Default),
+    Layer.provide(fake.configLayer(extra)),
+    Layer.provide(directMessages)
+  )
 
 /** A fake and a ready gateway connected to it, both closed with the test's scope. */
 const connect = (options: FakeDiscordOptions = {}) =>
@@ -106,24 +118,26 @@ describe("DiscordGateway against FakeDiscord", () => {
       expect(received.message.reference).toBeNull()
       expect(received.message.webhookId).toBeNull()
 
-      // @everyone and the bot's managed role: discord.js' mentions.has(bot) would say yes.
+      // @everyone and the bot's managed role are mapped apart from the user mentions (alone, they
+      // never reach the stream: see the intake test below).
       yield* fake.sendMessage({
         channelId: world.general,
         author: world.bob,
-        content: "@everyone look",
+        content: `@everyone look <@${world.bot.id}>`,
+        mentions: [world.bot.id],
         mentionEveryone: true,
         mentionRoles: [world.botRole]
       })
       const everyone = yield* nextMessage(gateway)
-      expect(everyone.message.mentions).toEqual({ users: [], roles: [world.botRole], everyone: true })
+      expect(everyone.message.mentions).toEqual({ users: [world.bot.id], roles: [world.botRole], everyone: true })
       expect(everyone.message.author).toMatchObject({ username: "bob", displayName: "bob", globalName: null })
 
       const reply = yield* fake.sendMessage({
         channelId: world.general,
         author: world.bob,
-        content: "a reply",
+        content: `<@${world.bot.id}> a reply`,
+        mentions: [world.bot.id],
         replyTo: String(sent["id"]),
-        webhookId: "1600000000000000001",
         embeds: [{ title: "t", description: "d", fields: [{ name: "n", value: "v" }] }]
       })
       const replied = yield* nextMessage(gateway)
@@ -133,7 +147,6 @@ describe("DiscordGateway against FakeDiscord", () => {
         channelId: world.general,
         guildId: world.guildId
       })
-      expect(replied.message.webhookId).toBe("1600000000000000001")
       expect(replied.message.embeds).toEqual([{ title: "t", description: "d", url: null, fields: [{ name: "n", value: "v" }] }])
     }))
 
@@ -152,7 +165,7 @@ describe("DiscordGateway against FakeDiscord", () => {
   it.scopedLive("thread messages carry their parent channel", () =>
     Effect.gen(function*() {
       const { fake, gateway } = yield* connect()
-      yield* fake.sendMessage({ channelId: world.thread, content: "in a thread" })
+      yield* fake.sendMessage({ channelId: world.thread, content: "in a thread", mentions: [world.bot.id] })
       const thread = yield* nextMessage(gateway)
       expect(thread.channel).toEqual({
         id: world.thread,
@@ -161,7 +174,7 @@ describe("DiscordGateway against FakeDiscord", () => {
         parentId: world.general,
         parentKind: "text"
       })
-      yield* fake.sendMessage({ channelId: world.forumPost, content: "in a forum post" })
+      yield* fake.sendMessage({ channelId: world.forumPost, content: "in a forum post", mentions: [world.bot.id] })
       const post = yield* nextMessage(gateway)
       expect(post.channel).toMatchObject({ kind: "public-thread", parentId: world.forum, parentKind: "forum" })
     }))
@@ -188,11 +201,15 @@ describe("DiscordGateway against FakeDiscord", () => {
       expect(countRequests(fake, "GET", path)).toBe(1)
 
       // A message the gateway delivered is in the cache: no REST at all.
-      const live = yield* fake.sendMessage({ channelId: world.general, content: "live" })
+      const live = yield* fake.sendMessage({ channelId: world.general, content: "live", mentions: [world.bot.id] })
       yield* nextMessage(gateway)
       const before = fake.requests().length
       expect((yield* source.fetchMessage(world.general, String(live["id"]))).content).toBe("live")
       expect(fake.requests().length).toBe(before)
+
+      // A webhook's message never reaches the stream; read as a parent, it keeps its webhook id.
+      const hook = yield* fake.storeMessage({ channelId: world.general, content: "hooked", webhookId: "1600000000000000001" })
+      expect((yield* source.fetchMessage(world.general, String(hook["id"]))).webhookId).toBe("1600000000000000001")
 
       const missing = snowflake()
       const notFound = yield* Effect.flip(source.fetchMessage(world.general, missing))
@@ -236,10 +253,12 @@ describe("DiscordGateway against FakeDiscord", () => {
       const dm = fake.dmChannelFor(world.bob)
       const post = yield* fake.waitForRequest((r) => r.method === "POST" && r.path === `/channels/${dm}/messages`)
       expect(post.body).toMatchObject({ content: "error rate above 50 %", allowed_mentions: { parse: [] } })
-      // Discord echoes the bot's own message on the gateway; it reaches the stream as a bot message.
-      const echo = yield* nextMessage(gateway)
-      expect(echo.message.author).toMatchObject({ id: world.bot.id, bot: true })
-      expect(echo.channel.kind).toBe("dm")
+      // Discord echoes the bot's own message on the gateway: the intake drops it, so the next
+      // message on the stream is the one that follows.
+      const next = yield* fake.sendMessage({ channelId: dm, author: world.bob, content: "thanks" })
+      const received = yield* nextMessage(gateway)
+      expect(received.message.id).toBe(next["id"])
+      expect(received.channel.kind).toBe("dm")
     }))
 
   it.scopedLive("applicationOwnerIds lists the team's accepted, non-read-only members", () =>
@@ -301,6 +320,110 @@ describe("DiscordGateway against FakeDiscord", () => {
       expect(fake.registeredCommands(world.guildId)).toMatchObject([{ ...definition, guild_id: world.guildId }])
     }))
 
+  it.scopedLive("the intake: counts every message, and only what may concern Aurora reaches the stream, without a log line", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeDiscord.make()
+      let dmsOn = false
+      const lines: Array<LogLine> = []
+      const context = yield* Layer.build(
+        gatewayLayer(fake, {}, Layer.succeed(DirectMessageSwitch, { isOn: () => dmsOn })).pipe(
+          Layer.provide(captureLogs(lines))
+        )
+      )
+      const gateway = Context.get(context, DiscordGateway)
+      const counted = messagesReceived()
+      const linesAtStart = lines.length
+      const mention = (content: string) =>
+        fake.sendMessage({ channelId: world.general, content: `<@${world.bot.id}> ${content}`, mentions: [world.bot.id] })
+      const idOf = (message: Readonly<Record<string, unknown>>) => String(message["id"])
+      const otherBot = { id: "1200000000000000009", username: "otherbot", bot: true }
+
+      const sent: Array<string> = []
+      const passing: Array<string> = []
+      const send = (message: Effect.Effect<Readonly<Record<string, unknown>>>, passes: boolean) =>
+        Effect.map(message, (m) => {
+          sent.push(idOf(m))
+          if (passes) passing.push(idOf(m))
+          return m
+        })
+      const chatter = yield* send(fake.sendMessage({ channelId: world.general, content: "just chatting" }), false)
+      yield* send(fake.sendMessage({ channelId: world.general, content: "hi bob", mentions: [world.bob.id] }), false)
+      yield* send(
+        fake.sendMessage({
+          channelId: world.general,
+          content: "@everyone",
+          mentionEveryone: true,
+          mentionRoles: [world.botRole]
+        }),
+        false
+      )
+      // Replies to alice: from the payload's referenced message, then (no payload) from the cache.
+      yield* send(
+        fake.sendMessage({ channelId: world.general, author: world.bob, content: "yes", replyTo: idOf(chatter) }),
+        false
+      )
+      yield* send(
+        fake.sendMessage({
+          channelId: world.general,
+          author: world.bob,
+          content: "no",
+          replyTo: idOf(chatter),
+          includeReferenced: false
+        }),
+        false
+      )
+      yield* send(
+        fake.sendMessage({ channelId: world.general, author: otherBot, content: "<@bot>", mentions: [world.bot.id] }),
+        false
+      )
+      yield* send(
+        fake.sendMessage({
+          channelId: world.general,
+          content: "hook",
+          mentions: [world.bot.id],
+          webhookId: "1600000000000000001"
+        }),
+        false
+      )
+      // The bot's own message (Discord echoes it): dropped, but now in discord.js' cache.
+      const own = yield* send(fake.sendMessage({ channelId: world.general, author: world.bot, content: "I am Aurora" }), false)
+      const dm = snowflake()
+      yield* send(fake.sendMessage({ channelId: dm, author: world.bob, content: "psst (DMs off)" }), false)
+
+      yield* send(mention("a mention"), true)
+      const stored = yield* fake.storeMessage({ channelId: world.general, author: world.bot, content: "an older answer" })
+      yield* send(fake.sendMessage({ channelId: world.general, content: "thanks", replyTo: idOf(stored) }), true)
+      yield* send(
+        fake.sendMessage({ channelId: world.general, content: "and this?", replyTo: idOf(own), includeReferenced: false }),
+        true
+      )
+      // Neither in the payload nor in the cache: passed on, for the listener to resolve.
+      const unknown = yield* fake.storeMessage({ channelId: world.general, author: world.bob, content: "not seen" })
+      yield* send(
+        fake.sendMessage({ channelId: world.general, content: "hm", replyTo: idOf(unknown), includeReferenced: false }),
+        true
+      )
+      const sentinel = yield* send(mention("sentinel"), true)
+
+      const seen: Array<string> = []
+      yield* gateway.messages.pipe(
+        Stream.map((received) => received.message.id),
+        Stream.tap((id) => Effect.sync(() => seen.push(id))),
+        Stream.takeUntil((id) => id === idOf(sentinel)),
+        Stream.runDrain,
+        Effect.timeout(wait)
+      )
+      expect(seen).toEqual(passing)
+      expect(messagesReceived() - counted).toBe(sent.length)
+      expect(lines.slice(linesAtStart)).toEqual([])
+
+      // DMs switched on: the next direct message passes, with no restart.
+      dmsOn = true
+      const on = yield* fake.sendMessage({ channelId: dm, author: world.bob, content: "psst (DMs on)" })
+      expect((yield* nextMessage(gateway)).message.id).toBe(idOf(on))
+      expect(messagesReceived() - counted).toBe(sent.length + 1)
+    }))
+
   it.scopedLive("resumes after a dropped connection and delivers a message exactly once", () =>
     Effect.gen(function*() {
       const { fake, gateway } = yield* connect()
@@ -308,9 +431,17 @@ describe("DiscordGateway against FakeDiscord", () => {
 
       yield* fake.dropConnection()
       // Sent while the socket is down: replayed on RESUME.
-      const during = yield* fake.sendMessage({ channelId: world.general, content: "during the drop" })
+      const during = yield* fake.sendMessage({
+        channelId: world.general,
+        content: "during the drop",
+        mentions: [world.bot.id]
+      })
       yield* fake.waitForGateway("resumed", { after: mark, timeout: wait })
-      const after = yield* fake.sendMessage({ channelId: world.general, content: "after the resume" })
+      const after = yield* fake.sendMessage({
+        channelId: world.general,
+        content: "after the resume",
+        mentions: [world.bot.id]
+      })
 
       const seen: Array<string> = []
       yield* gateway.messages.pipe(

@@ -10,6 +10,7 @@ import { Context, Effect, Layer } from "effect"
 import { AuroraConfig } from "../../src/domain/Config.js"
 import type { ToolScope } from "../../src/domain/ToolCall.js"
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
+import { DirectMessageSwitch } from "../../src/services/discord/Intake.js"
 import { DiscordActions, DiscordTools, ToolNames } from "../../src/services/discord/Tools.js"
 import { defaultGuild, FakeDiscord, type FakeGuild, world } from "../fakes/FakeDiscord.js"
 
@@ -25,6 +26,7 @@ const connect = Effect.gen(function*() {
   const layer = DiscordTools.Default.pipe(
     Layer.provide(DiscordActions.Default),
     Layer.provideMerge(DiscordGateway.Default),
+    Layer.provide(DirectMessageSwitch.layerFixed(false)),
     Layer.provide(AuroraConfig.Default),
     Layer.provide(fake.configLayer())
   )

@@ -10,6 +10,7 @@ import { ChannelType, GatewayIntentBits } from "discord.js"
 import { Cause, Context, Effect, Exit, Layer, Option, Schedule } from "effect"
 import { AuroraConfig } from "../../src/domain/Config.js"
 import { DiscordGateway, type GatewayOptions } from "../../src/services/discord/DiscordGateway.js"
+import { DirectMessageSwitch } from "../../src/services/discord/Intake.js"
 import { closeCodeExplanation } from "../../src/services/discord/Shards.js"
 import { defaultGuild, FakeDiscord, type FakeDiscordOptions, type FakeGuild, shardOf } from "../fakes/FakeDiscord.js"
 import { captureLogs, type LogLine } from "../fakes/logs.js"
@@ -59,6 +60,7 @@ const buildGateway = (
     const lines: Array<LogLine> = []
     const layer = DiscordGateway.layer(options).pipe(
       Layer.provide(AuroraConfig.Default),
+      Layer.provide(DirectMessageSwitch.layerFixed(false)),
       Layer.provide(Layer.merge(fake.configLayer(env), captureLogs(lines)))
     )
     const exit = yield* Effect.exit(Layer.build(layer))

@@ -9,6 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer } from "effect"
 import { AuroraConfig } from "../../src/domain/Config.js"
 import { DiscordGateway } from "../../src/services/discord/DiscordGateway.js"
+import { DirectMessageSwitch } from "../../src/services/discord/Intake.js"
 import { FakeDiscord, world } from "../fakes/FakeDiscord.js"
 
 /** discord.js' default global limit (DefaultRestOptions.globalRequestsPerSecond). */
@@ -21,7 +22,11 @@ describe("DiscordGateway.sendTyping and discord.js' global rate limit", () => {
     Effect.gen(function*() {
       const fake = yield* FakeDiscord.make()
       const context = yield* Layer.build(
-        DiscordGateway.Default.pipe(Layer.provide(AuroraConfig.Default), Layer.provide(fake.configLayer()))
+        DiscordGateway.Default.pipe(
+          Layer.provide(AuroraConfig.Default),
+          Layer.provide(fake.configLayer()),
+          Layer.provide(DirectMessageSwitch.layerFixed(false))
+        )
       )
       const gateway = Context.get(context, DiscordGateway)
       // Distinct channels: distinct rate-limit buckets, so only the global limit holds them back.

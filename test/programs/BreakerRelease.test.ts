@@ -10,7 +10,7 @@ import type { RunReport, RunRequest } from "../../src/domain/AgentRun.js"
 import type { DiscordFailure } from "../../src/domain/Errors.js"
 import type { QueuedEvent } from "../../src/domain/Event.js"
 import { LettaServerError, type LettaRunError } from "../../src/domain/LettaErrors.js"
-import { defaultGuildSettings } from "../../src/domain/Settings.js"
+import { defaultGlobalSettings, defaultGuildSettings } from "../../src/domain/Settings.js"
 import { releaseHeldEvents } from "../../src/programs/BreakerRelease.js"
 import type { AuroraConfig } from "../../src/domain/Config.js"
 import { makeDispatcher } from "../../src/programs/Dispatch.js"
@@ -77,6 +77,7 @@ const makeWorld = (
   const requests: Array<{ readonly id: string; readonly at: number }> = []
   const settings = Layer.mock(SettingsStore, {
     _tag: "aurora/SettingsStore",
+    currentGlobal: () => defaultGlobalSettings,
     guild: (guildId: string) =>
       Effect.succeed({
         ...defaultGuildState(guildId),

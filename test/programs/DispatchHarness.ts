@@ -8,7 +8,7 @@ import { Clock, Effect, Layer, Metric, MetricState } from "effect"
 import type { RunReport, RunRequest, ToolCallSummary } from "../../src/domain/AgentRun.js"
 import { type DiscordFailure, StorageError } from "../../src/domain/Errors.js"
 import { LettaServerError, type LettaRunError } from "../../src/domain/LettaErrors.js"
-import { defaultGuildSettings, type GuildSettings } from "../../src/domain/Settings.js"
+import { defaultGlobalSettings, defaultGuildSettings, type GuildSettings } from "../../src/domain/Settings.js"
 import { configFrom } from "../fakes/config.js"
 import { CircuitBreaker, type CircuitBreakerOptions } from "../../src/services/health/CircuitBreaker.js"
 import { DeadLetters, makeMemoryDeadLetters } from "../../src/services/queue/DeadLetters.js"
@@ -135,6 +135,7 @@ export const makeHarness = (options: HarnessOptions) => {
   const cancelAnswer = options.cancelled === "hangs" ? Effect.never : Effect.succeed(options.cancelled ?? true)
   const settings = Layer.mock(SettingsStore, {
     _tag: "aurora/SettingsStore",
+    currentGlobal: () => defaultGlobalSettings,
     guild: (guildId: string) =>
       Effect.succeed({
         ...defaultGuildState(guildId),

@@ -7,6 +7,7 @@ import { HealthProbe, healthReport, layer as httpLayer } from "../../src/program
 import type { ShardHealth } from "../../src/services/discord/Shards.js"
 import { type BreakerState as Breaker, BreakerState } from "../../src/services/health/CircuitBreaker.js"
 import type { QueueStats } from "../../src/services/queue/EventQueue.js"
+import { countMessageReceived } from "../../src/services/health/MessagesReceived.js"
 import * as Metrics from "../../src/services/health/Metrics.js"
 
 interface ProbeState {
@@ -199,7 +200,7 @@ describe("HTTP endpoint", () => {
       const received = sampleValue(first.body, "aurora_messages_received_total")
       const mentions = sampleValue(first.body, "aurora_triggers_total{kind=\"mention\"}")
 
-      yield* Metrics.messageReceived
+      countMessageReceived()
       yield* Metrics.triggered("mention")
       yield* server.set({
         breaker: BreakerState.Open({ since: Date.now() }),

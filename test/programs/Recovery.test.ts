@@ -2,6 +2,7 @@
  * Start-up recovery: the pure classifier of one journal entry, and `recover` against the memory
  * journal, the memory dead-letter store, a real EventQueue and a fake executor, under TestClock.
  */
+import { defaultGlobalSettings } from "../../src/domain/Settings.js"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Metric, MetricState, TestClock } from "effect"
 import { StorageError } from "../../src/domain/Errors.js"
@@ -194,6 +195,7 @@ const makeSetup = (
   Effect.gen(function*() {
     const settings = Layer.mock(SettingsStore, {
       _tag: "aurora/SettingsStore",
+      currentGlobal: () => defaultGlobalSettings,
       guild: (guildId: string) =>
         Effect.succeed({
           ...defaultGuildState(guildId),

@@ -1,14 +1,41 @@
 /**
  * How Aurora's discord.js client is built: the intents it needs, what it caches, and its shards.
  */
-import { type ClientOptions, GatewayIntentBits, Options, Partials } from "discord.js"
+import { type CacheWithLimitsOptions, type ClientOptions, GatewayIntentBits, Options, Partials } from "discord.js"
 import { type ShardCount, shardOptions } from "./Shards.js"
 
-/** Messages kept per channel for reply chains (discord.js' default is 200). */
-const messageCacheSize = 50
+/**
+ * Messages kept per channel for reply chains (discord.js' default is 200). The trigger decision
+ * no longer needs the cache (a reply's payload names the replied-to author, Intake.ts); the
+ * reply-chain reads do. Measured with the chatter benchmark's replies (BENCHMARKS.md, #17): 50 served
+ * every chain parent from the cache, 20 or fewer sent about 30 % of them to REST.
+ */
+export const messageCacheSize = 50
 /** Cached messages older than this (seconds) are swept, every `messageSweepInterval` seconds. */
 const messageLifetime = 30 * 60
 const messageSweepInterval = 5 * 60
+
+/** discord.js caches that nothing in Aurora reads. */
+export const unreadCaches = [
+  "AutoModerationRuleManager",
+  "GuildBanManager",
+  "GuildEmojiManager",
+  "GuildInviteManager",
+  "GuildScheduledEventManager",
+  "GuildStickerManager",
+  "PresenceManager",
+  "ReactionManager",
+  "ReactionUserManager",
+  "StageInstanceManager",
+  "VoiceStateManager"
+] as const
+
+/** discord.js' cache limits by manager (a manager not named here caches without a limit). */
+export const cacheLimits: CacheWithLimitsOptions = {
+  ...Options.DefaultMakeCacheSettings,
+  MessageManager: messageCacheSize,
+  ...Object.fromEntries(unreadCaches.map((manager) => [manager, 0]))
+}
 
 export const clientOptions = (options: {
   readonly shardCount: ShardCount
@@ -27,7 +54,10 @@ export const clientOptions = (options: {
   // The message cache only serves reply-chain reads (cache before REST), which look at recent
   // messages; discord.js keeps 200 per channel forever by default, so a long-running bot's
   // memory would grow with every channel it has seen.
-  makeCache: Options.cacheWithLimits({ ...Options.DefaultMakeCacheSettings, MessageManager: messageCacheSize }),
+  // What Aurora never reads is not cached at all: a guild's emojis, stickers, voice states,
+  // scheduled events and the rest would otherwise be kept from GUILD_CREATE on, for every guild.
+  // Guilds, channels, roles (role mentions), members (display names), users and threads stay.
+  makeCache: Options.cacheWithLimits(cacheLimits),
   sweepers: {
     ...Options.DefaultSweeperSettings,
     messages: { interval: messageSweepInterval, lifetime: messageLifetime }

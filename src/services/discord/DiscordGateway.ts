@@ -2,6 +2,9 @@
  * The one discord.js client of the process. discord.js callbacks enter Effect here and only here:
  * `messageCreate` and `interactionCreate` offer into queues that the rest of Aurora reads as
  * Streams, and REST reads go through this service so their failures become domain errors.
+ * Messages pass the intake first (Intake.ts): every one is counted, and only those that may
+ * concern Aurora (a mention of the bot, a reply to it or to an unknown author, a DM when DMs are
+ * on) are mapped and queued; the rest is dropped in the callback, before any Effect runs.
  *
  * Every gateway shard runs in this client (discord.js' sharding, `shardCount` "auto" by default:
  * see Shards.ts). Start-up waits for every shard; as Discord paces IDENTIFYs (one per 5 s per
@@ -32,6 +35,7 @@ import {
   toReceivedMessage
 } from "./DiscordMapping.js"
 import { clientOptions } from "./ClientOptions.js"
+import { DirectMessageSwitch, makeIntake } from "./Intake.js"
 import {
   closeCodeOfError,
   closedForGoodLine,
@@ -69,6 +73,7 @@ export interface GatewayOptions {
 const make = (options: Partial<GatewayOptions> = {}) =>
   Effect.gen(function*() {
     const config = (yield* AuroraConfig).discord
+    const directMessages = yield* DirectMessageSwitch
     const shardCount = options.shardCount ?? config.shardCount
     const runtime = yield* Effect.runtime<never>()
     const runLog = Runtime.runFork(runtime)
@@ -102,18 +107,29 @@ const make = (options: Partial<GatewayOptions> = {}) =>
     )
 
     client.once(Events.ClientReady, () => Deferred.unsafeDone(ready, Exit.void))
-    client.on(Events.MessageCreate, (message: Message) => {
-      // Mapped at once: discord.js mutates its cached objects on later events.
-      const mapped = Either.try(() => toReceivedMessage(message))
-      if (Either.isRight(mapped)) Queue.unsafeOffer(messages, mapped.right)
-      else {
-        runLog(
-          Effect.logError(`dropped a message Aurora could not read: ${describeError(mapped.left)}`).pipe(
-            Effect.annotateLogs({ messageId: message.id, channelId: message.channelId })
-          )
-        )
-      }
-    })
+    client.on(
+      Events.MessageCreate,
+      makeIntake<Message>({
+        botUserId: () => client.user?.id ?? null,
+        directMessages,
+        cachedAuthor: (channelId, messageId) => {
+          const channel = client.channels.cache.get(channelId)
+          return channel?.isTextBased() ? channel.messages.cache.get(messageId)?.author.id : undefined
+        },
+        accept: (message) => {
+          // Mapped at once: discord.js mutates its cached objects on later events.
+          const mapped = Either.try(() => toReceivedMessage(message))
+          if (Either.isRight(mapped)) Queue.unsafeOffer(messages, mapped.right)
+          else {
+            runLog(
+              Effect.logError(`dropped a message Aurora could not read: ${describeError(mapped.left)}`).pipe(
+                Effect.annotateLogs({ messageId: message.id, channelId: message.channelId })
+              )
+            )
+          }
+        }
+      })
+    )
     client.on(Events.InteractionCreate, (interaction: Interaction) => {
       Queue.unsafeOffer(interactions, interaction)
     })
@@ -245,7 +261,7 @@ const make = (options: Partial<GatewayOptions> = {}) =>
       client: readyClient,
       botUserId: readyClient.user.id,
       /**
-       * Every message discord.js delivers (the bot's own included), mapped to domain records.
+       * The messages that may concern Aurora (see Intake.ts), mapped to domain records.
        * Meant for one consumer; elements are pulled one at a time, so a consumer that stops early
        * leaves the rest queued for the next.
        */

@@ -8,6 +8,7 @@
  *
  * The listen and dispatch programs call the small effects below; the gauges are set at scrape
  * time from the queue and the breaker (`sampleQueue`, `sampleBreaker`), so they are never stale.
+ * `aurora_messages_received_total` is not here: it is a plain count (MessagesReceived.ts).
  * The label values live in MetricLabels.ts; this module re-exports them (`Metrics.runOutcomeOf`, ...).
  */
 import { Effect, Metric, MetricBoundaries, MetricKey } from "effect"
@@ -69,10 +70,6 @@ const byLabel = <const K extends string>(
 ): Record<K, Metric.Metric.Counter<number>> =>
   Object.fromEntries(values.map((value) => [value, series(key, label, value)])) as Record<K, Metric.Metric.Counter<number>>
 
-const messagesReceivedTotal = Metric.fromMetricKey(counter(
-  "aurora_messages_received_total",
-  "Messages received from the Discord gateway, before the trigger rules."
-))
 const triggersTotal = counter("aurora_triggers_total", "Messages addressed to the bot, by trigger kind (mention, reply, dm).")
 const eventsEnqueuedTotal = Metric.fromMetricKey(counter("aurora_events_enqueued_total", "Events accepted into the queue."))
 const eventsRejectedTotal = counter(
@@ -151,9 +148,6 @@ const oldestByScope: Record<QueueScope, Metric.Metric.Gauge<number>> = {
 }
 
 // --- what the programs call -----------------------------------------------------------------
-
-/** A message arrived from the gateway. */
-export const messageReceived: Effect.Effect<void> = Metric.increment(messagesReceivedTotal)
 
 /** A message triggered the bot. */
 export const triggered = (kind: TriggerKind): Effect.Effect<void> => Metric.increment(triggers[kind])
@@ -282,7 +276,6 @@ export const sampleQueue = (stats: QueueStats, now: number): Effect.Effect<void>
  * makes `rate()` and absent-series alerts unreliable.
  */
 export const registerAll: Effect.Effect<void> = Effect.all([
-  Metric.value(messagesReceivedTotal),
   Metric.value(eventsEnqueuedTotal),
   Metric.value(eventsDispatchedTotal),
   Metric.value(runRetriesTotal),

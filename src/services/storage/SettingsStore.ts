@@ -1,7 +1,8 @@
 /**
  * Guild and global settings, persisted in SQLite and cached in memory: everything is loaded once
  * when the service starts and every change is written through (database first, then cache), so
- * the hot path (each incoming message) reads a Ref, never the database.
+ * the hot path (each incoming message) reads a Ref, never the database, and the global settings
+ * can also be read synchronously (`currentGlobal`, for discord.js' message callback).
  */
 import { SqlClient } from "@effect/sql"
 import { Clock, Data, Effect, Either, HashMap, Option, PubSub, Ref, Schema, Stream } from "effect"
@@ -74,7 +75,11 @@ export class SettingsStore extends Effect.Service<SettingsStore>()("aurora/Setti
       return { guilds, global } satisfies Cache
     }).pipe(Effect.mapError(storageErrorOf("SettingsStore.load")))
 
-    const cache = yield* Ref.make<Cache>(yield* load)
+    const loaded = yield* load
+    const cache = yield* Ref.make<Cache>(loaded)
+    // The global settings once more as a plain value, for readers that cannot run an Effect (the
+    // gateway's intake, in discord.js' callback); written in the same step as the Ref.
+    let currentGlobal = loaded.global
     const changes = yield* PubSub.unbounded<SettingsChange>()
     yield* Effect.addFinalizer(() => PubSub.shutdown(changes))
     // Writes are rare (admin commands) and serialised, so the order of database writes, cache
@@ -122,6 +127,7 @@ export class SettingsStore extends Effect.Service<SettingsStore>()("aurora/Setti
         yield* statement.pipe(Effect.mapError(storageErrorOf(operation)))
         const next = yield* Ref.modify(cache, (c) => {
           const global = update(c.global)
+          currentGlobal = global
           return [global, { ...c, global }]
         })
         yield* PubSub.publish(changes, SettingsChange.GlobalChanged({ global: next }))
@@ -197,6 +203,8 @@ export class SettingsStore extends Effect.Service<SettingsStore>()("aurora/Setti
       disable,
       setPaused,
       global: Effect.map(Ref.get(cache), (c) => c.global),
+      /** The global settings now, read synchronously: a change is seen as soon as its write returns. */
+      currentGlobal: (): GlobalSettings => currentGlobal,
       setLettaBaseUrl,
       setDmAgent,
       setGlobalPause,

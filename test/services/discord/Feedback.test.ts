@@ -2,6 +2,7 @@
  * Feedback reactions under TestClock: the service over a recording Reactions fake and a settings
  * mock (guild g-off has `feedback` false), and its pure rules (the decision, the bounded record).
  */
+import { defaultGlobalSettings } from "../../../src/domain/Settings.js"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, FiberId, Layer, Logger, LogLevel, TestClock } from "effect"
 import { type DiscordFailure, MessageNotFound, MissingAccess } from "../../../src/domain/Errors.js"
@@ -27,6 +28,7 @@ const makeHarness = (options: RecordingOptions = {}) => {
   const lines: Array<LogLine> = []
   const settings = Layer.mock(SettingsStore, {
     _tag: "aurora/SettingsStore",
+    currentGlobal: () => defaultGlobalSettings,
     guild: (guildId: string) =>
       Effect.succeed({
         ...defaultGuildState(guildId),

@@ -156,7 +156,6 @@ describe("Aurora metrics", () => {
         aurora_events_enqueued_total: "counter",
         aurora_events_rejected_total: "counter",
         aurora_letta_tokens_total: "counter",
-        aurora_messages_received_total: "counter",
         aurora_queue_oldest_pending_age_seconds: "gauge",
         aurora_queue_pending_events: "gauge",
         aurora_run_duration_seconds: "histogram",
@@ -184,7 +183,6 @@ describe("Aurora metrics", () => {
   it.effect("the program helpers move their series", () =>
     Effect.gen(function*() {
       const before = {
-        received: yield* valueOf("aurora_messages_received_total"),
         dm: yield* valueOf("aurora_triggers_total", { kind: "dm" }),
         full: yield* valueOf("aurora_events_rejected_total", { reason: "full" }),
         enqueued: yield* valueOf("aurora_events_enqueued_total"),
@@ -195,8 +193,6 @@ describe("Aurora metrics", () => {
         busy: yield* valueOf("aurora_conversation_busy_total")
       }
       yield* Metrics.conversationBusy
-      yield* Metrics.messageReceived
-      yield* Metrics.messageReceived
       yield* Metrics.triggered("dm")
       yield* Metrics.rejected("full")
       yield* Metrics.enqueued
@@ -210,7 +206,6 @@ describe("Aurora metrics", () => {
         60_000
       )
       expect({
-        received: yield* valueOf("aurora_messages_received_total"),
         dm: yield* valueOf("aurora_triggers_total", { kind: "dm" }),
         full: yield* valueOf("aurora_events_rejected_total", { reason: "full" }),
         enqueued: yield* valueOf("aurora_events_enqueued_total"),
@@ -220,7 +215,6 @@ describe("Aurora metrics", () => {
         expired: yield* valueOf("aurora_dead_letters_total", { reason: "expired" }),
         busy: yield* valueOf("aurora_conversation_busy_total")
       }).toEqual({
-        received: before.received + 2,
         dm: before.dm + 1,
         full: before.full + 1,
         enqueued: before.enqueued + 1,
