@@ -141,16 +141,6 @@ export const makeRoutes = (
         if (state.options.echoBotMessages !== false) dispatch("MESSAGE_CREATE", message)
       })
     }),
-    // The bot's own reaction. The emoji segment arrives decoded: a custom emoji as `name:id`,
-    // anything else must be a unicode emoji (non-ASCII), or Discord answers 10014 Unknown Emoji.
-    route("PUT", /^\/channels\/(\d+)\/messages\/(\d+)\/reactions\/([^/]+)\/@me$/, (context) => {
-      const failure = channelCheck(param(context, 0))
-      if (failure !== null) return failure
-      if (state.store.get(param(context, 0))?.get(param(context, 1)) === undefined) return unknownMessage
-      const emoji = param(context, 2)
-      const valid = /^\w{2,32}:\d{17,20}$/.test(emoji) || [...emoji].some((char) => (char.codePointAt(0) ?? 0) > 0x7f)
-      return valid ? noContent : discordError(400, 10014, "Unknown Emoji")
-    }),
     route("POST", /^\/channels\/(\d+)\/typing$/, (context) => {
       const channelId = param(context, 0)
       const failure = channelCheck(channelId)
