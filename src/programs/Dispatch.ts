@@ -63,6 +63,7 @@ import { TypingIndicator } from "../services/discord/TypingIndicator.js"
 import { releaseHeldEvents } from "./BreakerRelease.js"
 import { deadLetterRecorder } from "./DeadLettering.js"
 import { makeConversations } from "./dispatch/Conversation.js"
+import { cancelInterrupted } from "./dispatch/Interrupted.js"
 import { makeFallback } from "./dispatch/Fallback.js"
 import { AttemptResult, makeOutcomes } from "./dispatch/Outcome.js"
 import { endedBeforeRun, endedByDefect, makeRunTrace, runRecorder } from "./dispatch/RunRecording.js"
@@ -171,7 +172,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         yield* recorded("the run start", journal.runStarted(event.messageId, startedAt))
         yield* Metrics.dispatched
         yield* Effect.logDebug(`dispatching after ${startedAt - event.enqueuedAt} ms in queue`)
-        yield* whenCutOff(cancelInterrupted(event))
+        yield* whenCutOff(cancelInterrupted(executor, event))
 
         // Typing runs while the agent works: it stops at the agent's first side-effecting call
         // (its reply) or when the run ends, whichever comes first. A plain fork rather than a
@@ -232,30 +233,6 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           )
         )
       )
-
-    /**
-     * A crash cut this event's run off before the agent acted: that run may still be going on the
-     * server (a client disconnect does not stop it), so it is cancelled before the re-send, through
-     * its conversation when it ran in one (which frees the conversation for the re-send).
-     */
-    const cancelInterrupted = (event: QueuedEvent): Effect.Effect<void> => {
-      const { interruptedConversationId: conversationId, interruptedRunId: runId } = event
-      const cancel = conversationId !== undefined
-        ? executor.cancelConversation(conversationId)
-        : runId !== undefined
-        ? executor.cancelRun(event.agentId, runId)
-        : undefined
-      if (cancel === undefined) return Effect.void
-      return Effect.flatMap(cancel, (cancelled) =>
-        cancelled
-          ? Effect.logInfo("the run cut off by the restart was cancelled; sending the event again")
-          : Effect.logWarning("the run cut off by the restart could not be cancelled; sending the event again anyway")).pipe(
-          Effect.annotateLogs({
-            ...(runId === undefined ? {} : { interruptedRunId: runId }),
-            ...(conversationId === undefined ? {} : { interruptedConversationId: conversationId })
-          })
-        )
-    }
 
     /**
      * Shutdown interrupted the run (the executor has cancelled it on the server). Before the agent
