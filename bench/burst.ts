@@ -86,10 +86,11 @@ export const runBurst = Effect.scoped(Effect.gen(function*() {
 
   const startedAt = Date.now()
   const offer = yield* offerBurst(discord, world, 0, Mentions)
-  // Intake is done when Aurora has read every message off the gateway (bounded poll of its metrics).
+  // Intake is done when Aurora has accepted or rejected every mention (bounded poll of its metrics).
+  // Not `received`: that counts messages as discord.js delivers them, before the listener's turn.
   yield* child.counters.pipe(
     Effect.repeat({
-      until: (c) => c.received >= Mentions,
+      until: (c) => c.enqueued + c.rejected >= Mentions,
       schedule: Schedule.spaced(Duration.millis(100)).pipe(Schedule.upTo(Duration.seconds(30)))
     })
   )
