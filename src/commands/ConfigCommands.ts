@@ -30,7 +30,10 @@ const effectNote: Record<SettingKey, string> = {
   parallel: "Applies now: at most this many runs of the agent at once, each in its own channel (`channel` mode).",
   fallback: "Applies to runs that end from now on.",
   images: "Applies to mentions queued from now on.",
-  feedback: "Applies from now on."
+  feedback: "Applies from now on.",
+  tools: "Applies to runs started from now on. With `builtin`, detach mcp-discord's tools from the agent " +
+    "(see the README) so that the names do not collide.",
+  approvaltimeout: "Applies to approvals asked from now on."
 }
 
 export const setConfig = (key: SettingKey) => (invocation: Invocation) =>

@@ -13,6 +13,13 @@ import { ConversationMode } from "./Event.js"
 export const FallbackMode = Schema.Literal("post", "off")
 export type FallbackMode = typeof FallbackMode.Type
 
+/**
+ * Who runs the agent's Discord tools: `mcp`, an mcp-discord server attached to the agent (the
+ * agent's own tools); `builtin`, Aurora itself, declared to Letta as client tools on every request.
+ */
+export const ToolsMode = Schema.Literal("mcp", "builtin")
+export type ToolsMode = typeof ToolsMode.Type
+
 export interface NumberRule {
   readonly kind: "number"
   readonly description: string
@@ -102,6 +109,21 @@ export const SettingRules = {
     kind: "boolean",
     description: "React ⏳ / ⚠️ on mentions refused (queue full) or dead-lettered",
     default: true
+  },
+  tools: {
+    kind: "choice",
+    description: "Discord tools: an mcp-discord server on the agent, or built into Aurora",
+    default: "mcp",
+    choices: ToolsMode.literals
+  },
+  approvaltimeout: {
+    kind: "number",
+    description: "Minutes a tool approval waits for a decision before it is denied",
+    default: 10,
+    min: 1,
+    max: 60,
+    integer: true,
+    unit: "minutes"
   }
 } as const satisfies Record<string, SettingRule>
 
@@ -122,6 +144,7 @@ export const RateLimit = ranged(SettingRules.ratelimit)
 export const QueueSize = ranged(SettingRules.queuesize)
 export const TimeoutSeconds = ranged(SettingRules.timeout)
 export const Parallel = ranged(SettingRules.parallel)
+export const ApprovalTimeout = ranged(SettingRules.approvaltimeout)
 
 export const GuildSettings = Schema.Struct({
   replydepth: ReplyDepth,
@@ -134,7 +157,9 @@ export const GuildSettings = Schema.Struct({
   parallel: Parallel,
   fallback: FallbackMode,
   images: Schema.Boolean,
-  feedback: Schema.Boolean
+  feedback: Schema.Boolean,
+  tools: ToolsMode,
+  approvaltimeout: ApprovalTimeout
 })
 export type GuildSettings = typeof GuildSettings.Type
 
@@ -149,7 +174,9 @@ export const defaultGuildSettings: GuildSettings = {
   parallel: SettingRules.parallel.default,
   fallback: SettingRules.fallback.default,
   images: SettingRules.images.default,
-  feedback: SettingRules.feedback.default
+  feedback: SettingRules.feedback.default,
+  tools: SettingRules.tools.default,
+  approvaltimeout: SettingRules.approvaltimeout.default
 }
 
 /** Human wording of a rule's allowed values, used in error replies ("between 0.5 and 10 seconds"). */

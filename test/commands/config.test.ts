@@ -113,7 +113,9 @@ describe("/aurora config", () => {
           parallel: "**8**\n1–32, default 8",
           fallback: "**post**\npost or off, default post",
           images: "**on**\ndefault on",
-          feedback: "**on**\ndefault on"
+          feedback: "**on**\ndefault on",
+          tools: "**mcp**\nmcp or builtin, default mcp",
+          approvaltimeout: "**10 minutes**\n1–60, default 10 minutes"
         })
       })
     ))

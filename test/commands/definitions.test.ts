@@ -63,7 +63,7 @@ describe("registered commands", () => {
       "disable(1)",
       "lettaurl(1)",
       "context(1)",
-      "config: replydepth(1) typing(1) ratelimit(1) queuesize(1) timeout(1) mcpguidance(1) conversations(1) parallel(1) fallback(1) images(1) feedback(1) show(1)",
+      "config: replydepth(1) typing(1) ratelimit(1) queuesize(1) timeout(1) mcpguidance(1) conversations(1) parallel(1) fallback(1) images(1) feedback(1) tools(1) approvaltimeout(1) show(1)",
       "queue: status(1) clear(1) failed(1) retry(1)",
       "events: status(1) pause(1) resume(1) errors(1) resetcircuit(1)",
       "dm: enable(1) disable(1)",

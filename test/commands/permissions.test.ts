@@ -28,7 +28,9 @@ const validOptions: Record<string, Record<string, string | number | boolean>> = 
   "config parallel": { value: 4 },
   "config fallback": { value: "off" },
   "config images": { value: false },
-  "config feedback": { value: false }
+  "config feedback": { value: false },
+  "config tools": { value: "builtin" },
+  "config approvaltimeout": { value: 5 }
 }
 
 /** The design's table: every command and who may run it (written out, not derived from the code). */
@@ -48,6 +50,8 @@ const designTable: ReadonlyArray<readonly [string, "manage" | "owner"]> = [
   ["config fallback", "manage"],
   ["config images", "manage"],
   ["config feedback", "manage"],
+  ["config tools", "manage"],
+  ["config approvaltimeout", "manage"],
   ["config show", "manage"],
   ["queue status", "manage"],
   ["queue clear", "manage"],

@@ -21,7 +21,9 @@ describe("settings rules", () => {
       parallel: 8,
       fallback: "post",
       images: true,
-      feedback: true
+      feedback: true,
+      tools: "mcp",
+      approvaltimeout: 10
     })
     expect(Schema.is(GuildSettings)(defaultGuildSettings)).toBe(true)
     expect(defaultGlobalSettings.dmConversations).toBe("channel")
@@ -68,6 +70,15 @@ describe("settings rules", () => {
       ["images", "no", false],
       ["feedback", true, true],
       ["feedback", 1, false],
+      ["tools", "builtin", true],
+      ["tools", "mcp", true],
+      ["tools", "Builtin", false],
+      ["tools", "both", false],
+      ["approvaltimeout", 1, true],
+      ["approvaltimeout", "60", true],
+      ["approvaltimeout", 0, false],
+      ["approvaltimeout", 61, false],
+      ["approvaltimeout", 2.5, false],
       ["parallel", 1, true],
       ["parallel", 32, true],
       ["parallel", "8", true],

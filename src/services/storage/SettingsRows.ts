@@ -13,7 +13,8 @@ import {
   type GlobalSettings,
   GuildSettings,
   type GuildState,
-  type SettingKey
+  type SettingKey,
+  ToolsMode
 } from "../../domain/Settings.js"
 
 /** The Letta base URL override: an absolute http(s) URL. */
@@ -45,6 +46,8 @@ export interface GuildRow {
   readonly fallback: unknown
   readonly images: unknown
   readonly feedback: unknown
+  readonly tools: unknown
+  readonly approvaltimeout: unknown
 }
 
 /** The column value of a valid setting. */
@@ -81,7 +84,9 @@ export const decodeGuildRow = (row: GuildRow): { readonly state: GuildState; rea
       parallel: setting("parallel", GuildSettings.fields.parallel),
       fallback: setting("fallback", FallbackMode),
       images: setting("images", IntBoolean),
-      feedback: setting("feedback", IntBoolean)
+      feedback: setting("feedback", IntBoolean),
+      tools: setting("tools", ToolsMode),
+      approvaltimeout: setting("approvaltimeout", GuildSettings.fields.approvaltimeout)
     }
   }
   return { state, problems }

@@ -186,13 +186,24 @@ const toolCallTables = Effect.gen(function*() {
   yield* sql`CREATE INDEX tool_calls_started ON tool_calls (started_at)`
 })
 
+/**
+ * Aurora-side tools and approvals: the guild settings `tools` (mcp|builtin) and `approvaltimeout`
+ * (minutes) are new columns, NULL (the default) for every existing guild.
+ */
+const toolSettingsColumns = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE guild_settings ADD COLUMN tools TEXT`
+  yield* sql`ALTER TABLE guild_settings ADD COLUMN approvaltimeout INTEGER`
+})
+
 /** Every migration by id, in order (exported so a test can build a database of an earlier version). */
 export const migrationSteps = {
   "1_settings": settingsTables,
   "2_durable_queue": durableQueueTables,
   "3_conversations": conversationTables,
   "4_agent_turn": agentTurnTables,
-  "5_tool_calls": toolCallTables
+  "5_tool_calls": toolCallTables,
+  "6_tool_settings": toolSettingsColumns
 } as const
 
 export const migrations: Migrator.Loader = Migrator.fromRecord(migrationSteps)

@@ -54,7 +54,9 @@ describe("SettingsStore", () => {
         parallel: 32,
         fallback: "off",
         images: false,
-        feedback: false
+        feedback: false,
+        tools: "builtin",
+        approvaltimeout: 60
       }
       const afterSets = yield* session(
         dir,
@@ -72,6 +74,8 @@ describe("SettingsStore", () => {
           returned.push(yield* s.setSetting("g1", "fallback", "off"))
           returned.push(yield* s.setSetting("g1", "images", false))
           returned.push(yield* s.setSetting("g1", "feedback", "false"))
+          returned.push(yield* s.setSetting("g1", "tools", "builtin"))
+          returned.push(yield* s.setSetting("g1", "approvaltimeout", "60"))
           return { returned, guild: yield* s.guild("g1"), other: yield* s.guild("g2") }
         })
       )
@@ -82,10 +86,18 @@ describe("SettingsStore", () => {
         parallel: defaultGuildSettings.parallel,
         fallback: defaultGuildSettings.fallback,
         images: defaultGuildSettings.images,
-        feedback: defaultGuildSettings.feedback
+        feedback: defaultGuildSettings.feedback,
+        tools: defaultGuildSettings.tools,
+        approvaltimeout: defaultGuildSettings.approvaltimeout
       })
-      expect(afterSets.returned[9]).toEqual({ ...wanted, feedback: defaultGuildSettings.feedback })
-      expect(afterSets.returned[10]).toEqual(wanted)
+      expect(afterSets.returned[9]).toEqual({
+        ...wanted,
+        feedback: defaultGuildSettings.feedback,
+        tools: defaultGuildSettings.tools,
+        approvaltimeout: defaultGuildSettings.approvaltimeout
+      })
+      expect(afterSets.returned[11]).toEqual({ ...wanted, approvaltimeout: defaultGuildSettings.approvaltimeout })
+      expect(afterSets.returned[12]).toEqual(wanted)
       expect(afterSets.guild.settings).toEqual(wanted)
       expect(afterSets.guild.enabled).toBe(false) // config before enable is allowed
       expect(afterSets.other.settings).toEqual(defaultGuildSettings)

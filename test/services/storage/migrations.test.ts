@@ -99,7 +99,7 @@ describe("migration 3_conversations", () => {
       expect(schema.indexed).toEqual(["agent_id", "last_used_at", "partition_key", "channel_id"])
       expect(schema.pending.at(-2)).toEqual({ name: "conversation_id", notnull: 0, pk: 0 })
       expect(schema.dead.at(-1)).toEqual({ name: "conversation_id", notnull: 0, pk: 0 })
-      expect(schema.guild.slice(-5, -3)).toEqual([
+      expect(schema.guild.filter((c) => c.name === "conversations" || c.name === "parallel")).toEqual([
         { name: "conversations", notnull: 0, pk: 0 },
         { name: "parallel", notnull: 0, pk: 0 }
       ])
@@ -132,7 +132,7 @@ describe("migration 3_conversations", () => {
           }
         })
       )
-      expect(upgraded.applied).toEqual([1, 2, 3, 4, 5])
+      expect(upgraded.applied).toEqual([1, 2, 3, 4, 5, 6])
       expect(upgraded.guild.settings).toEqual({ ...defaultGuildSettings, timeout: 120 })
       expect(upgraded.guild).toMatchObject({ enabled: true, agentId: "agent-1" })
       expect(upgraded.global).toMatchObject({ dmAgentId: "agent-dm", dmConversations: "channel" })
@@ -184,7 +184,7 @@ describe("migration 4_agent_turn", () => {
           }
         })
       )
-      expect(result.guild.slice(-3)).toEqual([
+      expect(result.guild.filter((c) => ["fallback", "images", "feedback"].includes(c.name))).toEqual([
         { name: "fallback", notnull: 0, pk: 0 },
         { name: "images", notnull: 0, pk: 0 },
         { name: "feedback", notnull: 0, pk: 0 }
@@ -194,5 +194,25 @@ describe("migration 4_agent_turn", () => {
       expect(result.indexed).toEqual(["partition", "finished_at", "seq"])
       expect(result.settings).toMatchObject({ fallback: "post", images: true, feedback: true, timeout: 120 })
       expect(requiredTables).toContain("runs")
+    }))
+})
+
+describe("migration 6_tool_settings", () => {
+  it.scoped("adds the tools and approvaltimeout columns; old guilds read the defaults (mcp, 10 minutes)", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      expect(yield* previousVersion(dir)).toEqual([1, 2])
+      const result = yield* session(
+        dir,
+        Effect.gen(function*() {
+          const settings = yield* SettingsStore
+          return { guild: yield* columnsOf("guild_settings"), settings: (yield* settings.guild("g1")).settings }
+        })
+      )
+      expect(result.guild.filter((c) => c.name === "tools" || c.name === "approvaltimeout")).toEqual([
+        { name: "tools", notnull: 0, pk: 0 },
+        { name: "approvaltimeout", notnull: 0, pk: 0 }
+      ])
+      expect(result.settings).toMatchObject({ tools: "mcp", approvaltimeout: 10, timeout: 120 })
     }))
 })
