@@ -1,0 +1,33 @@
+/**
+ * The two ports between the dispatch and the approval gate (#16), so that neither depends on the
+ * other's implementation:
+ *
+ * - `ApprovalGate` (implemented in services/approvals): `open` stores a request durably, posts the
+ *   message with Approve/Deny buttons as a reply to the triggering message, and arms its deadline
+ *   (`approvaltimeout`). `pendingFor` says whether Aurora waits on a person for a conversation (or
+ *   an agent's default conversation: `conversationId` null), so that Letta's 409 "waiting for
+ *   approval" there is read as a busy conversation, not as a failure.
+ * - `ApprovalContinuation` (implemented by the programs layer): once every call of a request has a
+ *   decision (a click, or the deadline's deny), the gate calls `resume` with the answers (the
+ *   request's `answered` first, then the decisions in call order). `resume` sends them to Letta
+ *   and carries the run to its end (more tool round-trips, another approval, the fallback, the
+ *   runs log). The gate deletes its record only after `resume` returned, so that a restart in
+ *   between resumes again (Letta accepts a repeated answer as a repeat).
+ */
+import { Context, type Effect } from "effect"
+import type { ApprovalAnswer, ApprovalOrigin, ApprovalRequest, OpenedApproval } from "../../domain/Approval.js"
+
+export interface ApprovalGateService {
+  readonly open: (request: ApprovalRequest) => Effect.Effect<OpenedApproval>
+  readonly pendingFor: (agentId: string, conversationId: string | null) => Effect.Effect<boolean>
+}
+
+export class ApprovalGate extends Context.Tag("aurora/ApprovalGate")<ApprovalGate, ApprovalGateService>() {}
+
+export interface ApprovalContinuationService {
+  readonly resume: (origin: ApprovalOrigin, answers: ReadonlyArray<ApprovalAnswer>) => Effect.Effect<void>
+}
+
+export class ApprovalContinuation
+  extends Context.Tag("aurora/ApprovalContinuation")<ApprovalContinuation, ApprovalContinuationService>()
+{}
