@@ -2,8 +2,11 @@
  * `/aurora lettaurl [url]` (owner): shows the Letta URL in use and where it comes from, sets an
  * override (persisted, and applied to the endpoint at once so the next run uses it), or drops it
  * with `url:reset`. After a change it says whether `GET /v1/health/` answered at the URL now in use.
+ * A URL from LETTA_BASE_URL is shown without credentials or query values (see ShownUrl); an
+ * override cannot carry them (normaliseLettaUrl refuses them).
  */
 import { Effect, Either } from "effect"
+import { shownUrl } from "../domain/ShownUrl.js"
 import { LettaClient, type LettaHealth, LettaEndpoint, type LettaUrl } from "../services/letta/LettaClient.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { code } from "./Format.js"
@@ -53,7 +56,7 @@ export const lettaUrl = (invocation: Invocation) =>
     const endpoint = yield* LettaEndpoint
     if (requested === null || requested.trim() === "") {
       const current = yield* endpoint.current
-      return Reply.text(`Letta URL in use: ${code(current.url, 300)}, ${sourceText(current.source)}.`)
+      return Reply.text(`Letta URL in use: ${code(shownUrl(current.url), 300)}, ${sourceText(current.source)}.`)
     }
     const store = yield* SettingsStore
     const letta = yield* LettaClient
@@ -61,10 +64,12 @@ export const lettaUrl = (invocation: Invocation) =>
       yield* store.setLettaBaseUrl(null)
       yield* endpoint.setOverride(null)
       const current = yield* endpoint.current
-      yield* Effect.logInfo("Letta URL override dropped").pipe(Effect.annotateLogs({ lettaUrl: current.url }))
+      yield* Effect.logInfo("Letta URL override dropped").pipe(Effect.annotateLogs({ lettaUrl: shownUrl(current.url) }))
       const health = yield* letta.health
       return Reply.text(
-        `✅ Override dropped. Letta URL in use: ${code(current.url, 300)}, ${sourceText(current.source)}.\n${healthText(health)}`
+        `✅ Override dropped. Letta URL in use: ${code(shownUrl(current.url), 300)}, ${sourceText(current.source)}.\n${
+          healthText(health)
+        }`
       )
     }
     const url = yield* Either.mapLeft(normaliseLettaUrl(requested), (message) => new CommandRejected({ message }))

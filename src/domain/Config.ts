@@ -13,6 +13,7 @@
  */
 import { Config, ConfigError, Duration, Effect, Either, LogLevel, Option, Redacted } from "effect"
 import { isSnowflake } from "./Snowflake.js"
+import { shownUrl } from "./ShownUrl.js"
 
 // --- how values are checked ------------------------------------------------------------------
 
@@ -36,7 +37,7 @@ const httpUrl = (text: string): Either.Either<string, string> => {
   const url = URL.canParse(text) ? new URL(text) : null
   return url !== null && (url.protocol === "http:" || url.protocol === "https:")
     ? Either.right(text)
-    : Either.left(`expected an http:// or https:// URL, got ${JSON.stringify(text)}`)
+    : Either.left(`expected an http:// or https:// URL, got ${JSON.stringify(shownUrl(text))}`)
 }
 
 const integerIn = (min: number, max: number) => (text: string): Either.Either<number, string> => {

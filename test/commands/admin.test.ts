@@ -132,6 +132,17 @@ describe("/aurora dm", () => {
 })
 
 describe("/aurora lettaurl", () => {
+  it.scoped("a LETTA_BASE_URL with credentials or a token is shown without them", () =>
+    withHarness(
+      (h) =>
+        Effect.gen(function*() {
+          const text = replyText(yield* h.run("owner", "lettaurl"))
+          expect(text).toBe("Letta URL in use: `https://redacted@letta.env:8283/?token=redacted`, from LETTA_BASE_URL.")
+          expect(text).not.toContain("s3cret")
+        }),
+      { lettaBaseUrl: "https://alice:s3cret@letta.env:8283/?token=s3cret" }
+    ))
+
   it.scoped("without url: shows the URL in use and where it comes from", () =>
     withHarness((h) =>
       Effect.gen(function*() {

@@ -120,6 +120,11 @@ describe("AuroraConfig", () => {
     ["AURORA_SHARD_COUNT", "two", `expected auto or a positive integer, got "two"`],
     ["AURORA_COMMAND_GUILD_ID", "my-guild", `expected a Discord guild id, got "my-guild"`],
     ["LETTA_BASE_URL", "letta:8283", `expected an http:// or https:// URL, got "letta:8283"`],
+    [
+      "LETTA_BASE_URL",
+      "ftp://alice:s3cret@letta.example",
+      `expected an http:// or https:// URL, got "ftp://redacted@letta.example/"`
+    ],
     ["AURORA_MAX_CONCURRENT_RUNS", "0", `expected an integer from 1 to 1024, got "0"`],
     ["AURORA_MAX_CONCURRENT_RUNS", "1025", `expected an integer from 1 to 1024, got "1025"`],
     ["AURORA_MAX_CONCURRENT_RUNS", "2.5", `expected an integer from 1 to 1024, got "2.5"`],

@@ -42,6 +42,9 @@ export class LettaEndpoint extends Effect.Service<LettaEndpoint>()("aurora/Letta
   })
 }) {}
 
+/** `//user:password@` (or `//user@`) in a URL quoted in text. */
+const urlCredentials = /\/\/[^/\s@]+@/g
+
 /** Wait for response headers when the caller gives no timeout of its own. */
 const defaultHeadersTimeout = Duration.seconds(60)
 const lookupTimeout = Duration.seconds(10)
@@ -94,12 +97,17 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
         })
     )
 
-    /** Removes the API key from text bound for an error message or a log line. */
-    const redact = (text: string): string =>
-      Option.match(apiKey, {
+    /**
+     * Removes the API key, and any URL credentials (`//user:password@`, which LETTA_BASE_URL may
+     * carry and a connection error may quote), from text bound for an error message or a log line.
+     */
+    const redact = (text: string): string => {
+      const withoutKey = Option.match(apiKey, {
         onNone: () => text,
         onSome: (key) => text.split(Redacted.value(key)).join("<redacted>")
       })
+      return withoutKey.replace(urlCredentials, "//redacted@")
+    }
 
     const lookupContext = (agentId: string): FailureContext & { readonly phase: "headers" } => ({
       agentId,

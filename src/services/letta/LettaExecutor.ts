@@ -33,6 +33,7 @@ import type { LettaStreamingResponse } from "@letta-ai/letta-client/resources/ag
 import { type Clock, Duration, Effect, Exit, LogLevel } from "effect"
 import type { RunReport, RunRequest } from "../../domain/AgentRun.js"
 import { type LettaRunError, LettaTimeout, RunFailed } from "../../domain/LettaErrors.js"
+import { shownUrl } from "../../domain/ShownUrl.js"
 import { logAnnotated } from "../health/Log.js"
 import { batchReader, ClientFailure, forEachItem } from "./stream/BatchReader.js"
 import { applyItem, claimRunId, conclude, type Emission, makeRunState, type RunState } from "./stream/RunState.js"
@@ -158,7 +159,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
         const clock = yield* Effect.clock
         const state = makeRunState(clock.unsafeCurrentTimeMillis())
         yield* logAnnotated(LogLevel.Debug, "run requested", {
-          lettaUrl: url,
+          lettaUrl: shownUrl(url),
           otid: request.otid,
           images: request.images?.length ?? 0
         })
