@@ -148,6 +148,18 @@ describe("DiscordGateway against FakeDiscord", () => {
         guildId: world.guildId
       })
       expect(replied.message.embeds).toEqual([{ title: "t", description: "d", url: null, fields: [{ name: "n", value: "v" }] }])
+
+      // A forward that mentions the bot passes, but its reference (the forwarded message) is no parent.
+      const forward = yield* fake.sendMessage({
+        channelId: world.general,
+        author: world.bob,
+        content: `<@${world.bot.id}> see this`,
+        mentions: [world.bot.id],
+        forwardOf: String(sent["id"])
+      })
+      const forwarded = yield* nextMessage(gateway)
+      expect(forwarded.message.id).toBe(forward["id"])
+      expect(forwarded.message.reference).toBeNull()
     }))
 
   it.scopedLive("delivers direct messages with guild null and kind dm", () =>
@@ -389,6 +401,8 @@ describe("DiscordGateway against FakeDiscord", () => {
       const own = yield* send(fake.sendMessage({ channelId: world.general, author: world.bot, content: "I am Aurora" }), false)
       const dm = snowflake()
       yield* send(fake.sendMessage({ channelId: dm, author: world.bob, content: "psst (DMs off)" }), false)
+      // A forward of the bot's message (its reference names the bot's message, type 1): not a reply.
+      yield* send(fake.sendMessage({ channelId: world.general, author: world.bob, forwardOf: idOf(own) }), false)
 
       yield* send(mention("a mention"), true)
       const stored = yield* fake.storeMessage({ channelId: world.general, author: world.bot, content: "an older answer" })

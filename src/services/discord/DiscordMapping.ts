@@ -20,6 +20,7 @@ import type {
 } from "../../domain/Discord.js"
 import { type DiscordFailure, DiscordError, DiscordRateLimited, MessageNotFound, MissingAccess } from "../../domain/Errors.js"
 import { closeCodeExplanation, closeCodeOfError } from "./Shards.js"
+import { isForward } from "./Intake.js"
 
 // --- records ------------------------------------------------------------------
 
@@ -82,8 +83,9 @@ export const authorOf = (message: Message): Author => {
 
 const referenceOf = (message: Message): MessageReference | null => {
   const reference = message.reference
-  // Channel-follow and pin notices carry a reference without a message id: not a reply.
-  if (reference === null || reference.messageId === undefined) return null
+  // Channel-follow and pin notices carry a reference without a message id, and a forward names the
+  // message it copies: neither is a reply (nor a parent for the reply chain).
+  if (reference === null || reference.messageId === undefined || isForward(reference)) return null
   return { messageId: reference.messageId, channelId: reference.channelId, guildId: reference.guildId ?? null }
 }
 

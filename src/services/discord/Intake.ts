@@ -17,7 +17,8 @@
  *   author is unknown (no referenced message in the payload, nothing cached) is resolved further,
  *   by the listener (REST);
  * - everything else is dropped: a guild message that mentions others or nobody, a reply to someone
- *   else, a notice with a reference but no message id.
+ *   else, a notice with a reference but no message id, a forward (its reference names the forwarded
+ *   message: forwarding the bot's answer is not a reply to the bot).
  * Before the bot's user is known (discord.js delivers messages only after READY) everything passes.
  */
 import { Context, Effect, Layer } from "effect"
@@ -35,7 +36,12 @@ export interface ArrivingMessage {
     /** The author of the referenced message, when the payload carried it. */
     readonly repliedUser: { readonly id: string } | null
   }
-  readonly reference: { readonly channelId: string; readonly messageId?: string | undefined } | null
+  /** `type` 1 is a forward (Discord's MessageReferenceType.Forward); absent or 0, a reply. */
+  readonly reference: {
+    readonly channelId: string
+    readonly messageId?: string | undefined
+    readonly type?: number | undefined
+  } | null
 }
 
 export interface IntakeFacts {
@@ -46,6 +52,12 @@ export interface IntakeFacts {
 /** The author of a message in discord.js' cache, if it is there. */
 export type CachedAuthor = (channelId: string, messageId: string) => string | undefined
 
+/** Discord's MessageReferenceType.Forward: the reference names the forwarded message, not a parent. */
+const forwardReferenceType = 1
+
+/** A forward points at the message it copies: it is not a reply to that message's author. */
+export const isForward = (reference: { readonly type?: number | undefined }): boolean => reference.type === forwardReferenceType
+
 /** Whether `message` can concern Aurora; false only when `decideTrigger` would ignore it whatever the reply lookup says. */
 export const mayConcernAurora = (message: ArrivingMessage, facts: IntakeFacts, cachedAuthor: CachedAuthor): boolean => {
   const { author } = message
@@ -53,7 +65,7 @@ export const mayConcernAurora = (message: ArrivingMessage, facts: IntakeFacts, c
   if (message.guild === null) return facts.dmEnabled
   if (message.mentions.users.has(facts.botUserId)) return true
   const reference = message.reference
-  if (reference === null || reference.messageId === undefined) return false
+  if (reference === null || reference.messageId === undefined || isForward(reference)) return false
   const repliedTo = message.mentions.repliedUser?.id ?? cachedAuthor(reference.channelId, reference.messageId)
   return repliedTo === undefined || repliedTo === facts.botUserId
 }

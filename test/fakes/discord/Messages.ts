@@ -37,6 +37,12 @@ export interface MessageInput {
   readonly replyTo?: string
   /** Channel of the replied-to message, default the same channel. */
   readonly replyToChannelId?: string
+  /**
+   * Makes it a forward of this message id (in `replyToChannelId`, default the same channel) as
+   * Discord sends one: type 0, `message_reference.type` 1, `message_snapshots` with the forwarded
+   * message's content, no `referenced_message`.
+   */
+  readonly forwardOf?: string
   /** Include `referenced_message` (from the store; null when absent). Default true for replies. */
   readonly includeReferenced?: boolean
   readonly webhookId?: string
@@ -62,6 +68,32 @@ export interface InteractionInput {
 }
 
 export type InteractionPayload = Json & { readonly id: string; readonly token: string }
+
+/** A forward's reference and snapshot (Discord: "Message Snapshot Object"). */
+const forwardFields = (state: DiscordState, messageId: string, channelId: string, guildId: string | null): Json => {
+  const forwarded = state.store.get(channelId)?.get(messageId) as { readonly content?: unknown } | undefined
+  return {
+    message_reference: {
+      type: 1,
+      message_id: messageId,
+      channel_id: channelId,
+      ...(guildId === null ? {} : { guild_id: guildId })
+    },
+    message_snapshots: [{
+      message: {
+        type: 0,
+        content: typeof forwarded?.content === "string" ? forwarded.content : "",
+        embeds: [],
+        attachments: [],
+        timestamp: new Date().toISOString(),
+        edited_timestamp: null,
+        flags: 0,
+        mentions: [],
+        mention_roles: []
+      }
+    }]
+  }
+}
 
 export const buildMessage = (state: DiscordState, input: MessageInput): Json => {
   const author = input.author ?? world.alice
@@ -99,6 +131,7 @@ export const buildMessage = (state: DiscordState, input: MessageInput): Json => 
     type: reply === undefined ? 0 : 19,
     flags: 0,
     ...(input.webhookId === undefined ? {} : { webhook_id: input.webhookId }),
+    ...(input.forwardOf === undefined ? {} : forwardFields(state, input.forwardOf, referencedChannel, guildId)),
     ...(reply === undefined
       ? {}
       : {

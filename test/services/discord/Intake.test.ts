@@ -45,7 +45,7 @@ interface Shape {
   readonly roles: ReadonlyArray<string>
   readonly everyone: boolean
   /** "none", a reply (a reference with a message id), or a notice (a reference without one). */
-  readonly reference: "none" | "reply" | "notice"
+  readonly reference: "none" | "reply" | "notice" | "forward"
   /** The replied-to author as the payload's referenced message tells it (replies only). */
   readonly payloadAuthor: string | null
   /** The replied-to author as discord.js' message cache tells it. */
@@ -80,6 +80,8 @@ const arriving = (s: Shape): ArrivingMessage => ({
     ? null
     : s.reference === "reply"
     ? { channelId: ids.channel, messageId: parentId }
+    : s.reference === "forward"
+    ? { channelId: ids.channel, messageId: parentId, type: 1 }
     : { channelId: ids.channel }
 })
 
@@ -130,6 +132,9 @@ describe("mayConcernAurora", () => {
     ["a reply to someone else, from the cache", shape({ reference: "reply", cachedAuthor: bob }), false],
     ["a reply to an unknown author (resolved by the listener)", shape({ reference: "reply" }), true],
     ["a notice with a reference but no message id", shape({ reference: "notice" }), false],
+    ["a forward of the bot's message (cached)", shape({ reference: "forward", cachedAuthor: bot }), false],
+    ["a forward of a message by an unknown author", shape({ reference: "forward" }), false],
+    ["a forward that mentions the bot", shape({ reference: "forward", mentions: [bot] }), true],
     ["the bot's own message, mentioning itself", shape({ authorId: bot, authorBot: true, mentions: [bot] }), false],
     ["another bot mentioning the bot", shape({ authorId: bob, authorBot: true, mentions: [bot] }), false],
     ["a webhook mentioning the bot", shape({ webhook: true, mentions: [bot] }), false],
@@ -155,7 +160,7 @@ describe("mayConcernAurora", () => {
       mentions: fc.subarray([bot, alice, bob]),
       roles: fc.subarray(["500000000000000001", "500000000000000002"]),
       everyone: fc.boolean(),
-      reference: fc.constantFrom<Shape["reference"]>("none", "reply", "notice"),
+      reference: fc.constantFrom<Shape["reference"]>("none", "reply", "notice", "forward"),
       payloadAuthor: fc.option(someone, { nil: null }),
       cachedAuthor: fc.option(someone, { nil: null })
     }).map((s): Shape => ({ ...s, authorBot: s.authorBot || s.authorId === bot }))
