@@ -92,7 +92,10 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
           const error = first.left
           yield* Effect.logError(`resumed run failed: ${error._tag}: ${error.reason}`)
           yield* Metrics.runFinished(Metrics.runOutcomeOf(error), (yield* Clock.currentTimeMillis) - startedAt)
-          yield* recordRun(origin, yield* entry({ outcome: "failed", detail: `${error._tag}: ${error.reason}`, runId: error.runId }))
+          yield* recordRun(
+            origin,
+            yield* entry({ outcome: "failed", detail: `${error._tag}: ${error.reason}`, runId: error.runId })
+          )
           return
         }
         const end: LoopEnd = yield* loop.carry({

@@ -15,10 +15,8 @@
  *   -> a dead letter `expired`, never sent: an answer that late would be out of place;
  * - the run succeeded -> done; a silent run (no Discord action) is then followed by the fallback
  *   (./dispatch/Fallback.ts: the agent's text posted as a reply, recorded first, or a warning);
- *   a run that stopped for approval is first carried on by the tool loop (./dispatch/DispatchLoop.ts:
- *   built-in tools run by Aurora, a person asked, 20 round-trips at most), guild `tools` = `builtin`
- *   declaring Aurora's Discord tools on every request; a 409 "waiting for approval" where a person
- *   is being asked (ApprovalGate.pendingFor) is a busy conversation;
+ *   a run stopped for approval is first carried on by the tool loop (./dispatch/DispatchLoop.ts,
+ *   with `client_tools` for `builtin`); a 409 "waiting for approval" where a person is asked is busy;
  * - the breaker turned it away -> back to the front of its channel, held until the breaker admits
  *   traffic again (its release signal, see BreakerRelease.ts), or until the end of the cool-down;
  * - its conversation is busy (409) -> back to the front of its channel after a backoff of 1 s
@@ -146,8 +144,8 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         const replied = yield* Deferred.make<void>()
         // The tools the attempt called, for the runs log: failed runs have no report to read them from.
         const trace = yield* makeRunTrace
-        const acted = Effect.flatMap(Deferred.succeed(replied, undefined), (first) =>
-          first ? recorded("the side effect", journal.sideEffectSeen(event.messageId)) : Effect.void)
+        const sideEffect = recorded("the side effect", journal.sideEffectSeen(event.messageId))
+        const acted = Effect.flatMap(Deferred.succeed(replied, undefined), (first) => first ? sideEffect : Effect.void)
         const onToolCall = (call: ToolCallSummary) =>
           Effect.zipRight(
             Effect.zipRight(Metrics.toolCalled(call.name), trace.toolCalled(call.name)),
@@ -155,8 +153,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           )
         // The run id is recorded with the conversation it runs in, so a recovery cancels it there.
         const observer = (conversationId: string | undefined): RunObserver => ({
-          onRunId: (runId) =>
-            recorded("the run id", journal.runIdSeen(event.messageId, runId, conversationId)),
+          onRunId: (runId) => recorded("the run id", journal.runIdSeen(event.messageId, runId, conversationId)),
           onToolCall
         })
         const request = (conversationId: string | undefined): RunRequest => ({
@@ -214,7 +211,9 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           whenCutOff,
           Effect.ensuring(typingFiber === null ? Effect.void : Fiber.interrupt(typingFiber))
         )
-        if (conversation !== undefined && (result._tag === "Finished" || result._tag === "AwaitingApproval")) yield* conversation.touch
+        if (conversation !== undefined && (result._tag === "Finished" || result._tag === "AwaitingApproval")) {
+          yield* conversation.touch
+        }
 
         const finishedAt = yield* Clock.currentTimeMillis
         const timing = { queuedMs: startedAt - event.enqueuedAt, runMs: finishedAt - startedAt, finishedAt }

@@ -50,9 +50,12 @@ describe("built-in Discord tools, end to end", () => {
       const [continuation] = yield* app.letta.continuations
       expect(continuation).toMatchObject({ outcome: "accepted", type: "tool", toolCallId: "call-send", status: "success" })
       expect(String(continuation?.toolReturn)).toMatch(/^sent message \d+ to channel /)
-      const [first, second] = yield* bounded("both requests", app.letta.awaitMessages(2, agent).pipe(
-        Effect.zipRight(app.letta.messageRequests(agent))
-      ))
+      const [first, second] = yield* bounded(
+        "both requests",
+        app.letta.awaitMessages(2, agent).pipe(
+          Effect.zipRight(app.letta.messageRequests(agent))
+        )
+      )
       expect(declared(first?.body)).toEqual(names)
       expect(declared(second?.body)).toEqual(names)
       const posts = postsTo(app, world.general)
@@ -66,7 +69,11 @@ describe("built-in Discord tools, end to end", () => {
       const elsewhere = otherGuild.channels[0]!.id
       yield* app.letta.script(
         agent,
-        Behaviours.clientToolCall({ name: "discord_send", args: { channelId: elsewhere, message: "psst" }, toolCallId: "call-x" }),
+        Behaviours.clientToolCall({
+          name: "discord_send",
+          args: { channelId: elsewhere, message: "psst" },
+          toolCallId: "call-x"
+        }),
         Behaviours.run({ items: [Items.assistant("could not")] })
       )
       yield* mention(app, "post in the other server")

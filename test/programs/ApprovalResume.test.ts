@@ -75,7 +75,11 @@ describe("ApprovalResume", () => {
       const { resume } = yield* makeApprovalResume({ retrySchedule })
       yield* resume(origin, approved)
       expect(posts).toEqual(["done"])
-      expect(h.continuations[1]?.request.answers).toMatchObject([{ _tag: "ToolReturn", toolCallId: "s1", result: { status: "success" } }])
+      expect(h.continuations[1]?.request.answers).toMatchObject([{
+        _tag: "ToolReturn",
+        toolCallId: "s1",
+        result: { status: "success" }
+      }])
       expect(h.continuations[1]?.request.clientTools?.length).toBe(4)
       expect(h.posts).toEqual([])
       expect((yield* runsOf)[0]).toMatchObject({ outcome: "answered", toolCalls: ["discord_send✓"] })

@@ -83,13 +83,21 @@ describe("dispatch: the tool loop", () => {
       continueRun: () => Effect.succeed(ended)
     })
     return Effect.gen(function*() {
-      const before = yield* counterValue("aurora_tool_calls_total", { tool: "discord_send", executor: "aurora", status: "success" })
+      const before = yield* counterValue("aurora_tool_calls_total", {
+        tool: "discord_send",
+        executor: "aurora",
+        status: "success"
+      })
       const { dispatch } = yield* makeDispatcher({ retrySchedule })
       expect(yield* dispatch(ev)).toEqual(DispatchOutcome.done)
       expect(h.requests[0]?.request.clientTools).toEqual(definitions)
       expect(d.posts).toEqual(["100000000000000001:hello"])
       expect(h.continuations.map((c) => c.request.answers)).toEqual([[
-        { _tag: "ToolReturn", toolCallId: "call-1", result: { status: "success", toolReturn: "sent message posted-1 to channel 100000000000000001" } }
+        {
+          _tag: "ToolReturn",
+          toolCallId: "call-1",
+          result: { status: "success", toolReturn: "sent message posted-1 to channel 100000000000000001" }
+        }
       ]])
       expect(h.continuations[0]?.request.clientTools).toEqual(definitions)
       // The send answered: no fallback post, and the journal knows the agent acted before it ran.
@@ -204,12 +212,17 @@ describe("dispatch: the tool loop", () => {
 
   it.effect(`more than ${maxRoundTrips} round-trips: every pending call refused in one last continuation, ToolLoopLimit`, () => {
     const d = discord()
-    const read: PendingToolCall = { name: "discord_read_messages", toolCallId: "r", arguments: "{\"channelId\":\"100000000000000001\"}" }
+    const read: PendingToolCall = {
+      name: "discord_read_messages",
+      toolCallId: "r",
+      arguments: "{\"channelId\":\"100000000000000001\"}"
+    }
     const h = makeHarness({
       settings: { tools: "builtin" },
       actions: d.actions,
       run: () => Effect.succeed(stopped([{ ...read, toolCallId: "r0" }])),
-      continueRun: (_, call) => Effect.succeed(stopped([{ ...read, toolCallId: `r${call}` }, { ...send("100000000000000001", `s${call}`) }]))
+      continueRun: (_, call) =>
+        Effect.succeed(stopped([{ ...read, toolCallId: `r${call}` }, { ...send("100000000000000001", `s${call}`) }]))
     })
     return Effect.gen(function*() {
       const { dispatch } = yield* makeDispatcher({ retrySchedule })
@@ -272,7 +285,12 @@ describe("dispatch: the tool loop", () => {
     }).pipe(Effect.provide(h.layer))
   })
 
-  const pending409 = new AgentBusy({ agentId: "a1", sideEffect: false, reason: "409 waiting for approval", pendingApproval: true })
+  const pending409 = new AgentBusy({
+    agentId: "a1",
+    sideEffect: false,
+    reason: "409 waiting for approval",
+    pendingApproval: true
+  })
 
   it.effect("409 pending approval where the gate waits: busy (back to the queue), no dead letter", () => {
     const g = gateOf(() => Effect.die("not opened"), true)
@@ -294,4 +312,3 @@ describe("dispatch: the tool loop", () => {
     }).pipe(Effect.provide(h.layer))
   })
 })
-

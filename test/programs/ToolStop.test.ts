@@ -50,7 +50,11 @@ describe("ToolStop", () => {
   })
 
   it("a built-in send that posted answers the run; one that failed leaves it silent", () => {
-    const first = report({ stopReason: "requires_approval", approvalStop: { calls: [call("discord_send", "s")] }, runId: "run-1" })
+    const first = report({
+      stopReason: "requires_approval",
+      approvalStop: { calls: [call("discord_send", "s")] },
+      runId: "run-1"
+    })
     const posted = mergeSegments(first, [{ call: call("discord_send", "s"), result: ToolResult.success("sent") }], report())
     expect(isSilentRun(posted)).toBe(false)
     expect(posted).toMatchObject({ runId: "run-1", durationMs: 20, sideEffect: true })

@@ -54,23 +54,24 @@ export const makeSegments = Effect.gen(function*() {
     return retryOnFailure(once, schedule)
   }
 
-  const busyWhileAwaiting = (agentId: string, conversationId: string | undefined) =>
-  <A>(effect: Effect.Effect<A, LettaRunError>): Effect.Effect<A, LettaRunError> =>
-    Effect.catchTag(effect, "AgentBusy", (error): Effect.Effect<never, LettaRunError> =>
-      error.pendingApproval
-        ? Effect.flatMap(gate.pendingFor(agentId, conversationId ?? null), (waiting): Effect.Effect<never, LettaRunError> =>
-          waiting
-            ? Effect.fail(
-              new ConversationBusy({
-                agentId,
-                runId: error.runId,
-                sideEffect: error.sideEffect,
-                reason: `waiting for a person's approval (${error.reason})`,
-                conversationId: conversationId ?? `${agentId} (default conversation)`
-              })
-            )
-            : Effect.fail(error))
-        : Effect.fail(error))
+  const busyWhileAwaiting =
+    (agentId: string, conversationId: string | undefined) =>
+    <A>(effect: Effect.Effect<A, LettaRunError>): Effect.Effect<A, LettaRunError> =>
+      Effect.catchTag(effect, "AgentBusy", (error): Effect.Effect<never, LettaRunError> =>
+        error.pendingApproval
+          ? Effect.flatMap(gate.pendingFor(agentId, conversationId ?? null), (waiting): Effect.Effect<never, LettaRunError> =>
+            waiting
+              ? Effect.fail(
+                new ConversationBusy({
+                  agentId,
+                  runId: error.runId,
+                  sideEffect: error.sideEffect,
+                  reason: `waiting for a person's approval (${error.reason})`,
+                  conversationId: conversationId ?? `${agentId} (default conversation)`
+                })
+              )
+              : Effect.fail(error))
+          : Effect.fail(error))
 
   return { continuation, busyWhileAwaiting } as const
 })

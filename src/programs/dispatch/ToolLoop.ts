@@ -90,14 +90,19 @@ export const makeToolLoop = Effect.gen(function*() {
         isDiscordAction(call.name) ? run.beforeSideEffect : Effect.void,
         tools.execute(call, { guildId: run.origin.guildId, channelId: run.origin.channelId })
       )
-      const { execution, result } = yield* executeOnce(toolCalls, {
-        toolCallId: call.toolCallId,
-        tool: call.name,
-        partition: run.partition,
-        channelId: run.origin.channelId,
-        messageId: run.origin.messageId,
-        at
-      }, execute, Clock.currentTimeMillis)
+      const { execution, result } = yield* executeOnce(
+        toolCalls,
+        {
+          toolCallId: call.toolCallId,
+          tool: call.name,
+          partition: run.partition,
+          channelId: run.origin.channelId,
+          messageId: run.origin.messageId,
+          at
+        },
+        execute,
+        Clock.currentTimeMillis
+      )
       const status = statusOf(execution, result.status)
       yield* logAnnotated(
         result.status === "success" ? LogLevel.Info : LogLevel.Warning,
@@ -121,7 +126,9 @@ export const makeToolLoop = Effect.gen(function*() {
           const answers = limitAnswers(split)
           yield* Effect.logError(`tool loop: more than ${maxRoundTrips} round-trips; every pending call is refused`)
           yield* run.continueWith(answers, continuationOtid(run.origin.messageId, answers)).pipe(
-            Effect.catchAll((error) => Effect.logError(`tool loop: the last continuation failed (${error._tag}: ${error.reason})`))
+            Effect.catchAll((error) =>
+              Effect.logError(`tool loop: the last continuation failed (${error._tag}: ${error.reason})`)
+            )
           )
           return LoopEnd.LimitReached({ report, executed })
         }

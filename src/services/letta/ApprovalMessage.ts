@@ -32,4 +32,6 @@ export const clientToolsField = (
 ): { client_tools?: Array<{ name: string; description: string; parameters: { [key: string]: unknown } }> } =>
   tools === undefined || tools.length === 0
     ? {}
-    : { client_tools: tools.map((tool) => ({ name: tool.name, description: tool.description, parameters: { ...tool.parameters } })) }
+    : {
+      client_tools: tools.map((tool) => ({ name: tool.name, description: tool.description, parameters: { ...tool.parameters } }))
+    }

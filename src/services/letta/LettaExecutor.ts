@@ -109,7 +109,12 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
     /** The request, on the conversation's route or the agent's; the stream's items are the same. */
     const send = (client: Letta, request: Segment, signal: AbortSignal) => {
       const options = { signal, timeout: Math.ceil(Duration.toMillis(Duration.sum(request.timeout, clientTimeoutMargin))) }
-      const body = { messages: [request.message], stream_tokens: false, include_pings: true, ...clientToolsField(request.clientTools) }
+      const body = {
+        messages: [request.message],
+        stream_tokens: false,
+        include_pings: true,
+        ...clientToolsField(request.clientTools)
+      }
       return request.conversationId === undefined
         ? client.agents.messages.create(request.agentId, { ...body, streaming: true }, options)
         : client.conversations.messages.create(request.conversationId, body, options)

@@ -40,9 +40,10 @@ export const sigkillDuringBuiltinSend = (record: RecordRow) =>
       }),
       Behaviours.run({ items: [Items.assistant("sent the marker")] })
     )
-    const isSendTo = (target: string, text: string) => (request: { readonly method: string; readonly path: string; readonly body: unknown }) =>
-      request.method === "POST" && request.path === `/channels/${target}/messages` &&
-      typeof request.body === "object" && request.body !== null && "content" in request.body && request.body.content === text
+    const isSendTo =
+      (target: string, text: string) => (request: { readonly method: string; readonly path: string; readonly body: unknown }) =>
+        request.method === "POST" && request.path === `/channels/${target}/messages` &&
+        typeof request.body === "object" && request.body !== null && "content" in request.body && request.body.content === text
 
     const first = yield* startAurora(discord, { lettaUrl: letta.url, dataDir, httpPort: yield* freePort })
     yield* discord.holdPosts()
