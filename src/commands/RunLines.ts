@@ -28,7 +28,8 @@ export const outcomeEmoji: Record<RunOutcome, string> = {
   silent: "🔇",
   failed: "❌",
   "dead-lettered": "☠️",
-  interrupted: "✂️"
+  interrupted: "✂️",
+  "awaiting-approval": "⏸️"
 }
 
 const outcomeText: Record<RunOutcome, string> = {
@@ -37,7 +38,8 @@ const outcomeText: Record<RunOutcome, string> = {
   silent: "silent (no Discord reply)",
   failed: "failed",
   "dead-lettered": "dead-lettered",
-  interrupted: "interrupted by a restart"
+  interrupted: "interrupted by a restart",
+  "awaiting-approval": "awaiting approval"
 }
 
 /** "850 ms", "3.2 s", "2m 5s": a run's length at a glance. */

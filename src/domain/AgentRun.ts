@@ -19,6 +19,7 @@
  * A Discord tool under another name is not recognised: the fallback would post after it.
  */
 import { type Duration, type Effect, Schema } from "effect"
+import type { ApprovalAnswer } from "./Approval.js"
 
 export const ToolCallSummary = Schema.Struct({
   name: Schema.String,
@@ -44,6 +45,29 @@ export const RunUsage = Schema.Struct({
 })
 export type RunUsage = typeof RunUsage.Type
 
+/** A call named by an `approval_request_message`: `arguments` is the model's whole JSON text. */
+export const PendingToolCall = Schema.Struct({
+  name: Schema.String,
+  arguments: Schema.String,
+  toolCallId: Schema.String
+})
+export type PendingToolCall = typeof PendingToolCall.Type
+
+export const ApprovalStop = Schema.Struct({
+  /** The stopped run, when its id was streamed. */
+  runId: Schema.optional(Schema.String),
+  /** Every call of the stop, in order (at least one). */
+  calls: Schema.Array(PendingToolCall)
+})
+export type ApprovalStop = typeof ApprovalStop.Type
+
+/** A client tool declared on a request (Letta's `client_tools` item). */
+export interface ClientToolDeclaration {
+  readonly name: string
+  readonly description: string
+  readonly parameters: { readonly [key: string]: unknown }
+}
+
 export const RunReport = Schema.Struct({
   agentId: Schema.String,
   /** Absent when the server never put a run id on an item. */
@@ -58,7 +82,13 @@ export const RunReport = Schema.Struct({
   /** A side-effecting tool call was streamed (see `isSideEffectingTool`). */
   sideEffect: Schema.Boolean,
   /** Time from the start of the run to the first streamed tool call. */
-  firstToolCallMs: Schema.NullOr(Schema.Number)
+  firstToolCallMs: Schema.NullOr(Schema.Number),
+  /**
+   * The run stopped with `requires_approval` after an `approval_request_message`: it waits for
+   * the answers to these calls (client tools Aurora runs, or tools a person must approve). A
+   * successful report: the run is not over, it is carried on by a continuation (see ToolLoop).
+   */
+  approvalStop: Schema.optional(ApprovalStop)
 })
 export type RunReport = typeof RunReport.Type
 
@@ -85,13 +115,25 @@ export interface RunRequest {
   /** Bound on the whole run: waiting for headers and reading the stream. */
   readonly timeout: Duration.Duration
   readonly observer?: RunObserver
+  /** Declared as `client_tools` (the guild's `tools` = `builtin`); none when absent or empty. */
+  readonly clientTools?: ReadonlyArray<ClientToolDeclaration> | undefined
+}
+
+/**
+ * A continuation of a run stopped for approval: the same route (conversation or agent), the
+ * stop's answers as the first message (`{ type: "approval", approvals }`) with `otid`
+ * (`otidFor(messageId, <first answered tool call id>)`), bounded and streamed like a run.
+ */
+export interface ContinuationRequest extends Omit<RunRequest, "prompt" | "images"> {
+  readonly answers: ReadonlyArray<ApprovalAnswer>
 }
 
 /**
  * Stop reasons that mean the agent finished its turn normally. `tool_rule` is a turn ended by a
  * terminal tool rule, which the Letta server itself records as a completed run.
  * Everything else is a failed run, including `max_steps` (the turn was cut off before the agent
- * finished), `requires_approval` (the agent is blocked on a tool approval), `cancelled`,
+ * finished), `requires_approval` without an `approval_request_message` (nothing names what to
+ * answer; with one it is an approval stop, see `RunReport.approvalStop`), `cancelled`,
  * `no_tool_call` and any reason this version does not know.
  */
 export const successfulStopReasons: ReadonlySet<string> = new Set(["end_turn", "tool_rule"])

@@ -19,9 +19,22 @@ import { Partition } from "./Event.js"
  * - `failed`: the run failed but the event is not a dead letter: a transient failure kept for
  *   another try, or a failure after the agent acted (never sent again); the detail says which;
  * - `dead-lettered`: a permanent failure, too old when its turn came, or a fault in the dispatcher;
- * - `interrupted`: a restart cut the run off and start-up recovery dead-lettered the event.
+ * - `interrupted`: a restart cut the run off and start-up recovery dead-lettered the event;
+ * - `awaiting-approval`: the run stopped for a tool a person must approve (Discord buttons); the
+ *   decision continues it and replaces this outcome.
+ *
+ * Tool names: Aurora's own executions of built-in tools are recorded with their status as a
+ * suffix (`discord_send✓`, `discord_send✗`), the agent's server-side calls as plain names.
  */
-export const RunOutcome = Schema.Literal("answered", "silent-posted", "silent", "failed", "dead-lettered", "interrupted")
+export const RunOutcome = Schema.Literal(
+  "answered",
+  "silent-posted",
+  "silent",
+  "failed",
+  "dead-lettered",
+  "interrupted",
+  "awaiting-approval"
+)
 export type RunOutcome = typeof RunOutcome.Type
 
 export const RunRecord = Schema.Struct({

@@ -38,6 +38,10 @@ import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { MessageSource } from "../services/discord/MessageSource.js"
 import { ReplyPoster } from "../services/discord/ReplyPoster.js"
 import { TypingIndicator, TypingSender } from "../services/discord/TypingIndicator.js"
+import { ApprovalsUnavailable } from "../services/approvals/Unavailable.js"
+import { DiscordActions, DiscordTools } from "../services/discord/Tools.js"
+import { ToolCalls } from "../services/queue/ToolCalls.js"
+import { ApprovalResume } from "../programs/ApprovalResume.js"
 import { LoggingLive } from "./Logging.js"
 
 /** Settings, the queue's journal, the dead letters, the conversation map and the runs log, all in the one SQLite database. */
@@ -46,7 +50,8 @@ const Storage = Layer.mergeAll(
   EventJournal.layerSql,
   DeadLetters.layerSql,
   ConversationStore.layerSql,
-  RunLog.layerSql
+  RunLog.layerSql,
+  ToolCalls.layerSql
 ).pipe(Layer.provideMerge(Database.Default))
 
 const Letta = LettaExecutor.Default.pipe(
@@ -60,6 +65,15 @@ const Gateway = Layer.mergeAll(MessageSource.Default, TypingSender.Default, Reac
   Layer.provide(DirectMessageSwitch.layerSettings)
 )
 
+/** Aurora's built-in Discord tools (`tools` = `builtin`), run with the gateway's client. */
+const Tools = DiscordTools.Default.pipe(Layer.provide(DiscordActions.Default))
+
+/**
+ * The approval gate: a placeholder answering "approvals are not available" until the real gate
+ * (services/approvals) is merged; the continuation it calls is the programs' ApprovalResume.
+ */
+const Approvals = ApprovalResume.Default.pipe(Layer.provideMerge(ApprovalsUnavailable))
+
 const Queue = EventQueue.Default.pipe(Layer.provide(QueuePolicy.layerSettings))
 
 const Services = Layer.mergeAll(
@@ -68,6 +82,7 @@ const Services = Layer.mergeAll(
   ContextService.Default,
   PromptService.Default,
   TypingIndicator.Default,
+  Tools,
   // Recovery's dead letters react too: the gateway below is ready before recovery runs.
   Feedback.Default,
   Queue,
@@ -87,6 +102,7 @@ const Programs = Layer.mergeAll(
 
 const App = Programs.pipe(
   Layer.provideMerge(RecoveryLive),
+  Layer.provideMerge(Approvals),
   Layer.provideMerge(Services),
   Layer.provideMerge(Gateway),
   Layer.provideMerge(Storage)

@@ -15,6 +15,8 @@
  *   -> a dead letter `expired`, never sent: an answer that late would be out of place;
  * - the run succeeded -> done; a silent run (no Discord action) is then followed by the fallback
  *   (./dispatch/Fallback.ts: the agent's text posted as a reply, recorded first, or a warning);
+ *   a run stopped for approval is first carried on by the tool loop (./dispatch/DispatchLoop.ts,
+ *   with `client_tools` for `builtin`); a 409 "waiting for approval" where a person is asked is busy;
  * - the breaker turned it away -> back to the front of its channel, held until the breaker admits
  *   traffic again (its release signal, see BreakerRelease.ts), or until the end of the cool-down;
  * - its conversation is busy (409) -> back to the front of its channel after a backoff of 1 s
@@ -64,7 +66,9 @@ import { releaseHeldEvents } from "./BreakerRelease.js"
 import { deadLetterRecorder } from "./DeadLettering.js"
 import { makeConversations } from "./dispatch/Conversation.js"
 import { cancelInterrupted } from "./dispatch/Interrupted.js"
+import { makeDispatchLoop } from "./dispatch/DispatchLoop.js"
 import { makeFallback } from "./dispatch/Fallback.js"
+import { clientToolsOf } from "./dispatch/Segments.js"
 import { AttemptResult, makeOutcomes } from "./dispatch/Outcome.js"
 import { endedBeforeRun, endedByDefect, makeRunTrace, runRecorder } from "./dispatch/RunRecording.js"
 
@@ -90,6 +94,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
     const { outcomeOf } = yield* makeOutcomes
     const recordRun = yield* runRecorder
     const fallback = yield* makeFallback
+    const toolLoop = yield* makeDispatchLoop
     const schedule = options.retrySchedule ?? lettaRetrySchedule
     const maxAgeMs = Duration.toMillis(options.maxEventAge ?? (yield* AuroraConfig).maxEventAge)
 
@@ -139,18 +144,16 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         const replied = yield* Deferred.make<void>()
         // The tools the attempt called, for the runs log: failed runs have no report to read them from.
         const trace = yield* makeRunTrace
+        const sideEffect = recorded("the side effect", journal.sideEffectSeen(event.messageId))
+        const acted = Effect.flatMap(Deferred.succeed(replied, undefined), (first) => first ? sideEffect : Effect.void)
         const onToolCall = (call: ToolCallSummary) =>
           Effect.zipRight(
             Effect.zipRight(Metrics.toolCalled(call.name), trace.toolCalled(call.name)),
-            isSideEffectingTool(call.name)
-              ? Effect.flatMap(Deferred.succeed(replied, undefined), (first) =>
-                first ? recorded("the side effect", journal.sideEffectSeen(event.messageId)) : Effect.void)
-              : Effect.void
+            isSideEffectingTool(call.name) ? acted : Effect.void
           )
         // The run id is recorded with the conversation it runs in, so a recovery cancels it there.
         const observer = (conversationId: string | undefined): RunObserver => ({
-          onRunId: (runId) =>
-            recorded("the run id", journal.runIdSeen(event.messageId, runId, conversationId)),
+          onRunId: (runId) => recorded("the run id", journal.runIdSeen(event.messageId, runId, conversationId)),
           onToolCall
         })
         const request = (conversationId: string | undefined): RunRequest => ({
@@ -160,12 +163,20 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           images: event.images,
           timeout,
           observer: observer(conversationId),
-          conversationId
+          conversationId,
+          clientTools: clientToolsOf(guildSettings)
         })
+        // A 409 "waiting for approval" where a person is being asked is a busy conversation.
+        const runIn = (id: string | undefined) => toolLoop.busyWhileAwaiting(event.agentId, id)(executor.run(request(id)))
         const conversation = conversationModeOf(event) === "channel" ? conversations.forEvent(event) : undefined
-        const send = conversation === undefined
-          ? executor.run(request(undefined))
-          : conversation.send((conversationId) => executor.run(request(conversationId)))
+        const send = conversation === undefined ? runIn(undefined) : conversation.send(runIn)
+        // Past an approval stop, the run goes on in the conversation it ran in (./dispatch/DispatchLoop.ts).
+        const carried = (first: AttemptResult) =>
+          Effect.suspend(() => {
+            const conversationId = conversation?.current()
+            const run = { event, settings: guildSettings, conversationId, timeout, schedule, acted, trace }
+            return toolLoop.carry({ ...run, observer: observer(conversationId) }, first)
+          })
 
         // From the recorded start until the run ends, a shutdown leaves the journal consistent.
         const whenCutOff = Effect.onInterrupt(() => forgetInterruptedRun(event, replied))
@@ -196,10 +207,13 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
               error._tag === "ConversationBusy" ? AttemptResult.Busy({ error }) : AttemptResult.Failed({ error })
             )
           ),
+          Effect.flatMap(carried),
           whenCutOff,
           Effect.ensuring(typingFiber === null ? Effect.void : Fiber.interrupt(typingFiber))
         )
-        if (conversation !== undefined && result._tag === "Finished") yield* conversation.touch
+        if (conversation !== undefined && (result._tag === "Finished" || result._tag === "AwaitingApproval")) {
+          yield* conversation.touch
+        }
 
         const finishedAt = yield* Clock.currentTimeMillis
         const timing = { queuedMs: startedAt - event.enqueuedAt, runMs: finishedAt - startedAt, finishedAt }

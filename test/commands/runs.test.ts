@@ -202,7 +202,7 @@ describe("/aurora runs", () => {
 
   it("every outcome has its emoji", () => {
     expect(Object.keys(outcomeEmoji).sort()).toEqual(
-      ["answered", "dead-lettered", "failed", "interrupted", "silent", "silent-posted"]
+      ["answered", "awaiting-approval", "dead-lettered", "failed", "interrupted", "silent", "silent-posted"]
     )
   })
 

@@ -50,6 +50,7 @@ describe("health and metrics over HTTP, end to end", () => {
       const after = yield* get(`${base}/metrics`)
       expect(counter(after.text, "aurora_messages_received_total")).toBeGreaterThan(received0)
       expect(counter(after.text, "aurora_events_enqueued_total")).toBe(enqueued0 + 1)
-      expect(counter(after.text, "aurora_tool_calls_total{tool=\"discord_send\"}")).toBeGreaterThanOrEqual(1)
+      expect(counter(after.text, "aurora_tool_calls_total{executor=\"agent\",status=\"called\",tool=\"discord_send\"}"))
+        .toBeGreaterThanOrEqual(1)
     }))
 })

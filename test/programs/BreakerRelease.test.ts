@@ -6,6 +6,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, type Duration, Effect, Layer, TestClock } from "effect"
+import type { ApprovalGate } from "../../src/services/approvals/Ports.js"
+import { ApprovalsUnavailable } from "../../src/services/approvals/Unavailable.js"
+import { DiscordTools, makeDiscordTools } from "../../src/services/discord/Tools.js"
+import { ToolCalls } from "../../src/services/queue/ToolCalls.js"
+import { noActions } from "./DispatchHarness.js"
 import type { RunReport, RunRequest } from "../../src/domain/AgentRun.js"
 import type { DiscordFailure } from "../../src/domain/Errors.js"
 import type { QueuedEvent } from "../../src/domain/Event.js"
@@ -66,6 +71,9 @@ interface World {
     | RunLog
     | AuroraConfig
     | Feedback
+    | DiscordTools
+    | ToolCalls
+    | ApprovalGate
   >
 }
 
@@ -108,6 +116,9 @@ const makeWorld = (
     DeadLetters.layerMemory,
     ConversationStore.layerMemory,
     RunLog.layerMemory,
+    Layer.succeed(DiscordTools, DiscordTools.make(makeDiscordTools(noActions))),
+    ToolCalls.layerMemory,
+    ApprovalsUnavailable,
     queue,
     configFrom()
   ).pipe(Layer.provideMerge(EventJournal.layerMemory), Layer.orDie)

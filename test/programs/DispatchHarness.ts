@@ -22,6 +22,11 @@ import { defaultGuildState, SettingsStore } from "../../src/services/storage/Set
 import { TypingIndicator, TypingSender } from "../../src/services/discord/TypingIndicator.js"
 import { recordingFeedback, type RecordingOptions } from "../fakes/reactions.js"
 import { ReplyPoster, type ReplyPost } from "../../src/services/discord/ReplyPoster.js"
+import type { ContinuationRequest } from "../../src/domain/AgentRun.js"
+import { ApprovalGate, type ApprovalGateService } from "../../src/services/approvals/Ports.js"
+import { ApprovalsUnavailable } from "../../src/services/approvals/Unavailable.js"
+import { type DiscordActionsShape, DiscordTools, makeDiscordTools } from "../../src/services/discord/Tools.js"
+import { ToolCalls, type ToolCallsService } from "../../src/services/queue/ToolCalls.js"
 
 /** A run that answered as a real agent does: it called discord_send (so no fallback follows). */
 export const report = (agentId: string): RunReport => ({
@@ -88,6 +93,23 @@ export interface HarnessOptions {
   readonly reactions?: RecordingOptions
   /** What the fake reply poster answers to its `call`-th post (from 1); default: the message id `posted-<call>`. */
   readonly post?: (reply: ReplyPost, call: number) => Effect.Effect<string, DiscordFailure>
+  /** The fake executor's continuations (`call` counts from 1); default: dies (no run stops for approval). */
+  readonly continueRun?: (request: ContinuationRequest, call: number) => Effect.Effect<RunReport, LettaRunError>
+  /** What the built-in tools see of Discord; default: every channel unknown. */
+  readonly actions?: Partial<DiscordActionsShape>
+  /** The approval gate; default: the "approvals are not available" placeholder. */
+  readonly gate?: ApprovalGateService
+  /** The tool-call record; default: the memory one. */
+  readonly toolCalls?: ToolCallsService
+}
+
+/** Discord as the built-in tools see it when a test says nothing: no channel is known. */
+export const noActions: DiscordActionsShape = {
+  locateChannel: () => Effect.succeed(null),
+  post: () => Effect.die("post: no channel"),
+  recentMessages: () => Effect.succeed([]),
+  react: () => Effect.void,
+  guild: () => Effect.succeed(null)
 }
 
 /**
@@ -127,6 +149,7 @@ const recordingJournal = (
  */
 export const makeHarness = (options: HarnessOptions) => {
   const requests: Array<{ readonly request: RunRequest; readonly at: number }> = []
+  const continuations: Array<{ readonly request: ContinuationRequest; readonly at: number }> = []
   const creates: Array<{ readonly agentId: string; readonly description: string; readonly at: number }> = []
   const typed: Array<{ readonly channelId: string; readonly at: number }> = []
   const posts: Array<ReplyPost & { readonly at: number }> = []
@@ -151,6 +174,14 @@ export const makeHarness = (options: HarnessOptions) => {
         requests.push({ request, at })
         log.push(`letta:${request.prompt}${request.conversationId === undefined ? "" : `@${request.conversationId}`}`)
         return options.run(request, requests.length)
+      }),
+    continueRun: (request: ContinuationRequest) =>
+      Effect.flatMap(Clock.currentTimeMillis, (at) => {
+        continuations.push({ request, at })
+        log.push(`letta:continue ${request.answers.map((a) => a.toolCallId).join(",")}`)
+        return options.continueRun === undefined
+          ? Effect.die("no continuation expected")
+          : options.continueRun(request, continuations.length)
       }),
     cancelRun: (agentId: string, runId: string) => Effect.zipRight(note(`cancel:${agentId}:${runId}`), cancelAnswer),
     cancelConversation: (conversationId: string) => Effect.zipRight(note(`cancelConversation:${conversationId}`), cancelAnswer),
@@ -207,10 +238,13 @@ export const makeHarness = (options: HarnessOptions) => {
     deadLetters,
     runLog,
     ConversationStore.layerMemory,
+    Layer.succeed(DiscordTools, DiscordTools.make(makeDiscordTools({ ...noActions, ...options.actions }))),
+    options.toolCalls === undefined ? ToolCalls.layerMemory : Layer.succeed(ToolCalls, options.toolCalls),
+    options.gate === undefined ? ApprovalsUnavailable : Layer.succeed(ApprovalGate, options.gate),
     // The real configuration's defaults (AURORA_MAX_EVENT_AGE 1 hour, ...).
     configFrom()
   ).pipe(Layer.orDie)
-  return { requests, creates, typed, posts, log, reactions: feedback.calls, layer }
+  return { requests, continuations, creates, typed, posts, log, reactions: feedback.calls, layer }
 }
 
 /** Opens the breaker with one service failure (the harness's breaker must have failureThreshold 1). */

@@ -17,6 +17,8 @@
  * - The journal cannot record it first -> nothing posted (without the record, a restart could
  *   post it again), an error line, counted `failed`.
  * It never fails: the event is done whatever happens here. Typing has stopped when the run ended.
+ * A run resumed after an approval (ApprovalResume.ts) follows the same way, as a reply to its
+ * triggering message; its journal record is gone by then, so the record first is a no-op there.
  */
 import { Clock, Effect, Either } from "effect"
 import type { RunReport } from "../../domain/AgentRun.js"
@@ -41,6 +43,9 @@ const describeFailure = (failure: DiscordFailure): string => {
   }
 }
 
+/** What the fallback needs of the run's trigger: a queued event, or an approval's origin (a resumed run). */
+export type FallbackTarget = Pick<QueuedEvent, "channelId" | "messageId">
+
 /** What the fallback came to, for the runs view. */
 export type FallbackResult = "answered" | "posted" | "none" | "failed"
 
@@ -48,7 +53,7 @@ export const makeFallback = Effect.gen(function*() {
   const poster = yield* ReplyPoster
   const journal = yield* EventJournal
 
-  const post = (event: QueuedEvent, messages: ReadonlyArray<string>, cut: boolean) =>
+  const post = (event: FallbackTarget, messages: ReadonlyArray<string>, cut: boolean) =>
     Effect.gen(function*() {
       const at = yield* Clock.currentTimeMillis
       const recorded = yield* Effect.either(journal.fallbackRecorded(event.messageId, at))
@@ -90,7 +95,7 @@ export const makeFallback = Effect.gen(function*() {
    * What follows a run that succeeded (see the module header), and what came of it: `answered`
    * (not silent), `posted`, `none` or `failed`; never fails.
    */
-  const follow = (event: QueuedEvent, report: RunReport, mode: FallbackMode): Effect.Effect<FallbackResult> => {
+  const follow = (event: FallbackTarget, report: RunReport, mode: FallbackMode): Effect.Effect<FallbackResult> => {
     const decision = fallbackDecision(report, mode)
     if (decision._tag === "NotSilent") return Effect.succeed("answered")
     const done = decision._tag === "Post"

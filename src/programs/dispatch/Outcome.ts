@@ -8,7 +8,11 @@
  *   backoff (./BusyBackoff.ts): not a failure, so no dead letter and no run outcome counted;
  * - Failed, transient (after the retries) -> held for `transientHold` or until the breaker's next
  *   release;
- * - Failed after the agent acted -> done (never re-sent: that would post twice);
+ * - Failed after the agent acted (or `acted`: a continuation failed, the run had moved past its
+ *   prompt) -> done (never re-sent: that would post twice);
+ * - AwaitingApproval: the tool loop stopped for a person's decision (./ToolLoop.ts) -> done: the
+ *   decision continues the run (ApprovalContinuation); runs log `awaiting-approval` with the tools;
+ * - LoopLimit: more than 20 tool round-trips -> a dead letter `failed` (`ToolLoopLimit`);
  * - Failed otherwise (permanent) -> a dead letter `failed` with the error's tag and reason, and the
  *   conversation when it ran in one.
  * Any result but Busy and CircuitOpen (which never reached the conversation) ends the
@@ -29,6 +33,7 @@ import { deadLetterRecorder } from "../DeadLettering.js"
 import { makeBusyStreaks } from "./BusyBackoff.js"
 import type { FallbackResult } from "./Fallback.js"
 import { finishedOutcome, runRecorder } from "./RunRecording.js"
+import { loopLimitReason } from "./ToolStop.js"
 
 /** How long an event that failed transiently waits before its channel tries it again (a breaker release ends it sooner). */
 export const transientHold = Duration.seconds(5)
@@ -37,7 +42,9 @@ export type AttemptResult = Data.TaggedEnum<{
   Finished: { readonly report: RunReport }
   CircuitOpen: { readonly retryIn: Duration.Duration }
   Busy: { readonly error: ConversationBusy }
-  Failed: { readonly error: LettaRunError }
+  Failed: { readonly error: LettaRunError; readonly acted?: boolean }
+  AwaitingApproval: { readonly report: RunReport; readonly tools: ReadonlyArray<string> }
+  LoopLimit: { readonly report: RunReport }
 }>
 export const AttemptResult = Data.taggedEnum<AttemptResult>()
 
@@ -109,10 +116,31 @@ export const makeOutcomes = Effect.gen(function*() {
           Effect.as(DispatchOutcome.done)
         )
     }
+    if (result._tag === "AwaitingApproval") {
+      const detail = `waiting for a person's approval of ${result.tools.join(", ")}`
+      return logAnnotated(LogLevel.Info, `run stopped after ${timing.runMs} ms: ${detail}`, timings).pipe(
+        Effect.zipRight(ran("awaiting-approval", detail, result.report.approvalStop?.runId ?? result.report.runId)),
+        Effect.as(DispatchOutcome.done)
+      )
+    }
+    if (result._tag === "LoopLimit") {
+      return deadLetter(event, {
+        reason: "failed",
+        errorType: "ToolLoopLimit",
+        detail: loopLimitReason,
+        ...(conversationId === undefined ? {} : { conversationId })
+      }, { said: `run stopped permanently (${loopLimitReason})` }).pipe(
+        Effect.zipLeft(Metrics.runFinished("run_failed", timing.runMs)),
+        Effect.zipLeft(ran("dead-lettered", `ToolLoopLimit: ${loopLimitReason}`, result.report.runId)),
+        Effect.annotateLogs(timings),
+        Effect.as(DispatchOutcome.done)
+      )
+    }
     const error = result.error
+    const acted = error.sideEffect || result.acted === true
     const described = `${error._tag}: ${error.reason}`
     const counted = Metrics.runFinished(Metrics.runOutcomeOf(error), timing.runMs)
-    if (isTransient(error)) {
+    if (!acted && isTransient(error)) {
       return logAnnotated(LogLevel.Warning, `run failed transiently (${described}); kept at the front of its channel`, timings)
         .pipe(
           Effect.zipRight(counted),
@@ -120,7 +148,7 @@ export const makeOutcomes = Effect.gen(function*() {
           Effect.as(DispatchOutcome.held(transientHold))
         )
     }
-    if (error.sideEffect) {
+    if (acted) {
       return logAnnotated(LogLevel.Error, `run failed after the agent acted (${described}); not sent again`, timings).pipe(
         Effect.zipRight(counted),
         Effect.zipRight(ran("failed", `${described}; the agent had acted: not sent again`, error.runId)),

@@ -73,7 +73,7 @@ export const endedByDefect = (cause: Cause.Cause<unknown>, finishedAt: number): 
 
 export const runRecorder = Effect.map(
   RunLog,
-  (runs) => (event: QueuedEvent, entry: RunEntry): Effect.Effect<void> =>
+  (runs) => (event: Pick<QueuedEvent, "messageId" | "guildId" | "channelId">, entry: RunEntry): Effect.Effect<void> =>
     runs.record({
       messageId: event.messageId,
       guildId: event.guildId,

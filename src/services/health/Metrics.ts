@@ -30,10 +30,10 @@ import {
   type SilentRunAction,
   silentRunActions,
   tokenKinds,
-  toolLabel,
   triggerKinds
 } from "./MetricLabels.js"
 import type { QueueStats } from "../queue/EventQueue.js"
+import { agentToolCalled } from "./ToolMetrics.js"
 
 export {
   breakerStateLabel,
@@ -83,7 +83,6 @@ const runsTotal = counter("aurora_runs_total", "Agent runs that ended, by outcom
 const runRetriesTotal = Metric.fromMetricKey(
   counter("aurora_run_retries_total", "Agent run attempts re-sent after a transient failure.")
 )
-const toolCallsTotal = counter("aurora_tool_calls_total", "Tool calls streamed by the agents, by tool name.")
 const lettaTokensTotal = counter("aurora_letta_tokens_total", "Letta tokens used by agent runs, by kind (prompt, completion).")
 const deadLettersTotal = counter(
   "aurora_dead_letters_total",
@@ -164,19 +163,8 @@ export const dispatched: Effect.Effect<void> = Metric.increment(eventsDispatched
 /** A run attempt is being re-sent after a transient failure. */
 export const retried: Effect.Effect<void> = Metric.increment(runRetriesTotal)
 
-/** The agent called a tool. */
-export const toolCalled = (name: string): Effect.Effect<void> => Metric.increment(toolSeries(toolLabel(name)))
-
-/** The agents' tool sets are small; past this many names a series is built per call (still counted). */
-const toolSeriesCacheSize = 256
-const toolSeriesCache = new Map<string, Metric.Metric.Counter<number>>()
-const toolSeries = (label: string): Metric.Metric.Counter<number> => {
-  const cached = toolSeriesCache.get(label)
-  if (cached !== undefined) return cached
-  const made = series(toolCallsTotal, "tool", label)
-  if (toolSeriesCache.size < toolSeriesCacheSize) toolSeriesCache.set(label, made)
-  return made
-}
+/** The agent called a tool: `aurora_tool_calls_total{executor="agent", status="called"}` (ToolMetrics.ts). */
+export const toolCalled = (name: string): Effect.Effect<void> => agentToolCalled(name)
 
 /** Tokens a run used, as its usage statistics report them. */
 export const tokensUsed = (usage: Pick<RunUsage, "promptTokens" | "completionTokens">): Effect.Effect<void> =>

@@ -7,6 +7,11 @@
  * on it, and the outcome reported as a RunReport or a typed LettaRunError. Both routes stream the
  * same items.
  *
+ * `continueRun` answers a run that stopped for approval: the same route, with the answers as the
+ * first message (./ApprovalMessage.ts: `{ type: "approval", approvals, otid }`), and everything
+ * else (stream, timeout, cancel, outcomes) exactly as `run`. Both declare the request's
+ * `clientTools` as `client_tools` when there are any (every request of a `builtin` guild).
+ *
  * Cancelling (timeout, shutdown): a conversation's runs are cancelled through the conversation
  * (`conversations.cancel`, no run id needed: the conversation is Aurora's own, and a run may be
  * going there before its id was streamed); the agents route cancels only the run whose id was
@@ -16,7 +21,9 @@
  * approval) is `ConversationBusy`, 404 `ConversationNotFound` (see ClientErrors.ts).
  *
  * Outcomes (where the contract leaves a choice):
- * - success: a stop reason of `end_turn` or `tool_rule` (see `successfulStopReasons`);
+ * - success: a stop reason of `end_turn` or `tool_rule` (see `successfulStopReasons`), or an
+ *   approval stop (`requires_approval` after an `approval_request_message`): a report with
+ *   `approvalStop`, the calls to answer (see ./stream/RunState.ts `approvalStopOf`);
  * - any other stop reason, an `error_message` item or an `event: error` frame: RunFailed;
  * - a stream that ends without a stop reason: LettaConnectionError ("stream ended before a stop
  *   reason"): the server or the connection gave up mid-run, which is a service failure;
@@ -31,14 +38,21 @@
 import type { Letta } from "@letta-ai/letta-client"
 import type { LettaStreamingResponse } from "@letta-ai/letta-client/resources/agents/messages"
 import { type Clock, Duration, Effect, Exit, LogLevel } from "effect"
-import type { RunReport, RunRequest } from "../../domain/AgentRun.js"
+import type { ContinuationRequest, RunReport, RunRequest } from "../../domain/AgentRun.js"
 import { type LettaRunError, LettaTimeout, RunFailed } from "../../domain/LettaErrors.js"
 import { shownUrl } from "../../domain/ShownUrl.js"
 import { logAnnotated } from "../health/Log.js"
 import { batchReader, ClientFailure, forEachItem } from "./stream/BatchReader.js"
 import { applyItem, claimRunId, conclude, type Emission, makeRunState, type RunState } from "./stream/RunState.js"
 import { classifyClientError, LettaClient } from "./LettaClient.js"
+import { approvalMessage, clientToolsField } from "./ApprovalMessage.js"
 import { userMessage } from "./UserMessage.js"
+
+/** What a request sends: a run's or a continuation's, through the same steps. */
+type Segment = Omit<RunRequest, "prompt" | "images"> & {
+  readonly message: ReturnType<typeof userMessage> | ReturnType<typeof approvalMessage>
+  readonly images: number
+}
 
 /** The client's own header timeout is a backstop: the Effect timeout should always fire first. */
 const clientTimeoutMargin = Duration.seconds(5)
@@ -54,11 +68,11 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
     const letta = yield* LettaClient
 
     /** The run id is known (and on every log line from here on). */
-    const runStarted = (request: RunRequest) => (runId: string): Effect.Effect<void> =>
+    const runStarted = (request: Segment) => (runId: string): Effect.Effect<void> =>
       Effect.zipRight(Effect.logInfo("run started"), notify(request.observer?.onRunId?.(runId)))
 
     /** Does what handling an item asked for (see ./stream/RunState.ts). */
-    const emit = (request: RunRequest, state: RunState) => (emission: Emission): Effect.Effect<void, RunFailed> => {
+    const emit = (request: Segment, state: RunState) => (emission: Emission): Effect.Effect<void, RunFailed> => {
       switch (emission._tag) {
         case "Log":
           return emission.annotations === undefined
@@ -83,7 +97,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
      * tool calls, and the run's failure on an `error_message`. The clock is read without an
      * effect: this runs for every item.
      */
-    const handleItem = (request: RunRequest, state: RunState, clock: Clock.Clock) => {
+    const handleItem = (request: Segment, state: RunState, clock: Clock.Clock) => {
       const emitOne = emit(request, state)
       return (item: LettaStreamingResponse): Effect.Effect<void, RunFailed> => {
         const emissions = applyItem(state, item, clock.unsafeCurrentTimeMillis())
@@ -94,20 +108,17 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
     }
 
     /** The request, on the conversation's route or the agent's; the stream's items are the same. */
-    const send = (client: Letta, request: RunRequest, signal: AbortSignal) => {
+    const send = (client: Letta, request: Segment, signal: AbortSignal) => {
       const options = { signal, timeout: Math.ceil(Duration.toMillis(Duration.sum(request.timeout, clientTimeoutMargin))) }
-      const messages = [userMessage(request)]
+      const body = {
+        messages: [request.message],
+        stream_tokens: false,
+        include_pings: true,
+        ...clientToolsField(request.clientTools)
+      }
       return request.conversationId === undefined
-        ? client.agents.messages.create(
-          request.agentId,
-          { messages, streaming: true, stream_tokens: false, include_pings: true },
-          options
-        )
-        : client.conversations.messages.create(
-          request.conversationId,
-          { messages, stream_tokens: false, include_pings: true },
-          options
-        )
+        ? client.agents.messages.create(request.agentId, { ...body, streaming: true }, options)
+        : client.conversations.messages.create(request.conversationId, body, options)
     }
 
     /**
@@ -117,7 +128,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
      * would make that wait forever. A stream read to its end has released its connection already,
      * and aborting it anyway would only build an AbortError nobody reads.
      */
-    const attempt = (client: Letta, request: RunRequest, state: RunState, clock: Clock.Clock) =>
+    const attempt = (client: Letta, request: Segment, state: RunState, clock: Clock.Clock) =>
       Effect.suspend(() => {
         const controller = new AbortController()
         return Effect.gen(function*() {
@@ -146,14 +157,14 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
      * Gives up on a run: cancel it on the server, through its conversation, or (agents route)
      * when we know which run it is.
      */
-    const abandon = (request: RunRequest, state: RunState, why: string) => {
+    const abandon = (request: Segment, state: RunState, why: string) => {
       if (request.conversationId !== undefined) return Effect.asVoid(cancelConversation(request.conversationId))
       return state.runId === undefined
         ? Effect.logWarning(`${why} before a run id was seen: not cancellable`)
         : Effect.asVoid(cancelRun(request.agentId, state.runId))
     }
 
-    const run = (request: RunRequest): Effect.Effect<RunReport, LettaRunError> =>
+    const stream = (request: Segment): Effect.Effect<RunReport, LettaRunError> =>
       Effect.gen(function*() {
         const { client, url } = yield* letta.current
         const clock = yield* Effect.clock
@@ -161,7 +172,9 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
         yield* logAnnotated(LogLevel.Debug, "run requested", {
           lettaUrl: shownUrl(url),
           otid: request.otid,
-          images: request.images?.length ?? 0
+          images: request.images,
+          clientTools: request.clientTools?.length ?? 0,
+          ...(request.message.type === "approval" ? { approvals: request.message.approvals?.length ?? 0 } : {})
         })
 
         const onTimeout = Effect.gen(function*() {
@@ -212,11 +225,22 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
             : { agentId: request.agentId, conversationId: request.conversationId }
         ),
         // Stack-trace capture costs more than the span itself on the hot path.
-        Effect.withSpan("LettaExecutor.run", { attributes: { agentId: request.agentId }, captureStackTrace: false })
+        Effect.withSpan(request.message.type === "approval" ? "LettaExecutor.continueRun" : "LettaExecutor.run", {
+          attributes: { agentId: request.agentId },
+          captureStackTrace: false
+        })
       )
+
+    const run = (request: RunRequest): Effect.Effect<RunReport, LettaRunError> =>
+      stream({ ...request, message: userMessage(request), images: request.images?.length ?? 0 })
+
+    /** Answers a run stopped for approval (see the module header). */
+    const continueRun = (request: ContinuationRequest): Effect.Effect<RunReport, LettaRunError> =>
+      stream({ ...request, message: approvalMessage(request.answers, request.otid), images: 0 })
 
     return {
       run,
+      continueRun,
       cancelRun,
       cancelConversation,
       /** A new conversation on the agent (`channel` mode), its id; see LettaClient.createConversation. */

@@ -250,9 +250,9 @@ describe("Aurora metrics", () => {
         success: valueOf("aurora_runs_total", { outcome: "success" }),
         durations: valueOf("aurora_run_duration_seconds"),
         firstTool: valueOf("aurora_run_first_tool_call_seconds"),
-        send: valueOf("aurora_tool_calls_total", { tool: "discord_send" }),
-        readTool: valueOf("aurora_tool_calls_total", { tool: "discord_read_messages" }),
-        other: valueOf("aurora_tool_calls_total", { tool: "other" }),
+        send: valueOf("aurora_tool_calls_total", { tool: "discord_send", executor: "agent", status: "called" }),
+        readTool: valueOf("aurora_tool_calls_total", { tool: "discord_read_messages", executor: "agent", status: "called" }),
+        other: valueOf("aurora_tool_calls_total", { tool: "other", executor: "agent", status: "called" }),
         prompt: valueOf("aurora_letta_tokens_total", { kind: "prompt" }),
         completion: valueOf("aurora_letta_tokens_total", { kind: "completion" }),
         durationSum

@@ -11,7 +11,8 @@
  *   sets `firstToolCallMs`;
  * - tool return: recorded with the name of its call, and logged;
  * - assistant message: its text recorded, and logged (truncated);
- * - approval request: an info line; ping: nothing;
+ * - approval request: its calls recorded (the last request wins: one stop per run), an info line
+ *   naming them; ping: nothing;
  * - error_message: a warning line, then the run fails (RunFailed, with the side effect seen so far);
  * - stop reason, usage: recorded, and logged;
  * - anything else: a debug line saying it was ignored.
@@ -24,6 +25,7 @@ import { Either, LogLevel } from "effect"
 import {
   isSideEffectingTool,
   isSuccessfulStopReason,
+  type PendingToolCall,
   type RunReport,
   type RunUsage,
   type ToolCallSummary,
@@ -31,7 +33,7 @@ import {
   truncate
 } from "../../../domain/AgentRun.js"
 import { LettaConnectionError, RunFailed } from "../../../domain/LettaErrors.js"
-import { assistantText, runIdOf, toolCallsOf, toolReturnsOf } from "./StreamItems.js"
+import { assistantText, pendingCallsOf, runIdOf, toolCallsOf, toolReturnsOf } from "./StreamItems.js"
 
 /**
  * What the stream has shown so far; errors and timeouts report from it.
@@ -50,6 +52,8 @@ export interface RunState {
   readonly toolCalls: Array<ToolCallSummary>
   readonly toolReturns: Array<ToolReturnSummary>
   readonly assistantMessages: Array<string>
+  /** The calls of the last `approval_request_message`, if one was streamed. */
+  approvalCalls: ReadonlyArray<PendingToolCall> | undefined
   stopReason: string | undefined
   usage: RunUsage | null
   firstToolCallMs: number | null
@@ -63,6 +67,7 @@ export const makeRunState = (startedAt: number): RunState => ({
   toolCalls: [],
   toolReturns: [],
   assistantMessages: [],
+  approvalCalls: undefined,
   stopReason: undefined,
   usage: null,
   firstToolCallMs: null
@@ -148,8 +153,15 @@ export const applyItem = (state: RunState, item: LettaStreamingResponse, now: nu
       state.assistantMessages.push(text)
       return [line(LogLevel.Info, `assistant message: ${truncate(text, assistantLogLength)}`)]
     }
-    case "approval_request_message":
-      return [line(LogLevel.Info, "agent requests a tool approval")]
+    case "approval_request_message": {
+      const calls = pendingCallsOf(item)
+      state.approvalCalls = calls
+      return [
+        line(LogLevel.Info, `agent requests a tool approval: ${calls.map((call) => call.name).join(", ")}`, {
+          toolCallIds: calls.map((call) => call.toolCallId).join(",")
+        })
+      ]
+    }
     case "ping":
       return nothing
     case "error_message":
@@ -180,10 +192,26 @@ export const applyItem = (state: RunState, item: LettaStreamingResponse, now: nu
   }
 }
 
+/** The stop reason of a run waiting on tool calls (client tools, approvals). */
+export const approvalStopReason = "requires_approval"
+
+/**
+ * Whether a finished stream is an approval stop, and on which calls: `requires_approval` after an
+ * `approval_request_message` naming at least one call. Without one (or with no call Aurora can
+ * answer) it is not: nothing could continue it, and it fails like any other stop reason.
+ */
+export const approvalStopOf = (
+  state: Pick<RunState, "stopReason" | "approvalCalls">
+): ReadonlyArray<PendingToolCall> | undefined =>
+  state.stopReason === approvalStopReason && state.approvalCalls !== undefined && state.approvalCalls.length > 0
+    ? state.approvalCalls
+    : undefined
+
 /**
  * The verdict on a stream read to its end (or on a run whose stop reason arrived before its
- * timeout), at `now`: a success report for a successful stop reason, RunFailed for any other,
- * and LettaConnectionError when no stop reason came at all.
+ * timeout), at `now`: a success report for a successful stop reason or an approval stop (with
+ * `approvalStop`), RunFailed for any other, and LettaConnectionError when no stop reason came at
+ * all.
  */
 export const conclude = (
   state: RunState,
@@ -194,7 +222,8 @@ export const conclude = (
   if (state.stopReason === undefined) {
     return Either.left(new LettaConnectionError({ ...base, reason: "stream ended before a stop reason" }))
   }
-  if (!isSuccessfulStopReason(state.stopReason)) {
+  const approvalCalls = approvalStopOf(state)
+  if (!isSuccessfulStopReason(state.stopReason) && approvalCalls === undefined) {
     return Either.left(new RunFailed({ ...base, reason: `stop reason ${state.stopReason}`, stopReason: state.stopReason }))
   }
   return Either.right({
@@ -207,6 +236,9 @@ export const conclude = (
     usage: state.usage,
     durationMs: now - state.startedAt,
     sideEffect: state.sideEffect,
-    firstToolCallMs: state.firstToolCallMs
+    firstToolCallMs: state.firstToolCallMs,
+    ...(approvalCalls === undefined ? {} : {
+      approvalStop: { ...(state.runId === undefined ? {} : { runId: state.runId }), calls: [...approvalCalls] }
+    })
   })
 }

@@ -3,10 +3,16 @@
  * matched to their calls, assistant text, the run id.
  */
 import type { LettaStreamingResponse } from "@letta-ai/letta-client/resources/agents/messages"
-import { summarizeArguments, type ToolCallSummary, type ToolReturnSummary } from "../../../domain/AgentRun.js"
+import {
+  type PendingToolCall,
+  summarizeArguments,
+  type ToolCallSummary,
+  type ToolReturnSummary
+} from "../../../domain/AgentRun.js"
 
 export type ToolCallMessage = Extract<LettaStreamingResponse, { message_type?: "tool_call_message" }>
 export type ToolReturnMessage = Extract<LettaStreamingResponse, { message_type?: "tool_return_message" }>
+export type ApprovalRequestMessage = Extract<LettaStreamingResponse, { message_type?: "approval_request_message" }>
 export type AssistantMessage = Extract<LettaStreamingResponse, { message_type?: "assistant_message" }>
 
 interface RawToolCall {
@@ -27,6 +33,24 @@ export const toolCallsOf = (item: ToolCallMessage): ReadonlyArray<ToolCallSummar
   return raw.flatMap((call) =>
     call.name
       ? [{ name: call.name, toolCallId: call.tool_call_id ?? "", argumentsSummary: summarizeArguments(call.arguments ?? "") }]
+      : []
+  )
+}
+
+/**
+ * The calls an `approval_request_message` waits on, with their whole arguments: all of
+ * `tool_calls` when it is a list, else `tool_call`; a call without a name or an id cannot be
+ * answered and is left out.
+ */
+export const pendingCallsOf = (item: ApprovalRequestMessage): ReadonlyArray<PendingToolCall> => {
+  const raw: ReadonlyArray<RawToolCall> = Array.isArray(item.tool_calls) && item.tool_calls.length > 0
+    ? item.tool_calls
+    : item.tool_calls && !Array.isArray(item.tool_calls)
+    ? [item.tool_calls]
+    : [item.tool_call]
+  return raw.flatMap((call) =>
+    call.name && call.tool_call_id
+      ? [{ name: call.name, arguments: call.arguments ?? "", toolCallId: call.tool_call_id }]
       : []
   )
 }

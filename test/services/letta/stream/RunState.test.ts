@@ -117,7 +117,7 @@ describe("applyItem", () => {
     expect(state.assistantMessages).toEqual([text])
     expect(line?._tag === "Log" && line.message).toBe(`assistant message: ${"x".repeat(299)}…`)
     expect(applyItem(state, { ...meta, message_type: "approval_request_message", tool_call: call("discord_send", "c") }, 0))
-      .toEqual([log(LogLevel.Info, "agent requests a tool approval")])
+      .toEqual([log(LogLevel.Info, "agent requests a tool approval: discord_send", { toolCallIds: "c" })])
     expect(applyItem(state, { ...meta, message_type: "ping" }, 0)).toEqual([])
     expect(state.toolCalls).toEqual([])
   })
@@ -218,5 +218,42 @@ describe("conclude", () => {
     // A copy: items after the verdict do not change the report.
     applyItem(state, { ...meta, message_type: "assistant_message", content: "late" }, 1600)
     expect(report.assistantMessages).toEqual(["done"])
+  })
+  it("requires_approval after an approval request is a report with the stop's calls (all of tool_calls)", () => {
+    const state = makeRunState(0)
+    state.runId = "run-9"
+    applyItem(state, {
+      ...meta,
+      message_type: "approval_request_message",
+      tool_call: { name: "discord_send", tool_call_id: "c1", arguments: "{\"a\":1}" },
+      tool_calls: [
+        { name: "discord_send", tool_call_id: "c1", arguments: "{\"a\":1}" },
+        { name: "web_search", tool_call_id: "c2", arguments: "{}" }
+      ]
+    }, 5)
+    applyItem(state, { message_type: "stop_reason", stop_reason: "requires_approval" }, 6)
+    const report = Either.getOrThrow(conclude(state, "agent-1", 10))
+    expect(report.approvalStop).toEqual({
+      runId: "run-9",
+      calls: [
+        { name: "discord_send", toolCallId: "c1", arguments: "{\"a\":1}" },
+        { name: "web_search", toolCallId: "c2", arguments: "{}" }
+      ]
+    })
+    expect(report.stopReason).toBe("requires_approval")
+  })
+
+  it("tool_call alone is the stop's call; requires_approval without a request fails; end_turn has no stop", () => {
+    const single = makeRunState(0)
+    applyItem(single, { ...meta, message_type: "approval_request_message", tool_call: call("discord_send", "c") }, 0)
+    single.stopReason = "requires_approval"
+    expect(Either.getOrThrow(conclude(single, "a", 1)).approvalStop?.calls.map((c) => c.toolCallId)).toEqual(["c"])
+    const bare = makeRunState(0)
+    bare.stopReason = "requires_approval"
+    expect(Either.getOrThrow(Either.flip(conclude(bare, "a", 1)))).toMatchObject({ _tag: "RunFailed" })
+    const ended = makeRunState(0)
+    applyItem(ended, { ...meta, message_type: "approval_request_message", tool_call: call("discord_send", "c") }, 0)
+    ended.stopReason = "end_turn"
+    expect(Either.getOrThrow(conclude(ended, "a", 1)).approvalStop).toBeUndefined()
   })
 })

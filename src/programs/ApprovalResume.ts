@@ -1,0 +1,171 @@
+/**
+ * ApprovalContinuation (services/approvals/Ports.ts), the programs' side: the approval gate calls
+ * `resume(origin, answers)` once a person decided every call of a stop (or its deadline denied
+ * them), and this carries the stopped run to its end, as the dispatch would have:
+ *
+ * 1. the guild's settings (DMs: the defaults): timeout, `tools` (the `client_tools`), fallback;
+ * 2. the continuation, on the run's route (its conversation, or the agent's default one), with
+ *    the answers as given (the request's returns first, then the decisions) and the otid of the
+ *    first answered call, through the circuit breaker, retried on transient failures by the retry
+ *    schedule (./dispatch/Segments.ts);
+ * 3. the tool loop (./dispatch/ToolLoop.ts): built-in tools run by Aurora, another approval stop
+ *    (the gate is asked again), at most 20 round-trips from here;
+ * 4. the end: Finished -> the silent-run fallback as a reply to the triggering message
+ *    (./dispatch/Fallback.ts) and the runs log `answered`/`silent`/`silent-posted`; Awaiting ->
+ *    `awaiting-approval`; the round-trip bound -> `failed` (`ToolLoopLimit`); a continuation that
+ *    failed -> `failed` with its error. The runs log row replaces the message's earlier one
+ *    (`awaiting-approval`). Counted in `aurora_runs_total` like a run.
+ *
+ * It never fails: whatever happens is logged and written to the runs log. The event is no longer
+ * in the queue (it ended `awaiting-approval`), so a failure here is never retried by Aurora; no
+ * built-in call is run twice whatever happens (ToolCalls). No typing indicator: nobody is waiting
+ * on the triggering message any more.
+ */
+import { Cause, Clock, Duration, Effect, Layer, LogLevel, type Schedule } from "effect"
+import type { ApprovalAnswer, ApprovalOrigin } from "../domain/Approval.js"
+import type { ToolCallSummary } from "../domain/AgentRun.js"
+import { Partition } from "../domain/Event.js"
+import type { LettaRunError } from "../domain/LettaErrors.js"
+import { defaultGuildSettings } from "../domain/Settings.js"
+import { ApprovalContinuation } from "../services/approvals/Ports.js"
+import { logAnnotated } from "../services/health/Log.js"
+import * as Metrics from "../services/health/Metrics.js"
+import { lettaRetrySchedule } from "../services/letta/RetryPolicy.js"
+import { SettingsStore } from "../services/storage/SettingsStore.js"
+import { makeFallback } from "./dispatch/Fallback.js"
+import { finishedOutcome, makeRunTrace, type RunEntry, runRecorder } from "./dispatch/RunRecording.js"
+import { clientToolsOf, makeSegments } from "./dispatch/Segments.js"
+import { type LoopEnd, makeToolLoop } from "./dispatch/ToolLoop.js"
+import { continuationOtid, executedLabel, loopLimitReason } from "./dispatch/ToolStop.js"
+
+export interface ApprovalResumeOptions {
+  /** The retry schedule for transient failures (tests shorten it). */
+  readonly retrySchedule?: Schedule.Schedule<unknown, LettaRunError> | undefined
+}
+
+export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
+  Effect.gen(function*() {
+    const settings = yield* SettingsStore
+    const segments = yield* makeSegments
+    const loop = yield* makeToolLoop
+    const fallback = yield* makeFallback
+    const recordRun = yield* runRecorder
+    const schedule = options.retrySchedule ?? lettaRetrySchedule
+
+    const resume = (origin: ApprovalOrigin, answers: ReadonlyArray<ApprovalAnswer>): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const startedAt = yield* Clock.currentTimeMillis
+        const guild = origin.guildId === null ? defaultGuildSettings : (yield* settings.guild(origin.guildId)).settings
+        const clientTools = clientToolsOf(guild)
+        const conversationId = origin.conversationId ?? undefined
+        const trace = yield* makeRunTrace
+        const observer = {
+          onToolCall: (call: ToolCallSummary) => Effect.zipRight(Metrics.toolCalled(call.name), trace.toolCalled(call.name))
+        }
+        const continueWith = (given: ReadonlyArray<ApprovalAnswer>, otid: string) =>
+          segments.continuation({
+            agentId: origin.agentId,
+            conversationId,
+            otid,
+            timeout: Duration.seconds(guild.timeout),
+            observer,
+            clientTools,
+            answers: given
+          }, schedule)
+
+        const entry = (end: Omit<RunEntry, "toolCalls" | "conversationId" | "durationMs" | "queuedMs" | "finishedAt">) =>
+          Effect.gen(function*() {
+            const finishedAt = yield* Clock.currentTimeMillis
+            return {
+              ...end,
+              toolCalls: yield* trace.toolCalls,
+              conversationId,
+              durationMs: finishedAt - startedAt,
+              queuedMs: null,
+              finishedAt
+            }
+          })
+
+        yield* Effect.logInfo(`resuming the run with ${answers.length} answer(s)`)
+        const first = yield* Effect.either(continueWith(answers, continuationOtid(origin.messageId, answers)))
+        if (first._tag === "Left") {
+          const error = first.left
+          yield* Effect.logError(`resumed run failed: ${error._tag}: ${error.reason}`)
+          yield* Metrics.runFinished(Metrics.runOutcomeOf(error), (yield* Clock.currentTimeMillis) - startedAt)
+          yield* recordRun(
+            origin,
+            yield* entry({ outcome: "failed", detail: `${error._tag}: ${error.reason}`, runId: error.runId })
+          )
+          return
+        }
+        const end: LoopEnd = yield* loop.carry({
+          origin: { ...origin },
+          partition: origin.guildId === null ? Partition.dm : Partition.guild(origin.guildId),
+          builtin: guild.tools === "builtin",
+          beforeSideEffect: Effect.void,
+          continueWith
+        }, first.right)
+        yield* Effect.forEach(end.executed, (e) => trace.toolCalled(executedLabel(e)), { discard: true })
+        const runId = end.report.runId
+        switch (end._tag) {
+          case "Finished": {
+            const followed = yield* fallback.follow(origin, end.report, guild.fallback)
+            yield* Metrics.runFinished("success", end.report.durationMs, end.report.firstToolCallMs)
+            yield* logAnnotated(LogLevel.Info, `resumed run finished in ${end.report.durationMs} ms`, {})
+            const detail = followed === "failed" ? "the fallback post failed (see the log)" : null
+            yield* recordRun(origin, yield* entry({ outcome: finishedOutcome(end.report, followed === "posted"), detail, runId }))
+            return
+          }
+          case "Awaiting": {
+            const detail = `waiting for a person's approval of ${end.tools.join(", ")}`
+            yield* recordRun(origin, yield* entry({ outcome: "awaiting-approval", detail, runId }))
+            return
+          }
+          case "LimitReached":
+            yield* Metrics.runFinished("run_failed", end.report.durationMs)
+            yield* recordRun(origin, yield* entry({ outcome: "failed", detail: `ToolLoopLimit: ${loopLimitReason}`, runId }))
+            return
+          case "Failed": {
+            const error = end.error
+            yield* Effect.logError(`resumed run failed: ${error._tag}: ${error.reason}`)
+            yield* Metrics.runFinished(Metrics.runOutcomeOf(error), end.report.durationMs)
+            const detail = `${error._tag}: ${error.reason}; not sent again`
+            yield* recordRun(origin, yield* entry({ outcome: "failed", detail, runId: error.runId ?? runId }))
+            return
+          }
+        }
+      }).pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.zipRight(
+            Effect.logError("resumed run failed unexpectedly", cause),
+            Effect.flatMap(Clock.currentTimeMillis, (finishedAt) =>
+              recordRun(origin, {
+                outcome: "failed",
+                detail: `Defect: ${Cause.pretty(cause).split("\n")[0] ?? "unexpected failure"}`,
+                toolCalls: [],
+                runId: origin.runId ?? undefined,
+                conversationId: origin.conversationId ?? undefined,
+                durationMs: null,
+                queuedMs: null,
+                finishedAt
+              }))
+          )
+        ),
+        Effect.annotateLogs({
+          guildId: origin.guildId ?? "dm",
+          channelId: origin.channelId,
+          messageId: origin.messageId,
+          agentId: origin.agentId,
+          ...(origin.conversationId === null ? {} : { conversationId: origin.conversationId })
+        }),
+        Effect.withSpan("ApprovalResume.resume", { captureStackTrace: false })
+      )
+
+    return { resume } as const
+  })
+
+/** The ApprovalContinuation the approval gate calls; `layer(options)` for tests. */
+export const ApprovalResume = {
+  layer: (options: ApprovalResumeOptions = {}) => Layer.effect(ApprovalContinuation, makeApprovalResume(options)),
+  Default: Layer.effect(ApprovalContinuation, makeApprovalResume())
+}

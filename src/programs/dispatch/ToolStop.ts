@@ -1,0 +1,110 @@
+/**
+ * The plain decisions of the tool loop (./ToolLoop.ts), tested directly:
+ *
+ * - `splitStop`: which calls of an approval stop Aurora runs itself (its built-in Discord tools,
+ *   and only when the guild's `tools` is `builtin`: with `mcp` a tool of the same name is the
+ *   agent's own, stopped for a person's approval) and which ones a person must decide, each in the
+ *   stop's order;
+ * - `limitAnswers`: past `maxRoundTrips`, every call of the stop is answered without running it
+ *   (a built-in call with an error return, another with a deny), so that the conversation is not
+ *   left waiting on Aurora;
+ * - `deniedAnswers`: the gate could not ask a person: each call is denied with its reason;
+ * - `continuationOtid`: one continuation, one otid: derived from the event's message and the first
+ *   answered tool call id, so a retry of the same answers sends the same otid;
+ * - `mergeSegments`: the report of a run carried over several segments, as the fallback and the
+ *   runs view read it: the segments' tool calls, returns and text in order, plus Aurora's executed
+ *   Discord actions that succeeded (a built-in `discord_send` that posted is an answer; one that
+ *   failed is not, so a run whose only send failed stays silent and gets the fallback).
+ */
+import { type ApprovalAnswer, ApprovalAnswer as Answer } from "../../domain/Approval.js"
+import { isDiscordAction, type PendingToolCall, type RunReport, type RunUsage } from "../../domain/AgentRun.js"
+import { otidFor } from "../../domain/Otid.js"
+import { ToolResult } from "../../domain/ToolCall.js"
+
+/** Continuations one dispatch (or one resume) may send before Aurora stops the run. */
+export const maxRoundTrips = 20
+
+export const loopLimitReason = `Aurora stopped this run: more than ${maxRoundTrips} tool round-trips`
+
+export interface SplitStop {
+  readonly aurora: ReadonlyArray<PendingToolCall>
+  readonly others: ReadonlyArray<PendingToolCall>
+}
+
+export const splitStop = (
+  calls: ReadonlyArray<PendingToolCall>,
+  builtin: boolean,
+  isBuiltinTool: (name: string) => boolean
+): SplitStop => ({
+  aurora: builtin ? calls.filter((call) => isBuiltinTool(call.name)) : [],
+  others: builtin ? calls.filter((call) => !isBuiltinTool(call.name)) : calls
+})
+
+export const limitAnswers = (split: SplitStop): ReadonlyArray<ApprovalAnswer> => [
+  ...split.aurora.map((call) => Answer.toolReturn(call.toolCallId, ToolResult.error(loopLimitReason))),
+  ...split.others.map((call) => Answer.decision(call.toolCallId, false, loopLimitReason))
+]
+
+export const deniedAnswers = (calls: ReadonlyArray<PendingToolCall>, reason: string): ReadonlyArray<ApprovalAnswer> =>
+  calls.map((call) => Answer.decision(call.toolCallId, false, reason))
+
+export const continuationOtid = (messageId: string, answers: ReadonlyArray<ApprovalAnswer>): string =>
+  otidFor(messageId, answers[0]?.toolCallId ?? "continuation")
+
+/** A built-in call Aurora answered, with the result the agent was given. */
+export interface Executed {
+  readonly call: PendingToolCall
+  readonly result: ToolResult
+}
+
+/** How the runs view names an execution by Aurora: the tool and ✓ (success) or ✗ (error). */
+export const executedLabel = (executed: Executed): string =>
+  `${executed.call.name}${executed.result.status === "success" ? "✓" : "✗"}`
+
+const addUsage = (a: RunUsage | null, b: RunUsage | null): RunUsage | null =>
+  a === null ? b : b === null ? a : {
+    promptTokens: a.promptTokens + b.promptTokens,
+    completionTokens: a.completionTokens + b.completionTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    stepCount: a.stepCount + b.stepCount
+  }
+
+/**
+ * `sofar` carried on by `next` (a continuation's report), Aurora having answered `executed`
+ * between them. The result's stop is `next`'s.
+ */
+export const mergeSegments = (sofar: RunReport, executed: ReadonlyArray<Executed>, next: RunReport): RunReport => {
+  const actions = executed.filter((e) => e.result.status === "success" && isDiscordAction(e.call.name))
+  return {
+    ...next,
+    ...(next.runId === undefined && sofar.runId !== undefined ? { runId: sofar.runId } : {}),
+    toolCalls: [
+      ...sofar.toolCalls,
+      ...actions.map((e) => ({ name: e.call.name, toolCallId: e.call.toolCallId, argumentsSummary: "" })),
+      ...next.toolCalls
+    ],
+    toolReturns: [
+      ...sofar.toolReturns,
+      ...executed.map((e) => ({ toolCallId: e.call.toolCallId, name: e.call.name, status: e.result.status })),
+      ...next.toolReturns
+    ],
+    assistantMessages: [...sofar.assistantMessages, ...next.assistantMessages],
+    usage: addUsage(sofar.usage, next.usage),
+    durationMs: sofar.durationMs + next.durationMs,
+    sideEffect: sofar.sideEffect || next.sideEffect || actions.length > 0,
+    firstToolCallMs: sofar.firstToolCallMs ?? next.firstToolCallMs
+  }
+}
+
+/** `report` with Aurora's executions of its stop recorded, when the loop ends at that stop. */
+export const withExecuted = (report: RunReport, executed: ReadonlyArray<Executed>): RunReport => {
+  const actions = executed.filter((e) => e.result.status === "success" && isDiscordAction(e.call.name))
+  return {
+    ...report,
+    toolCalls: [
+      ...report.toolCalls,
+      ...actions.map((e) => ({ name: e.call.name, toolCallId: e.call.toolCallId, argumentsSummary: "" }))
+    ],
+    sideEffect: report.sideEffect || actions.length > 0
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * ApprovalResume (the ApprovalContinuation): a person's decision continues the stopped run with
+ * the answers as given, on its route; the tool loop carries it on; a silent end gets the fallback
+ * as a reply to the triggering message; the runs log row says how it ended; failures are recorded,
+ * never thrown.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { ApprovalAnswer, type ApprovalOrigin } from "../../src/domain/Approval.js"
+import type { RunReport } from "../../src/domain/AgentRun.js"
+import { Partition } from "../../src/domain/Event.js"
+import { RunFailed } from "../../src/domain/LettaErrors.js"
+import { otidFor } from "../../src/domain/Otid.js"
+import { makeApprovalResume } from "../../src/programs/ApprovalResume.js"
+import { RunLog } from "../../src/services/queue/RunLog.js"
+import { makeHarness, noActions, retrySchedule, silentReport } from "./DispatchHarness.js"
+
+const channelId = "100000000000000001"
+const origin: ApprovalOrigin = {
+  guildId: "g1",
+  channelId,
+  messageId: "m1",
+  agentId: "a1",
+  conversationId: "conv-1",
+  runId: "run-1"
+}
+const approved = [ApprovalAnswer.decision("w1", true, "approved by Alice")]
+const runsOf = Effect.flatMap(RunLog, (log) => log.recent(Partition.guild("g1"), 10))
+
+describe("ApprovalResume", () => {
+  it.effect("the decision continues the run on its conversation; a silent end is answered by the fallback", () => {
+    const h = makeHarness({
+      run: () => Effect.die("no prompt"),
+      continueRun: () => Effect.succeed(silentReport("a1", ["Found it."], "run-2"))
+    })
+    return Effect.gen(function*() {
+      const { resume } = yield* makeApprovalResume({ retrySchedule })
+      yield* resume(origin, approved)
+      expect(h.continuations.map((c) => c.request)).toMatchObject([{
+        agentId: "a1",
+        conversationId: "conv-1",
+        otid: otidFor("m1", "w1"),
+        answers: approved
+      }])
+      expect(h.posts).toMatchObject([{ channelId, replyTo: "m1", content: "Found it." }])
+      expect((yield* runsOf)[0]).toMatchObject({ messageId: "m1", outcome: "silent-posted", runId: "run-2" })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("builtin: a send after the decision runs once and answers the run", () => {
+    const posts: Array<string> = []
+    const stop: RunReport = {
+      ...silentReport("a1", [], "run-2"),
+      stopReason: "requires_approval",
+      approvalStop: {
+        runId: "run-2",
+        calls: [{ name: "discord_send", toolCallId: "s1", arguments: JSON.stringify({ channelId, message: "done" }) }]
+      }
+    }
+    const h = makeHarness({
+      settings: { tools: "builtin" },
+      actions: {
+        ...noActions,
+        locateChannel: (id) => Effect.succeed({ channelId: id, guildId: "g1", kind: "text", textBased: true }),
+        post: (id, content) =>
+          Effect.sync(() => {
+            posts.push(content)
+            return { channelId: id, messageId: "p1", replyTo: null }
+          })
+      },
+      run: () => Effect.die("no prompt"),
+      continueRun: (_, call) => Effect.succeed(call === 1 ? stop : silentReport("a1", ["ok"], "run-3"))
+    })
+    return Effect.gen(function*() {
+      const { resume } = yield* makeApprovalResume({ retrySchedule })
+      yield* resume(origin, approved)
+      expect(posts).toEqual(["done"])
+      expect(h.continuations[1]?.request.answers).toMatchObject([{
+        _tag: "ToolReturn",
+        toolCallId: "s1",
+        result: { status: "success" }
+      }])
+      expect(h.continuations[1]?.request.clientTools?.length).toBe(4)
+      expect(h.posts).toEqual([])
+      expect((yield* runsOf)[0]).toMatchObject({ outcome: "answered", toolCalls: ["discord_send✓"] })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a continuation that fails is recorded in the runs log, never thrown", () => {
+    const h = makeHarness({
+      run: () => Effect.die("no prompt"),
+      continueRun: () => Effect.fail(new RunFailed({ agentId: "a1", sideEffect: false, reason: "stop reason max_steps" }))
+    })
+    return Effect.gen(function*() {
+      const { resume } = yield* makeApprovalResume({ retrySchedule })
+      yield* resume(origin, approved)
+      expect((yield* runsOf)[0]).toMatchObject({ outcome: "failed", detail: "RunFailed: stop reason max_steps" })
+    }).pipe(Effect.provide(h.layer))
+  })
+})
