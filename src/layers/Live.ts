@@ -38,15 +38,23 @@ import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { MessageSource } from "../services/discord/MessageSource.js"
 import { ReplyPoster } from "../services/discord/ReplyPoster.js"
 import { TypingIndicator, TypingSender } from "../services/discord/TypingIndicator.js"
+import { ApprovalPoster } from "../services/approvals/ApprovalPoster.js"
+import { ApprovalGateLive, Approvals } from "../services/approvals/Gate.js"
+import { PendingApprovals } from "../services/approvals/PendingApprovals.js"
+import { ApprovalContinuationPending } from "./ApprovalContinuationPending.js"
 import { LoggingLive } from "./Logging.js"
 
-/** Settings, the queue's journal, the dead letters, the conversation map and the runs log, all in the one SQLite database. */
+/**
+ * Settings, the queue's journal, the dead letters, the conversation map, the runs log and the
+ * pending approvals, all in the one SQLite database.
+ */
 const Storage = Layer.mergeAll(
   SettingsStore.Default,
   EventJournal.layerSql,
   DeadLetters.layerSql,
   ConversationStore.layerSql,
-  RunLog.layerSql
+  RunLog.layerSql,
+  PendingApprovals.layerSql
 ).pipe(Layer.provideMerge(Database.Default))
 
 const Letta = LettaExecutor.Default.pipe(
@@ -54,7 +62,13 @@ const Letta = LettaExecutor.Default.pipe(
   Layer.provideMerge(LettaEndpoint.Default)
 )
 
-const Gateway = Layer.mergeAll(MessageSource.Default, TypingSender.Default, Reactions.Default, ReplyPoster.Default).pipe(
+const Gateway = Layer.mergeAll(
+  MessageSource.Default,
+  TypingSender.Default,
+  Reactions.Default,
+  ReplyPoster.Default,
+  ApprovalPoster.Default
+).pipe(
   Layer.provideMerge(DiscordGateway.Default),
   // The gateway's intake reads the DM setting for every direct message, from the settings' cache.
   Layer.provide(DirectMessageSwitch.layerSettings)
@@ -75,6 +89,16 @@ const Services = Layer.mergeAll(
   LettaUrlFollowerLive.pipe(Layer.provideMerge(Letta))
 )
 
+/**
+ * The approval gate: built after the services (its start-up takes up the approvals a previous
+ * process left, which may continue runs) and before the programs (the buttons are answered by
+ * Commands). The continuation is a placeholder until the dispatch side provides the real one.
+ */
+const ApprovalsTier = ApprovalGateLive.pipe(
+  Layer.provideMerge(Approvals.Default),
+  Layer.provide(ApprovalContinuationPending)
+)
+
 const Programs = Layer.mergeAll(
   Layer.effectDiscard(Metrics.registerAll),
   ListenLive,
@@ -87,6 +111,7 @@ const Programs = Layer.mergeAll(
 
 const App = Programs.pipe(
   Layer.provideMerge(RecoveryLive),
+  Layer.provideMerge(ApprovalsTier),
   Layer.provideMerge(Services),
   Layer.provideMerge(Gateway),
   Layer.provideMerge(Storage)
