@@ -145,6 +145,9 @@ export const makeSqlPendingApprovals: Effect.Effect<PendingApprovalsService, nev
         if (found === null) return { _tag: "Unknown" } satisfies Decided
         const decided = decide(found.approval, target, decision)
         if (decided._tag !== "Decided") return decided
+        // Any other fiber may decide between this read and the write (the scheduler may switch
+        // here anyway); yielding makes that race as likely in tests as it is possible in production.
+        yield* Effect.yieldNow()
         const written = yield* sql<{ readonly id: number }>`UPDATE approvals
           SET decisions = ${encodeDecisions(decided.approval.decisions)}
           WHERE id = ${id} AND decisions = ${found.raw} RETURNING id`.pipe(
