@@ -6,31 +6,14 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { ApprovalAnswer, type ApprovalRequest } from "../../../src/domain/Approval.js"
 import { type CallDecision, type Decided } from "../../../src/domain/PendingApproval.js"
-import { ToolResult } from "../../../src/domain/ToolCall.js"
 import { PendingApprovals, type PendingApprovalsService } from "../../../src/services/approvals/PendingApprovals.js"
 import { Database } from "../../../src/services/storage/Database.js"
 import { requiredTables } from "../../../src/services/storage/migrations.js"
 import { makeTempDir } from "../../fakes/tempDir.js"
+import { request } from "./fixtures.js"
 
 const tempDir = makeTempDir("approvals-store")
-
-export const request = (overrides: Partial<ApprovalRequest> = {}): ApprovalRequest => ({
-  guildId: "g1",
-  channelId: "c1",
-  messageId: "m1",
-  agentId: "agent-1",
-  conversationId: "conv-1",
-  runId: "run-1",
-  calls: [
-    { name: "web_search", arguments: "{\"query\":\"weather\"}", toolCallId: "call-1" },
-    { name: "send_email", arguments: "{\"to\":\"a@b.c\"}", toolCallId: "call-2" }
-  ],
-  answered: [ApprovalAnswer.toolReturn("call-0", ToolResult.success("sent message 9"))],
-  requestedAt: 1_000,
-  ...overrides
-})
 
 const byAlice = (approve: boolean, at = 2_000): CallDecision => ({
   approve,
