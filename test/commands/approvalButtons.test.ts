@@ -5,13 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Ref } from "effect"
-import {
-  alreadyDecidedText,
-  type ButtonClick,
-  clickReply,
-  failedText,
-  refusalText
-} from "../../src/commands/ApprovalButtons.js"
+import { alreadyDecidedText, type ButtonClick, clickReply, failedText, refusalText } from "../../src/commands/ApprovalButtons.js"
 import { CommandOwners } from "../../src/commands/Owners.js"
 import { type ApprovalClick, Approvals, type ClickResult } from "../../src/services/approvals/Gate.js"
 

@@ -16,14 +16,15 @@
  *   (Discord allows 5 rows; one decision for a long batch keeps every button unambiguous). A
  *   decided call's buttons are disabled; when every call is decided, all are.
  */
-import { type APIActionRowComponent, type APIButtonComponent, type APIEmbed, ButtonStyle, ComponentType, escapeMarkdown } from "discord.js"
 import {
-  type CallDecision,
-  customIdOf,
-  isComplete,
-  maxCallRows,
-  type PendingApproval
-} from "../../domain/PendingApproval.js"
+  type APIActionRowComponent,
+  type APIButtonComponent,
+  type APIEmbed,
+  ButtonStyle,
+  ComponentType,
+  escapeMarkdown
+} from "discord.js"
+import { type CallDecision, customIdOf, isComplete, maxCallRows, type PendingApproval } from "../../domain/PendingApproval.js"
 
 export const embedLimits = { title: 256, fieldName: 256, fieldValue: 1024, fields: 25, total: 6000 } as const
 
@@ -90,7 +91,9 @@ const embedOf = (approval: PendingApproval): APIEmbed => {
   const shown = approval.calls.length > embedLimits.fields ? embedLimits.fields - 1 : approval.calls.length
   const rest = approval.calls.length - shown
   const restField = rest > 0 ? [{ name: "More calls", value: `… and ${rest} more tool calls (see the log).` }] : []
-  const names = approval.calls.slice(0, shown).map((call, index) => clip(`#${index + 1} ${plain(call.name)}`, embedLimits.fieldName))
+  const names = approval.calls.slice(0, shown).map((call, index) =>
+    clip(`#${index + 1} ${plain(call.name)}`, embedLimits.fieldName)
+  )
   const fixed = title.length + description.length + names.reduce((sum, name) => sum + name.length, 0) +
     restField.reduce((sum, field) => sum + field.name.length + field.value.length, 0)
   const room = Math.min(embedLimits.fieldValue, Math.floor((embedLimits.total - fixed) / Math.max(1, shown)))

@@ -117,7 +117,9 @@ export class Approvals extends Effect.Service<Approvals>()("aurora/Approvals", {
         const approval = decided.approval
         yield* logCalls("approval timed out; call denied", approval, decided.decidedCalls, "deadline")
         if (approval.messageId === null) {
-          yield* Effect.logWarning("timed-out approval has no stored message to edit").pipe(Effect.annotateLogs({ approvalId: id }))
+          yield* Effect.logWarning("timed-out approval has no stored message to edit").pipe(
+            Effect.annotateLogs({ approvalId: id })
+          )
         } else {
           yield* poster.edit(approval.origin.channelId, approval.messageId, approvalMessage(approval)).pipe(
             Effect.catchAll((error) => Effect.logWarning("could not mark the approval message as timed out", error))
@@ -184,7 +186,12 @@ export class Approvals extends Effect.Service<Approvals>()("aurora/Approvals", {
         })
         if (decided._tag !== "Decided") return { _tag: "AlreadyDecided" } as const
         const approval = decided.approval
-        yield* logCalls(click.approve ? "approval: call approved" : "approval: call denied", approval, decided.decidedCalls, click.userId)
+        yield* logCalls(
+          click.approve ? "approval: call approved" : "approval: call denied",
+          approval,
+          decided.decidedCalls,
+          click.userId
+        )
         if (isComplete(approval)) {
           yield* FiberMap.remove(deadlines, approval.id)
           yield* approvalEnded(outcomeOf(approval))
@@ -193,10 +200,13 @@ export class Approvals extends Effect.Service<Approvals>()("aurora/Approvals", {
         return { _tag: "Recorded", message: approvalMessage(approval) } as const
       }).pipe(
         Effect.catchAll((error) =>
-          Effect.as(Effect.logError("approval decision could not be recorded", error), {
-            _tag: "Failed",
-            reason: error.reason
-          } as const)
+          Effect.as(
+            Effect.logError("approval decision could not be recorded", error),
+            {
+              _tag: "Failed",
+              reason: error.reason
+            } as const
+          )
         ),
         Effect.annotateLogs({ approvalId: click.approvalId, decidedBy: click.userId }),
         Effect.withSpan("Approvals.decide", { attributes: { approvalId: click.approvalId } })
@@ -217,7 +227,9 @@ export class Approvals extends Effect.Service<Approvals>()("aurora/Approvals", {
       else if (approval.deadline <= now) yield* FiberSet.run(finishing, expire(approval.id))
       else yield* arm(approval)
     }
-    if (stored.length > 0) yield* Effect.logInfo("pending approvals taken up").pipe(Effect.annotateLogs({ approvals: stored.length }))
+    if (stored.length > 0) {
+      yield* Effect.logInfo("pending approvals taken up").pipe(Effect.annotateLogs({ approvals: stored.length }))
+    }
 
     return { open, pendingFor, decide } as const
   })

@@ -17,7 +17,9 @@ const approvalsTotal = MetricKey.counter("aurora_approvals_total", {
 })
 
 const series = new Map(
-  approvalOutcomes.map((outcome) => [outcome, Metric.fromMetricKey(MetricKey.tagged(approvalsTotal, "outcome", outcome))] as const)
+  approvalOutcomes.map((outcome) =>
+    [outcome, Metric.fromMetricKey(MetricKey.tagged(approvalsTotal, "outcome", outcome))] as const
+  )
 )
 
 /** One approval ended with `outcome`. */

@@ -169,7 +169,11 @@ export const makeSqlPendingApprovals: Effect.Effect<PendingApprovalsService, nev
             Effect.mapError(storageErrorOf("PendingApprovals.setMessage"))
           ),
       decide: (id, target, decision) => decideOnce(id, target, decision, 1),
-      remove: (id) => sql`DELETE FROM approvals WHERE id = ${id}`.pipe(Effect.asVoid, Effect.mapError(storageErrorOf("PendingApprovals.remove"))),
+      remove: (id) =>
+        sql`DELETE FROM approvals WHERE id = ${id}`.pipe(
+          Effect.asVoid,
+          Effect.mapError(storageErrorOf("PendingApprovals.remove"))
+        ),
       get: (id) => Effect.map(read("PendingApprovals.get", id), (found) => found?.approval ?? null),
       all,
       pendingFor: (agentId, conversationId) =>

@@ -4,11 +4,7 @@
  * in 100 characters and parse back, and the buttons follow the decisions.
  */
 import { describe, expect, it } from "vitest"
-import {
-  customIdOf,
-  parseCustomId,
-  type PendingApproval
-} from "../../../src/domain/PendingApproval.js"
+import { customIdOf, parseCustomId, type PendingApproval } from "../../../src/domain/PendingApproval.js"
 import { approvalMessage, embedLimits } from "../../../src/services/approvals/ApprovalMessage.js"
 import { richContentProblem } from "../../fakes/discord/Components.js"
 
@@ -28,7 +24,10 @@ const embedSize = (embed: ReturnType<typeof approvalMessage>["embeds"][number]) 
   (embed.title?.length ?? 0) + (embed.description?.length ?? 0) +
   (embed.fields ?? []).reduce((sum, f) => sum + f.name.length + f.value.length, 0)
 
-const hostile = JSON.stringify({ text: "@everyone look ```js\nalert(1)``` <@&123456789012345678> @here", long: "x".repeat(5_000) })
+const hostile = JSON.stringify({
+  text: "@everyone look ```js\nalert(1)``` <@&123456789012345678> @here",
+  long: "x".repeat(5_000)
+})
 
 describe("approval message", () => {
   it("escapes arguments: no @everyone/@here, no closing code fence, and pings nobody", () => {

@@ -98,7 +98,8 @@ const waiting = (opened: { readonly _tag: string }) => {
   return String(opened.approvalId)
 }
 
-const oneCall = (overrides: Partial<ApprovalRequest> = {}) => request({ calls: [request().calls[0]!], answered: [], requestedAt: 0, ...overrides })
+const oneCall = (overrides: Partial<ApprovalRequest> = {}) =>
+  request({ calls: [request().calls[0]!], answered: [], requestedAt: 0, ...overrides })
 
 describe("ApprovalGate.open", () => {
   it.scoped("stores, posts one reply to the triggering message, and waits", () =>
@@ -200,7 +201,12 @@ describe("the deadline", () => {
       expect(yield* Queue.size(resumed)).toBe(0)
       yield* TestClock.adjust(Duration.minutes(1))
       const { answers } = yield* Queue.take(resumed)
-      expect(answers).toEqual([{ _tag: "Decision", toolCallId: "call-1", approve: false, reason: "no decision within 10 minutes" }])
+      expect(answers).toEqual([{
+        _tag: "Decision",
+        toolCallId: "call-1",
+        approve: false,
+        reason: "no decision within 10 minutes"
+      }])
       const edits = yield* Ref.get(discord.edits)
       expect(edits).toHaveLength(1)
       expect(edits[0]).toMatchObject({ channelId: "c1", messageId: "approval-msg-1" })
@@ -268,7 +274,12 @@ describe("restart", () => {
       yield* TestClock.adjust(Duration.minutes(30))
       yield* startGate(dir, discord, resumed)
       const { answers } = yield* Queue.take(resumed)
-      expect(answers).toEqual([{ _tag: "Decision", toolCallId: "call-1", approve: false, reason: "no decision within 10 minutes" }])
+      expect(answers).toEqual([{
+        _tag: "Decision",
+        toolCallId: "call-1",
+        approve: false,
+        reason: "no decision within 10 minutes"
+      }])
       expect(yield* Ref.get(discord.edits)).toHaveLength(1)
     }))
 

@@ -115,7 +115,9 @@ describe("migration 7_approvals", () => {
         sql<{ readonly name: string }>`SELECT name FROM pragma_table_info('approvals')`).pipe(
           Effect.provide(Database.layer(dir))
         )
-      expect(columns.map((c) => c.name)).toEqual([
+      expect(columns.map((c) =>
+        c.name
+      )).toEqual([
         "id",
         "guild_id",
         "channel_id",
