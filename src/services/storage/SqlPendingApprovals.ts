@@ -177,7 +177,11 @@ export const makeSqlPendingApprovals: Effect.Effect<PendingApprovalsService, nev
       get: (id) => Effect.map(read("PendingApprovals.get", id), (found) => found?.approval ?? null),
       all,
       pendingFor: (agentId, conversationId) =>
-        Effect.map(all, (approvals) => approvals.some((approval) => waitsIn(approval, agentId, conversationId)))
+        sql`SELECT * FROM approvals WHERE agent_id = ${agentId}`.pipe(
+          Effect.mapError(storageErrorOf("PendingApprovals.pendingFor")),
+          Effect.flatMap((rows) => decoded("PendingApprovals.pendingFor", rows)),
+          Effect.map((records) => records.some((record) => waitsIn(record.approval, agentId, conversationId)))
+        )
     }
   }
 )
