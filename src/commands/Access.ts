@@ -19,6 +19,10 @@ export const hasManageGuild = (permissions: bigint | null): boolean =>
 export const isOwner = (invocation: Invocation): Effect.Effect<boolean, never, CommandOwners> =>
   Effect.flatMap(CommandOwners, (owners) => owners.isOwner(invocation.userId))
 
+/** The `manage` rule itself (Manage Server, or an owner), for callers that are not commands (approval buttons). */
+export const mayManage = (userId: string, permissions: bigint | null): Effect.Effect<boolean, never, CommandOwners> =>
+  hasManageGuild(permissions) ? Effect.succeed(true) : Effect.flatMap(CommandOwners, (owners) => owners.isOwner(userId))
+
 /**
  * Fails with AccessDenied unless the invoking user may run a command needing `access`. `label`
  * names what was refused when it is more than the command (e.g. "/aurora events pause scope:global").
@@ -29,8 +33,8 @@ export const requireAccess = (
   label: string = commandLabel(invocation)
 ): Effect.Effect<void, AccessDenied, CommandOwners> =>
   Effect.gen(function*() {
-    if (access === "manage" && hasManageGuild(invocation.memberPermissions)) return
-    if (yield* isOwner(invocation)) return
+    if (access === "manage" && (yield* mayManage(invocation.userId, invocation.memberPermissions))) return
+    if (access === "owner" && (yield* isOwner(invocation))) return
     return yield* new AccessDenied({ required: access, userId: invocation.userId, command: label })
   })
 

@@ -38,20 +38,25 @@ import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { MessageSource } from "../services/discord/MessageSource.js"
 import { ReplyPoster } from "../services/discord/ReplyPoster.js"
 import { TypingIndicator, TypingSender } from "../services/discord/TypingIndicator.js"
-import { ApprovalsUnavailable } from "../services/approvals/Unavailable.js"
 import { DiscordActions, DiscordTools } from "../services/discord/Tools.js"
 import { ToolCalls } from "../services/queue/ToolCalls.js"
-import { ApprovalResume } from "../programs/ApprovalResume.js"
+import { ApprovalPoster } from "../services/approvals/ApprovalPoster.js"
+import { PendingApprovals } from "../services/approvals/PendingApprovals.js"
+import { ApprovalsWired } from "./ApprovalWiring.js"
 import { LoggingLive } from "./Logging.js"
 
-/** Settings, the queue's journal, the dead letters, the conversation map and the runs log, all in the one SQLite database. */
+/**
+ * Settings, the queue's journal, the dead letters, the conversation map, the runs log and the
+ * pending approvals, all in the one SQLite database.
+ */
 const Storage = Layer.mergeAll(
   SettingsStore.Default,
   EventJournal.layerSql,
   DeadLetters.layerSql,
   ConversationStore.layerSql,
   RunLog.layerSql,
-  ToolCalls.layerSql
+  ToolCalls.layerSql,
+  PendingApprovals.layerSql
 ).pipe(Layer.provideMerge(Database.Default))
 
 const Letta = LettaExecutor.Default.pipe(
@@ -59,7 +64,13 @@ const Letta = LettaExecutor.Default.pipe(
   Layer.provideMerge(LettaEndpoint.Default)
 )
 
-const Gateway = Layer.mergeAll(MessageSource.Default, TypingSender.Default, Reactions.Default, ReplyPoster.Default).pipe(
+const Gateway = Layer.mergeAll(
+  MessageSource.Default,
+  TypingSender.Default,
+  Reactions.Default,
+  ReplyPoster.Default,
+  ApprovalPoster.Default
+).pipe(
   Layer.provideMerge(DiscordGateway.Default),
   // The gateway's intake reads the DM setting for every direct message, from the settings' cache.
   Layer.provide(DirectMessageSwitch.layerSettings)
@@ -67,12 +78,6 @@ const Gateway = Layer.mergeAll(MessageSource.Default, TypingSender.Default, Reac
 
 /** Aurora's built-in Discord tools (`tools` = `builtin`), run with the gateway's client. */
 const Tools = DiscordTools.Default.pipe(Layer.provide(DiscordActions.Default))
-
-/**
- * The approval gate: a placeholder answering "approvals are not available" until the real gate
- * (services/approvals) is merged; the continuation it calls is the programs' ApprovalResume.
- */
-const Approvals = ApprovalResume.Default.pipe(Layer.provideMerge(ApprovalsUnavailable))
 
 const Queue = EventQueue.Default.pipe(Layer.provide(QueuePolicy.layerSettings))
 
@@ -90,6 +95,11 @@ const Services = Layer.mergeAll(
   LettaUrlFollowerLive.pipe(Layer.provideMerge(Letta))
 )
 
+/**
+ * The approval gate (ApprovalsWired): built after the services (its start-up takes up the
+ * approvals a previous process left, which may continue runs) and before the programs (the
+ * buttons are answered by Commands); its continuation is the programs' ApprovalResume.
+ */
 const Programs = Layer.mergeAll(
   Layer.effectDiscard(Metrics.registerAll),
   ListenLive,
@@ -102,7 +112,7 @@ const Programs = Layer.mergeAll(
 
 const App = Programs.pipe(
   Layer.provideMerge(RecoveryLive),
-  Layer.provideMerge(Approvals),
+  Layer.provideMerge(ApprovalsWired),
   Layer.provideMerge(Services),
   Layer.provideMerge(Gateway),
   Layer.provideMerge(Storage)

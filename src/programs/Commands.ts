@@ -1,15 +1,20 @@
 /**
  * The commands program: registers `/aurora` and the "Preview Aurora prompt" menu command at
- * start-up, then answers every interaction from the gateway. Interactions are handled
+ * start-up, then answers every interaction from the gateway: approval button clicks go to
+ * ApprovalButtons, everything else to the command adapter. Interactions are handled
  * concurrently (a slow agent check does not hold up a status view), and `respond` never fails,
  * so one bad interaction never ends the loop.
  */
+import type { Interaction } from "discord.js"
 import { Effect, Layer, Option, Stream } from "effect"
 import { AuroraConfig } from "../domain/Config.js"
 import type { DiscordFailure } from "../domain/Errors.js"
 import { commandDefinitions } from "../commands/Definitions.js"
+import { answerApprovalClick, isApprovalClick } from "../commands/ApprovalButtons.js"
 import { respond } from "../commands/InteractionAdapter.js"
 import { CommandOwners } from "../commands/Owners.js"
+import type { CommandEnv } from "../commands/Router.js"
+import type { Approvals } from "../services/approvals/Gate.js"
 import { PreviewSource } from "../commands/PreviewSource.js"
 import { DiscordGateway } from "../services/discord/DiscordGateway.js"
 import { toDiscordFailure } from "../services/discord/DiscordMapping.js"
@@ -41,6 +46,10 @@ export const registerCommands: Effect.Effect<void, DiscordFailure, DiscordGatewa
   yield* Effect.logInfo("slash commands registered on the development guild").pipe(Effect.annotateLogs({ guildId: id }))
 }).pipe(Effect.withSpan("Commands.register"))
 
+/** One interaction: an approval button click, or a command. Never fails. */
+const answer = (interaction: Interaction): Effect.Effect<void, never, CommandEnv | Approvals | CommandOwners> =>
+  isApprovalClick(interaction) ? answerApprovalClick(interaction) : respond(interaction)
+
 const make = Effect.gen(function*() {
   // Without registration the commands Discord already knows still work: log and carry on.
   yield* registerCommands.pipe(
@@ -48,7 +57,7 @@ const make = Effect.gen(function*() {
   )
   const gateway = yield* DiscordGateway
   yield* gateway.interactions.pipe(
-    Stream.mapEffect(respond, { concurrency, unordered: true }),
+    Stream.mapEffect(answer, { concurrency, unordered: true }),
     Stream.runDrain,
     Effect.forkScoped
   )
@@ -56,7 +65,7 @@ const make = Effect.gen(function*() {
 })
 
 /**
- * Needs the gateway and the services the handlers use (`CommandEnv`, ../commands/Router.ts);
+ * Needs the gateway, the services the handlers use (`CommandEnv`, ../commands/Router.ts) and Approvals;
  * provides its own owner check and message reader from the gateway.
  */
 export const CommandsLive = Layer.scopedDiscard(make).pipe(

@@ -25,6 +25,10 @@ import { LettaClient, LettaEndpoint } from "../../src/services/letta/LettaClient
 import { PromptService } from "../../src/services/prompt/PromptService.js"
 import { RunLog } from "../../src/services/queue/RunLog.js"
 import { SettingsStore } from "../../src/services/storage/SettingsStore.js"
+import { ApprovalPoster } from "../../src/services/approvals/ApprovalPoster.js"
+import { Approvals } from "../../src/services/approvals/Gate.js"
+import { PendingApprovals } from "../../src/services/approvals/PendingApprovals.js"
+import { ApprovalContinuation } from "../../src/services/approvals/Ports.js"
 import { FakeDiscord, type RecordedRequest, world } from "../fakes/FakeDiscord.js"
 import { type FakeLetta, makeFakeLetta } from "../fakes/FakeLetta.js"
 import { makeTempDir } from "../fakes/tempDir.js"
@@ -51,7 +55,16 @@ const appLayer = (dir: string) => {
     queue,
     letta
   )
+  // The approval buttons are answered by the same program; no approval is opened here.
+  const approvals = Approvals.Default.pipe(
+    Layer.provide(Layer.mergeAll(
+      PendingApprovals.layerMemory,
+      ApprovalPoster.Default,
+      Layer.succeed(ApprovalContinuation, { resume: () => Effect.void })
+    ))
+  )
   return CommandsLive.pipe(
+    Layer.provideMerge(approvals),
     Layer.provideMerge(services),
     Layer.provideMerge(gateway),
     Layer.provideMerge(storage),

@@ -29,14 +29,14 @@ import type { FakeGuild, FakeUser, Json } from "./discord/Payloads.js"
 import { type FakeTimeout, type GatewayEventKind, type GatewayRecord, Journal, type RecordedRequest } from "./discord/Records.js"
 import type { BotPost } from "./discord/Posts.js"
 import { makeRoutes } from "./discord/Rest.js"
-import { DiscordState, type FakeDiscordOptions } from "./discord/State.js"
+import { DiscordState, type FakeDiscordOptions, type MessageEdit } from "./discord/State.js"
 
 export { type FakeChannel, type FakeGuild, type FakeOwner, type FakeUser, snowflake, snowflakeTime } from "./discord/Payloads.js"
 export { shardOf, type ShardPair } from "./discord/Shards.js"
 export { FakeTimeout, type GatewayEventKind, type GatewayRecord, type RecordedRequest } from "./discord/Records.js"
 export { type InteractionInput, type MessageInput } from "./discord/Messages.js"
 export { type BotPost, nonceWindowMs } from "./discord/Posts.js"
-export { defaultGuild, type FakeDiscordOptions, world } from "./discord/State.js"
+export { defaultGuild, type FakeDiscordOptions, type MessageEdit, world } from "./discord/State.js"
 
 export class FakeDiscord {
   /** Scoped: listening when it succeeds, every socket closed when the scope closes. */
@@ -253,6 +253,37 @@ export class FakeDiscord {
       this.gateway.dispatch("INTERACTION_CREATE", interaction)
       return interaction
     })
+  }
+
+  /**
+   * Clicks a button of `message` (as the store holds it): INTERACTION_CREATE of type 3
+   * (MESSAGE_COMPONENT) with `data: { custom_id, component_type: 2 }` and the message, from `user`
+   * with the member `permissions` (a guild channel) or as a DM user (a DM channel).
+   */
+  clickButton(
+    input: {
+      readonly message: Json
+      readonly customId: string
+      readonly user?: FakeUser
+      readonly permissions?: string
+    }
+  ): Effect.Effect<InteractionPayload> {
+    const channelId = String(input.message["channel_id"])
+    const guildId = this.state.channels.get(channelId)?.guild.id ?? null
+    return this.sendInteraction({
+      type: 3,
+      guildId,
+      channelId,
+      ...(input.user === undefined ? {} : { user: input.user }),
+      ...(input.permissions === undefined ? {} : { permissions: input.permissions }),
+      data: { custom_id: input.customId, component_type: 2 },
+      message: input.message
+    })
+  }
+
+  /** Edits of channel messages (REST PATCH, or a component interaction's UPDATE_MESSAGE), oldest first. */
+  messageEdits(): ReadonlyArray<MessageEdit> {
+    return this.state.edits
   }
 
   /** Makes (or returns) the DM channel between the bot and a user. */

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, type Duration, Effect, Layer, TestClock } from "effect"
 import type { ApprovalGate } from "../../src/services/approvals/Ports.js"
-import { ApprovalsUnavailable } from "../../src/services/approvals/Unavailable.js"
+import { ApprovalsUnavailable } from "../fakes/approvalsUnavailable.js"
 import { DiscordTools, makeDiscordTools } from "../../src/services/discord/Tools.js"
 import { ToolCalls } from "../../src/services/queue/ToolCalls.js"
 import { noActions } from "./DispatchHarness.js"

@@ -24,7 +24,7 @@ import { recordingFeedback, type RecordingOptions } from "../fakes/reactions.js"
 import { ReplyPoster, type ReplyPost } from "../../src/services/discord/ReplyPoster.js"
 import type { ContinuationRequest } from "../../src/domain/AgentRun.js"
 import { ApprovalGate, type ApprovalGateService } from "../../src/services/approvals/Ports.js"
-import { ApprovalsUnavailable } from "../../src/services/approvals/Unavailable.js"
+import { ApprovalsUnavailable } from "../fakes/approvalsUnavailable.js"
 import { type DiscordActionsShape, DiscordTools, makeDiscordTools } from "../../src/services/discord/Tools.js"
 import { ToolCalls, type ToolCallsService } from "../../src/services/queue/ToolCalls.js"
 

@@ -196,6 +196,35 @@ const toolSettingsColumns = Effect.gen(function*() {
   yield* sql`ALTER TABLE guild_settings ADD COLUMN approvaltimeout INTEGER`
 })
 
+/**
+ * approvals holds the tool approvals waiting for people (PendingApprovals): one row per request,
+ * deleted once its continuation returned. `id` is the short number in the buttons' custom ids
+ * (AUTOINCREMENT: never handed out twice, so an old button can never decide a newer approval).
+ * guild_id is NULL for a DM, conversation_id NULL for the agent's default conversation.
+ * message_id is the triggering message, approval_message_id the message with the buttons (NULL
+ * until posted). calls (name, arguments, tool call id), answered (the stop's answers Aurora
+ * already had) and decisions (one per call: approve, reason, who, when, or null) are JSON, read
+ * and written whole; a decision is a compare-and-set of that column. Times are epoch ms.
+ */
+const approvalTables = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE approvals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    guild_id TEXT,
+    channel_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    conversation_id TEXT,
+    run_id TEXT,
+    calls TEXT NOT NULL,
+    answered TEXT NOT NULL,
+    decisions TEXT NOT NULL,
+    approval_message_id TEXT,
+    requested_at INTEGER NOT NULL,
+    deadline INTEGER NOT NULL
+  )`
+})
+
 /** Every migration by id, in order (exported so a test can build a database of an earlier version). */
 export const migrationSteps = {
   "1_settings": settingsTables,
@@ -203,7 +232,8 @@ export const migrationSteps = {
   "3_conversations": conversationTables,
   "4_agent_turn": agentTurnTables,
   "5_tool_calls": toolCallTables,
-  "6_tool_settings": toolSettingsColumns
+  "6_tool_settings": toolSettingsColumns,
+  "7_approvals": approvalTables
 } as const
 
 export const migrations: Migrator.Loader = Migrator.fromRecord(migrationSteps)
@@ -216,7 +246,8 @@ export const requiredTables: ReadonlyArray<string> = [
   "dead_letters",
   "conversations",
   "runs",
-  "tool_calls"
+  "tool_calls",
+  "approvals"
 ]
 
 /**

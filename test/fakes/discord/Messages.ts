@@ -47,6 +47,8 @@ export interface MessageInput {
   readonly includeReferenced?: boolean
   readonly webhookId?: string
   readonly embeds?: ReadonlyArray<Json>
+  /** Message components (action rows of buttons), as the bot sent them. */
+  readonly components?: ReadonlyArray<Json>
   readonly attachments?: ReadonlyArray<Json>
   readonly editedAt?: number
 }
@@ -63,8 +65,13 @@ export interface InteractionInput {
   readonly user?: FakeUser
   /** The member's permission bitfield as a decimal string (Manage Server is 32). Default "0". */
   readonly permissions?: string
-  /** The interaction's `data`, e.g. `{ name: "aurora", type: 1, options: [...] }`; an id is added. */
+  /**
+   * The interaction's `data`: for a command (type 2) e.g. `{ name: "aurora", type: 1, options: [...] }`,
+   * an id added; for a component (type 3) `{ custom_id, component_type: 2 }`, as it is.
+   */
   readonly data?: Json
+  /** Component interactions: the message the component is on (as the store holds it). */
+  readonly message?: Json
 }
 
 export type InteractionPayload = Json & { readonly id: string; readonly token: string }
@@ -127,6 +134,7 @@ export const buildMessage = (state: DiscordState, input: MessageInput): Json => 
     mention_roles: input.mentionRoles ?? [],
     attachments: input.attachments ?? [],
     embeds: input.embeds ?? [],
+    components: input.components ?? [],
     pinned: false,
     type: reply === undefined ? 0 : 19,
     flags: 0,
@@ -157,6 +165,11 @@ export const buildInteraction = (state: DiscordState, input: InteractionInput): 
   const channelId = input.channelId ?? (guildId === null ? state.dmChannelFor(user) : world.general)
   const location = state.channels.get(channelId)
   state.interactionChannels.set(token, channelId)
+  const type = input.type ?? 2
+  state.interactionTypes.set(token, type)
+  if (input.message !== undefined) {
+    state.componentMessages.set(token, { channelId: String(input.message["channel_id"]), messageId: String(input.message["id"]) })
+  }
   const channel = location === undefined
     ? dmChannelPayload(channelId, user)
     : channelPayload(location.channel, location.guild.id)
@@ -165,14 +178,15 @@ export const buildInteraction = (state: DiscordState, input: InteractionInput): 
     id,
     token,
     application_id: state.applicationId,
-    type: input.type ?? 2,
+    type,
     version: 1,
     channel_id: channelId,
     channel,
     ...(guildId === null
       ? { user: userPayload(user), context: 1 }
       : { guild_id: guildId, member: memberPayload(user, nick, input.permissions ?? "0"), context: 0 }),
-    data: { id: snowflake(), name: "aurora", type: 1, ...input.data },
+    data: type === 3 ? { ...input.data } : { id: snowflake(), name: "aurora", type: 1, ...input.data },
+    ...(input.message === undefined ? {} : { message: input.message }),
     locale: "en-US",
     guild_locale: "en-US",
     app_permissions: "2248473465835073",
@@ -198,6 +212,7 @@ export const botMessage = (
     content: stringField(body, "content") ?? "",
     ...(replyTo === undefined ? {} : { replyTo }),
     embeds: jsonArray(field(body, "embeds")),
+    components: jsonArray(field(body, "components")),
     ...mentions
   })
   return { ...message, ...extra, member: undefined }

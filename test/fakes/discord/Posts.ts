@@ -3,7 +3,8 @@
  * fails here as it would on Discord:
  * - content over 2 000 characters (counted in code points, as Discord does) or a nonce over 25:
  *   400 Invalid Form Body (code 50035) with Discord's `errors` tree (`BASE_TYPE_MAX_LENGTH`);
- *   neither content nor embeds: 400 Cannot send an empty message (50006);
+ *   neither content nor embeds: 400 Cannot send an empty message (50006); embeds and components
+ *   over Discord's limits: 400 (Components.ts);
  * - `message_reference` to a message that does not exist: 400 (50035, `REPLIES_UNKNOWN_MESSAGE`)
  *   unless `fail_if_not_exists: false`, which posts a plain message instead;
  * - mentions as `allowed_mentions` allows them: without it, every `<@user>`, `<@&role>`,
@@ -15,6 +16,7 @@
  */
 import { field, type Json, stringField } from "./Payloads.js"
 import { discordError, json, type Reply } from "./Http.js"
+import { richContentProblem } from "./Components.js"
 import { botMessage } from "./Messages.js"
 import type { DiscordState } from "./State.js"
 
@@ -51,7 +53,7 @@ const invalid = (body: unknown): Reply | null => {
   if ((typeof content !== "string" || content.trim() === "") && (!Array.isArray(embeds) || embeds.length === 0)) {
     return discordError(400, 50006, "Cannot send an empty message")
   }
-  return null
+  return richContentProblem(body)
 }
 
 const ids = (value: unknown): ReadonlyArray<string> => (Array.isArray(value) ? value.filter((v) => typeof v === "string") : [])

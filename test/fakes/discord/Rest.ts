@@ -4,7 +4,8 @@
  * (read, list, post — a post is checked and handled as Discord does (Posts.ts), stored and, unless
  * `echoBotMessages: false`, echoed as MESSAGE_CREATE), typing, the bot's own reactions (PUT,
  * idempotent: 204 whether new or not), application commands (bulk overwrite), interaction callbacks
- * and their webhook follow-ups. A forbidden channel answers 403 Missing Access, an unknown one 404
+ * (a component's UPDATE_MESSAGE edits its message) and their webhook follow-ups, and edits of the
+ * bot's messages (Components.ts). A forbidden channel answers 403 Missing Access, an unknown one 404
  * Unknown Channel, an unknown message 404 Unknown Message, a reaction where the bot lacks Add
  * Reactions 403 Missing Permissions and an emoji that is neither Unicode nor `name:id` 400 Unknown
  * Emoji, as Discord does.
@@ -21,6 +22,7 @@ import {
   userPayload
 } from "./Payloads.js"
 import { discordError, json, noContent, type Reply, type Route, type RouteContext } from "./Http.js"
+import { alreadyAcknowledged, editedMessage, notAComponentInteraction, notAuthor, richContentProblem } from "./Components.js"
 import { botMessage } from "./Messages.js"
 import { createChannelPost } from "./Posts.js"
 import { gatewayBotPayload } from "./Shards.js"
@@ -91,6 +93,16 @@ export const makeRoutes = (
     state.interactionReplies.set(token, message)
     return message
   }
+  /** Applies an edit of a stored message (already checked) and records it. */
+  const editMessage = (channelId: string, messageId: string, body: unknown, via: "rest" | "interaction"): Json | undefined => {
+    const stored = state.store.get(channelId)?.get(messageId)
+    if (stored === undefined) return undefined
+    const message = editedMessage(stored, body)
+    state.storeJson(message)
+    state.edits.push({ channelId, messageId, via, body, message, at: Date.now() })
+    if (state.options.echoBotMessages !== false) dispatch("MESSAGE_UPDATE", message)
+    return message
+  }
   const appOwner: FakeOwner = state.options.owner ?? { _tag: "User", user: world.alice }
   const application = () => json(200, applicationPayload(state.applicationId, state.bot, appOwner))
 
@@ -141,6 +153,17 @@ export const makeRoutes = (
         if (state.options.echoBotMessages !== false) dispatch("MESSAGE_CREATE", message)
       })
     }),
+    route("PATCH", /^\/channels\/(\d+)\/messages\/(\d+)$/, (context) => {
+      const channelId = param(context, 0)
+      const failure = channelCheck(channelId)
+      if (failure !== null) return failure
+      const stored = state.store.get(channelId)?.get(param(context, 1))
+      if (stored === undefined) return unknownMessage
+      if (stringField(field(stored, "author"), "id") !== state.bot.id) return notAuthor
+      const problem = richContentProblem(context.body)
+      if (problem !== null) return problem
+      return json(200, editMessage(channelId, param(context, 1), context.body, "rest"))
+    }),
     route("POST", /^\/channels\/(\d+)\/typing$/, (context) => {
       const channelId = param(context, 0)
       const failure = channelCheck(channelId)
@@ -172,13 +195,26 @@ export const makeRoutes = (
       const token = param(context, 1)
       const type = field(context.body, "type")
       const data = field(context.body, "data")
-      // 4: reply with a message; 5: deferred (the reply comes as an edit of @original).
-      const message = type === 4 ? interactionMessage(token, data) : undefined
+      if (state.acknowledged.has(token)) return alreadyAcknowledged
+      const component = state.componentMessages.get(token)
+      if ((type === 6 || type === 7) && component === undefined) return notAComponentInteraction
+      if (type === 4 || type === 7) {
+        const problem = richContentProblem(data)
+        if (problem !== null) return problem
+      }
+      state.acknowledged.add(token)
+      // 4: reply with a message; 5: deferred (the reply comes as an edit of @original);
+      // 7: update the component's message; 6: deferred update (nothing changes yet).
+      const message = type === 4
+        ? interactionMessage(token, data)
+        : type === 7 && component !== undefined
+        ? editMessage(component.channelId, component.messageId, data, "interaction")
+        : undefined
       if (context.query.get("with_response") !== "true") return noContent
       return json(200, {
         interaction: {
           id: param(context, 0),
-          type: 2,
+          type: state.interactionTypes.get(token) ?? 2,
           response_message_id: message?.["id"] ?? null,
           response_message_loading: type === 5,
           response_message_ephemeral: (Number(field(data, "flags") ?? 0) & 64) === 64

@@ -62,6 +62,17 @@ export interface FakeDiscordOptions extends ShardingOptions {
   readonly echoBotMessages?: boolean
 }
 
+export interface MessageEdit {
+  readonly channelId: string
+  readonly messageId: string
+  readonly via: "rest" | "interaction"
+  /** What was asked. */
+  readonly body: unknown
+  /** The message after the edit. */
+  readonly message: Json
+  readonly at: number
+}
+
 export class DiscordState {
   readonly options: FakeDiscordOptions
   readonly bot: FakeUser
@@ -83,6 +94,13 @@ export class DiscordState {
   /** By interaction token: the current reply, and the channel the interaction came from. */
   readonly interactionReplies = new Map<string, Json>()
   readonly interactionChannels = new Map<string, string>()
+  /** By token: the interaction's type, and (component interactions) the message its component is on. */
+  readonly interactionTypes = new Map<string, number>()
+  readonly componentMessages = new Map<string, { readonly channelId: string; readonly messageId: string }>()
+  /** Tokens of the interactions already answered with a callback. */
+  readonly acknowledged = new Set<string>()
+  /** Edits of channel messages (REST PATCH, or an interaction's UPDATE_MESSAGE), oldest first. */
+  readonly edits: Array<MessageEdit> = []
   /** Bulk-overwritten commands by guild id, or "global". */
   readonly commands = new Map<string, ReadonlyArray<Json>>()
   /** Channel messages the bot created, with what it asked (see Posts.ts). */

@@ -34,6 +34,7 @@ const failureOf = (exit: Exit.Exit<unknown, DatabaseUnavailable>): DatabaseUnava
 
 /** What a fully migrated database holds (sqlite_sequence backs pending_events' AUTOINCREMENT). */
 const allTables = [
+  "approvals",
   "conversations",
   "dead_letters",
   "effect_sql_migrations",
@@ -138,7 +139,7 @@ describe("Database", () => {
       expect(result.busy).toBe(5000)
       expect(result.synchronous).toBe(1) // NORMAL
       expect(result.locking).toBe("exclusive")
-      expect(result.applied).toEqual([1, 2, 3, 4, 5, 6])
+      expect(result.applied).toEqual([1, 2, 3, 4, 5, 6, 7])
       expect(result.ping).toBe(true)
       expect(result.file).toBe(path.join(dataDir, "aurora.db"))
       expect(fs.statSync(result.file).isFile()).toBe(true)
@@ -159,7 +160,7 @@ describe("Database", () => {
         return { again, applied: applied[0]?.n, kept: kept.map((row) => row.value), tables: yield* tables }
       }).pipe(Effect.provide(Database.layer(dir)))
       expect(result.again).toEqual([])
-      expect(result.applied).toBe(6)
+      expect(result.applied).toBe(7)
       expect(result.kept).toEqual(["agent-1"])
       expect(result.tables).toEqual(allTables)
     }))

@@ -276,7 +276,7 @@ describe("migration 5_tool_calls", () => {
       expect(schema.newest.map((c) => c.name)).toEqual(["partition", "started_at", "seq"])
       expect(schema.started.map((c) => c.name)).toEqual(["started_at"])
       expect(schema.global).toEqual([{ value: "agent-dm" }])
-      expect(schema.migrations.map((m) => m.migration_id)).toEqual([1, 2, 3, 4, 5, 6])
+      expect(schema.migrations.map((m) => m.migration_id)).toEqual([1, 2, 3, 4, 5, 6, 7])
       expect(requiredTables).toContain("tool_calls")
     }))
 })

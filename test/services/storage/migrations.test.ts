@@ -132,7 +132,7 @@ describe("migration 3_conversations", () => {
           }
         })
       )
-      expect(upgraded.applied).toEqual([1, 2, 3, 4, 5, 6])
+      expect(upgraded.applied).toEqual([1, 2, 3, 4, 5, 6, 7])
       expect(upgraded.guild.settings).toEqual({ ...defaultGuildSettings, timeout: 120 })
       expect(upgraded.guild).toMatchObject({ enabled: true, agentId: "agent-1" })
       expect(upgraded.global).toMatchObject({ dmAgentId: "agent-dm", dmConversations: "channel" })

@@ -1,6 +1,5 @@
 /**
- * TEMPORARY placeholder for the approval gate (#16), wired in layers/Live.ts until the real gate
- * (stored approvals, Discord buttons, deadlines) is merged: the lead swaps this layer for it.
+ * A test double of the approval gate (#16) for dispatch tests that do not exercise approvals.
  *
  * `open` answers `Unavailable("approvals are not available")`, so the tool loop denies every call
  * that would need a person at once (the agent reads the reason and the run goes on), and
@@ -8,7 +7,7 @@
  * stays a permanent failure, as before #16).
  */
 import { Effect, Layer } from "effect"
-import { ApprovalGate } from "./Ports.js"
+import { ApprovalGate } from "../../src/services/approvals/Ports.js"
 
 export const unavailableReason = "approvals are not available"
 
