@@ -14,6 +14,7 @@ import { ApprovalPoster } from "../../../src/services/approvals/ApprovalPoster.j
 import { type ApprovalClick, ApprovalGateLive, Approvals } from "../../../src/services/approvals/Gate.js"
 import { PendingApprovals } from "../../../src/services/approvals/PendingApprovals.js"
 import { ApprovalContinuation, ApprovalGate } from "../../../src/services/approvals/Ports.js"
+import { exposition } from "../../../src/services/health/Prometheus.js"
 import { Database } from "../../../src/services/storage/Database.js"
 import { SettingsStore } from "../../../src/services/storage/SettingsStore.js"
 import { makeTempDir } from "../../fakes/tempDir.js"
@@ -189,6 +190,35 @@ describe("decisions", () => {
       expect(yield* approvals.decide({ ...click(id, 0, true), channelId: "elsewhere" })).toEqual({ _tag: "AlreadyDecided" })
       expect(yield* approvals.decide(click("999", 0, true))).toEqual({ _tag: "AlreadyDecided" })
       expect((yield* store.get(Number(id)))?.decisions).toEqual([null])
+    }))
+})
+
+/** The exposed value of `aurora_approvals_total{outcome}` (the registry is the process's). */
+const counted = (outcome: string) =>
+  Effect.map(exposition(), (text) => {
+    const line = text.split("\n").find((l) => l.startsWith(`aurora_approvals_total{outcome="${outcome}"}`))
+    return line === undefined ? null : Number(line.split(" ")[1])
+  })
+
+describe("aurora_approvals_total", () => {
+  it.scoped("exposed from the start, and counted once per approval by outcome", () =>
+    Effect.gen(function*() {
+      const { approvals, discord, gate, resumed } = yield* setup
+      const before = yield* Effect.all([counted("approved"), counted("denied"), counted("timed_out"), counted("unavailable")])
+      expect(before.every((n) => typeof n === "number")).toBe(true)
+      const [approved = 0, denied = 0, timedOut = 0, unavailable = 0] = before.map((n) => n ?? 0)
+      const a = waiting(yield* gate.open(request({ requestedAt: 0 })))
+      yield* approvals.decide(click(a, 0, true))
+      yield* approvals.decide(click(a, 1, true))
+      const b = waiting(yield* gate.open(oneCall()))
+      yield* approvals.decide(click(b, 0, false))
+      waiting(yield* gate.open(oneCall()))
+      yield* TestClock.adjust(Duration.minutes(10))
+      yield* Queue.takeN(resumed, 3)
+      yield* Ref.set(discord.failPosts, true)
+      yield* gate.open(oneCall())
+      expect(yield* Effect.all([counted("approved"), counted("denied"), counted("timed_out"), counted("unavailable")]))
+        .toEqual([approved + 1, denied + 1, timedOut + 1, unavailable + 1])
     }))
 })
 
