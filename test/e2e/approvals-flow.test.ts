@@ -195,4 +195,134 @@ describe("tool approvals through the whole program", () => {
       }),
     60_000
   )
+
+  it.scopedLive("an admin's Deny continues the run with approve: false and a reason naming them", () =>
+    Effect.gen(function*() {
+      const app = yield* start()
+      yield* app.letta.script(
+        agent,
+        Behaviours.approvalRequest({ name: "send_email", args: email, toolCallId: "call-email" }),
+        Behaviours.run({ items: [Items.assistant("I did not send the email.")] })
+      )
+      const trigger = yield* mention(app, "email ops")
+      const { body, stored } = yield* approvalMessageFor(app, trigger)
+      const denyId = String(buttonsOf(body)[1]?.["custom_id"])
+      const denied = yield* app.discord.clickButton({ message: stored(), customId: denyId, user: world.alice, permissions: "32" })
+      expect(field((yield* callbackOf(app.discord, denied)).body, "type")).toBe(7)
+      const answer = yield* awaitReply(app.discord, trigger, 2)
+      expect(answer["content"]).toBe("I did not send the email.")
+      expect(yield* app.letta.continuations).toEqual([
+        expect.objectContaining({
+          outcome: "accepted",
+          type: "approval",
+          toolCallId: "call-email",
+          approve: false,
+          reason: `denied by alice (${world.alice.id})`
+        })
+      ])
+      expect(buttonsOf(stored()).map((b) => b["disabled"])).toEqual([true, true])
+      const [decided] = field(embedOf(stored()), "fields") as ReadonlyArray<{ value: string }>
+      expect(decided?.value).toContain(`❌ Denied: denied by alice (${world.alice.id})`)
+      expect(replyPosts(app.discord, world.general, trigger)).toHaveLength(2)
+    }), 60_000)
+
+  it.scopedLive(
+    "while it waits, a second mention in its channel waits (409 read as busy, no dead letter), another channel is answered; after the decision both are",
+    () =>
+      Effect.gen(function*() {
+        const app = yield* start()
+        yield* app.letta.script(
+          agent,
+          Behaviours.approvalRequest({ name: "send_email", args: email, toolCallId: "call-email" }),
+          Behaviours.run({ items: [Items.assistant("Answer in the thread.")] }),
+          Behaviours.run({ items: [Items.assistant("Email sent.")] }),
+          Behaviours.run({ items: [Items.assistant("Answer to the second mention.")] })
+        )
+        const trigger = yield* mention(app, "email ops")
+        const { body, stored } = yield* approvalMessageFor(app, trigger)
+        const second = yield* mention(app, "and how are you?")
+        const refused = yield* bounded(
+          "the second mention answered 409 pending approval",
+          app.letta.awaitRequest(1, (r) => r.kind === "messages" && r.rejected === "pending-approval")
+        )
+        expect(JSON.stringify(refused.body)).toContain(second)
+
+        // Another channel (its own conversation) is answered while the approval waits.
+        const elsewhere = yield* mention(app, "hello from the thread", world.thread)
+        const other = yield* awaitReply(app.discord, elsewhere, 1)
+        expect(other["content"]).toBe("Answer in the thread.")
+        expect(app.discord.botRepliesTo(second)).toEqual([])
+        expect((yield* app.deadLetters.list(Partition.guild(world.guildId))).letters).toEqual([])
+
+        const approveId = String(buttonsOf(body)[0]?.["custom_id"])
+        yield* app.discord.clickButton({ message: stored(), customId: approveId, user: world.bob, permissions: "32" })
+        const resumed = yield* awaitReply(app.discord, trigger, 2)
+        expect(resumed["content"]).toBe("Email sent.")
+        const waited = yield* awaitReply(app.discord, second, 1)
+        expect(waited["content"]).toBe("Answer to the second mention.")
+
+        // The second mention ran once, after the continuation; nothing was dead-lettered.
+        const requests = yield* app.letta.messageRequests(agent)
+        const ofSecond = requests.filter((r) => JSON.stringify(r.body).includes(second))
+        expect(ofSecond.filter((r) => r.rejected === undefined)).toHaveLength(1)
+        expect(ofSecond.filter((r) => r.rejected !== undefined).every((r) => r.rejected === "pending-approval" || r.rejected === "busy"))
+          .toBe(true)
+        const continuation = yield* app.letta.awaitContinuation(1)
+        expect(ofSecond.find((r) => r.rejected === undefined)!.seq).toBeGreaterThan(continuation.seq)
+        expect((yield* app.letta.continuations).filter((c) => c.outcome === "accepted")).toHaveLength(1)
+        expect((yield* app.deadLetters.list(Partition.guild(world.guildId))).letters).toEqual([])
+        expect(replyPosts(app.discord, world.general, trigger)).toHaveLength(2)
+        expect(replyPosts(app.discord, world.general, second)).toHaveLength(1)
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "a stop mixing a built-in discord_send and a server tool: the send runs once, the approval is asked, one continuation carries both answers",
+    () =>
+      Effect.gen(function*() {
+        const app = yield* start("builtin")
+        yield* app.letta.script(
+          agent,
+          Behaviours.approvalRequest([
+            { name: "discord_send", args: { channelId: world.general, message: "Asking ops first." }, toolCallId: "call-send" },
+            { name: "send_email", args: email, toolCallId: "call-email" }
+          ]),
+          Behaviours.run({ items: [Items.assistant("Done.")] })
+        )
+        const trigger = yield* mention(app, "tell the channel, then email ops")
+        const { body, stored } = yield* approvalMessageFor(app, trigger)
+        const sends = () =>
+          app.discord.requests().filter((r) =>
+            r.method === "POST" && r.path === `/channels/${world.general}/messages` &&
+            field(r.body, "content") === "Asking ops first."
+          )
+        expect(sends()).toHaveLength(1)
+        // The approval asks for the server tool only.
+        expect(embedOf(body)?.["title"]).toBe("Approval needed: send_email")
+        expect(buttonsOf(body)).toHaveLength(2)
+        expect(yield* app.letta.continuations).toEqual([])
+
+        const approveId = String(buttonsOf(body)[0]?.["custom_id"])
+        yield* app.discord.clickButton({ message: stored(), customId: approveId, user: world.bob, permissions: "32" })
+        const request = yield* bounded("the continuation", app.letta.awaitContinuation(1))
+        const continuations = yield* app.letta.continuations
+        expect(continuations).toEqual([
+          expect.objectContaining({ outcome: "accepted", type: "tool", toolCallId: "call-send", status: "success" }),
+          expect.objectContaining({ outcome: "accepted", type: "approval", toolCallId: "call-email", approve: true })
+        ])
+        expect(new Set(continuations.map((c) => c.runId))).toEqual(new Set([request.runId]))
+        expect(String(continuations[0]?.toolReturn)).toMatch(/^sent message \d+ to channel /)
+        const runs = yield* bounded(
+          "the resumed run in the runs log",
+          eventually(app.runLog.recent(Partition.guild(world.guildId), 10), (rs) => rs[0]?.outcome !== "awaiting-approval")
+        )
+        expect(runs.map((r) => r.outcome)).toEqual(["answered"])
+        expect(sends()).toHaveLength(1)
+        // The agent answered with its send: Aurora posts no fallback of the final text.
+        expect(app.discord.botPosts().filter((p) => p.message["content"] === "Done.")).toEqual([])
+        expect((yield* app.letta.continuations)).toHaveLength(2)
+      }),
+    60_000
+  )
 })
