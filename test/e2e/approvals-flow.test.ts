@@ -100,8 +100,7 @@ const clickAs = (
   message: Json,
   customId: string,
   admin: boolean
-) =>
-  app.discord.clickButton({ message, customId, user: world.bob, ...(admin ? { permissions: "32" } : {}) })
+) => app.discord.clickButton({ message, customId, user: world.bob, ...(admin ? { permissions: "32" } : {}) })
 
 describe("tool approvals through the whole program", () => {
   it.scopedLive(
@@ -265,7 +264,11 @@ describe("tool approvals through the whole program", () => {
         const requests = yield* app.letta.messageRequests(agent)
         const ofSecond = requests.filter((r) => JSON.stringify(r.body).includes(second))
         expect(ofSecond.filter((r) => r.rejected === undefined)).toHaveLength(1)
-        expect(ofSecond.filter((r) => r.rejected !== undefined).every((r) => r.rejected === "pending-approval" || r.rejected === "busy"))
+        expect(
+          ofSecond.filter((r) => r.rejected !== undefined).every((r) =>
+            r.rejected === "pending-approval" || r.rejected === "busy"
+          )
+        )
           .toBe(true)
         const continuation = yield* app.letta.awaitContinuation(1)
         expect(ofSecond.find((r) => r.rejected === undefined)!.seq).toBeGreaterThan(continuation.seq)
@@ -321,7 +324,7 @@ describe("tool approvals through the whole program", () => {
         expect(sends()).toHaveLength(1)
         // The agent answered with its send: Aurora posts no fallback of the final text.
         expect(app.discord.botPosts().filter((p) => p.message["content"] === "Done.")).toEqual([])
-        expect((yield* app.letta.continuations)).toHaveLength(2)
+        expect(yield* app.letta.continuations).toHaveLength(2)
       }),
     60_000
   )
