@@ -16,6 +16,12 @@
  *    failed -> `failed` with its error. The runs log row replaces the message's earlier one
  *    (`awaiting-approval`). Counted in `aurora_runs_total` like a run.
  *
+ * The built-in calls Aurora ran at the stop before it asked (the answers' tool returns) belong to
+ * this run: their names are read back from ToolCalls (the durable record of what ran), so a
+ * `discord_send` that posted before the approval still answers the run (no fallback of the final
+ * text, outcome `answered`) and the runs log lists it (`discord_send✓`). A record that cannot be
+ * read is logged and left out.
+ *
  * It never fails: whatever happens is logged and written to the runs log. The event is no longer
  * in the queue (it ended `awaiting-approval`), so a failure here is never retried by Aurora; no
  * built-in call is run twice whatever happens (ToolCalls). No typing indicator: nobody is waiting
@@ -31,12 +37,13 @@ import { ApprovalContinuation } from "../services/approvals/Ports.js"
 import { logAnnotated } from "../services/health/Log.js"
 import * as Metrics from "../services/health/Metrics.js"
 import { lettaRetrySchedule } from "../services/letta/RetryPolicy.js"
+import { ToolCalls } from "../services/queue/ToolCalls.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { makeFallback } from "./dispatch/Fallback.js"
 import { finishedOutcome, makeRunTrace, type RunEntry, runRecorder } from "./dispatch/RunRecording.js"
 import { clientToolsOf, makeSegments } from "./dispatch/Segments.js"
 import { type LoopEnd, makeToolLoop } from "./dispatch/ToolLoop.js"
-import { continuationOtid, executedLabel, loopLimitReason } from "./dispatch/ToolStop.js"
+import { continuationOtid, type Executed, executedLabel, loopLimitReason, withExecuted } from "./dispatch/ToolStop.js"
 
 export interface ApprovalResumeOptions {
   /** The retry schedule for transient failures (tests shorten it). */
@@ -51,6 +58,24 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
     const fallback = yield* makeFallback
     const recordRun = yield* runRecorder
     const schedule = options.retrySchedule ?? lettaRetrySchedule
+    const toolCalls = yield* ToolCalls
+
+    /** The built-in calls answered at the stop, as Aurora ran them (see the module header). */
+    const executedBefore = (answers: ReadonlyArray<ApprovalAnswer>): Effect.Effect<ReadonlyArray<Executed>> =>
+      Effect.map(
+        Effect.forEach(answers, (answer) =>
+          answer._tag !== "ToolReturn" ? Effect.succeed([]) : toolCalls.find(answer.toolCallId).pipe(
+            Effect.map((record) =>
+              record === null
+                ? []
+                : [{ call: { name: record.tool, toolCallId: answer.toolCallId, arguments: "" }, result: answer.result }]
+            ),
+            Effect.catchAll((error) =>
+              Effect.as(Effect.logWarning(`could not read the tool call ${answer.toolCallId} back`, error), [])
+            )
+          )),
+        (found) => found.flat()
+      )
 
     const resume = (origin: ApprovalOrigin, answers: ReadonlyArray<ApprovalAnswer>): Effect.Effect<void> =>
       Effect.gen(function*() {
@@ -87,6 +112,8 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
           })
 
         yield* Effect.logInfo(`resuming the run with ${answers.length} answer(s)`)
+        const before = yield* executedBefore(answers)
+        yield* Effect.forEach(before, (e) => trace.toolCalled(executedLabel(e)), { discard: true })
         const first = yield* Effect.either(continueWith(answers, continuationOtid(origin.messageId, answers)))
         if (first._tag === "Left") {
           const error = first.left
@@ -109,11 +136,12 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
         const runId = end.report.runId
         switch (end._tag) {
           case "Finished": {
-            const followed = yield* fallback.follow(origin, end.report, guild.fallback)
+            const report = withExecuted(end.report, before)
+            const followed = yield* fallback.follow(origin, report, guild.fallback)
             yield* Metrics.runFinished("success", end.report.durationMs, end.report.firstToolCallMs)
             yield* logAnnotated(LogLevel.Info, `resumed run finished in ${end.report.durationMs} ms`, {})
             const detail = followed === "failed" ? "the fallback post failed (see the log)" : null
-            yield* recordRun(origin, yield* entry({ outcome: finishedOutcome(end.report, followed === "posted"), detail, runId }))
+            yield* recordRun(origin, yield* entry({ outcome: finishedOutcome(report, followed === "posted"), detail, runId }))
             return
           }
           case "Awaiting": {

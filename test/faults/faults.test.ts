@@ -13,6 +13,7 @@ import { builtMain } from "./AuroraProcess.js"
 import { type RecordRow, type ReportRow, reportRequested, writeReport } from "./report.js"
 import { busyStorm, sigkillInConversation } from "./rows/conversations.js"
 import { burst, burstDefaults, gatewayDrop } from "./rows/discord.js"
+import { sigkillWithPendingApproval } from "./rows/approvals.js"
 import { sigkillAfterFallbackRecorded } from "./rows/fallback.js"
 import { breakerManualReset, pausedRestartResume } from "./rows/held.js"
 import { lettaDown, lettaErrorMatrix } from "./rows/letta.js"
@@ -98,6 +99,16 @@ describe("fault injection against the built program", () => {
   it.scopedLive(
     "SIGKILL while a built-in discord_send's post is held, then a restart: posted at most once, never run again",
     () => row("SIGKILL while a built-in discord_send's post is held → restart", sigkillDuringBuiltinSend(record)),
+    120_000
+  )
+
+  it.scopedLive(
+    "SIGKILL with approvals pending, then a restart: a click on the message posted before continues the run; an expired one is denied",
+    () =>
+      row(
+        "SIGKILL with two approvals pending (one past its deadline at restart) → restart, click",
+        sigkillWithPendingApproval(record)
+      ),
     120_000
   )
 

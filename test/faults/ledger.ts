@@ -7,6 +7,9 @@
  * Definitions (per message id):
  * - sent: the fake Discord dispatched the mention on the gateway;
  * - requests: `POST /v1/agents/{id}/messages` whose prompt names the message (`- Message ID: <id>`);
+ *   a continuation (the answers to an approval stop, which carries no prompt) is not a request
+ *   of any message and not a stray: rows that stop for approval count continuations themselves
+ *   (the fake Letta records each one);
  * - delivered: at least one run of that message in which the fake Letta wrote the agent's
  *   simulated `discord_send` tool call to the stream: the agent answered in Discord, as far as
  *   anyone in the channel can tell (a run the fake scripted to fail never writes it); or, for a
@@ -20,6 +23,7 @@
  *   (Aurora's metric), so lost = (sent − delivered-or-dead-lettered) − rejected, and a negative
  *   value (a rejected event that ran anyway) is reported as such, not hidden.
  */
+import { isContinuation } from "../fakes/letta/Approvals.js"
 import type { ReceivedRequest, RunRecord } from "../fakes/FakeLetta.js"
 import type { DeadLetterRow } from "./fixtures.js"
 
@@ -86,7 +90,7 @@ export const ledgerOf = (input: LedgerInput): Ledger => {
   const requestsOf = new Map<string, Array<ReceivedRequest>>()
   const strays: Array<ReceivedRequest> = []
   for (const request of input.requests) {
-    if (request.kind !== "messages") continue
+    if (request.kind !== "messages" || isContinuation(request.body)) continue
     const id = messageIdOf(request)
     if (id === undefined || !sent.has(id)) {
       strays.push(request)

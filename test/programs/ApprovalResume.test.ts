@@ -11,8 +11,10 @@ import type { RunReport } from "../../src/domain/AgentRun.js"
 import { Partition } from "../../src/domain/Event.js"
 import { RunFailed } from "../../src/domain/LettaErrors.js"
 import { otidFor } from "../../src/domain/Otid.js"
+import { ToolResult } from "../../src/domain/ToolCall.js"
 import { makeApprovalResume } from "../../src/programs/ApprovalResume.js"
 import { RunLog } from "../../src/services/queue/RunLog.js"
+import { ToolCalls } from "../../src/services/queue/ToolCalls.js"
 import { makeHarness, noActions, retrySchedule, silentReport } from "./DispatchHarness.js"
 
 const channelId = "100000000000000001"
@@ -83,6 +85,57 @@ describe("ApprovalResume", () => {
       expect(h.continuations[1]?.request.clientTools?.length).toBe(4)
       expect(h.posts).toEqual([])
       expect((yield* runsOf)[0]).toMatchObject({ outcome: "answered", toolCalls: ["discord_send✓"] })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a built-in send Aurora ran at the stop, before it asked, answers the run: no fallback, listed", () => {
+    const h = makeHarness({
+      settings: { tools: "builtin" },
+      run: () => Effect.die("no prompt"),
+      continueRun: () => Effect.succeed(silentReport("a1", ["Done."], "run-2"))
+    })
+    return Effect.gen(function*() {
+      const calls = yield* ToolCalls
+      const start = { tool: "discord_send", partition: Partition.guild("g1"), channelId, messageId: "m1", at: 1 }
+      yield* calls.begin({ ...start, toolCallId: "s0" })
+      yield* calls.finish("s0", ToolResult.success("sent message 5 to channel"), 2)
+      yield* calls.begin({ ...start, tool: "discord_read_messages", toolCallId: "r0" })
+      yield* calls.finish("r0", ToolResult.success("[]"), 2)
+      const { resume } = yield* makeApprovalResume({ retrySchedule })
+      yield* resume(origin, [
+        ApprovalAnswer.toolReturn("s0", ToolResult.success("sent message 5 to channel")),
+        ApprovalAnswer.toolReturn("r0", ToolResult.success("[]")),
+        ...approved
+      ])
+      expect(h.posts).toEqual([])
+      expect((yield* runsOf)[0]).toMatchObject({
+        outcome: "answered",
+        toolCalls: ["discord_send✓", "discord_read_messages✓"]
+      })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a built-in send that failed at the stop does not answer the run: the fallback posts the text", () => {
+    const h = makeHarness({
+      settings: { tools: "builtin" },
+      run: () => Effect.die("no prompt"),
+      continueRun: () => Effect.succeed(silentReport("a1", ["Done."], "run-2"))
+    })
+    return Effect.gen(function*() {
+      const calls = yield* ToolCalls
+      yield* calls.begin({
+        tool: "discord_send",
+        partition: Partition.guild("g1"),
+        channelId,
+        messageId: "m1",
+        at: 1,
+        toolCallId: "s0"
+      })
+      yield* calls.finish("s0", ToolResult.error("Missing Access"), 2)
+      const { resume } = yield* makeApprovalResume({ retrySchedule })
+      yield* resume(origin, [ApprovalAnswer.toolReturn("s0", ToolResult.error("Missing Access")), ...approved])
+      expect(h.posts).toMatchObject([{ replyTo: "m1", content: "Done." }])
+      expect((yield* runsOf)[0]).toMatchObject({ outcome: "silent-posted", toolCalls: ["discord_send✗"] })
     }).pipe(Effect.provide(h.layer))
   })
 
