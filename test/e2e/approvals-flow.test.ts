@@ -11,12 +11,12 @@
  * under TestClock by test/services/approvals/Gate.test.ts, not waited for.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { Effect } from "effect"
 import { Partition } from "../../src/domain/Event.js"
 import type { FakeDiscord } from "../fakes/FakeDiscord.js"
 import type { Json } from "../fakes/discord/Payloads.js"
 import { Behaviours, Items } from "../fakes/FakeLetta.js"
-import { bounded, type Running, startApp, world } from "./harness.js"
+import { bounded, type Running, startApp, eventually, world } from "./harness.js"
 
 const agent = "agent-approvals"
 const email = { to: "ops@example.com", body: "@everyone the `build` is red" }
@@ -44,16 +44,6 @@ const replyPosts = (discord: FakeDiscord, channelId: string, messageId: string) 
     r.method === "POST" && r.path === `/channels/${channelId}/messages` &&
     field(field(r.body, "message_reference"), "message_id") === messageId
   )
-
-/** Re-reads `read` until `ok` holds (callers bound the wait). */
-const eventually = <A, E>(read: Effect.Effect<A, E>, ok: (a: A) => boolean): Effect.Effect<A, E> =>
-  Effect.gen(function*() {
-    for (;;) {
-      const a = yield* read
-      if (ok(a)) return a
-      yield* Effect.sleep(Duration.millis(20))
-    }
-  })
 
 /** The `n`-th message (1-based) the bot created as a reply to `messageId`, once it exists. */
 const awaitReply = (discord: FakeDiscord, messageId: string, n: number) =>

@@ -6,12 +6,12 @@
  * would not show two.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
 import { Database } from "../../src/services/storage/Database.js"
 import { EventJournal } from "../../src/services/queue/EventJournal.js"
 import { Behaviours } from "../fakes/FakeLetta.js"
-import { bounded, type Running, startApp, tempDir, world } from "./harness.js"
+import { bounded, tempDir, type Running, startApp, eventually, world } from "./harness.js"
 
 const agentA = "agent-aaaa"
 const lettaAgents = { letta: { agents: { [agentA]: "Agent A" } } }
@@ -57,16 +57,6 @@ const reactionsSettled = (app: Running, n: number) =>
       app.feedback.idle
     )
   )
-
-/** Re-reads `read` until `ok` holds (callers bound the wait). */
-const eventually = <A, E>(read: Effect.Effect<A, E>, ok: (a: A) => boolean): Effect.Effect<A, E> =>
-  Effect.gen(function*() {
-    for (;;) {
-      const a = yield* read
-      if (ok(a)) return a
-      yield* Effect.sleep(Duration.millis(20))
-    }
-  })
 
 const deadLetterOf = (app: Running, messageId: string) => app.deadLetters.find(Partition.guild(world.guildId), messageId)
 

@@ -93,6 +93,16 @@ export const startApp = (options: StartOptions = {}): Effect.Effect<Running, unk
 /** A generous bound for waits on real events on a loaded 2-core machine. */
 export const eventWait = Duration.seconds(20)
 
+/** Re-reads `read` until `ok` holds (callers bound the wait, e.g. with `bounded`). */
+export const eventually = <A, E>(read: Effect.Effect<A, E>, ok: (a: A) => boolean): Effect.Effect<A, E> =>
+  Effect.gen(function*() {
+    for (;;) {
+      const a = yield* read
+      if (ok(a)) return a
+      yield* Effect.sleep(Duration.millis(20))
+    }
+  })
+
 export const bounded = <A, E, R>(label: string, effect: Effect.Effect<A, E, R>) =>
   effect.pipe(
     Effect.timeoutFail({ duration: eventWait, onTimeout: () => new Error(`timed out waiting for ${label}`) })

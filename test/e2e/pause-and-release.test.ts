@@ -6,11 +6,11 @@
  */
 import { ChannelType } from "discord.js"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { Effect } from "effect"
 import { Partition } from "../../src/domain/Event.js"
 import type { FakeGuild } from "../fakes/FakeDiscord.js"
 import type { ReceivedRequest } from "../fakes/FakeLetta.js"
-import { bounded, type Running, startApp, tempDir, world } from "./harness.js"
+import { bounded, tempDir, type Running, startApp, eventually, world } from "./harness.js"
 
 const agentA = "agent-aaaa"
 const lettaAgents = { letta: { agents: { [agentA]: "Agent A" } } }
@@ -61,16 +61,6 @@ const mentions = (app: Running, n: number, channelIds: ReadonlyArray<string>, la
 
 const messageIdOf = (request: ReceivedRequest): string | undefined =>
   /- Message ID: (\d+)/.exec(JSON.stringify(request.body))?.[1]
-
-/** Re-reads `read` until `ok` holds (callers bound the wait). */
-const eventually = <A, E>(read: Effect.Effect<A, E>, ok: (a: A) => boolean): Effect.Effect<A, E> =>
-  Effect.gen(function*() {
-    for (;;) {
-      const a = yield* read
-      if (ok(a)) return a
-      yield* Effect.sleep(Duration.millis(20))
-    }
-  })
 
 const pendingIn = (app: Running, guildId: string) =>
   Effect.map(app.queue.stats, (stats) => stats.partitions.find((p) => p.key === Partition.key(Partition.guild(guildId))))

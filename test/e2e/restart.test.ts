@@ -3,12 +3,12 @@
  * journal standing for a crashed one) left behind, against fresh loopback fakes of Discord and Letta.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
 import { Database } from "../../src/services/storage/Database.js"
 import { EventJournal, type JournalEntry } from "../../src/services/queue/EventJournal.js"
 import { Behaviours, Items, type ReceivedRequest } from "../fakes/FakeLetta.js"
-import { bounded, startApp, tempDir, world } from "./harness.js"
+import { bounded, tempDir, startApp, eventually, world } from "./harness.js"
 
 const agentA = "agent-aaaa"
 const lettaAgents = { letta: { agents: { [agentA]: "Agent A" } } }
@@ -17,16 +17,6 @@ const mention = (text: string) => `<@${world.bot.id}> ${text}`
 
 const promptOf = (request: ReceivedRequest): string =>
   (request.body as { messages: Array<{ content: string }> }).messages[0]!.content
-
-/** Re-reads `read` until `ok` holds (callers bound the wait). */
-const eventually = <A, E>(read: Effect.Effect<A, E>, ok: (a: A) => boolean): Effect.Effect<A, E> =>
-  Effect.gen(function*() {
-    for (;;) {
-      const a = yield* read
-      if (ok(a)) return a
-      yield* Effect.sleep(Duration.millis(20))
-    }
-  })
 
 /** An event as the listener would have queued it in #general. */
 const queued = (messageId: string, prompt: string, over: Partial<QueuedEvent> = {}): QueuedEvent => ({

@@ -6,26 +6,16 @@
  * on the same data directory.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { Effect } from "effect"
 import { Partition } from "../../src/domain/Event.js"
 import type { RunRecord } from "../../src/domain/RunRecord.js"
 import type { FakeDiscord } from "../fakes/FakeDiscord.js"
 import { Behaviours, Items } from "../fakes/FakeLetta.js"
-import { bounded, type Running, startApp, tempDir, world } from "./harness.js"
+import { bounded, tempDir, type Running, startApp, eventually, world } from "./harness.js"
 
 const agentA = "agent-aaaa"
 
 const mention = (text: string) => `<@${world.bot.id}> ${text}`
-
-/** Re-reads `read` until `ok` holds (callers bound the wait). */
-const eventually = <A, E>(read: Effect.Effect<A, E>, ok: (a: A) => boolean): Effect.Effect<A, E> =>
-  Effect.gen(function*() {
-    for (;;) {
-      const a = yield* read
-      if (ok(a)) return a
-      yield* Effect.sleep(Duration.millis(20))
-    }
-  })
 
 const field = (value: unknown, key: string): unknown =>
   typeof value === "object" && value !== null && key in value ? (value as Record<string, unknown>)[key] : undefined
