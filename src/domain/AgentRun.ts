@@ -20,6 +20,7 @@
  */
 import { type Duration, type Effect, Schema } from "effect"
 import type { ApprovalAnswer } from "./Approval.js"
+import { ToolCall } from "./ToolCall.js"
 
 export const ToolCallSummary = Schema.Struct({
   name: Schema.String,
@@ -45,19 +46,11 @@ export const RunUsage = Schema.Struct({
 })
 export type RunUsage = typeof RunUsage.Type
 
-/** A call named by an `approval_request_message`: `arguments` is the model's whole JSON text. */
-export const PendingToolCall = Schema.Struct({
-  name: Schema.String,
-  arguments: Schema.String,
-  toolCallId: Schema.String
-})
-export type PendingToolCall = typeof PendingToolCall.Type
-
 export const ApprovalStop = Schema.Struct({
   /** The stopped run, when its id was streamed. */
   runId: Schema.optional(Schema.String),
   /** Every call of the stop, in order (at least one). */
-  calls: Schema.Array(PendingToolCall)
+  calls: Schema.Array(ToolCall)
 })
 export type ApprovalStop = typeof ApprovalStop.Type
 

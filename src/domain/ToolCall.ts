@@ -8,12 +8,13 @@
 import { Schema } from "effect"
 import { Partition } from "./Event.js"
 
-/** As the `approval_request_message` names it: `arguments` is the model's JSON text, unchecked. */
-export interface ToolCall {
-  readonly name: string
-  readonly arguments: string
-  readonly toolCallId: string
-}
+/** As the `approval_request_message` names it: `arguments` is the model's whole JSON text, unchecked. */
+export const ToolCall = Schema.Struct({
+  name: Schema.String,
+  arguments: Schema.String,
+  toolCallId: Schema.String
+})
+export type ToolCall = typeof ToolCall.Type
 
 /** Where the triggering message came from: a tool call may act there only (see Tools' confinement). */
 export interface ToolScope {

@@ -7,10 +7,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, TestClock } from "effect"
 import type { ApprovalRequest } from "../../src/domain/Approval.js"
-import type { PendingToolCall, RunReport } from "../../src/domain/AgentRun.js"
+import type { RunReport } from "../../src/domain/AgentRun.js"
 import { Partition } from "../../src/domain/Event.js"
 import { AgentBusy } from "../../src/domain/LettaErrors.js"
-import { interruptedResult } from "../../src/domain/ToolCall.js"
+import { type ToolCall, interruptedResult } from "../../src/domain/ToolCall.js"
 import { makeDispatcher } from "../../src/programs/Dispatch.js"
 import { loopLimitReason, maxRoundTrips } from "../../src/programs/dispatch/ToolStop.js"
 import type { ApprovalGateService } from "../../src/services/approvals/Ports.js"
@@ -22,13 +22,13 @@ import { makeMemoryToolCalls } from "../../src/services/queue/ToolCalls.js"
 import { event } from "../services/queue/harness.js"
 import { counterValue, makeHarness, noActions, retrySchedule, serverError, silentReport } from "./DispatchHarness.js"
 
-const send = (channelId: string, toolCallId = "call-1"): PendingToolCall => ({
+const send = (channelId: string, toolCallId = "call-1"): ToolCall => ({
   name: "discord_send",
   toolCallId,
   arguments: JSON.stringify({ channelId, message: "hello" })
 })
 
-const stopped = (calls: ReadonlyArray<PendingToolCall>, runId = "run-1"): RunReport => ({
+const stopped = (calls: ReadonlyArray<ToolCall>, runId = "run-1"): RunReport => ({
   ...silentReport("a1", [], runId),
   stopReason: "requires_approval",
   approvalStop: { runId, calls }
@@ -212,7 +212,7 @@ describe("dispatch: the tool loop", () => {
 
   it.effect(`more than ${maxRoundTrips} round-trips: every pending call refused in one last continuation, ToolLoopLimit`, () => {
     const d = discord()
-    const read: PendingToolCall = {
+    const read: ToolCall = {
       name: "discord_read_messages",
       toolCallId: "r",
       arguments: "{\"channelId\":\"100000000000000001\"}"

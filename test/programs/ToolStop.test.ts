@@ -1,9 +1,9 @@
 /** The tool loop's plain decisions: who runs which call, the refusals, the otid, the merged report. */
 import { describe, expect, it } from "@effect/vitest"
-import type { PendingToolCall, RunReport } from "../../src/domain/AgentRun.js"
+import type { RunReport } from "../../src/domain/AgentRun.js"
 import { isSilentRun } from "../../src/domain/AgentRun.js"
 import { otidFor } from "../../src/domain/Otid.js"
-import { ToolResult } from "../../src/domain/ToolCall.js"
+import { type ToolCall, ToolResult } from "../../src/domain/ToolCall.js"
 import {
   continuationOtid,
   limitAnswers,
@@ -13,7 +13,7 @@ import {
 } from "../../src/programs/dispatch/ToolStop.js"
 import { isBuiltinTool } from "../../src/services/discord/Tools.js"
 
-const call = (name: string, toolCallId: string): PendingToolCall => ({ name, toolCallId, arguments: "{}" })
+const call = (name: string, toolCallId: string): ToolCall => ({ name, toolCallId, arguments: "{}" })
 const report = (over: Partial<RunReport> = {}): RunReport => ({
   agentId: "a1",
   toolCalls: [],

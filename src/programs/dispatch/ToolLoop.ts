@@ -28,7 +28,8 @@
 import { Clock, Data, Effect, LogLevel } from "effect"
 import type { ApprovalAnswer, ApprovalOrigin } from "../../domain/Approval.js"
 import { ApprovalAnswer as Answer } from "../../domain/Approval.js"
-import { isDiscordAction, type PendingToolCall, type RunReport } from "../../domain/AgentRun.js"
+import { isDiscordAction, type RunReport } from "../../domain/AgentRun.js"
+import type { ToolCall } from "../../domain/ToolCall.js"
 import type { Partition } from "../../domain/Event.js"
 import type { LettaRunError } from "../../domain/LettaErrors.js"
 import { ApprovalGate } from "../../services/approvals/Ports.js"
@@ -83,7 +84,7 @@ export const makeToolLoop = Effect.gen(function*() {
   const gate = yield* ApprovalGate
 
   /** One built-in call, at most once (see the module header, 2.). */
-  const runBuiltin = (run: LoopRun, call: PendingToolCall): Effect.Effect<Executed> =>
+  const runBuiltin = (run: LoopRun, call: ToolCall): Effect.Effect<Executed> =>
     Effect.gen(function*() {
       const at = yield* Clock.currentTimeMillis
       const execute = Effect.zipRight(

@@ -17,9 +17,9 @@
  *   failed is not, so a run whose only send failed stays silent and gets the fallback).
  */
 import { type ApprovalAnswer, ApprovalAnswer as Answer } from "../../domain/Approval.js"
-import { isDiscordAction, type PendingToolCall, type RunReport, type RunUsage } from "../../domain/AgentRun.js"
+import { isDiscordAction, type RunReport, type RunUsage } from "../../domain/AgentRun.js"
 import { otidFor } from "../../domain/Otid.js"
-import { ToolResult } from "../../domain/ToolCall.js"
+import { type ToolCall, ToolResult } from "../../domain/ToolCall.js"
 
 /** Continuations one dispatch (or one resume) may send before Aurora stops the run. */
 export const maxRoundTrips = 20
@@ -27,12 +27,12 @@ export const maxRoundTrips = 20
 export const loopLimitReason = `Aurora stopped this run: more than ${maxRoundTrips} tool round-trips`
 
 export interface SplitStop {
-  readonly aurora: ReadonlyArray<PendingToolCall>
-  readonly others: ReadonlyArray<PendingToolCall>
+  readonly aurora: ReadonlyArray<ToolCall>
+  readonly others: ReadonlyArray<ToolCall>
 }
 
 export const splitStop = (
-  calls: ReadonlyArray<PendingToolCall>,
+  calls: ReadonlyArray<ToolCall>,
   builtin: boolean,
   isBuiltinTool: (name: string) => boolean
 ): SplitStop => ({
@@ -45,7 +45,7 @@ export const limitAnswers = (split: SplitStop): ReadonlyArray<ApprovalAnswer> =>
   ...split.others.map((call) => Answer.decision(call.toolCallId, false, loopLimitReason))
 ]
 
-export const deniedAnswers = (calls: ReadonlyArray<PendingToolCall>, reason: string): ReadonlyArray<ApprovalAnswer> =>
+export const deniedAnswers = (calls: ReadonlyArray<ToolCall>, reason: string): ReadonlyArray<ApprovalAnswer> =>
   calls.map((call) => Answer.decision(call.toolCallId, false, reason))
 
 export const continuationOtid = (messageId: string, answers: ReadonlyArray<ApprovalAnswer>): string =>
@@ -53,7 +53,7 @@ export const continuationOtid = (messageId: string, answers: ReadonlyArray<Appro
 
 /** A built-in call Aurora answered, with the result the agent was given. */
 export interface Executed {
-  readonly call: PendingToolCall
+  readonly call: ToolCall
   readonly result: ToolResult
 }
 

@@ -25,13 +25,13 @@ import { Either, LogLevel } from "effect"
 import {
   isSideEffectingTool,
   isSuccessfulStopReason,
-  type PendingToolCall,
   type RunReport,
   type RunUsage,
   type ToolCallSummary,
   type ToolReturnSummary,
   truncate
 } from "../../../domain/AgentRun.js"
+import type { ToolCall } from "../../../domain/ToolCall.js"
 import { LettaConnectionError, RunFailed } from "../../../domain/LettaErrors.js"
 import { assistantText, pendingCallsOf, runIdOf, toolCallsOf, toolReturnsOf } from "./StreamItems.js"
 
@@ -53,7 +53,7 @@ export interface RunState {
   readonly toolReturns: Array<ToolReturnSummary>
   readonly assistantMessages: Array<string>
   /** The calls of the last `approval_request_message`, if one was streamed. */
-  approvalCalls: ReadonlyArray<PendingToolCall> | undefined
+  approvalCalls: ReadonlyArray<ToolCall> | undefined
   stopReason: string | undefined
   usage: RunUsage | null
   firstToolCallMs: number | null
@@ -202,7 +202,7 @@ export const approvalStopReason = "requires_approval"
  */
 export const approvalStopOf = (
   state: Pick<RunState, "stopReason" | "approvalCalls">
-): ReadonlyArray<PendingToolCall> | undefined =>
+): ReadonlyArray<ToolCall> | undefined =>
   state.stopReason === approvalStopReason && state.approvalCalls !== undefined && state.approvalCalls.length > 0
     ? state.approvalCalls
     : undefined

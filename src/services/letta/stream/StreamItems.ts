@@ -3,12 +3,8 @@
  * matched to their calls, assistant text, the run id.
  */
 import type { LettaStreamingResponse } from "@letta-ai/letta-client/resources/agents/messages"
-import {
-  type PendingToolCall,
-  summarizeArguments,
-  type ToolCallSummary,
-  type ToolReturnSummary
-} from "../../../domain/AgentRun.js"
+import { summarizeArguments, type ToolCallSummary, type ToolReturnSummary } from "../../../domain/AgentRun.js"
+import type { ToolCall } from "../../../domain/ToolCall.js"
 
 export type ToolCallMessage = Extract<LettaStreamingResponse, { message_type?: "tool_call_message" }>
 export type ToolReturnMessage = Extract<LettaStreamingResponse, { message_type?: "tool_return_message" }>
@@ -42,7 +38,7 @@ export const toolCallsOf = (item: ToolCallMessage): ReadonlyArray<ToolCallSummar
  * `tool_calls` when it is a list, else `tool_call`; a call without a name or an id cannot be
  * answered and is left out.
  */
-export const pendingCallsOf = (item: ApprovalRequestMessage): ReadonlyArray<PendingToolCall> => {
+export const pendingCallsOf = (item: ApprovalRequestMessage): ReadonlyArray<ToolCall> => {
   const raw: ReadonlyArray<RawToolCall> = Array.isArray(item.tool_calls) && item.tool_calls.length > 0
     ? item.tool_calls
     : item.tool_calls && !Array.isArray(item.tool_calls)
