@@ -8,7 +8,7 @@
  * fibers of its own (start-up take-up, clicks, deadlines), which simply wait for the hand-over.
  */
 import { Context, Deferred, Effect, Layer } from "effect"
-import { ApprovalResume } from "../programs/ApprovalResume.js"
+import { makeApprovalResume } from "../programs/ApprovalResume.js"
 import { ApprovalGateLive, Approvals } from "../services/approvals/Gate.js"
 import { ApprovalContinuation, type ApprovalContinuationService } from "../services/approvals/Ports.js"
 
@@ -28,10 +28,9 @@ const relayedContinuation = Layer.effect(
 )
 
 /** Builds the real continuation (with the gate) and hands it to the relay. */
-const handOver = Layer.scopedDiscard(
+const handOver = Layer.effectDiscard(
   Effect.gen(function*() {
-    const continuation = Context.get(yield* Layer.build(ApprovalResume.Default), ApprovalContinuation)
-    yield* Deferred.succeed(yield* ContinuationRelay, continuation)
+    yield* Deferred.succeed(yield* ContinuationRelay, yield* makeApprovalResume())
   })
 )
 
