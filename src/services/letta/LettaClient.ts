@@ -7,6 +7,7 @@ import { APIConnectionTimeoutError, Letta } from "@letta-ai/letta-client"
 import { Duration, Effect, Option, Redacted, Ref } from "effect"
 import { AuroraConfig } from "../../domain/Config.js"
 import type { LettaRunError } from "../../domain/LettaErrors.js"
+import { shownUrl } from "../../domain/ShownUrl.js"
 import { classifyClientError, errorText, type FailureContext } from "./ClientErrors.js"
 
 export { classifyClientError, type FailureContext, maxRetryAfter, parseRetryAfter } from "./ClientErrors.js"
@@ -53,6 +54,8 @@ export const cancelTimeout = Duration.seconds(5)
 
 export interface LettaClientHandle extends LettaUrl {
   readonly client: Letta
+  /** The URL as logs show it (ShownUrl: no credentials), worked out once per client. */
+  readonly shownUrl: string
 }
 
 export type LettaHealth =
@@ -73,6 +76,7 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
 
     const build = (at: LettaUrl): LettaClientHandle => ({
       ...at,
+      shownUrl: shownUrl(at.url),
       client: new Letta({
         baseURL: at.url,
         // null, not undefined: undefined would make the client read LETTA_API_KEY itself.

@@ -40,7 +40,6 @@ import type { LettaStreamingResponse } from "@letta-ai/letta-client/resources/ag
 import { type Clock, Duration, Effect, Exit, LogLevel } from "effect"
 import type { ContinuationRequest, RunReport, RunRequest } from "../../domain/AgentRun.js"
 import { type LettaRunError, LettaTimeout, RunFailed } from "../../domain/LettaErrors.js"
-import { shownUrl } from "../../domain/ShownUrl.js"
 import { logAnnotated } from "../health/Log.js"
 import { batchReader, ClientFailure, forEachItem } from "./stream/BatchReader.js"
 import { applyItem, claimRunId, conclude, type Emission, makeRunState, type RunState } from "./stream/RunState.js"
@@ -166,11 +165,11 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
 
     const stream = (request: Segment): Effect.Effect<RunReport, LettaRunError> =>
       Effect.gen(function*() {
-        const { client, url } = yield* letta.current
+        const { client, shownUrl } = yield* letta.current
         const clock = yield* Effect.clock
         const state = makeRunState(clock.unsafeCurrentTimeMillis())
         yield* logAnnotated(LogLevel.Debug, "run requested", {
-          lettaUrl: shownUrl(url),
+          lettaUrl: shownUrl,
           otid: request.otid,
           images: request.images,
           clientTools: request.clientTools?.length ?? 0,
