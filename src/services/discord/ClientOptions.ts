@@ -15,6 +15,23 @@ export const messageCacheSize = 50
 const messageLifetime = 30 * 60
 const messageSweepInterval = 5 * 60
 
+/**
+ * Members kept per guild, and users kept in all (discord.js keeps every one it has seen, forever:
+ * in a busy server, every author). Aurora reads a member only for a cached reply-chain parent's
+ * nickname (DiscordMapping; without it the global name is shown) and never reads a user from the
+ * cache, so the most recently added ones are enough. The bot's own member and user are always kept
+ * (discord.js reads them for its own permissions).
+ */
+export const memberCacheSize = 500
+export const userCacheSize = 5000
+
+interface Owned {
+  readonly id: string
+  readonly client: { readonly user: { readonly id: string } | null }
+}
+/** The bot's own entry stays over the limit. */
+export const isOwn = (entry: Owned): boolean => entry.id === entry.client.user?.id
+
 /** discord.js caches that nothing in Aurora reads. */
 export const unreadCaches = [
   "AutoModerationRuleManager",
@@ -34,6 +51,8 @@ export const unreadCaches = [
 export const cacheLimits: CacheWithLimitsOptions = {
   ...Options.DefaultMakeCacheSettings,
   MessageManager: messageCacheSize,
+  GuildMemberManager: { maxSize: memberCacheSize, keepOverLimit: isOwn },
+  UserManager: { maxSize: userCacheSize, keepOverLimit: isOwn },
   ...Object.fromEntries(unreadCaches.map((manager) => [manager, 0]))
 }
 
@@ -56,7 +75,8 @@ export const clientOptions = (options: {
   // memory would grow with every channel it has seen.
   // What Aurora never reads is not cached at all: a guild's emojis, stickers, voice states,
   // scheduled events and the rest would otherwise be kept from GUILD_CREATE on, for every guild.
-  // Guilds, channels, roles (role mentions), members (display names), users and threads stay.
+  // Members and users are bounded (the most recent ones; the bot's own always stays). Guilds,
+  // channels, roles (role mentions) and threads stay as discord.js keeps them.
   makeCache: Options.cacheWithLimits(cacheLimits),
   sweepers: {
     ...Options.DefaultSweeperSettings,
