@@ -40,6 +40,7 @@ import { ReplyPoster } from "../services/discord/ReplyPoster.js"
 import { TypingIndicator, TypingSender } from "../services/discord/TypingIndicator.js"
 import { DiscordActions, DiscordTools } from "../services/discord/Tools.js"
 import { ToolCalls } from "../services/queue/ToolCalls.js"
+import { OpenStops } from "../services/queue/OpenStops.js"
 import { ApprovalPoster } from "../services/approvals/ApprovalPoster.js"
 import { PendingApprovals } from "../services/approvals/PendingApprovals.js"
 import { ApprovalsWired } from "./ApprovalWiring.js"
@@ -56,6 +57,7 @@ const Storage = Layer.mergeAll(
   ConversationStore.layerSql,
   RunLog.layerSql,
   ToolCalls.layerSql,
+  OpenStops.layerSql,
   PendingApprovals.layerSql
 ).pipe(Layer.provideMerge(Database.Default))
 
