@@ -74,6 +74,7 @@ interface World {
     | Feedback
     | DiscordTools
     | ToolCalls
+    | OpenStops
     | ApprovalGate
   >
 }
