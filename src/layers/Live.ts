@@ -16,6 +16,7 @@ import { LettaReachabilityLive } from "../programs/LettaReachability.js"
 import { LettaUrlFollowerLive } from "../programs/LettaUrlFollower.js"
 import { ListenLive } from "../programs/Listen.js"
 import { RecoveryLive } from "../programs/Recovery.js"
+import { StopTakeUpLive } from "../programs/StopTakeUp.js"
 import { CircuitBreaker } from "../services/health/CircuitBreaker.js"
 import { ConversationStore } from "../services/conversation/ConversationStore.js"
 import { ContextService } from "../services/prompt/ContextService.js"
@@ -100,7 +101,9 @@ const Services = Layer.mergeAll(
 /**
  * The approval gate (ApprovalsWired): built after the services (its start-up takes up the
  * approvals a previous process left, which may continue runs) and before the programs (the
- * buttons are answered by Commands); its continuation is the programs' ApprovalResume.
+ * buttons are answered by Commands); its continuation is the programs' ApprovalResume. The
+ * take-up of the stops a previous process left open (StopTakeUpLive) is a program: it starts after
+ * Recovery, whose conversation cancels must land before its continuations.
  */
 const Programs = Layer.mergeAll(
   Layer.effectDiscard(Metrics.registerAll),
@@ -109,7 +112,8 @@ const Programs = Layer.mergeAll(
   CommandsLive,
   HttpLive,
   AlertsLive,
-  LettaReachabilityLive
+  LettaReachabilityLive,
+  StopTakeUpLive
 )
 
 const App = Programs.pipe(
