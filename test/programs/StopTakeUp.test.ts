@@ -255,6 +255,39 @@ describe("a loop cut off by a shutdown", () => {
   })
 })
 
+describe("a dispatch cut off by a shutdown mid-loop", () => {
+  it.effect("the interrupted dispatch leaves the stop recorded for the next start", () => {
+    const posting = Deferred.unsafeMake<void>(undefined as never)
+    const send: PendingToolCall = {
+      name: "discord_send",
+      toolCallId: "d1",
+      arguments: JSON.stringify({ channelId, message: "hi" })
+    }
+    const h = makeHarness({
+      settings: { tools: "builtin" },
+      actions: {
+        ...noActions,
+        locateChannel: (id) => Effect.succeed({ channelId: id, guildId: "g1", kind: "text", textBased: true }),
+        post: () => Effect.zipRight(Deferred.succeed(posting, undefined), Effect.never)
+      },
+      run: () =>
+        Effect.succeed({
+          ...silentReport("a1", [], "run-1"),
+          stopReason: "requires_approval",
+          approvalStop: { runId: "run-1", calls: [send] }
+        })
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      const fiber = yield* Effect.fork(dispatch(event("m5", { channelId })))
+      yield* Deferred.await(posting)
+      // What DispatchLive's finalizer does once AURORA_SHUTDOWN_GRACE is over: the run is interrupted.
+      yield* Fiber.interrupt(fiber)
+      expect(yield* openStops).toMatchObject([{ key: "d1", origin: { messageId: "m5", agentId: "a1" } }])
+    }).pipe(Effect.provide(world(h)))
+  })
+})
+
 describe("busyWhileAwaiting: a 409 'waiting for approval' where Aurora holds an open stop", () => {
   const pending409 = new AgentBusy({
     agentId: "a1",
