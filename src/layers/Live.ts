@@ -102,8 +102,9 @@ const Services = Layer.mergeAll(
  * The approval gate (ApprovalsWired): built after the services (its start-up takes up the
  * approvals a previous process left, which may continue runs) and before the programs (the
  * buttons are answered by Commands); its continuation is the programs' ApprovalResume. The
- * take-up of the stops a previous process left open (StopTakeUpLive) is a program: it starts after
- * Recovery, whose conversation cancels must land before its continuations.
+ * take-up of the tool-call stops a previous process left open (StopTakeUpLive) is built after
+ * Recovery (whose conversation cancels must land before its continuations) and before the
+ * programs (it reads only what the previous process left, before the dispatch opens any).
  */
 const Programs = Layer.mergeAll(
   Layer.effectDiscard(Metrics.registerAll),
@@ -112,11 +113,11 @@ const Programs = Layer.mergeAll(
   CommandsLive,
   HttpLive,
   AlertsLive,
-  LettaReachabilityLive,
-  StopTakeUpLive
+  LettaReachabilityLive
 )
 
 const App = Programs.pipe(
+  Layer.provideMerge(StopTakeUpLive),
   Layer.provideMerge(RecoveryLive),
   Layer.provideMerge(ApprovalsWired),
   Layer.provideMerge(Services),

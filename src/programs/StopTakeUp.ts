@@ -15,7 +15,9 @@
  *      started without a result -> error "interrupted" (recorded as such); never recorded ->
  *      error `notRunResult` (recorded too, so that a later take-up says the same): the moment
  *      that asked for it is gone. A stop opened longer ago than the tool call record's retention
- *      (7 days) may have lost its records: each such call is "interrupted", without looking;
+ *      (7 days) may have lost its records: each such call is "interrupted", without looking.
+ *      Each answer that was not replayed is one warning line and one count
+ *      (`aurora_tool_calls_total{executor="aurora"}`: `interrupted`, or `error` for not run);
  *    - a call a person decides (the process stopped before the gate asked) -> denied, with
  *      `restartedBeforeAsking`.
  * 3. The answers go to `ApprovalContinuation.resume(origin, answers)` (programs/ApprovalResume.ts
@@ -30,9 +32,10 @@
  *
  * The triggering event is Recovery's alone (programs/Recovery.ts: dead letter
  * `interrupted-after-reply` when the agent had acted, never re-sent): the journal and the dead
- * letters are not touched here. `StopTakeUpLive` runs it in the background once Recovery is done
- * (so Recovery's conversation cancels land before the continuations); the start does not wait for
- * Letta. While a record exists, a 409 "waiting for approval" in its conversation is a busy
+ * letters are not touched here. `StopTakeUpLive` reads the records once Recovery is done (so
+ * Recovery's conversation cancels land before the continuations) and before the dispatch starts
+ * (so only what a previous process left is read), and answers them in the background: the start
+ * does not wait for Letta. While a record exists, a 409 "waiting for approval" in its conversation is a busy
  * conversation (./dispatch/Segments.ts), so a mention there waits for the take-up.
  */
 import { Clock, Effect, Layer } from "effect"
@@ -40,6 +43,7 @@ import { type ApprovalAnswer, ApprovalAnswer as Answer } from "../domain/Approva
 import { Partition } from "../domain/Event.js"
 import { interruptedResult, toolCallRetentionMs, ToolResult } from "../domain/ToolCall.js"
 import { PendingApprovals } from "../services/approvals/PendingApprovals.js"
+import { type AuroraToolStatus, auroraToolAnswered } from "../services/health/ToolMetrics.js"
 import { ApprovalContinuation } from "../services/approvals/Ports.js"
 import { type OpenStop, OpenStops, type StopCall } from "../services/queue/OpenStops.js"
 import { executeOnce, ToolCalls } from "../services/queue/ToolCalls.js"
@@ -64,9 +68,18 @@ export const makeStopTakeUp = Effect.gen(function*() {
   const approvals = yield* PendingApprovals
   const continuation = yield* ApprovalContinuation
 
+  /** One log line and one count per built-in call answered without running (as the tool loop does). */
+  const answered = (call: StopCall, status: AuroraToolStatus, how: string) =>
+    Effect.zipRight(
+      Effect.logWarning(`built-in tool ${call.name}: ${status} (${how}, after a restart)`).pipe(
+        Effect.annotateLogs({ tool: call.name, toolCallId: call.toolCallId, status, execution: how })
+      ),
+      auroraToolAnswered(call.name, status)
+    )
+
   const answerOf = (stop: OpenStop, call: StopCall, stale: boolean): Effect.Effect<ApprovalAnswer> => {
     if (!call.aurora) return Effect.succeed(Answer.decision(call.toolCallId, false, restartedBeforeAsking))
-    if (stale) return Effect.succeed(Answer.toolReturn(call.toolCallId, interruptedResult))
+    if (stale) return Effect.as(answered(call, "interrupted", "stale"), Answer.toolReturn(call.toolCallId, interruptedResult))
     return Effect.flatMap(Clock.currentTimeMillis, (at) =>
       executeOnce(
         toolCalls,
@@ -81,7 +94,15 @@ export const makeStopTakeUp = Effect.gen(function*() {
         // Never run after a restart: the "execution" of a call never started is its not-run answer.
         Effect.succeed(notRunResult),
         Clock.currentTimeMillis
-      )).pipe(Effect.map(({ result }) => Answer.toolReturn(call.toolCallId, result)))
+      )).pipe(
+        Effect.tap(({ execution }) =>
+          // A replayed result was counted when it ran; the others are answered here for the first time.
+          execution === "replayed"
+            ? Effect.void
+            : answered(call, execution === "executed" ? "error" : execution, execution === "executed" ? "not run" : execution)
+        ),
+        Effect.map(({ result }) => Answer.toolReturn(call.toolCallId, result))
+      )
   }
 
   /** Every call of the stop answered, in its order (see the module header, 2.). */
@@ -138,18 +159,27 @@ export const makeStopTakeUp = Effect.gen(function*() {
       Effect.withSpan("StopTakeUp.takeUp", { attributes: { stopKey: stop.key } })
     )
 
-  /** Every record, oldest first, once each (see the module header). */
-  const takeUpStops: Effect.Effect<ReadonlyArray<TakeUp>> = stops.all.pipe(
+  /** The records a previous process left: read before this process's dispatch can open any. */
+  const leftOpen: Effect.Effect<ReadonlyArray<OpenStop>> = stops.all.pipe(
     Effect.catchAll((error) =>
       Effect.as(Effect.logError(`could not read the open stops at start-up (${error.reason})`), [] as ReadonlyArray<OpenStop>)
-    ),
-    Effect.flatMap((all) => Effect.forEach(all, takeUp))
+    )
   )
 
-  return { takeUpStops } as const
+  /** Each record, in order, once (see the module header). */
+  const takeUpAll = (records: ReadonlyArray<OpenStop>): Effect.Effect<ReadonlyArray<TakeUp>> => Effect.forEach(records, takeUp)
+
+  return { leftOpen, takeUpAll, takeUpStops: Effect.flatMap(leftOpen, takeUpAll) } as const
 })
 
-/** Takes up the open stops once, in the background (build it after Recovery). */
+/**
+ * Reads the records while the app is built (after Recovery, before the dispatch starts, so that a
+ * stop this process opens is never taken for a left one), then answers them in the background.
+ */
 export const StopTakeUpLive = Layer.scopedDiscard(
-  Effect.flatMap(makeStopTakeUp, ({ takeUpStops }) => Effect.forkScoped(takeUpStops))
+  Effect.gen(function*() {
+    const { leftOpen, takeUpAll } = yield* makeStopTakeUp
+    const records = yield* leftOpen
+    if (records.length > 0) yield* Effect.forkScoped(takeUpAll(records))
+  })
 )

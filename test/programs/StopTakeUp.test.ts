@@ -24,7 +24,7 @@ import { type OpenStop, OpenStops } from "../../src/services/queue/OpenStops.js"
 import { RunLog } from "../../src/services/queue/RunLog.js"
 import { ToolCalls } from "../../src/services/queue/ToolCalls.js"
 import { event } from "../services/queue/harness.js"
-import { makeHarness, noActions, retrySchedule, settle, silentReport } from "./DispatchHarness.js"
+import { counterValue, makeHarness, noActions, retrySchedule, settle, silentReport } from "./DispatchHarness.js"
 
 const channelId = "100000000000000001"
 const origin: ApprovalOrigin = {
@@ -107,7 +107,13 @@ describe("StopTakeUp: a stop a previous process left open is answered, never run
         personal("web_search", "w1")
       ]))
 
+      const counted = (tool: string, status: string) =>
+        counterValue("aurora_tool_calls_total", { tool, executor: "aurora", status })
+      const before = [yield* counted("discord_add_reaction", "interrupted"), yield* counted("discord_read_messages", "error")]
       expect(yield* takeUpStops).toEqual(["answered"])
+      // Counted once each; the replayed send was counted when it ran.
+      expect([yield* counted("discord_add_reaction", "interrupted"), yield* counted("discord_read_messages", "error")])
+        .toEqual([before[0]! + 1, before[1]! + 1])
       expect(h.continuations.map((c) => c.request)).toMatchObject([{
         agentId: "a1",
         conversationId: "conv-1",
