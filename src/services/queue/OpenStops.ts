@@ -78,8 +78,7 @@ interface State {
 export const makeMemoryOpenStops: Effect.Effect<OpenStopsService> = Effect.map(
   Ref.make<State>({ seq: 0, rows: new Map() }),
   (state): OpenStopsService => ({
-    open: (stop) =>
-      Ref.update(state, (s) => ({ seq: s.seq + 1, rows: new Map(s.rows).set(stop.key, { seq: s.seq + 1, stop }) })),
+    open: (stop) => Ref.update(state, (s) => ({ seq: s.seq + 1, rows: new Map(s.rows).set(stop.key, { seq: s.seq + 1, stop }) })),
     close: (key) =>
       Ref.update(state, (s) => {
         const rows = new Map(s.rows)
