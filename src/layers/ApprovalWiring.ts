@@ -6,6 +6,8 @@
  * relay whose `resume` waits for the real continuation, which is handed over as soon as it is built
  * (right after the gate, in the same layer). Nothing is lost in between: the gate resumes from
  * fibers of its own (start-up take-up, clicks, deadlines), which simply wait for the hand-over.
+ * The relayed continuation is in the output too: the start-up take-up of open stops
+ * (programs/StopTakeUp.ts) answers cut-off stops through it.
  */
 import { Context, Deferred, Effect, Layer } from "effect"
 import { makeApprovalResume } from "../programs/ApprovalResume.js"
@@ -34,10 +36,10 @@ const handOver = Layer.effectDiscard(
   })
 )
 
-/** The gate (ApprovalGate and Approvals, for the buttons) with its continuation wired. */
+/** The gate (ApprovalGate and Approvals, for the buttons) and the continuation, wired to each other. */
 export const ApprovalsWired = handOver.pipe(
   Layer.provideMerge(ApprovalGateLive),
   Layer.provideMerge(Approvals.Default),
-  Layer.provide(relayedContinuation),
+  Layer.provideMerge(relayedContinuation),
   Layer.provideMerge(relay)
 )

@@ -16,6 +16,7 @@ import { LettaReachabilityLive } from "../programs/LettaReachability.js"
 import { LettaUrlFollowerLive } from "../programs/LettaUrlFollower.js"
 import { ListenLive } from "../programs/Listen.js"
 import { RecoveryLive } from "../programs/Recovery.js"
+import { StopTakeUpLive } from "../programs/StopTakeUp.js"
 import { CircuitBreaker } from "../services/health/CircuitBreaker.js"
 import { ConversationStore } from "../services/conversation/ConversationStore.js"
 import { ContextService } from "../services/prompt/ContextService.js"
@@ -40,6 +41,7 @@ import { ReplyPoster } from "../services/discord/ReplyPoster.js"
 import { TypingIndicator, TypingSender } from "../services/discord/TypingIndicator.js"
 import { DiscordActions, DiscordTools } from "../services/discord/Tools.js"
 import { ToolCalls } from "../services/queue/ToolCalls.js"
+import { OpenStops } from "../services/queue/OpenStops.js"
 import { ApprovalPoster } from "../services/approvals/ApprovalPoster.js"
 import { PendingApprovals } from "../services/approvals/PendingApprovals.js"
 import { ApprovalsWired } from "./ApprovalWiring.js"
@@ -56,6 +58,7 @@ const Storage = Layer.mergeAll(
   ConversationStore.layerSql,
   RunLog.layerSql,
   ToolCalls.layerSql,
+  OpenStops.layerSql,
   PendingApprovals.layerSql
 ).pipe(Layer.provideMerge(Database.Default))
 
@@ -98,7 +101,10 @@ const Services = Layer.mergeAll(
 /**
  * The approval gate (ApprovalsWired): built after the services (its start-up takes up the
  * approvals a previous process left, which may continue runs) and before the programs (the
- * buttons are answered by Commands); its continuation is the programs' ApprovalResume.
+ * buttons are answered by Commands); its continuation is the programs' ApprovalResume. The
+ * take-up of the tool-call stops a previous process left open (StopTakeUpLive) is built after
+ * Recovery (whose conversation cancels must land before its continuations) and before the
+ * programs (it reads only what the previous process left, before the dispatch opens any).
  */
 const Programs = Layer.mergeAll(
   Layer.effectDiscard(Metrics.registerAll),
@@ -111,6 +117,7 @@ const Programs = Layer.mergeAll(
 )
 
 const App = Programs.pipe(
+  Layer.provideMerge(StopTakeUpLive),
   Layer.provideMerge(RecoveryLive),
   Layer.provideMerge(ApprovalsWired),
   Layer.provideMerge(Services),

@@ -22,7 +22,9 @@
  * text, outcome `answered`) and the runs log lists it (`discord_send✓`). A record that cannot be
  * read is logged and left out.
  *
- * It never fails: whatever happens is logged and written to the runs log. The event is no longer
+ * It never fails: whatever happens is logged and written to the runs log. It answers whether Letta
+ * took the answers (`ResumeOutcome`: a failed first continuation is `unreachable` for a service
+ * failure, else `refused`; a defect is `refused`). The event is no longer
  * in the queue (it ended `awaiting-approval`), so a failure here is never retried by Aurora; no
  * built-in call is run twice whatever happens (ToolCalls). No typing indicator: nobody is waiting
  * on the triggering message any more.
@@ -31,9 +33,9 @@ import { Cause, Clock, Duration, Effect, Layer, LogLevel, type Schedule } from "
 import type { ApprovalAnswer, ApprovalOrigin } from "../domain/Approval.js"
 import type { ToolCallSummary } from "../domain/AgentRun.js"
 import { Partition } from "../domain/Event.js"
-import type { LettaRunError } from "../domain/LettaErrors.js"
+import { isServiceFailure, type LettaRunError } from "../domain/LettaErrors.js"
 import { defaultGuildSettings } from "../domain/Settings.js"
-import { ApprovalContinuation } from "../services/approvals/Ports.js"
+import { ApprovalContinuation, type ResumeOutcome } from "../services/approvals/Ports.js"
 import { logAnnotated } from "../services/health/Log.js"
 import * as Metrics from "../services/health/Metrics.js"
 import { lettaRetrySchedule } from "../services/letta/RetryPolicy.js"
@@ -77,7 +79,7 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
         (found) => found.flat()
       )
 
-    const resume = (origin: ApprovalOrigin, answers: ReadonlyArray<ApprovalAnswer>): Effect.Effect<void> =>
+    const resume = (origin: ApprovalOrigin, answers: ReadonlyArray<ApprovalAnswer>): Effect.Effect<ResumeOutcome> =>
       Effect.gen(function*() {
         const startedAt = yield* Clock.currentTimeMillis
         const guild = origin.guildId === null ? defaultGuildSettings : (yield* settings.guild(origin.guildId)).settings
@@ -123,7 +125,7 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
             origin,
             yield* entry({ outcome: "failed", detail: `${error._tag}: ${error.reason}`, runId: error.runId })
           )
-          return
+          return isServiceFailure(error) ? "unreachable" : "refused"
         }
         const end: LoopEnd = yield* loop.carry({
           origin: { ...origin },
@@ -142,41 +144,44 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
             yield* logAnnotated(LogLevel.Info, `resumed run finished in ${end.report.durationMs} ms`, {})
             const detail = followed === "failed" ? "the fallback post failed (see the log)" : null
             yield* recordRun(origin, yield* entry({ outcome: finishedOutcome(report, followed === "posted"), detail, runId }))
-            return
+            return "answered"
           }
           case "Awaiting": {
             const detail = `waiting for a person's approval of ${end.tools.join(", ")}`
             yield* recordRun(origin, yield* entry({ outcome: "awaiting-approval", detail, runId }))
-            return
+            return "answered"
           }
           case "LimitReached":
             yield* Metrics.runFinished("run_failed", end.report.durationMs)
             yield* recordRun(origin, yield* entry({ outcome: "failed", detail: `ToolLoopLimit: ${loopLimitReason}`, runId }))
-            return
+            return "answered"
           case "Failed": {
             const error = end.error
             yield* Effect.logError(`resumed run failed: ${error._tag}: ${error.reason}`)
             yield* Metrics.runFinished(Metrics.runOutcomeOf(error), end.report.durationMs)
             const detail = `${error._tag}: ${error.reason}; not sent again`
             yield* recordRun(origin, yield* entry({ outcome: "failed", detail, runId: error.runId ?? runId }))
-            return
+            return "answered"
           }
         }
       }).pipe(
         Effect.catchAllCause((cause) =>
-          Effect.zipRight(
-            Effect.logError("resumed run failed unexpectedly", cause),
-            Effect.flatMap(Clock.currentTimeMillis, (finishedAt) =>
-              recordRun(origin, {
-                outcome: "failed",
-                detail: `Defect: ${Cause.pretty(cause).split("\n")[0] ?? "unexpected failure"}`,
-                toolCalls: [],
-                runId: origin.runId ?? undefined,
-                conversationId: origin.conversationId ?? undefined,
-                durationMs: null,
-                queuedMs: null,
-                finishedAt
-              }))
+          Effect.as(
+            Effect.zipRight(
+              Effect.logError("resumed run failed unexpectedly", cause),
+              Effect.flatMap(Clock.currentTimeMillis, (finishedAt) =>
+                recordRun(origin, {
+                  outcome: "failed",
+                  detail: `Defect: ${Cause.pretty(cause).split("\n")[0] ?? "unexpected failure"}`,
+                  toolCalls: [],
+                  runId: origin.runId ?? undefined,
+                  conversationId: origin.conversationId ?? undefined,
+                  durationMs: null,
+                  queuedMs: null,
+                  finishedAt
+                }))
+            ),
+            "refused" as const
           )
         ),
         Effect.annotateLogs({

@@ -66,7 +66,7 @@ const appLayer = (dir: string, resumed: Queue.Queue<Resumed>) => {
     Layer.provideMerge(Approvals.Default),
     Layer.provideMerge(ApprovalPoster.Default),
     Layer.provide(Layer.succeed(ApprovalContinuation, {
-      resume: (origin, answers) => Queue.offer(resumed, { origin, answers })
+      resume: (origin, answers) => Effect.as(Queue.offer(resumed, { origin, answers }), "answered" as const)
     }))
   )
   return CommandsLive.pipe(

@@ -60,7 +60,7 @@ const appLayer = (dir: string) => {
     Layer.provide(Layer.mergeAll(
       PendingApprovals.layerMemory,
       ApprovalPoster.Default,
-      Layer.succeed(ApprovalContinuation, { resume: () => Effect.void })
+      Layer.succeed(ApprovalContinuation, { resume: () => Effect.succeed("answered" as const) })
     ))
   )
   return CommandsLive.pipe(

@@ -10,6 +10,7 @@ import type { ApprovalGate } from "../../src/services/approvals/Ports.js"
 import { ApprovalsUnavailable } from "../fakes/approvalsUnavailable.js"
 import { DiscordTools, makeDiscordTools } from "../../src/services/discord/Tools.js"
 import { ToolCalls } from "../../src/services/queue/ToolCalls.js"
+import { OpenStops } from "../../src/services/queue/OpenStops.js"
 import { noActions } from "./DispatchHarness.js"
 import type { RunReport, RunRequest } from "../../src/domain/AgentRun.js"
 import type { DiscordFailure } from "../../src/domain/Errors.js"
@@ -73,6 +74,7 @@ interface World {
     | Feedback
     | DiscordTools
     | ToolCalls
+    | OpenStops
     | ApprovalGate
   >
 }
@@ -118,6 +120,7 @@ const makeWorld = (
     RunLog.layerMemory,
     Layer.succeed(DiscordTools, DiscordTools.make(makeDiscordTools(noActions))),
     ToolCalls.layerMemory,
+    OpenStops.layerMemory,
     ApprovalsUnavailable,
     queue,
     configFrom()

@@ -27,6 +27,7 @@ import { ApprovalGate, type ApprovalGateService } from "../../src/services/appro
 import { ApprovalsUnavailable } from "../fakes/approvalsUnavailable.js"
 import { type DiscordActionsShape, DiscordTools, makeDiscordTools } from "../../src/services/discord/Tools.js"
 import { ToolCalls, type ToolCallsService } from "../../src/services/queue/ToolCalls.js"
+import { OpenStops } from "../../src/services/queue/OpenStops.js"
 
 /** A run that answered as a real agent does: it called discord_send (so no fallback follows). */
 export const report = (agentId: string): RunReport => ({
@@ -240,6 +241,7 @@ export const makeHarness = (options: HarnessOptions) => {
     ConversationStore.layerMemory,
     Layer.succeed(DiscordTools, DiscordTools.make(makeDiscordTools({ ...noActions, ...options.actions }))),
     options.toolCalls === undefined ? ToolCalls.layerMemory : Layer.succeed(ToolCalls, options.toolCalls),
+    OpenStops.layerMemory,
     options.gate === undefined ? ApprovalsUnavailable : Layer.succeed(ApprovalGate, options.gate),
     // The real configuration's defaults (AURORA_MAX_EVENT_AGE 1 hour, ...).
     configFrom()

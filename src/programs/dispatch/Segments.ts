@@ -10,9 +10,12 @@
  *   failure here (a connection error "circuit open"): the loop is mid-run and cannot be put back
  *   in the queue, so it waits like any retry;
  * - `busyWhileAwaiting`: Letta's 409 "waiting for approval" (AgentBusy with `pendingApproval`) in
- *   a conversation (or an agent's default conversation) where the approval gate waits on a person
- *   is a busy conversation (ConversationBusy: back to the queue with the busy backoff, no dead
- *   letter); any other 409 about an approval stays a permanent failure.
+ *   a conversation (or an agent's default conversation) where the approval gate waits on a person,
+ *   or where Aurora holds an open stop (OpenStops: a tool loop answering it, or the start-up
+ *   take-up of one a previous process left, programs/StopTakeUp.ts), is a busy conversation
+ *   (ConversationBusy: back to the queue with the busy backoff, no dead letter); any other 409
+ *   about an approval stays a permanent failure. An open stop that cannot be read counts as none
+ *   (logged).
  */
 import { Effect, type Schedule } from "effect"
 import type { ClientToolDeclaration, ContinuationRequest, RunReport } from "../../domain/AgentRun.js"
@@ -22,6 +25,7 @@ import { ApprovalGate } from "../../services/approvals/Ports.js"
 import { definitions } from "../../services/discord/Tools.js"
 import { CircuitBreaker } from "../../services/health/CircuitBreaker.js"
 import { ErrorStats } from "../../services/health/ErrorStats.js"
+import { OpenStops } from "../../services/queue/OpenStops.js"
 import { LettaExecutor } from "../../services/letta/LettaExecutor.js"
 import { retryOnFailure } from "../../services/letta/RetryPolicy.js"
 
@@ -33,6 +37,18 @@ export const makeSegments = Effect.gen(function*() {
   const executor = yield* LettaExecutor
   const stats = yield* ErrorStats
   const gate = yield* ApprovalGate
+  const stops = yield* OpenStops
+
+  /** Aurora itself waits on the conversation's stop: a person's decision, or its own answer. */
+  const awaited = (agentId: string, conversationId: string | null) =>
+    Effect.flatMap(
+      gate.pendingFor(agentId, conversationId),
+      (waiting) =>
+        waiting ? Effect.succeed({ waiting, what: "a person's approval" }) : stops.pendingFor(agentId, conversationId).pipe(
+          Effect.catchAll((error) => Effect.as(Effect.logError(`could not read the open stops (${error.reason})`), false)),
+          Effect.map((open) => ({ waiting: open, what: "Aurora's answer to an open tool call stop" }))
+        )
+    )
 
   const continuation = (
     request: ContinuationRequest,
@@ -59,14 +75,14 @@ export const makeSegments = Effect.gen(function*() {
     <A>(effect: Effect.Effect<A, LettaRunError>): Effect.Effect<A, LettaRunError> =>
       Effect.catchTag(effect, "AgentBusy", (error): Effect.Effect<never, LettaRunError> =>
         error.pendingApproval
-          ? Effect.flatMap(gate.pendingFor(agentId, conversationId ?? null), (waiting): Effect.Effect<never, LettaRunError> =>
+          ? Effect.flatMap(awaited(agentId, conversationId ?? null), ({ waiting, what }): Effect.Effect<never, LettaRunError> =>
             waiting
               ? Effect.fail(
                 new ConversationBusy({
                   agentId,
                   runId: error.runId,
                   sideEffect: error.sideEffect,
-                  reason: `waiting for a person's approval (${error.reason})`,
+                  reason: `waiting for ${what} (${error.reason})`,
                   conversationId: conversationId ?? `${agentId} (default conversation)`
                 })
               )

@@ -22,6 +22,16 @@
  *    is the next stop, or the end (`Finished`). A continuation that fails (after its retries)
  *    ends the loop `Failed`: the run has moved past its prompt, so the event is never re-sent.
  *
+ * 5. The durable record of the stop (OpenStops), so that a process that stops in the middle leaves
+ *    the conversation answerable (programs/StopTakeUp.ts answers it at the next start): a stop with
+ *    a call Aurora runs is recorded, with all its calls, before the first one runs (as is a later
+ *    stop of a loop that recorded one, so that the chain has no unrecorded gap). The previous
+ *    stop's record is deleted once the next one is recorded, and the last one when the loop ends
+ *    (Finished, LimitReached, Failed) or hands the stop to the gate (Awaiting: the gate's own
+ *    record covers it). An interrupted loop (shutdown) deletes nothing. A record that cannot be
+ *    written or deleted is logged and the run goes on (it is a safety net, not a precondition).
+ *    Runs that never stop at one of Aurora's tools write nothing.
+ *
  * Every end carries the run's report so far (./ToolStop.ts `mergeSegments`: the executed Discord
  * actions that succeeded count as the agent's answer) and Aurora's executions, in order.
  */
@@ -31,11 +41,13 @@ import { ApprovalAnswer as Answer } from "../../domain/Approval.js"
 import { isDiscordAction, type RunReport } from "../../domain/AgentRun.js"
 import type { ToolCall } from "../../domain/ToolCall.js"
 import type { Partition } from "../../domain/Event.js"
+import type { StorageError } from "../../domain/Errors.js"
 import type { LettaRunError } from "../../domain/LettaErrors.js"
 import { ApprovalGate } from "../../services/approvals/Ports.js"
 import { DiscordTools } from "../../services/discord/Tools.js"
 import { logAnnotated } from "../../services/health/Log.js"
 import { type AuroraToolStatus, auroraToolAnswered } from "../../services/health/ToolMetrics.js"
+import { OpenStops, stopKeyOf } from "../../services/queue/OpenStops.js"
 import { executeOnce, type Execution, ToolCalls } from "../../services/queue/ToolCalls.js"
 import {
   continuationOtid,
@@ -82,6 +94,11 @@ export const makeToolLoop = Effect.gen(function*() {
   const tools = yield* DiscordTools
   const toolCalls = yield* ToolCalls
   const gate = yield* ApprovalGate
+  const stops = yield* OpenStops
+
+  /** The record's writes never stop the run: logged (see the module header, 5.). */
+  const bestEffort = (what: string) => (effect: Effect.Effect<void, StorageError>) =>
+    Effect.catchAll(effect, (error) => Effect.logError(`tool loop: could not ${what} the open stop (${error.reason})`))
 
   /** One built-in call, at most once (see the module header, 2.). */
   const runBuiltin = (run: LoopRun, call: ToolCall): Effect.Effect<Executed> =>
@@ -120,6 +137,13 @@ export const makeToolLoop = Effect.gen(function*() {
       let report = first
       const executed: Array<Executed> = []
       let trips = 0
+      /** The key of this loop's stop recorded in OpenStops, not yet deleted. */
+      let recorded: string | null = null
+      const closeRecorded = Effect.suspend(() => {
+        const key = recorded
+        recorded = null
+        return key === null ? Effect.void : bestEffort("delete")(stops.close(key))
+      })
       while (report.approvalStop !== undefined) {
         const stop = report.approvalStop
         const split = splitStop(stop.calls, run.builtin, tools.isBuiltinTool)
@@ -131,7 +155,20 @@ export const makeToolLoop = Effect.gen(function*() {
               Effect.logError(`tool loop: the last continuation failed (${error._tag}: ${error.reason})`)
             )
           )
+          yield* closeRecorded
           return LoopEnd.LimitReached({ report, executed })
+        }
+        if (split.aurora.length > 0 || recorded !== null) {
+          const key = stopKeyOf(stop.calls)
+          const aurora = new Set(split.aurora.map((call) => call.toolCallId))
+          const opened = yield* stops.open({
+            key,
+            origin: { ...run.origin, runId: stop.runId ?? null },
+            calls: stop.calls.map((call) => ({ ...call, aurora: aurora.has(call.toolCallId) })),
+            openedAt: yield* Clock.currentTimeMillis
+          }).pipe(Effect.as(true), Effect.catchAll((error) => Effect.as(bestEffort("record")(Effect.fail(error)), false)))
+          if (recorded !== key) yield* closeRecorded
+          recorded = opened ? key : null
         }
         const stopExecuted: Array<Executed> = []
         for (const call of split.aurora) stopExecuted.push(yield* runBuiltin(run, call))
@@ -147,6 +184,7 @@ export const makeToolLoop = Effect.gen(function*() {
             requestedAt: yield* Clock.currentTimeMillis
           })
           if (opened._tag === "Waiting") {
+            yield* closeRecorded
             yield* Effect.logInfo(`tool loop: awaiting a person's approval of ${split.others.map((c) => c.name).join(", ")}`)
             return LoopEnd.Awaiting({
               report: withExecuted(report, stopExecuted),
@@ -161,10 +199,12 @@ export const makeToolLoop = Effect.gen(function*() {
         trips += 1
         const next = yield* Effect.either(run.continueWith(answers, continuationOtid(run.origin.messageId, answers)))
         if (next._tag === "Left") {
+          yield* closeRecorded
           return LoopEnd.Failed({ report: withExecuted(report, stopExecuted), executed, error: next.left })
         }
         report = mergeSegments(report, stopExecuted, next.right)
       }
+      yield* closeRecorded
       return LoopEnd.Finished({ report, executed })
     }).pipe(Effect.withSpan("ToolLoop.carry", { captureStackTrace: false }))
 

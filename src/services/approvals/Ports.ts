@@ -12,7 +12,9 @@
  *   request's `answered` first, then the decisions in call order). `resume` sends them to Letta
  *   and carries the run to its end (more tool round-trips, another approval, the fallback, the
  *   runs log). The gate deletes its record only after `resume` returned, so that a restart in
- *   between resumes again (Letta accepts a repeated answer as a repeat).
+ *   between resumes again (Letta accepts a repeated answer as a repeat). `resume` also says what
+ *   became of the answers (`ResumeOutcome`): the start-up take-up of open stops
+ *   (programs/StopTakeUp.ts) keeps its record only while Letta could not be reached.
  */
 import { Context, type Effect } from "effect"
 import type { ApprovalAnswer, ApprovalOrigin, ApprovalRequest, OpenedApproval } from "../../domain/Approval.js"
@@ -24,8 +26,16 @@ export interface ApprovalGateService {
 
 export class ApprovalGate extends Context.Tag("aurora/ApprovalGate")<ApprovalGate, ApprovalGateService>() {}
 
+/**
+ * What became of a resume's answers (its first continuation): `answered` (Letta took them: the
+ * stop is no longer pending, whatever the rest of the run did), `unreachable` (a service failure
+ * after the retries: Letta down, so the stop may still be pending), `refused` (any other failure:
+ * Letta refused them, e.g. nothing was pending any more, or an unexpected defect).
+ */
+export type ResumeOutcome = "answered" | "unreachable" | "refused"
+
 export interface ApprovalContinuationService {
-  readonly resume: (origin: ApprovalOrigin, answers: ReadonlyArray<ApprovalAnswer>) => Effect.Effect<void>
+  readonly resume: (origin: ApprovalOrigin, answers: ReadonlyArray<ApprovalAnswer>) => Effect.Effect<ResumeOutcome>
 }
 
 export class ApprovalContinuation

@@ -225,6 +225,29 @@ const approvalTables = Effect.gen(function*() {
   )`
 })
 
+/**
+ * open_stops holds the approval stops whose built-in tool calls Aurora is running (OpenStops): one
+ * row per stop, keyed by its first tool call id, written before its first call runs and deleted once
+ * the stop is answered or handed to the approval gate. A row left by a process that stopped is taken
+ * up at the next start (programs/StopTakeUp.ts). guild_id is NULL for a DM, conversation_id NULL for
+ * the agent's default conversation; calls (name, arguments, tool call id, run by Aurora or not) is
+ * JSON, in the stop's order. Times are epoch ms.
+ */
+const openStopTables = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE open_stops (
+    stop_key TEXT PRIMARY KEY NOT NULL,
+    guild_id TEXT,
+    channel_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    conversation_id TEXT,
+    run_id TEXT,
+    calls TEXT NOT NULL,
+    opened_at INTEGER NOT NULL
+  )`
+})
+
 /** Every migration by id, in order (exported so a test can build a database of an earlier version). */
 export const migrationSteps = {
   "1_settings": settingsTables,
@@ -233,7 +256,8 @@ export const migrationSteps = {
   "4_agent_turn": agentTurnTables,
   "5_tool_calls": toolCallTables,
   "6_tool_settings": toolSettingsColumns,
-  "7_approvals": approvalTables
+  "7_approvals": approvalTables,
+  "8_open_stops": openStopTables
 } as const
 
 export const migrations: Migrator.Loader = Migrator.fromRecord(migrationSteps)
@@ -247,7 +271,8 @@ export const requiredTables: ReadonlyArray<string> = [
   "conversations",
   "runs",
   "tool_calls",
-  "approvals"
+  "approvals",
+  "open_stops"
 ]
 
 /**

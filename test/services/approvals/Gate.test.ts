@@ -61,7 +61,7 @@ const startGate = (dir: string, discord: Discord, resumed: Queue.Queue<Resumed>)
     const scope = yield* Scope.make()
     const storage = Layer.mergeAll(PendingApprovals.layerSql, SettingsStore.Default).pipe(Layer.provideMerge(Database.layer(dir)))
     const continuation = Layer.succeed(ApprovalContinuation, {
-      resume: (origin, answers) => Queue.offer(resumed, { origin, answers })
+      resume: (origin, answers) => Effect.as(Queue.offer(resumed, { origin, answers }), "answered" as const)
     })
     const layer = ApprovalGateLive.pipe(
       Layer.provideMerge(Approvals.Default),

@@ -121,7 +121,9 @@ describe("migration 3_conversations", () => {
           yield* conversations.put(key, "conv-1", 10_000)
           const applied = yield* sql<{ readonly migration_id: number }>`
             SELECT migration_id FROM effect_sql_migrations ORDER BY migration_id`
+          const openStops = yield* sql<{ readonly n: number }>`SELECT COUNT(*) AS n FROM open_stops`
           return {
+            openStops: openStops[0]?.n,
             applied: applied.map((row) => row.migration_id),
             guild: yield* settings.guild("g1"),
             global: yield* settings.global,
@@ -132,7 +134,9 @@ describe("migration 3_conversations", () => {
           }
         })
       )
-      expect(upgraded.applied).toEqual([1, 2, 3, 4, 5, 6, 7])
+      expect(upgraded.applied).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+      // 8_open_stops: the table exists, empty.
+      expect(upgraded.openStops).toBe(0)
       expect(upgraded.guild.settings).toEqual({ ...defaultGuildSettings, timeout: 120 })
       expect(upgraded.guild).toMatchObject({ enabled: true, agentId: "agent-1" })
       expect(upgraded.global).toMatchObject({ dmAgentId: "agent-dm", dmConversations: "channel" })

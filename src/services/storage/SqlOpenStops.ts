@@ -1,0 +1,91 @@
+/**
+ * The durable OpenStops store: the `open_stops` table (see migrations.ts), with the memory store's
+ * semantics (queue/OpenStops.ts). The calls are one JSON column, read and written whole; `open` is
+ * an INSERT OR REPLACE on the key (a re-opened stop keeps one row, with a new record order). A row
+ * that does not decode is a storage failure. Each write is committed before it returns.
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect, Either, ParseResult, Schema } from "effect"
+import { StorageError } from "../../domain/Errors.js"
+import type { OpenStop, OpenStopsService } from "../queue/OpenStops.js"
+import { storageErrorOf } from "./Database.js"
+
+const Calls = Schema.parseJson(Schema.Array(Schema.Struct({
+  name: Schema.String,
+  arguments: Schema.String,
+  toolCallId: Schema.String,
+  aurora: Schema.Boolean
+})))
+
+const StopRow = Schema.Struct({
+  stop_key: Schema.String,
+  guild_id: Schema.NullOr(Schema.String),
+  channel_id: Schema.String,
+  message_id: Schema.String,
+  agent_id: Schema.String,
+  conversation_id: Schema.NullOr(Schema.String),
+  run_id: Schema.NullOr(Schema.String),
+  calls: Calls,
+  opened_at: Schema.Number
+})
+
+const decodeRow = Schema.decodeUnknownEither(StopRow)
+
+const stopOf = (row: unknown): Either.Either<OpenStop, string> =>
+  Either.map(
+    Either.mapLeft(decodeRow(row), (error) => ParseResult.TreeFormatter.formatErrorSync(error)),
+    (decoded): OpenStop => ({
+      key: decoded.stop_key,
+      origin: {
+        guildId: decoded.guild_id,
+        channelId: decoded.channel_id,
+        messageId: decoded.message_id,
+        agentId: decoded.agent_id,
+        conversationId: decoded.conversation_id,
+        runId: decoded.run_id
+      },
+      calls: decoded.calls,
+      openedAt: decoded.opened_at
+    })
+  )
+
+export const makeSqlOpenStops: Effect.Effect<OpenStopsService, never, SqlClient.SqlClient> = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+
+  const decoded = (operation: string, rows: ReadonlyArray<unknown>) =>
+    Effect.forEach(rows, (row) =>
+      Either.match(stopOf(row), {
+        onLeft: (problem) => Effect.fail(new StorageError({ operation, reason: `unreadable open stop row: ${problem}` })),
+        onRight: Effect.succeed
+      }))
+
+  return {
+    open: (stop) =>
+      sql`INSERT OR REPLACE INTO open_stops ${
+        sql.insert({
+          stop_key: stop.key,
+          guild_id: stop.origin.guildId,
+          channel_id: stop.origin.channelId,
+          message_id: stop.origin.messageId,
+          agent_id: stop.origin.agentId,
+          conversation_id: stop.origin.conversationId,
+          run_id: stop.origin.runId,
+          calls: Schema.encodeSync(Calls)(stop.calls),
+          opened_at: stop.openedAt
+        })
+      }`.pipe(Effect.asVoid, Effect.mapError(storageErrorOf("OpenStops.open"))),
+    close: (key) =>
+      sql`DELETE FROM open_stops WHERE stop_key = ${key}`.pipe(Effect.asVoid, Effect.mapError(storageErrorOf("OpenStops.close"))),
+    all: sql`SELECT * FROM open_stops ORDER BY opened_at, rowid`.pipe(
+      Effect.mapError(storageErrorOf("OpenStops.all")),
+      Effect.flatMap((rows) => decoded("OpenStops.all", rows))
+    ),
+    pendingFor: (agentId, conversationId) =>
+      (conversationId === null
+        ? sql`SELECT 1 FROM open_stops WHERE agent_id = ${agentId} AND conversation_id IS NULL LIMIT 1`
+        : sql`SELECT 1 FROM open_stops WHERE agent_id = ${agentId} AND conversation_id = ${conversationId} LIMIT 1`).pipe(
+          Effect.map((rows) => rows.length > 0),
+          Effect.mapError(storageErrorOf("OpenStops.pendingFor"))
+        )
+  }
+})
