@@ -47,6 +47,14 @@ export interface ApprovalRequest extends ApprovalOrigin {
   readonly calls: ReadonlyArray<ToolCall>
   /** The same stop's calls Aurora already ran (built-in tools): sent with the decisions. */
   readonly answered: ReadonlyArray<ApprovalAnswer>
+  /**
+   * The Discord actions the run made before this stop (tool names, in order; see AgentRun.ts
+   * `isDiscordAction`): the agent's own calls streamed before it (an mcp-discord `discord_send`),
+   * and Aurora's built-in ones that succeeded at earlier stops of the run. The run has answered
+   * if there is one, so the continuation posts no fallback after it. Aurora's calls of this same
+   * stop are not listed: they are in `answered` (and read back from ToolCalls).
+   */
+  readonly actionsBefore: ReadonlyArray<string>
   /** Epoch ms. */
   readonly requestedAt: number
 }

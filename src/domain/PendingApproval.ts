@@ -31,6 +31,11 @@ export interface PendingApproval {
   readonly origin: ApprovalOrigin
   readonly calls: ReadonlyArray<ToolCall>
   readonly answered: ReadonlyArray<ApprovalAnswer>
+  /**
+   * The Discord actions the run made before its stop (ApprovalRequest `actionsBefore`); none for
+   * a record stored before migration 9 (9_approval_actions).
+   */
+  readonly actionsBefore: ReadonlyArray<string>
   /** One per call, in call order; null while undecided. */
   readonly decisions: ReadonlyArray<CallDecision | null>
   /** The approval message in `origin.channelId`; null until it was posted. */

@@ -25,7 +25,8 @@ const relay = Layer.effect(ContinuationRelay, Deferred.make<ApprovalContinuation
 const relayedContinuation = Layer.effect(
   ApprovalContinuation,
   Effect.map(ContinuationRelay, (handOver) => ({
-    resume: (origin, answers) => Effect.flatMap(Deferred.await(handOver), (real) => real.resume(origin, answers))
+    resume: (origin, answers, actionsBefore) =>
+      Effect.flatMap(Deferred.await(handOver), (real) => real.resume(origin, answers, actionsBefore))
   }))
 )
 

@@ -16,11 +16,16 @@
  *    failed -> `failed` with its error. The runs log row replaces the message's earlier one
  *    (`awaiting-approval`). Counted in `aurora_runs_total` like a run.
  *
- * The built-in calls Aurora ran at the stop before it asked (the answers' tool returns) belong to
- * this run: their names are read back from ToolCalls (the durable record of what ran), so a
- * `discord_send` that posted before the approval still answers the run (no fallback of the final
- * text, outcome `answered`) and the runs log lists it (`discord_send✓`). A record that cannot be
- * read is logged and left out.
+ * What the run did before the stop belongs to this run and counts as its answer:
+ * - the Discord actions it made before the stop (`actionsBefore`, stored with the approval: the
+ *   agent's own sends, e.g. an mcp-discord `discord_send` executed by Letta, and Aurora's
+ *   successful ones at earlier stops): the runs log lists them first, by tool name;
+ * - the built-in calls Aurora ran at the stop before it asked (the answers' tool returns): their
+ *   names are read back from ToolCalls (the durable record of what ran) and listed
+ *   (`discord_send✓`); a record that cannot be read is logged and left out.
+ * Either way, a run that already posted or reacted before the approval has answered: its final
+ * text is not posted by the fallback (a second answer), and the outcome is `answered`. Another
+ * approval stop later in the run carries them on (the tool loop's `actionsBefore`).
  *
  * It never fails: whatever happens is logged and written to the runs log. It answers whether Letta
  * took the answers (`ResumeOutcome`: a failed first continuation is `unreachable` for a service
@@ -45,7 +50,15 @@ import { makeFallback } from "./dispatch/Fallback.js"
 import { finishedOutcome, makeRunTrace, type RunEntry, runRecorder } from "./dispatch/RunRecording.js"
 import { clientToolsOf, makeSegments } from "./dispatch/Segments.js"
 import { type LoopEnd, makeToolLoop } from "./dispatch/ToolLoop.js"
-import { continuationOtid, type Executed, executedLabel, loopLimitReason, withExecuted } from "./dispatch/ToolStop.js"
+import {
+  continuationOtid,
+  type Executed,
+  executedActions,
+  executedLabel,
+  loopLimitReason,
+  withActionsBefore,
+  withExecuted
+} from "./dispatch/ToolStop.js"
 
 export interface ApprovalResumeOptions {
   /** The retry schedule for transient failures (tests shorten it). */
@@ -79,7 +92,11 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
         (found) => found.flat()
       )
 
-    const resume = (origin: ApprovalOrigin, answers: ReadonlyArray<ApprovalAnswer>): Effect.Effect<ResumeOutcome> =>
+    const resume = (
+      origin: ApprovalOrigin,
+      answers: ReadonlyArray<ApprovalAnswer>,
+      actionsBefore: ReadonlyArray<string>
+    ): Effect.Effect<ResumeOutcome> =>
       Effect.gen(function*() {
         const startedAt = yield* Clock.currentTimeMillis
         const guild = origin.guildId === null ? defaultGuildSettings : (yield* settings.guild(origin.guildId)).settings
@@ -113,8 +130,12 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
             }
           })
 
-        yield* Effect.logInfo(`resuming the run with ${answers.length} answer(s)`)
+        yield* Effect.logInfo(
+          `resuming the run with ${answers.length} answer(s)` +
+            (actionsBefore.length === 0 ? "" : `; before its stop it made ${actionsBefore.join(", ")}`)
+        )
         const before = yield* executedBefore(answers)
+        yield* Effect.forEach(actionsBefore, trace.toolCalled, { discard: true })
         yield* Effect.forEach(before, (e) => trace.toolCalled(executedLabel(e)), { discard: true })
         const first = yield* Effect.either(continueWith(answers, continuationOtid(origin.messageId, answers)))
         if (first._tag === "Left") {
@@ -132,13 +153,14 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
           partition: origin.guildId === null ? Partition.dm : Partition.guild(origin.guildId),
           builtin: guild.tools === "builtin",
           beforeSideEffect: Effect.void,
+          actionsBefore: [...actionsBefore, ...executedActions(before)],
           continueWith
         }, first.right)
         yield* Effect.forEach(end.executed, (e) => trace.toolCalled(executedLabel(e)), { discard: true })
         const runId = end.report.runId
         switch (end._tag) {
           case "Finished": {
-            const report = withExecuted(end.report, before)
+            const report = withActionsBefore(withExecuted(end.report, before), actionsBefore)
             const followed = yield* fallback.follow(origin, report, guild.fallback)
             yield* Metrics.runFinished("success", end.report.durationMs, end.report.firstToolCallMs)
             yield* logAnnotated(LogLevel.Info, `resumed run finished in ${end.report.durationMs} ms`, {})

@@ -139,7 +139,9 @@ export const makeStopTakeUp = Effect.gen(function*() {
       yield* Effect.logWarning(
         `open stop left by a previous process: answering its ${answers.length} call(s) without running them`
       )
-      const outcome = yield* continuation.resume(stop.origin, answers)
+      // What the run did before this stop is not recorded with it (only the stop's own calls, which
+      // the continuation reads back from ToolCalls): nothing earlier is counted as its answer.
+      const outcome = yield* continuation.resume(stop.origin, answers, [])
       if (outcome === "unreachable") {
         yield* Effect.logError("open stop: Letta could not be reached; the record is kept for the next start")
         return "kept"

@@ -113,6 +113,7 @@ describe("approval buttons end to end", () => {
         conversationId: "conv-1",
         runId: "run-1",
         calls: [{ name: "web_search", arguments: "{\"query\":\"@everyone weather\"}", toolCallId: "call-1" }],
+        actionsBefore: [],
         answered: [],
         requestedAt: Date.now()
       })
@@ -177,6 +178,7 @@ describe("approval buttons end to end", () => {
         },
         calls: [{ name: "web_search", arguments: "x".repeat(5_000), toolCallId: "call-1" }],
         answered: [],
+        actionsBefore: [],
         decisions: [null],
         messageId: null,
         requestedAt: 0,

@@ -5,7 +5,8 @@
  * conversation 409 while the approval is pending, records every continuation, and after an
  * accepted continuation plays the agent's next scripted behaviour. What reaches Discord (the
  * approval message with its buttons, the interaction callbacks, the edits, the answers) is
- * asserted on the fake Discord's record.
+ * asserted on the fake Discord's record. The agent's own mcp-discord send is played as Letta
+ * streams a tool it runs itself (tool_call_message, the post by the mcp bot, tool_return_message).
  *
  * The deadline (no decision within `approvaltimeout` minutes) is real time here: it is covered
  * under TestClock by test/services/approvals/Gate.test.ts, not waited for.
@@ -15,10 +16,12 @@ import { Effect } from "effect"
 import { Partition } from "../../src/domain/Event.js"
 import type { FakeDiscord } from "../fakes/FakeDiscord.js"
 import type { Json } from "../fakes/discord/Payloads.js"
-import { Behaviours, Items } from "../fakes/FakeLetta.js"
+import { Behaviours, Frames, Items } from "../fakes/FakeLetta.js"
 import { bounded, type Running, startApp, eventually, world } from "./harness.js"
 
 const agent = "agent-approvals"
+/** The bot account of the agent's mcp-discord server (a second bot token). */
+const mcpBot = { id: "1100000000000000042", username: "mcp-discord", bot: true }
 const email = { to: "ops@example.com", body: "@everyone the `build` is red" }
 
 const field = (value: unknown, key: string): unknown =>
@@ -315,6 +318,60 @@ describe("tool approvals through the whole program", () => {
         // The agent answered with its send: Aurora posts no fallback of the final text.
         expect(app.discord.botPosts().filter((p) => p.message["content"] === "Done.")).toEqual([])
         expect(yield* app.letta.continuations).toHaveLength(2)
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "mcp: the agent sent before the approval stop; the resumed run ends with text only: one answer in the channel, no fallback",
+    () =>
+      Effect.gen(function*() {
+        const app = yield* start()
+        const told = "The build is red, I am asking to email ops."
+        // As Letta streams a tool it runs itself (mcp-discord's discord_send, posting with its own
+        // bot): the call, the post in Discord, the return; then the approval stop on send_email.
+        yield* app.letta.script(
+          agent,
+          Behaviours.stream([
+            Frames.item(Items.reasoning("I will tell the channel, then email ops.")),
+            Frames.item(Items.toolCall("discord_send", { channelId: world.general, message: told }, "call-mcp-send")),
+            Frames.act(() =>
+              Effect.runSync(app.discord.sendMessage({ channelId: world.general, content: told, author: mcpBot }))
+            ),
+            Frames.item(Items.toolReturn("call-mcp-send", "success", `Message sent successfully to channel ${world.general}`)),
+            Frames.item(Items.approvalRequest([{ name: "send_email", args: email, toolCallId: "call-email" }])),
+            Frames.item(Items.stopReason("requires_approval")),
+            Frames.item(Items.usage()),
+            Frames.done
+          ]),
+          Behaviours.run({ items: [Items.assistant("I told the channel and emailed ops.")] })
+        )
+        const trigger = yield* mention(app, "tell the channel, then email ops")
+        const { body, stored } = yield* approvalMessageFor(app, trigger)
+        const after = () => app.discord.storedMessages(world.general).filter((m) => BigInt(String(m["id"])) > BigInt(trigger))
+        expect(after().map((m) => field(m, "author"))).toMatchObject([{ id: mcpBot.id }, { id: world.bot.id }])
+
+        const approveId = String(buttonsOf(body)[0]?.["custom_id"])
+        yield* app.discord.clickButton({ message: stored(), customId: approveId, user: world.bob, permissions: "32" })
+        const runs = yield* bounded(
+          "the resumed run in the runs log",
+          eventually(app.runLog.recent(Partition.guild(world.guildId), 10), (rs) => rs[0]?.outcome !== "awaiting-approval")
+        )
+        // The fallback would have posted before the run was recorded: what is in the channel now is final.
+        expect(runs.map((r) => [r.messageId, r.outcome])).toEqual([[trigger, "answered"]])
+        expect(runs[0]?.toolCalls).toContain("discord_send")
+        expect(yield* app.letta.continuations).toEqual([
+          expect.objectContaining({ outcome: "accepted", type: "approval", toolCallId: "call-email", approve: true })
+        ])
+        // One answer (the agent's send) and the approval message; no second answer from Aurora.
+        expect(after().map((m) => [field(m, "author"), field(m, "content")])).toMatchObject([
+          [{ id: mcpBot.id }, told],
+          [{ id: world.bot.id }, ""]
+        ])
+        expect(replyPosts(app.discord, world.general, trigger)).toHaveLength(1)
+        expect(app.discord.botPosts().filter((p) => p.message["content"] === "I told the channel and emailed ops.")).toEqual([])
+        const listed = yield* runsView(app.discord)
+        expect(listed.fields[0]?.value).toContain("discord_send")
       }),
     60_000
   )

@@ -1,12 +1,13 @@
 /**
  * ApprovalResume (the ApprovalContinuation): a person's decision continues the stopped run with
  * the answers as given, on its route; the tool loop carries it on; a silent end gets the fallback
- * as a reply to the triggering message; the runs log row says how it ended; failures are recorded,
- * never thrown.
+ * as a reply to the triggering message, unless the run made a Discord action before its stop (the
+ * approval's `actionsBefore`, or Aurora's send at the stop); the runs log row says how it ended;
+ * failures are recorded, never thrown.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { ApprovalAnswer, type ApprovalOrigin } from "../../src/domain/Approval.js"
+import { ApprovalAnswer, type ApprovalOrigin, type ApprovalRequest } from "../../src/domain/Approval.js"
 import type { RunReport } from "../../src/domain/AgentRun.js"
 import { Partition } from "../../src/domain/Event.js"
 import { RunFailed } from "../../src/domain/LettaErrors.js"
@@ -30,14 +31,14 @@ const approved = [ApprovalAnswer.decision("w1", true, "approved by Alice")]
 const runsOf = Effect.flatMap(RunLog, (log) => log.recent(Partition.guild("g1"), 10))
 
 describe("ApprovalResume", () => {
-  it.effect("the decision continues the run on its conversation; a silent end is answered by the fallback", () => {
+  it.effect("the decision continues the run on its conversation; nothing sent before and a silent end: the fallback answers", () => {
     const h = makeHarness({
       run: () => Effect.die("no prompt"),
       continueRun: () => Effect.succeed(silentReport("a1", ["Found it."], "run-2"))
     })
     return Effect.gen(function*() {
       const { resume } = yield* makeApprovalResume({ retrySchedule })
-      yield* resume(origin, approved)
+      yield* resume(origin, approved, [])
       expect(h.continuations.map((c) => c.request)).toMatchObject([{
         agentId: "a1",
         conversationId: "conv-1",
@@ -75,7 +76,7 @@ describe("ApprovalResume", () => {
     })
     return Effect.gen(function*() {
       const { resume } = yield* makeApprovalResume({ retrySchedule })
-      yield* resume(origin, approved)
+      yield* resume(origin, approved, [])
       expect(posts).toEqual(["done"])
       expect(h.continuations[1]?.request.answers).toMatchObject([{
         _tag: "ToolReturn",
@@ -106,7 +107,7 @@ describe("ApprovalResume", () => {
         ApprovalAnswer.toolReturn("s0", ToolResult.success("sent message 5 to channel")),
         ApprovalAnswer.toolReturn("r0", ToolResult.success("[]")),
         ...approved
-      ])
+      ], [])
       expect(h.posts).toEqual([])
       expect((yield* runsOf)[0]).toMatchObject({
         outcome: "answered",
@@ -133,9 +134,68 @@ describe("ApprovalResume", () => {
       })
       yield* calls.finish("s0", ToolResult.error("Missing Access"), 2)
       const { resume } = yield* makeApprovalResume({ retrySchedule })
-      yield* resume(origin, [ApprovalAnswer.toolReturn("s0", ToolResult.error("Missing Access")), ...approved])
+      yield* resume(origin, [ApprovalAnswer.toolReturn("s0", ToolResult.error("Missing Access")), ...approved], [])
       expect(h.posts).toMatchObject([{ replyTo: "m1", content: "Done." }])
       expect((yield* runsOf)[0]).toMatchObject({ outcome: "silent-posted", toolCalls: ["discord_send✗"] })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("the agent sent before the stop (mcp-discord, run by Letta): the resumed run's text is not posted again", () => {
+    const h = makeHarness({
+      run: () => Effect.die("no prompt"),
+      continueRun: () => Effect.succeed(silentReport("a1", ["I told the channel and emailed ops."], "run-2"))
+    })
+    return Effect.gen(function*() {
+      const { resume } = yield* makeApprovalResume({ retrySchedule })
+      yield* resume(origin, approved, ["discord_send"])
+      expect(h.continuations).toHaveLength(1)
+      // The run answered with its send before the approval: no second answer by the fallback.
+      expect(h.posts).toEqual([])
+      expect((yield* runsOf)[0]).toMatchObject({ outcome: "answered", toolCalls: ["discord_send"], runId: "run-2" })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("another approval stop later in the resumed run carries the actions before it on to the gate", () => {
+    const opened: Array<ApprovalRequest> = []
+    const h = makeHarness({
+      settings: { tools: "builtin" },
+      gate: {
+        open: (request) => Effect.as(Effect.sync(() => opened.push(request)), { _tag: "Waiting", approvalId: "ap-2" }),
+        pendingFor: () => Effect.succeed(false)
+      },
+      run: () => Effect.die("no prompt"),
+      continueRun: () =>
+        Effect.succeed({
+          ...silentReport("a1", [], "run-2"),
+          stopReason: "requires_approval",
+          approvalStop: { runId: "run-2", calls: [{ name: "send_email", toolCallId: "e2", arguments: "{}" }] }
+        })
+    })
+    return Effect.gen(function*() {
+      const calls = yield* ToolCalls
+      yield* calls.begin({
+        tool: "discord_send",
+        partition: Partition.guild("g1"),
+        channelId,
+        messageId: "m1",
+        at: 1,
+        toolCallId: "s0"
+      })
+      yield* calls.finish("s0", ToolResult.success("sent message 5 to channel"), 2)
+      const { resume } = yield* makeApprovalResume({ retrySchedule })
+      yield* resume(
+        origin,
+        [ApprovalAnswer.toolReturn("s0", ToolResult.success("sent message 5 to channel")), ...approved],
+        ["discord_add_reaction"]
+      )
+      expect(opened).toMatchObject([{ calls: [{ toolCallId: "e2" }], runId: "run-2" }])
+      // The agent's reaction before the first stop, then Aurora's send at that stop.
+      expect(opened[0]?.actionsBefore).toEqual(["discord_add_reaction", "discord_send"])
+      expect(h.posts).toEqual([])
+      expect((yield* runsOf)[0]).toMatchObject({
+        outcome: "awaiting-approval",
+        toolCalls: ["discord_add_reaction", "discord_send✓"]
+      })
     }).pipe(Effect.provide(h.layer))
   })
 
@@ -146,7 +206,7 @@ describe("ApprovalResume", () => {
     })
     return Effect.gen(function*() {
       const { resume } = yield* makeApprovalResume({ retrySchedule })
-      yield* resume(origin, approved)
+      yield* resume(origin, approved, [])
       expect((yield* runsOf)[0]).toMatchObject({ outcome: "failed", detail: "RunFailed: stop reason max_steps" })
     }).pipe(Effect.provide(h.layer))
   })

@@ -260,10 +260,36 @@ describe("dispatch: the tool loop", () => {
         conversationId: null,
         runId: "run-1",
         calls: [{ name: "web_search", toolCallId: "w1" }],
-        answered: [{ _tag: "ToolReturn", toolCallId: "call-1", result: { status: "success" } }]
+        answered: [{ _tag: "ToolReturn", toolCallId: "call-1", result: { status: "success" } }],
+        // The send of this same stop is an answer above, not an action before the stop.
+        actionsBefore: []
       }])
       expect((yield* runsOf)[0]).toMatchObject({ outcome: "awaiting-approval", toolCalls: ["discord_send✓"] })
       expect(h.posts).toEqual([])
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("mcp: the agent's own sends streamed before the stop go to the gate as the run's actions before it", () => {
+    const g = gateOf(() => Effect.succeed({ _tag: "Waiting", approvalId: "ap-1" }))
+    const h = makeHarness({
+      gate: g.gate,
+      run: () =>
+        Effect.succeed({
+          ...stopped([{ name: "send_email", toolCallId: "e1", arguments: "{}" }]),
+          // Executed by Letta (mcp-discord): streamed as calls and returns, a read among them.
+          toolCalls: [
+            { name: "discord_read_messages", toolCallId: "r1", argumentsSummary: "{}" },
+            { name: "discord_send", toolCallId: "s1", argumentsSummary: "{}" },
+            { name: "discord_add_reaction", toolCallId: "s2", argumentsSummary: "{}" }
+          ],
+          sideEffect: true
+        })
+    })
+    return Effect.gen(function*() {
+      const { dispatch } = yield* makeDispatcher({ retrySchedule })
+      expect(yield* dispatch(ev)).toEqual(DispatchOutcome.done)
+      expect(g.opened).toMatchObject([{ calls: [{ toolCallId: "e1" }], answered: [] }])
+      expect(g.opened[0]?.actionsBefore).toEqual(["discord_send", "discord_add_reaction"])
     }).pipe(Effect.provide(h.layer))
   })
 

@@ -184,6 +184,7 @@ describe("StopTakeUp: a stop a previous process left open is answered, never run
         ...origin,
         calls: [{ name: "web_search", toolCallId: "w1", arguments: "{}" }],
         answered: [],
+        actionsBefore: [],
         requestedAt: 1_000
       }, 600_000)
       yield* Effect.flatMap(
@@ -238,7 +239,7 @@ describe("a loop cut off by a shutdown", () => {
     })
     return Effect.gen(function*() {
       const { resume } = yield* makeApprovalResume({ retrySchedule })
-      const fiber = yield* Effect.fork(resume(origin, []))
+      const fiber = yield* Effect.fork(resume(origin, [], []))
       yield* Deferred.await(posting)
       yield* Fiber.interrupt(fiber)
 

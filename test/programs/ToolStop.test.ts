@@ -1,4 +1,7 @@
-/** The tool loop's plain decisions: who runs which call, the refusals, the otid, the merged report. */
+/**
+ * The tool loop's plain decisions: who runs which call, the refusals, the otid, the merged report,
+ * and the Discord actions before a stop that a resumed run counts as its answer.
+ */
 import { describe, expect, it } from "@effect/vitest"
 import type { RunReport } from "../../src/domain/AgentRun.js"
 import { isSilentRun } from "../../src/domain/AgentRun.js"
@@ -6,10 +9,13 @@ import { otidFor } from "../../src/domain/Otid.js"
 import { type ToolCall, ToolResult } from "../../src/domain/ToolCall.js"
 import {
   continuationOtid,
+  discordActionsOf,
+  executedActions,
   limitAnswers,
   loopLimitReason,
   mergeSegments,
-  splitStop
+  splitStop,
+  withActionsBefore
 } from "../../src/programs/dispatch/ToolStop.js"
 import { isBuiltinTool } from "../../src/services/discord/Tools.js"
 
@@ -62,5 +68,32 @@ describe("ToolStop", () => {
     const failed = mergeSegments(first, [{ call: call("discord_send", "s"), result: ToolResult.error("no") }], report())
     expect(isSilentRun(failed)).toBe(true)
     expect(failed.toolReturns).toEqual([{ toolCallId: "s", name: "discord_send", status: "error" }])
+  })
+
+  it("the actions before a stop: a report's Discord actions (not reads), Aurora's executions that succeeded", () => {
+    const shown = report({
+      toolCalls: [
+        { name: "discord_read_messages", toolCallId: "r", argumentsSummary: "" },
+        { name: "core_memory_append", toolCallId: "m", argumentsSummary: "" },
+        { name: "discord_send", toolCallId: "s", argumentsSummary: "" },
+        { name: "discord_add_reaction", toolCallId: "a", argumentsSummary: "" }
+      ]
+    })
+    expect(discordActionsOf(shown)).toEqual(["discord_send", "discord_add_reaction"])
+    expect(executedActions([
+      { call: call("discord_send", "s1"), result: ToolResult.error("Missing Access") },
+      { call: call("discord_read_messages", "r1"), result: ToolResult.success("[]") },
+      { call: call("discord_send", "s2"), result: ToolResult.success("sent") }
+    ])).toEqual(["discord_send"])
+  })
+
+  it("a resumed run with actions before its stop is not silent; without any it is unchanged", () => {
+    const resumed = report({ assistantMessages: ["done"] })
+    expect(isSilentRun(resumed)).toBe(true)
+    expect(withActionsBefore(resumed, [])).toBe(resumed)
+    const answered = withActionsBefore(resumed, ["discord_send"])
+    expect(isSilentRun(answered)).toBe(false)
+    expect(answered.toolCalls.map((c) => c.name)).toEqual(["discord_send"])
+    expect(answered.sideEffect).toBe(true)
   })
 })

@@ -58,6 +58,8 @@ export const makeDispatchLoop = Effect.gen(function*() {
       partition: Partition.ofEvent(event),
       builtin: settings.tools === "builtin",
       beforeSideEffect: run.acted,
+      // The prompt's run starts here: the report holds everything it did.
+      actionsBefore: [],
       continueWith: (answers, otid) =>
         segments.continuation({
           agentId: event.agentId,

@@ -15,9 +15,13 @@
  *    is one info line (tool, toolCallId, status, execution) and is counted
  *    (`aurora_tool_calls_total{executor="aurora"}`).
  * 3. No other call: the continuation carries their returns. Other calls: the approval gate is
- *    asked (`open`, with the returns already made): `Waiting` -> the loop ends `Awaiting` (a
- *    person's decision continues it later, through ApprovalContinuation); `Unavailable` -> each
- *    other call is denied with the gate's reason, in the same continuation as the returns.
+ *    asked (`open`, with the returns already made, and the Discord actions the run made before
+ *    this stop: the caller's `actionsBefore`, then those of the report so far, which holds the
+ *    agent's streamed calls and Aurora's successful executions at earlier stops of this loop; the
+ *    continuation after the decision counts them as the run's answer): `Waiting` -> the loop
+ *    ends `Awaiting` (a person's decision continues it later, through ApprovalContinuation);
+ *    `Unavailable` -> each other call is denied with the gate's reason, in the same continuation
+ *    as the returns.
  * 4. The continuation (`continueWith`: the caller's breaker, retries and timeout) -> its report
  *    is the next stop, or the end (`Finished`). A continuation that fails (after its retries)
  *    ends the loop `Failed`: the run has moved past its prompt, so the event is never re-sent.
@@ -52,6 +56,7 @@ import { executeOnce, type Execution, ToolCalls } from "../../services/queue/Too
 import {
   continuationOtid,
   deniedAnswers,
+  discordActionsOf,
   type Executed,
   limitAnswers,
   maxRoundTrips,
@@ -71,6 +76,11 @@ export interface LoopRun {
   readonly continueWith: (answers: ReadonlyArray<ApprovalAnswer>, otid: string) => Effect.Effect<RunReport, LettaRunError>
   /** Before a built-in call that posts or reacts runs (journal side effect, typing stopped). */
   readonly beforeSideEffect: Effect.Effect<void>
+  /**
+   * The Discord actions the run made before `first` (tool names): none for the dispatch; for a
+   * resumed run, those before its approval stop and Aurora's successful ones at that stop.
+   */
+  readonly actionsBefore: ReadonlyArray<string>
 }
 
 export type LoopEnd = Data.TaggedEnum<{
@@ -181,6 +191,7 @@ export const makeToolLoop = Effect.gen(function*() {
             runId: stop.runId ?? null,
             calls: split.others,
             answered: returns,
+            actionsBefore: [...run.actionsBefore, ...discordActionsOf(report)],
             requestedAt: yield* Clock.currentTimeMillis
           })
           if (opened._tag === "Waiting") {

@@ -15,6 +15,12 @@
  *   runs view read it: the segments' tool calls, returns and text in order, plus Aurora's executed
  *   Discord actions that succeeded (a built-in `discord_send` that posted is an answer; one that
  *   failed is not, so a run whose only send failed stays silent and gets the fallback).
+ * - `discordActionsOf`, `executedActions`, `withActionsBefore`: the Discord actions a run made
+ *   before an approval stop travel with the approval (ApprovalRequest `actionsBefore`), as tool
+ *   names: the ones a report counts as its answer (every streamed Discord action, by the rule of
+ *   `isSilentRun`), the ones Aurora executed with success, and, once the run is resumed, put back
+ *   in front of the continuation's report, so that a run that answered before its stop is not
+ *   taken for silent after it (no second answer by the fallback).
  */
 import { type ApprovalAnswer, ApprovalAnswer as Answer } from "../../domain/Approval.js"
 import { isDiscordAction, type RunReport, type RunUsage } from "../../domain/AgentRun.js"
@@ -73,8 +79,31 @@ const addUsage = (a: RunUsage | null, b: RunUsage | null): RunUsage | null =>
  * `sofar` carried on by `next` (a continuation's report), Aurora having answered `executed`
  * between them. The result's stop is `next`'s.
  */
+/** Aurora's executions that count as an answer: Discord actions that succeeded. */
+const succeededActions = (executed: ReadonlyArray<Executed>): ReadonlyArray<Executed> =>
+  executed.filter((e) => e.result.status === "success" && isDiscordAction(e.call.name))
+
+/** The tools of Aurora's executions that count as an answer, in order. */
+export const executedActions = (executed: ReadonlyArray<Executed>): ReadonlyArray<string> =>
+  succeededActions(executed).map((e) => e.call.name)
+
+/** The Discord actions a report shows, in order: what makes it not silent (see `isSilentRun`). */
+export const discordActionsOf = (report: Pick<RunReport, "toolCalls">): ReadonlyArray<string> =>
+  report.toolCalls.flatMap((call) => (isDiscordAction(call.name) ? [call.name] : []))
+
+/**
+ * `report` (a resumed run's) with the Discord actions its run made before the stop in front of its
+ * own tool calls (no id or arguments: only their names were kept), and acted if there is one.
+ */
+export const withActionsBefore = (report: RunReport, actionsBefore: ReadonlyArray<string>): RunReport =>
+  actionsBefore.length === 0 ? report : {
+    ...report,
+    toolCalls: [...actionsBefore.map((name) => ({ name, toolCallId: "", argumentsSummary: "" })), ...report.toolCalls],
+    sideEffect: true
+  }
+
 export const mergeSegments = (sofar: RunReport, executed: ReadonlyArray<Executed>, next: RunReport): RunReport => {
-  const actions = executed.filter((e) => e.result.status === "success" && isDiscordAction(e.call.name))
+  const actions = succeededActions(executed)
   return {
     ...next,
     ...(next.runId === undefined && sofar.runId !== undefined ? { runId: sofar.runId } : {}),
@@ -98,7 +127,7 @@ export const mergeSegments = (sofar: RunReport, executed: ReadonlyArray<Executed
 
 /** `report` with Aurora's executions of its stop recorded, when the loop ends at that stop. */
 export const withExecuted = (report: RunReport, executed: ReadonlyArray<Executed>): RunReport => {
-  const actions = executed.filter((e) => e.result.status === "success" && isDiscordAction(e.call.name))
+  const actions = succeededActions(executed)
   return {
     ...report,
     toolCalls: [

@@ -14,8 +14,9 @@
  *   another channel, or a call decided already changes nothing (`AlreadyDecided`). Recorded, it
  *   answers the message as it now stands (the caller shows it in place of the old one). When that
  *   decision completed the approval, the deadline is disarmed and the approval is finished in the
- *   background: `ApprovalContinuation.resume(origin, answered ++ decisions in call order)`, and
- *   only after it returned is the record deleted (a restart in between resumes again).
+ *   background: `ApprovalContinuation.resume(origin, answered ++ decisions in call order,
+ *   actionsBefore)`, and only after it returned is the record deleted (a restart in between
+ *   resumes again).
  * - The deadline: a fiber sleeping on the Clock until the deadline, then every undecided call is
  *   denied ("no decision within N minutes"), the message edited (buttons disabled, timed out; a
  *   failed edit is logged), and the approval finished as above. If clicks decided every call first,
@@ -93,7 +94,7 @@ export class Approvals extends Effect.Service<Approvals>()("aurora/Approvals", {
 
     /** Continues the run, then forgets the approval (only then: a restart before resumes again). */
     const finish = (approval: PendingApproval) =>
-      continuation.resume(approval.origin, answersOf(approval)).pipe(
+      continuation.resume(approval.origin, answersOf(approval), approval.actionsBefore).pipe(
         Effect.zipRight(pending.remove(approval.id)),
         Effect.catchAll((error) =>
           Effect.logError("approval continued, but its record could not be deleted; a restart continues it again", error)

@@ -67,6 +67,7 @@ export const newApproval = (id: number, request: ApprovalRequest, deadline: numb
   },
   calls: request.calls.map((call) => ({ name: call.name, arguments: call.arguments, toolCallId: call.toolCallId })),
   answered: request.answered,
+  actionsBefore: request.actionsBefore,
   decisions: request.calls.map(() => null),
   messageId: null,
   requestedAt: request.requestedAt,

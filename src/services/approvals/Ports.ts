@@ -9,12 +9,14 @@
  *   approval" there is read as a busy conversation, not as a failure.
  * - `ApprovalContinuation` (implemented by the programs layer): once every call of a request has a
  *   decision (a click, or the deadline's deny), the gate calls `resume` with the answers (the
- *   request's `answered` first, then the decisions in call order). `resume` sends them to Letta
- *   and carries the run to its end (more tool round-trips, another approval, the fallback, the
- *   runs log). The gate deletes its record only after `resume` returned, so that a restart in
- *   between resumes again (Letta accepts a repeated answer as a repeat). `resume` also says what
- *   became of the answers (`ResumeOutcome`): the start-up take-up of open stops
- *   (programs/StopTakeUp.ts) keeps its record only while Letta could not be reached.
+ *   request's `answered` first, then the decisions in call order) and the request's
+ *   `actionsBefore` (the Discord actions the run made before the stop). `resume` sends the answers
+ *   to Letta and carries the run to its end (more tool round-trips, another approval, the
+ *   fallback unless the run answered, before the stop or after it, and the runs log). The gate
+ *   deletes its record only after `resume` returned, so that a restart in between resumes again
+ *   (Letta accepts a repeated answer as a repeat). `resume` also says what became of the answers
+ *   (`ResumeOutcome`): the start-up take-up of open stops (programs/StopTakeUp.ts) keeps its
+ *   record only while Letta could not be reached.
  */
 import { Context, type Effect } from "effect"
 import type { ApprovalAnswer, ApprovalOrigin, ApprovalRequest, OpenedApproval } from "../../domain/Approval.js"
@@ -35,7 +37,11 @@ export class ApprovalGate extends Context.Tag("aurora/ApprovalGate")<ApprovalGat
 export type ResumeOutcome = "answered" | "unreachable" | "refused"
 
 export interface ApprovalContinuationService {
-  readonly resume: (origin: ApprovalOrigin, answers: ReadonlyArray<ApprovalAnswer>) => Effect.Effect<ResumeOutcome>
+  readonly resume: (
+    origin: ApprovalOrigin,
+    answers: ReadonlyArray<ApprovalAnswer>,
+    actionsBefore: ReadonlyArray<string>
+  ) => Effect.Effect<ResumeOutcome>
 }
 
 export class ApprovalContinuation

@@ -1,7 +1,7 @@
 /**
  * The durable PendingApprovals store: the `approvals` table (see migrations.ts), with the memory
- * store's semantics (approvals/PendingApprovals.ts). The calls, the stop's other answers and the
- * decisions are JSON columns, read and written whole. A decision is a compare-and-set of the
+ * store's semantics (approvals/PendingApprovals.ts). The calls, the stop's other answers, the
+ * Discord actions before the stop and the decisions are JSON columns, read and written whole. A decision is a compare-and-set of the
  * decisions column (`UPDATE ... WHERE decisions = <as read>`), retried on a lost race, so that of
  * a click and the deadline deciding the same call at once exactly one is recorded, whatever else
  * shares the connection. Each write is committed before it returns.
@@ -30,6 +30,9 @@ const Answered = Schema.parseJson(Schema.Array(Schema.Union(
   Schema.Struct({ _tag: Schema.Literal("Decision"), toolCallId: Schema.String, approve: Schema.Boolean, reason: Schema.String })
 )))
 
+/** Tool names; a row stored before migration 9 has the column's default, `[]`. */
+const ActionsBefore = Schema.parseJson(Schema.Array(Schema.String))
+
 const Decisions = Schema.parseJson(Schema.Array(Schema.NullOr(Schema.Struct({
   approve: Schema.Boolean,
   reason: Schema.String,
@@ -47,6 +50,7 @@ const ApprovalRow = Schema.Struct({
   run_id: Schema.NullOr(Schema.String),
   calls: Calls,
   answered: Answered,
+  actions_before: ActionsBefore,
   decisions: Decisions,
   approval_message_id: Schema.NullOr(Schema.String),
   requested_at: Schema.Number,
@@ -74,6 +78,7 @@ const recordOf = (row: unknown): Either.Either<{ readonly approval: PendingAppro
         },
         calls: decoded.calls,
         answered: decoded.answered,
+        actionsBefore: decoded.actions_before,
         decisions: decoded.decisions,
         messageId: decoded.approval_message_id,
         requestedAt: decoded.requested_at,
@@ -122,6 +127,7 @@ export const makeSqlPendingApprovals: Effect.Effect<PendingApprovalsService, nev
           run_id: draft.origin.runId,
           calls: Schema.encodeSync(Calls)(draft.calls),
           answered: Schema.encodeSync(Answered)(draft.answered),
+          actions_before: Schema.encodeSync(ActionsBefore)(draft.actionsBefore),
           decisions: encodeDecisions(draft.decisions),
           requested_at: draft.requestedAt,
           deadline

@@ -248,6 +248,17 @@ const openStopTables = Effect.gen(function*() {
   )`
 })
 
+/**
+ * approvals.actions_before: the Discord actions (a JSON array of tool names) the run made before
+ * the stop it waits on, so that the continuation after a person's decision knows the run already
+ * answered (no fallback post) even after a restart. Rows stored before it read `[]`: nothing sent,
+ * as the continuation assumed until then. Numbered 9 so that it applies after 8_open_stops.
+ */
+const approvalActionsColumn = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE approvals ADD COLUMN actions_before TEXT NOT NULL DEFAULT '[]'`
+})
+
 /** Every migration by id, in order (exported so a test can build a database of an earlier version). */
 export const migrationSteps = {
   "1_settings": settingsTables,
@@ -257,7 +268,8 @@ export const migrationSteps = {
   "5_tool_calls": toolCallTables,
   "6_tool_settings": toolSettingsColumns,
   "7_approvals": approvalTables,
-  "8_open_stops": openStopTables
+  "8_open_stops": openStopTables,
+  "9_approval_actions": approvalActionsColumn
 } as const
 
 export const migrations: Migrator.Loader = Migrator.fromRecord(migrationSteps)

@@ -169,6 +169,9 @@ export const makeRuns = (onChange: () => void, onItem: (run: RunRecord, item: St
           return step(index + 1)
         case "Pause":
           return later(frame.millis, () => step(index + 1))
+        case "Act":
+          frame.act()
+          return step(index + 1)
         case "Hang":
           return
         case "Drop":

@@ -1,6 +1,7 @@
 /**
  * What the fake Letta server streams: items (JSON objects by `message_type`), frames (an item, an
- * `event: error`, raw text, `[DONE]`, a pause, a hang, a dropped connection) and behaviours (what
+ * `event: error`, raw text, `[DONE]`, a pause, a hang, a dropped connection, something the server
+ * does besides the stream such as a tool it runs posting to Discord) and behaviours (what
  * one messages request does: a stream of frames, a status answer, or headers that never come).
  * Tests script behaviours per agent; both the agents route and the conversations route play them.
  * A behaviour that stops for approval (`clientToolCall`, `approvalRequest`) leaves the tool calls
@@ -21,6 +22,12 @@ export type Frame =
   | { readonly _tag: "Hang" }
   /** Close the connection mid-stream (after what was written is delivered), without ending the response. */
   | { readonly _tag: "Drop" }
+  /**
+   * Something the server does at this point of the run besides streaming: a tool it executes
+   * itself, e.g. an MCP server's `discord_send` posting with its own bot account between the
+   * `tool_call_message` and the `tool_return_message`. Done whether the client still reads or not.
+   */
+  | { readonly _tag: "Act"; readonly act: () => void }
 
 /** One tool call: `args` is JSON-encoded unless it is a string already. */
 export interface ToolCallSpec {
@@ -117,7 +124,8 @@ export const Frames = {
   done: { _tag: "Done" } as Frame,
   pause: (millis: number): Frame => ({ _tag: "Pause", millis }),
   hang: { _tag: "Hang" } as Frame,
-  drop: { _tag: "Drop" } as Frame
+  drop: { _tag: "Drop" } as Frame,
+  act: (act: () => void): Frame => ({ _tag: "Act", act })
 } as const
 
 // --- behaviours --------------------------------------------------------------

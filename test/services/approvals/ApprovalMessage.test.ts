@@ -13,6 +13,7 @@ const approval = (args: ReadonlyArray<string>, overrides: Partial<PendingApprova
   origin: { guildId: "g1", channelId: "c1", messageId: "m1", agentId: "agent-1", conversationId: null, runId: null },
   calls: args.map((a, i) => ({ name: `tool_${i}`, arguments: a, toolCallId: `call-${i}` })),
   answered: [],
+  actionsBefore: [],
   decisions: args.map(() => null),
   messageId: null,
   requestedAt: 0,

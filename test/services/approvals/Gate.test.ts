@@ -25,6 +25,7 @@ const tempDir = makeTempDir("approvals-gate")
 interface Resumed {
   readonly origin: ApprovalOrigin
   readonly answers: ReadonlyArray<ApprovalAnswer>
+  readonly actionsBefore: ReadonlyArray<string>
 }
 
 interface Discord {
@@ -61,7 +62,8 @@ const startGate = (dir: string, discord: Discord, resumed: Queue.Queue<Resumed>)
     const scope = yield* Scope.make()
     const storage = Layer.mergeAll(PendingApprovals.layerSql, SettingsStore.Default).pipe(Layer.provideMerge(Database.layer(dir)))
     const continuation = Layer.succeed(ApprovalContinuation, {
-      resume: (origin, answers) => Effect.as(Queue.offer(resumed, { origin, answers }), "answered" as const)
+      resume: (origin, answers, actionsBefore) =>
+        Effect.as(Queue.offer(resumed, { origin, answers, actionsBefore }), "answered" as const)
     })
     const layer = ApprovalGateLive.pipe(
       Layer.provideMerge(Approvals.Default),
@@ -154,8 +156,9 @@ describe("decisions", () => {
         expect(result.message.components[0]?.components.every((b) => b.disabled === true)).toBe(true)
         expect(result.message.embeds[0]?.fields?.[0]?.value).toContain("approved by alice (111)")
       }
-      const { answers, origin } = yield* Queue.take(resumed)
+      const { actionsBefore, answers, origin } = yield* Queue.take(resumed)
       expect(origin).toMatchObject({ guildId: "g1", channelId: "c1", messageId: "m1", conversationId: "conv-1" })
+      expect(actionsBefore).toEqual(["discord_send"])
       expect(answers).toEqual([{ _tag: "Decision", toolCallId: "call-1", approve: true, reason: "approved by alice (111)" }])
       yield* Effect.yieldNow()
       expect(yield* store.all).toEqual([])
@@ -284,7 +287,10 @@ describe("restart", () => {
       const restarted = yield* startGate(dir, discord, resumed)
       // A click on the first, posted before the restart, is read from the store.
       yield* restarted.approvals.decide(click(first, 0, true))
-      expect((yield* Queue.take(resumed)).origin.messageId).toBe("m1")
+      const clicked = yield* Queue.take(resumed)
+      expect(clicked.origin.messageId).toBe("m1")
+      // What the run sent before its stop is handed over after the restart too.
+      expect(clicked.actionsBefore).toEqual(["discord_send"])
       yield* TestClock.adjust(Duration.minutes(4))
       expect(yield* Queue.size(resumed)).toBe(0)
       yield* TestClock.adjust(Duration.minutes(1))

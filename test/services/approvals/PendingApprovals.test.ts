@@ -1,15 +1,19 @@
 /**
  * The pending approvals store: the same scenarios run against the SQL store (SQLite in a temp
- * dir) and the memory store, which must agree; the SQL store across a restart; a click and the
- * deadline racing for the same calls (exactly one decision per call); and migration 7.
+ * dir) and the memory store, which must agree; the SQL store across a restart (with the Discord
+ * actions the run made before its stop); a click and the deadline racing for the same calls
+ * (exactly one decision per call); migration 7, and migration 9 on a database of the version
+ * before it (its rows read as nothing sent).
  */
-import { SqlClient } from "@effect/sql"
+import { Migrator, SqlClient } from "@effect/sql"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import * as path from "node:path"
 import { type CallDecision, type Decided } from "../../../src/domain/PendingApproval.js"
 import { PendingApprovals, type PendingApprovalsService } from "../../../src/services/approvals/PendingApprovals.js"
-import { Database } from "../../../src/services/storage/Database.js"
-import { requiredTables } from "../../../src/services/storage/migrations.js"
+import { Database, databaseFileName } from "../../../src/services/storage/Database.js"
+import { migrationSteps, requiredTables } from "../../../src/services/storage/migrations.js"
 import { makeTempDir } from "../../fakes/tempDir.js"
 import { request } from "./fixtures.js"
 
@@ -29,7 +33,10 @@ const tag = (decided: Decided) => decided._tag
 const scenario = (store: PendingApprovalsService) =>
   Effect.gen(function*() {
     const first = yield* store.create(request(), 601_000)
-    const second = yield* store.create(request({ conversationId: null, calls: [request().calls[0]!] }), 700_000)
+    const second = yield* store.create(
+      request({ conversationId: null, calls: [request().calls[0]!], actionsBefore: [] }),
+      700_000
+    )
     const observed: Array<unknown> = [first, second]
     observed.push(yield* store.setMessage(first.id, "approval-msg-1"), yield* store.setMessage(999, "x"))
     observed.push(yield* store.pendingFor("agent-1", "conv-1"), yield* store.pendingFor("agent-1", null))
@@ -61,6 +68,7 @@ describe("PendingApprovals: the SQL store and the memory store agree", () => {
       // And what they observed is right.
       const [first, , setKnown, setUnknown, pendingConv, pendingDefault, pendingOther, d1, d2, expired, d4, d5, after] = sql
       expect(first).toMatchObject({ id: 1, decisions: [null, null], messageId: null, deadline: 601_000 })
+      expect([first, sql[1]]).toMatchObject([{ actionsBefore: ["discord_send"] }, { actionsBefore: [] }])
       expect([setKnown, setUnknown, pendingConv, pendingDefault, pendingOther]).toEqual([true, false, true, true, false])
       expect([d1, d2, d4, d5]).toEqual(["Decided", "AlreadyDecided", "AlreadyDecided", "Unknown"])
       // "all" decided only the call still open.
@@ -83,6 +91,7 @@ describe("PendingApprovals: the SQL store and the memory store agree", () => {
       const reread = yield* Effect.flatMap(PendingApprovals, (store) => store.all).pipe(Effect.provide(sqlLayer(dir)))
       expect(reread).toEqual([{ ...created, messageId: "approval-msg", decisions: [null, byAlice(false)] }])
       expect(reread[0]?.answered).toEqual(request().answered)
+      expect(reread[0]?.actionsBefore).toEqual(["discord_send"])
       expect(reread[0]?.origin.guildId).toBeNull()
     }))
 
@@ -130,8 +139,40 @@ describe("migration 7_approvals", () => {
         "decisions",
         "approval_message_id",
         "requested_at",
-        "deadline"
+        "deadline",
+        "actions_before"
       ])
       expect(requiredTables).toContain("approvals")
+    }))
+})
+
+describe("migration 9_approval_actions", () => {
+  it.scoped("upgrades a database of the version before: a pending approval stored then reads as nothing sent", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      // The previous version: every migration before 9, and a pending approval as it wrote one.
+      const before = Object.fromEntries(Object.entries(migrationSteps).filter(([id]) => parseInt(id, 10) < 9))
+      const applied = yield* Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const ids = yield* Migrator.make({})({ loader: Migrator.fromRecord(before) })
+        yield* sql`INSERT INTO approvals
+          (guild_id, channel_id, message_id, agent_id, conversation_id, run_id, calls, answered, decisions,
+           approval_message_id, requested_at, deadline)
+          VALUES ('g1', 'c1', 'm1', 'agent-1', 'conv-1', 'run-1',
+            '[{"name":"web_search","arguments":"{}","toolCallId":"call-1"}]', '[]', '[null]', 'approval-msg', 1000, 601000)`
+        return ids.map(([id]) => id)
+      }).pipe(Effect.provide(SqliteClient.layer({ filename: path.join(dir, databaseFileName) })))
+      expect(applied).toContain(7)
+      expect(applied).not.toContain(9)
+      const stored = yield* Effect.flatMap(PendingApprovals, (store) => store.all).pipe(Effect.provide(sqlLayer(dir)))
+      expect(stored).toMatchObject([{
+        id: 1,
+        origin: { messageId: "m1", conversationId: "conv-1" },
+        calls: [{ name: "web_search", toolCallId: "call-1" }],
+        answered: [],
+        actionsBefore: [],
+        decisions: [null],
+        messageId: "approval-msg"
+      }])
     }))
 })

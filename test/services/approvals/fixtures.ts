@@ -14,6 +14,7 @@ export const request = (overrides: Partial<ApprovalRequest> = {}): ApprovalReque
     { name: "send_email", arguments: "{\"to\":\"a@b.c\"}", toolCallId: "call-2" }
   ],
   answered: [ApprovalAnswer.toolReturn("call-0", ToolResult.success("sent message 9"))],
+  actionsBefore: ["discord_send"],
   requestedAt: 1_000,
   ...overrides
 })

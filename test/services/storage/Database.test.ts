@@ -7,10 +7,13 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Database, DatabaseUnavailable, lockedReason } from "../../../src/services/storage/Database.js"
-import { runMigrations } from "../../../src/services/storage/migrations.js"
+import { migrationSteps, runMigrations } from "../../../src/services/storage/migrations.js"
 import { configFrom } from "../../fakes/config.js"
 
 /** A fresh directory under the system temp dir, removed (permissions restored) when the test ends. */
+/** Every migration's id, in order: an upgraded or fresh database has applied them all. */
+const everyMigrationId = Object.keys(migrationSteps).map((id) => parseInt(id, 10))
+
 const tempDir = Effect.acquireRelease(
   Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "aurora-db-"))),
   (dir) =>
@@ -139,7 +142,7 @@ describe("Database", () => {
       expect(result.busy).toBe(5000)
       expect(result.synchronous).toBe(1) // NORMAL
       expect(result.locking).toBe("exclusive")
-      expect(result.applied).toEqual([1, 2, 3, 4, 5, 6, 7])
+      expect(result.applied).toEqual(everyMigrationId)
       expect(result.ping).toBe(true)
       expect(result.file).toBe(path.join(dataDir, "aurora.db"))
       expect(fs.statSync(result.file).isFile()).toBe(true)
@@ -160,7 +163,7 @@ describe("Database", () => {
         return { again, applied: applied[0]?.n, kept: kept.map((row) => row.value), tables: yield* tables }
       }).pipe(Effect.provide(Database.layer(dir)))
       expect(result.again).toEqual([])
-      expect(result.applied).toBe(7)
+      expect(result.applied).toBe(everyMigrationId.length)
       expect(result.kept).toEqual(["agent-1"])
       expect(result.tables).toEqual(allTables)
     }))

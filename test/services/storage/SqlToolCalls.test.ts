@@ -25,6 +25,9 @@ import { makeSqlToolCalls } from "../../../src/services/storage/SqlToolCalls.js"
 import { seededInts } from "../../fakes/seededInts.js"
 import { makeTempDir } from "../../fakes/tempDir.js"
 
+/** Every migration's id, in order: an upgraded or fresh database has applied them all. */
+const everyMigrationId = Object.keys(migrationSteps).map((id) => parseInt(id, 10))
+
 const tempDir = makeTempDir("tool-calls")
 
 /** One "run of the bot" on the database in `dir`, with the SQL tool call record. */
@@ -276,7 +279,7 @@ describe("migration 5_tool_calls", () => {
       expect(schema.newest.map((c) => c.name)).toEqual(["partition", "started_at", "seq"])
       expect(schema.started.map((c) => c.name)).toEqual(["started_at"])
       expect(schema.global).toEqual([{ value: "agent-dm" }])
-      expect(schema.migrations.map((m) => m.migration_id)).toEqual([1, 2, 3, 4, 5, 6, 7])
+      expect(schema.migrations.map((m) => m.migration_id)).toEqual(everyMigrationId)
       expect(requiredTables).toContain("tool_calls")
     }))
 })
