@@ -9,6 +9,8 @@ export interface Offer {
   readonly sentAt: ReadonlyMap<number, number>
   readonly firstSentAt: number
   readonly lastSentAt: number
+  /** mention number -> the Discord message id it was sent with (filled by offerTraffic) */
+  readonly ids?: ReadonlyMap<number, string>
 }
 
 let sequence = 0
@@ -84,6 +86,7 @@ export const offerBurst = (
 export const offerTraffic = (discord: FakeDiscord, traffic: Traffic, perSecond: number): Effect.Effect<Offer> =>
   Effect.async<Offer>((resume) => {
     const sentAt = new Map<number, number>()
+    const mentionIds = new Map<number, string>()
     const ids: Array<string> = []
     const intervalMs = 1000 / perSecond
     const start = performance.now()
@@ -103,12 +106,15 @@ export const offerTraffic = (discord: FakeDiscord, traffic: Traffic, perSecond: 
           mentions: message.mentions,
           ...(replyTo === undefined ? {} : { replyTo })
         })
-        if (message.mention !== undefined) sentAt.set(message.mention, performance.now())
+        if (message.mention !== undefined) {
+          sentAt.set(message.mention, performance.now())
+          mentionIds.set(message.mention, id)
+        }
         Effect.runSync(send)
         next++
       }
       if (next < traffic.messages.length) setTimeout(tick, Math.max(0, start + next * intervalMs - performance.now()))
-      else resume(Effect.succeed({ sentAt, firstSentAt: start, lastSentAt: performance.now() }))
+      else resume(Effect.succeed({ sentAt, firstSentAt: start, lastSentAt: performance.now(), ids: mentionIds }))
     }
     tick()
   })

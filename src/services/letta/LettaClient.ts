@@ -7,6 +7,7 @@ import { APIConnectionTimeoutError, Letta } from "@letta-ai/letta-client"
 import { Duration, Effect, Option, Redacted, Ref } from "effect"
 import { AuroraConfig } from "../../domain/Config.js"
 import type { LettaRunError } from "../../domain/LettaErrors.js"
+import { latencyTraceOn, tracedFetch } from "../health/LatencyTrace.js"
 import { classifyClientError, errorText, type FailureContext } from "./ClientErrors.js"
 
 export { classifyClientError, type FailureContext, maxRetryAfter, parseRetryAfter } from "./ClientErrors.js"
@@ -77,7 +78,8 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
         maxRetries: 0,
         timeout: Duration.toMillis(defaultHeadersTimeout),
         // Failures reach us as exceptions and are logged by Aurora; keep the client off stdout.
-        logLevel: "off"
+        logLevel: "off",
+        ...(latencyTraceOn ? { fetch: tracedFetch } : {})
       })
     })
 

@@ -33,6 +33,7 @@ import type { LettaStreamingResponse } from "@letta-ai/letta-client/resources/ag
 import { type Clock, Duration, Effect, Exit, LogLevel } from "effect"
 import type { RunReport, RunRequest } from "../../domain/AgentRun.js"
 import { type LettaRunError, LettaTimeout, RunFailed } from "../../domain/LettaErrors.js"
+import { markStage, stage } from "../health/LatencyTrace.js"
 import { logAnnotated } from "../health/Log.js"
 import { batchReader, ClientFailure, forEachItem } from "./stream/BatchReader.js"
 import { applyItem, claimRunId, conclude, type Emission, makeRunState, type RunState } from "./stream/RunState.js"
@@ -96,6 +97,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
     const send = (client: Letta, request: RunRequest, signal: AbortSignal) => {
       const options = { signal, timeout: Math.ceil(Duration.toMillis(Duration.sum(request.timeout, clientTimeoutMargin))) }
       const messages = [userMessage(request)]
+      markStage(request.otid, "request")
       return request.conversationId === undefined
         ? client.agents.messages.create(
           request.agentId,
@@ -154,6 +156,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
 
     const run = (request: RunRequest): Effect.Effect<RunReport, LettaRunError> =>
       Effect.gen(function*() {
+        yield* stage(request.otid, "executor")
         const { client, url } = yield* letta.current
         const clock = yield* Effect.clock
         const state = makeRunState(clock.unsafeCurrentTimeMillis())
