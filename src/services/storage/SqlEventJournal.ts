@@ -95,6 +95,20 @@ interface PendingWrite {
 const maxGroupSize = 256
 
 /**
+ * A writer that committed within this long is busy: its next writes wait for the end of the
+ * loop's turn to share a commit. One that did not is idle, and commits a write at once: a lone
+ * mention's two awaited writes (its append before it is accepted, its run start before the Letta
+ * request) then wait for no other callback of the turn. Under load (hundreds of writes a second)
+ * writes come closer together than this, so groups form as before.
+ */
+export const defaultBusyWindowMs = 1
+
+export interface JournalWriterOptions {
+  /** Default `defaultBusyWindowMs`; Infinity: always wait for the end of the turn (tests). */
+  readonly busyWindowMs?: number | undefined
+}
+
+/**
  * Resumes after the event loop has run the callbacks that were ready with the one running now
  * (setImmediate runs after the loop's I/O callbacks): the writes those callbacks make join the
  * group instead of each committing on its own.
@@ -120,8 +134,9 @@ interface JournalWriter {
 
 /**
  * One writer fiber commits the journal's writes in groups: the writes requested while it waited
- * (until the end of the event loop's turn) run in one transaction, in the order requested, so
- * that the writes of one message id keep their order. Each caller returns only after its group is
+ * (until the end of the event loop's turn, when it is busy: see `busyWindowMs`; an idle writer
+ * does not wait) run in one transaction, in the order requested, so that the writes of one message
+ * id keep their order. Each caller returns only after its group is
  * committed: a write that returned survives a crash as before. A group that fails (rolled back as
  * a whole) fails every write in it, each with a StorageError naming its own operation.
  *
@@ -129,16 +144,19 @@ interface JournalWriter {
  * transaction and runs each statement on it directly, without the SqlClient's per-statement
  * acquisition, span and scope (statement transformers, unused here, are not applied).
  *
- * The price is the hand-over to the writer and the wait for the end of the turn: a write that
- * finds no company (a quiet process) costs somewhat more CPU than a plain statement, and every
- * write waits for its turn to end. Under load, where CPU matters, groups grow by themselves and
+ * The price is the hand-over to the writer, and for a busy writer the wait for the end of the
+ * turn: a write that finds no company (a quiet process) costs somewhat more CPU than a plain
+ * statement. Under load, where CPU matters, groups grow by themselves and
  * the journal costs a fraction of one statement and commit per write (bench/journal-micro.ts).
  *
  * Closing the scope lets the writer commit what was already requested; a write requested after
  * that fails with a StorageError.
  */
-const makeJournalWriter: Effect.Effect<JournalWriter, never, SqlClient.SqlClient | Scope.Scope> = Effect.gen(
-  function*() {
+const makeJournalWriter = (
+  options: JournalWriterOptions
+): Effect.Effect<JournalWriter, never, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const busyWindowMs = options.busyWindowMs ?? defaultBusyWindowMs
     const sql = yield* SqlClient.SqlClient
     const requests = yield* Mailbox.make<PendingWrite>()
 
@@ -172,13 +190,17 @@ const makeJournalWriter: Effect.Effect<JournalWriter, never, SqlClient.SqlClient
       })
 
     // A taken group is always committed and answered, even if the writer is interrupted meanwhile.
+    // The wall clock, not Effect's: whether the writer is busy is about real time, under any clock.
+    let lastCommitAt = Number.NEGATIVE_INFINITY
+    const isBusy = () => busyWindowMs === Number.POSITIVE_INFINITY || performance.now() - lastCommitAt < busyWindowMs
     const writeGroups: Effect.Effect<void> = Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         while (true) {
           const [first, done] = yield* restore(requests.takeAll)
-          if (!done) yield* endOfLoopTurn
+          if (!done && isBusy()) yield* endOfLoopTurn
           const rest = yield* requests.clear
           yield* commitAll(Chunk.appendAll(first, rest))
+          lastCommitAt = performance.now()
           if (done) return
         }
       })
@@ -206,15 +228,16 @@ const makeJournalWriter: Effect.Effect<JournalWriter, never, SqlClient.SqlClient
       }))
 
     return { write }
-  }
-)
+  })
 
 // --- the journal --------------------------------------------------------------
 
-export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlClient.SqlClient | Scope.Scope> = Effect.gen(
-  function*() {
+export const makeSqlEventJournal = (
+  options: JournalWriterOptions = {}
+): Effect.Effect<EventJournalService, never, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const { write } = yield* makeJournalWriter
+    const { write } = yield* makeJournalWriter(options)
 
     /** A write of the event's JSON; an event that cannot be encoded fails before anything is written. */
     const withJson = (operation: string, event: QueuedEvent, statement: (json: string) => Statement.Statement<unknown>) =>
@@ -294,5 +317,4 @@ export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlC
     })
 
     return { append, remove, update, runStarted, runIdSeen, sideEffectSeen, fallbackRecorded, load }
-  }
-)
+  })
