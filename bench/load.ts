@@ -9,19 +9,27 @@ export interface Offer {
   readonly sentAt: ReadonlyMap<number, number>
   readonly firstSentAt: number
   readonly lastSentAt: number
-  /** mention number -> the Discord message id it was sent with (filled by offerTraffic) */
+  /** mention number -> the Discord message id it was sent with (offerTraffic and offerBurst) */
   readonly ids?: ReadonlyMap<number, string>
 }
 
 let sequence = 0
 
 /** Dispatches mention `n` in the world's channel `n mod channels` (the frame is written synchronously). */
-const sendMention = (discord: FakeDiscord, world: BenchWorld, n: number, sentAt: Map<number, number>): void => {
+const sendMention = (
+  discord: FakeDiscord,
+  world: BenchWorld,
+  n: number,
+  sentAt: Map<number, number>,
+  ids?: Map<number, string>
+): void => {
   const channel = world.channels[n % world.channels.length]
   if (channel === undefined) return
+  const id = messageId(sequence++)
+  ids?.set(n, id)
   const message = discord.sendMessage({
     channelId: channel.channelId,
-    id: messageId(sequence++),
+    id,
     content: mentionText(discord.bot.id, n),
     mentions: [discord.bot.id]
   })
@@ -67,13 +75,14 @@ export const offerBurst = (
 ): Effect.Effect<Offer> =>
   Effect.async<Offer>((resume) => {
     const sentAt = new Map<number, number>()
+    const ids = new Map<number, string>()
     const start = performance.now()
     let next = 0
     const tick = () => {
       const end = Math.min(count, next + slice)
-      for (; next < end; next++) sendMention(discord, world, from + next, sentAt)
+      for (; next < end; next++) sendMention(discord, world, from + next, sentAt, ids)
       if (next < count) setImmediate(tick)
-      else resume(Effect.succeed({ sentAt, firstSentAt: start, lastSentAt: performance.now() }))
+      else resume(Effect.succeed({ sentAt, firstSentAt: start, lastSentAt: performance.now(), ids }))
     }
     tick()
   })

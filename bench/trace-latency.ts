@@ -115,6 +115,24 @@ for (const sentFile of Fs.readdirSync(dir).filter((f) => f.startsWith(`${base}-a
     `GC: ${gcs.length} pauses, p50 ${percentile(gcMs, 50).toFixed(2)} ms, max ${Math.max(0, ...gcMs).toFixed(2)} ms; ` +
       `loop stalls over 5 ms: ${pauses.filter((p) => p.what.startsWith("stall")).length}`
   )
+  // Bursts (sends within 50 ms of each other): the mention whose request arrived first, stage by stage.
+  const bySend = totals.map((t) => ({ ...t, sent: stamps.get(t.id)!.get("sent")! })).sort((a, b) => a.sent - b.sent)
+  const bursts: Array<Array<(typeof bySend)[number]>> = []
+  for (const t of bySend) {
+    const last = bursts.at(-1)
+    if (last !== undefined && t.sent - last[0]!.sent < 50) last.push(t)
+    else bursts.push([t])
+  }
+  if (bursts.some((burst) => burst.length > 1)) {
+    console.log("first request of each burst (from the burst's first send):")
+    for (const burst of bursts) {
+      const start = burst[0]!.sent
+      const first = burst.reduce((a, b) => (stamps.get(a.id)!.get("arrived")! <= stamps.get(b.id)!.get("arrived")! ? a : b))
+      const of = stamps.get(first.id)!
+      const rel = Stages.filter((s) => of.has(s)).map((s) => `${s} ${(of.get(s)! - start).toFixed(1)}`)
+      console.log(`  ${burst.length} mentions: ${rel.join(", ")}`)
+    }
+  }
   console.log("slowest mentions:")
   for (const t of totals.sort((a, b) => b.total - a.total).slice(0, 8)) {
     const of = stamps.get(t.id)!
