@@ -31,10 +31,15 @@ export class TypingSender extends Context.Tag("aurora/TypingSender")<
    */
   static readonly Default: Layer.Layer<TypingSender, never, DiscordGateway> = Layer.effect(
     TypingSender,
-    Effect.map(DiscordGateway, (gateway) => ({
-      sendTyping: (channelId: string) => Effect.zipRight(endOfLoopTurn, gateway.sendTyping(channelId))
-    }))
+    Effect.map(DiscordGateway, (gateway) => TypingSender.atEndOfTurn(gateway.sendTyping))
   )
+
+  /** `send`, each call made at the end of the loop's turn. */
+  static atEndOfTurn(
+    send: (channelId: string) => Effect.Effect<void, DiscordFailure>
+  ): Context.Tag.Service<TypingSender> {
+    return { sendTyping: (channelId) => Effect.zipRight(endOfLoopTurn, send(channelId)) }
+  }
 }
 
 export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/TypingIndicator", {
