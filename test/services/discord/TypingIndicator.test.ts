@@ -120,4 +120,17 @@ describe("TypingIndicator", () => {
       expect(failures[0]?.message).toContain("MissingAccess")
     }).pipe(Effect.provide(h.layer))
   })
+
+  it.live("the live sender (atEndOfTurn) calls Discord at the end of the loop's turn, after the work already under way in it", () => {
+    const calls: Array<string> = []
+    const sender = TypingSender.atEndOfTurn((channelId) => Effect.sync(() => void calls.push(channelId)))
+    return Effect.gen(function*() {
+      const typing = yield* Effect.fork(sender.sendTyping("c1"))
+      // Fibers yielding to each other (microtasks, as the Letta client's request does) come first.
+      yield* settle
+      expect(calls).toEqual([])
+      yield* Fiber.join(typing)
+      expect(calls).toEqual(["c1"])
+    })
+  })
 })
