@@ -6,7 +6,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, HashMap, Layer, Logger, LogLevel } from "effect"
+import { Effect, HashMap, Layer, Logger, LogLevel, type Scope } from "effect"
 import { StorageError } from "../../../src/domain/Errors.js"
 import { Partition } from "../../../src/domain/Event.js"
 import {
@@ -29,9 +29,9 @@ const tempDir = makeTempDir("runs")
 const session = <A, E>(dir: string, use: Effect.Effect<A, E, RunLog | SqlClient.SqlClient>) =>
   use.pipe(Effect.provide(RunLog.layerSql.pipe(Layer.provideMerge(Database.layer(dir)))))
 
-/** The database alone, for stores built by the test (a small bound). */
-const database = <A, E>(dir: string, use: Effect.Effect<A, E, SqlClient.SqlClient>) =>
-  use.pipe(Effect.provide(Database.layer(dir)))
+/** The database alone, for stores built by the test (a small bound); they close before the database. */
+const database = <A, E>(dir: string, use: Effect.Effect<A, E, SqlClient.SqlClient | Scope.Scope>) =>
+  use.pipe(Effect.scoped, Effect.provide(Database.layer(dir)))
 
 const g1 = Partition.guild("g1")
 const g2 = Partition.guild("g2")
@@ -188,6 +188,34 @@ describe("RunLog (memory and SQL alike)", () => {
           sql<{ readonly n: number }>`SELECT count(*) AS n FROM runs WHERE partition = 'guild:g1'`)
       )
       expect(rows[0]?.n).toBe(maxRunsPerPartition)
+    }))
+
+  it.scoped("records made at once (one commit group) are kept in the order made, the bound holding after each", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const bound = 5
+      const records = Array.from({ length: 12 }, (_, i) => run(`c${i}`, 100, { guildId: i % 3 === 0 ? "g2" : "g1" }))
+      const [together, oneByOne] = yield* database(
+        dir,
+        Effect.gen(function*() {
+          const log = yield* makeSqlRunLog(bound)
+          // Forked together: the writes reach the writer in one turn of the event loop.
+          yield* Effect.forEach(records, log.record, { concurrency: "unbounded", discard: true })
+          const memory = yield* makeMemoryRunLog(bound)
+          yield* Effect.forEach(records, memory.record, { discard: true })
+          return [
+            [yield* log.recent(g1, 100), yield* log.recent(g2, 100)],
+            [yield* memory.recent(g1, 100), yield* memory.recent(g2, 100)]
+          ] as const
+        })
+      )
+      expect(together).toEqual(oneByOne)
+      expect(ids(together[0])).toEqual(["c11", "c10", "c8", "c7", "c5"])
+      const rows = yield* database(
+        dir,
+        Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ readonly n: number }>`SELECT count(*) AS n FROM runs`)
+      )
+      expect(rows[0]?.n).toBe(bound + 4)
     }))
 
   it.scoped("a later outcome of a message replaces its record and counts as the newest; ties go to the later record", () =>
