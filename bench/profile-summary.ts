@@ -119,6 +119,62 @@ for (const [id, us] of selfUs) {
   add(byOwner, ownerOf(id), us)
 }
 
+/**
+ * The stage of the mention path a module belongs to (BENCHMARKS.md's per-stage budget), or
+ * undefined for a module that only carries work (Effect, node internals, the shared HTTP pool).
+ */
+const stageOfModule = (module: string): string | undefined => {
+  if (module.startsWith("(")) return module === "(idle)" || module === "(garbage collector)" ? module : undefined
+  if (module.startsWith("src/services/prompt/ContextService")) return "context"
+  if (module.startsWith("src/services/prompt/")) return "prompt"
+  if (module.startsWith("src/services/discord/TypingIndicator") || module.startsWith("@discordjs/rest")) return "typing (REST)"
+  if (module.startsWith("src/services/discord/") || module.startsWith("src/programs/Listen")) return "intake"
+  if (module.startsWith("src/services/queue/") || module.includes("SqlEventJournal") || module.includes("GroupCommit")) {
+    return "queue + journal"
+  }
+  if (module.includes("SqlRunLog") || module.includes("RunRecording")) return "runs log"
+  if (module.includes("SqlConversationStore") || module.includes("dispatch/Conversation")) return "conversations"
+  if (module.startsWith("src/programs/")) return "dispatch"
+  if (module.startsWith("src/services/letta/") || module.startsWith("@letta-ai/") || module.includes("deps/undici")) {
+    return "Letta client"
+  }
+  if (module.startsWith("src/services/health/")) return "metrics/logs"
+  if (module.startsWith("src/")) return `other ${module}`
+  if (module === "discord.js" || module.startsWith("@discordjs/") || module === "ws" || module.startsWith("@sapphire/")) {
+    return "discord.js"
+  }
+  if (module === "better-sqlite3" || module.startsWith("@effect/sql")) return "sqlite (unattributed)"
+  if (module.startsWith("bench/")) return "bench child"
+  return undefined
+}
+
+/** A sample's stage: the nearest frame up its stack whose module has one, else its leaf's kind. */
+const stageCache = new Map<number, string>()
+const stageOf = (id: number): string => {
+  const cached = stageCache.get(id)
+  if (cached !== undefined) return cached
+  let current: number | undefined = id
+  let stage: string | undefined
+  while (current !== undefined && stage === undefined) {
+    const node = byId.get(current)
+    if (node === undefined) break
+    stage = stageOfModule(moduleOf(node.callFrame))
+    current = parent.get(current)
+  }
+  const leaf = byId.get(id)
+  const leafModule = leaf === undefined ? "?" : moduleOf(leaf.callFrame)
+  const result = stage ??
+    (isEffect(leafModule)
+      ? "effect runtime (no src/ frame)"
+      : leafModule === "undici" || leafModule.startsWith("node:")
+      ? "HTTP/sockets (shared pool)"
+      : `unattributed ${leafModule}`)
+  stageCache.set(id, result)
+  return result
+}
+const byStage = new Map<string, number>()
+for (const [id, us] of selfUs) add(byStage, stageOf(id), us)
+
 const idle = byModule.get("(idle)") ?? 0
 const busy = total - idle
 const fmt = (us: number) =>
@@ -142,3 +198,4 @@ table("self time by module (effect folded):", folded)
 table("self time inside effect:", new Map([...byModule].filter(([m]) => m.startsWith("effect/"))))
 table("time by owner (nearest src/ frame on the stack):", byOwner)
 table("top functions by self time:", byFunction)
+table("by stage (nearest frame of a known stage up the stack):", byStage)
