@@ -19,7 +19,7 @@ import type { SqlClient } from "@effect/sql"
 import { Context, Effect, HashMap, Layer, Ref } from "effect"
 import type { StorageError } from "../../domain/Errors.js"
 import type { QueuedEvent } from "../../domain/Event.js"
-import { type JournalWriterOptions, makeSqlEventJournal } from "../storage/SqlEventJournal.js"
+import { type GroupCommitOptions, makeSqlEventJournal } from "../storage/SqlEventJournal.js"
 
 /** What a run of a journalled event had done when it was last recorded. */
 export interface RunProgress {
@@ -78,7 +78,7 @@ export class EventJournal extends Context.Tag("aurora/EventJournal")<EventJourna
   )
 
   /** The SQLite journal with its group commit tuned (tests: a writer that is always busy). */
-  static readonly layerSqlWith = (options: JournalWriterOptions): Layer.Layer<EventJournal, never, SqlClient.SqlClient> =>
+  static readonly layerSqlWith = (options: GroupCommitOptions): Layer.Layer<EventJournal, never, SqlClient.SqlClient> =>
     Layer.scoped(EventJournal, makeSqlEventJournal(options))
 
   static readonly layerNoop: Layer.Layer<EventJournal> = Layer.succeed(EventJournal, {

@@ -6,10 +6,11 @@
  * with no read before it, and returns once its statement is committed (see Database for what a
  * commit survives).
  *
- * Writes are committed in groups (see `makeJournalWriter` in ./JournalWriter.ts): the queue
- * appends, updates and removes on its hot path and the dispatcher records each run's progress,
- * five writes per event, and most of a lone write's cost is the SqlClient's per-statement work (taking the connection, a span,
- * a scope) and its own commit, which a group pays once.
+ * Writes are committed in groups (see GroupCommit.ts), by a writer of the journal's own: the
+ * queue appends, updates and removes on its hot path and the dispatcher records each run's
+ * progress, five writes per event, and most of a lone write's cost is the SqlClient's
+ * per-statement work (taking the connection, a span, a scope) and its own commit, which a group
+ * pays once.
  *
  * Appending an id that is already journalled replaces its row, as the memory journal does: the
  * event moves to the end of the order and its run progress is cleared. The queue never appends a
@@ -21,10 +22,10 @@ import { Effect, Either, ParseResult, Schema, type Scope } from "effect"
 import { StorageError } from "../../domain/Errors.js"
 import { Partition, QueuedEvent } from "../../domain/Event.js"
 import { storageErrorOf } from "./Database.js"
-import { type JournalWriterOptions, makeJournalWriter } from "./JournalWriter.js"
+import { type GroupCommitOptions, makeGroupCommit } from "./GroupCommit.js"
 import type { EventJournalService, JournalEntry } from "../queue/EventJournal.js"
 
-export type { JournalWriterOptions } from "./JournalWriter.js"
+export type { GroupCommitOptions } from "./GroupCommit.js"
 
 /** The event as stored: JSON of its encoded form, so the schema decides what a stored event is. */
 export const EventJson = Schema.parseJson(QueuedEvent)
@@ -82,11 +83,11 @@ const messageIdOf = (row: { readonly message_id?: unknown }) => String(row.messa
 // --- the journal --------------------------------------------------------------
 
 export const makeSqlEventJournal = (
-  options: JournalWriterOptions = {}
+  options: GroupCommitOptions = {}
 ): Effect.Effect<EventJournalService, never, SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const { write } = yield* makeJournalWriter(options)
+    const { write } = yield* makeGroupCommit("journal", options)
 
     /** A write of the event's JSON; an event that cannot be encoded fails before anything is written. */
     const withJson = (operation: string, event: QueuedEvent, statement: (json: string) => Statement.Statement<unknown>) =>

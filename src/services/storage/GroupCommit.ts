@@ -1,6 +1,28 @@
 /**
- * The SQL journal's group commit (see `makeJournalWriter`): its writes, requested by the queue and
- * the dispatcher, committed in groups by one writer fiber.
+ * Group commit: one writer fiber per store commits the writes its callers request in groups,
+ * each group in one transaction, in the order requested, so that the writes of one key keep their
+ * order. A write is one statement or a few that belong together (always in the same transaction).
+ *
+ * - Each caller returns only after its group is committed: a write that returned survives a crash
+ *   (see Database for what a commit survives).
+ * - A group that fails (rolled back as a whole) fails every write in it, each with a StorageError
+ *   naming its own operation. A store whose writes must not fail another's has a writer of its
+ *   own (the event journal and the runs log each make one).
+ * - An idle writer (no commit within `busyWindowMs`) commits what it was given at once: a lone
+ *   mention's awaited writes wait for no other callback of the loop's turn. A busy one waits for
+ *   the end of the turn first, so that the writes the turn's other callbacks make join the group:
+ *   under load (hundreds of writes a second) writes come closer together than the window, and
+ *   groups grow by themselves.
+ * - A lone single-statement write runs as the plain statement; anything else reserves the
+ *   connection once for its transaction and runs each statement on it directly, without the
+ *   SqlClient's per-statement acquisition, span and scope (statement transformers, unused here,
+ *   are not applied).
+ * - Closing the scope lets the writer commit what was already requested; a write requested after
+ *   that fails with a StorageError ("the <store> is closed").
+ *
+ * The price is the hand-over to the writer, and for a busy writer the wait for the end of the
+ * turn: a write that finds no company costs somewhat more CPU than a plain statement. Under load,
+ * where CPU matters, a write costs a fraction of one statement and commit (bench/journal-micro.ts).
  */
 import { SqlClient, type Statement } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
@@ -8,11 +30,11 @@ import { Cause, Chunk, Effect, Exit, Fiber, Mailbox, Option, type Scope } from "
 import { StorageError } from "../../domain/Errors.js"
 import { storageErrorOf } from "./Database.js"
 
-/** A journal write waiting for its commit. */
+/** A write waiting for its commit. */
 interface PendingWrite {
   /** The port's operation, for the StorageError its caller gets if the write fails. */
   readonly operation: string
-  readonly statement: Statement.Statement<unknown>
+  readonly statements: ReadonlyArray<Statement.Statement<unknown>>
   /**
    * Answers the waiting caller. A callback rather than a Deferred: a Deferred is built by
    * copying a prototype's properties, which costs more than the rest of the hand-over.
@@ -25,14 +47,11 @@ const maxGroupSize = 256
 
 /**
  * A writer that committed within this long is busy: its next writes wait for the end of the
- * loop's turn to share a commit. One that did not is idle, and commits a write at once: a lone
- * mention's two awaited writes (its append before it is accepted, its run start before the Letta
- * request) then wait for no other callback of the turn. Under load (hundreds of writes a second)
- * writes come closer together than this, so groups form as before.
+ * loop's turn to share a commit. One that did not is idle and commits at once.
  */
 export const defaultBusyWindowMs = 1
 
-export interface JournalWriterOptions {
+export interface GroupCommitOptions {
   /** Default `defaultBusyWindowMs`; Infinity: always wait for the end of the turn (tests). */
   readonly busyWindowMs?: number | undefined
 }
@@ -56,34 +75,19 @@ const failureOf = (operation: string, cause: Cause.Cause<SqlError>): StorageErro
     : new StorageError({ operation, reason: error instanceof Error ? error.message : String(error) })
 }
 
-export interface JournalWriter {
-  /** Runs the statement with the other writes of its group; returns once the group is committed. */
-  readonly write: (operation: string, statement: Statement.Statement<unknown>) => Effect.Effect<void, StorageError>
+export interface GroupCommit {
+  /** Runs the statements with the other writes of their group; returns once the group is committed. */
+  readonly write: (
+    operation: string,
+    ...statements: ReadonlyArray<Statement.Statement<unknown>>
+  ) => Effect.Effect<void, StorageError>
 }
 
-/**
- * One writer fiber commits the journal's writes in groups: the writes requested while it waited
- * (until the end of the event loop's turn, when it is busy: see `busyWindowMs`; an idle writer
- * does not wait) run in one transaction, in the order requested, so that the writes of one message
- * id keep their order. Each caller returns only after its group is
- * committed: a write that returned survives a crash as before. A group that fails (rolled back as
- * a whole) fails every write in it, each with a StorageError naming its own operation.
- *
- * A lone write runs as the plain statement; a group reserves the connection once for its
- * transaction and runs each statement on it directly, without the SqlClient's per-statement
- * acquisition, span and scope (statement transformers, unused here, are not applied).
- *
- * The price is the hand-over to the writer, and for a busy writer the wait for the end of the
- * turn: a write that finds no company (a quiet process) costs somewhat more CPU than a plain
- * statement. Under load, where CPU matters, groups grow by themselves and
- * the journal costs a fraction of one statement and commit per write (bench/journal-micro.ts).
- *
- * Closing the scope lets the writer commit what was already requested; a write requested after
- * that fails with a StorageError.
- */
-export const makeJournalWriter = (
-  options: JournalWriterOptions
-): Effect.Effect<JournalWriter, never, SqlClient.SqlClient | Scope.Scope> =>
+/** `store` names the store in the error of a write requested after the scope closed ("the journal is closed"). */
+export const makeGroupCommit = (
+  store: string,
+  options: GroupCommitOptions = {}
+): Effect.Effect<GroupCommit, never, SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function*() {
     const busyWindowMs = options.busyWindowMs ?? defaultBusyWindowMs
     const sql = yield* SqlClient.SqlClient
@@ -93,17 +97,20 @@ export const makeJournalWriter = (
       Effect.flatMap(
         Effect.serviceOption(SqlClient.TransactionConnection),
         (transaction) =>
-          Effect.forEach(writes, ({ statement }) => {
-            if (Option.isNone(transaction)) return statement
-            const [text, params] = statement.compile()
-            return transaction.value[0].execute(text, params, undefined)
-          }, { discard: true })
+          Effect.forEach(writes, ({ statements }) =>
+            Effect.forEach(statements, (statement) => {
+              if (Option.isNone(transaction)) return statement
+              const [text, params] = statement.compile()
+              return transaction.value[0].execute(text, params, undefined)
+            }, { discard: true }), { discard: true })
       )
 
-    const commit = (writes: ReadonlyArray<PendingWrite>): Effect.Effect<void, SqlError> =>
-      writes.length === 1 && writes[0] !== undefined
-        ? Effect.asVoid(writes[0].statement)
+    const commit = (writes: ReadonlyArray<PendingWrite>): Effect.Effect<void, SqlError> => {
+      const lone = writes.length === 1 ? writes[0]?.statements : undefined
+      return lone !== undefined && lone.length === 1 && lone[0] !== undefined
+        ? Effect.asVoid(lone[0])
         : sql.withTransaction(onConnection(writes))
+    }
 
     const commitGroup = (writes: ReadonlyArray<PendingWrite>) =>
       Effect.flatMap(Effect.exit(commit(writes)), (exit) =>
@@ -135,7 +142,7 @@ export const makeJournalWriter = (
       })
     )
 
-    const closed = (operation: string) => new StorageError({ operation, reason: "the journal is closed" })
+    const closed = (operation: string) => new StorageError({ operation, reason: `the ${store} is closed` })
 
     const writer = yield* Effect.forkScoped(writeGroups.pipe(
       // Only if the writer stopped before the mailbox ended (it is never expected to): no write
@@ -151,9 +158,9 @@ export const makeJournalWriter = (
     yield* Effect.addFinalizer(() => Effect.zipRight(requests.end, Fiber.await(writer)))
 
     // Uninterruptible: a caller learns what became of its write, as when a statement ran in place.
-    const write = (operation: string, statement: Statement.Statement<unknown>) =>
+    const write = (operation: string, ...statements: ReadonlyArray<Statement.Statement<unknown>>) =>
       Effect.uninterruptible(Effect.async<void, StorageError>((answer) => {
-        if (!requests.unsafeOffer({ operation, statement, answer })) answer(Effect.fail(closed(operation)))
+        if (!requests.unsafeOffer({ operation, statements, answer })) answer(Effect.fail(closed(operation)))
       }))
 
     return { write }
