@@ -1,14 +1,26 @@
 /**
- * The typing indicator shown while an agent works. Discord shows "typing" for 10 seconds after each
- * request, so it is refreshed every 8 seconds until `until` completes or the fiber is interrupted.
- * A failure (missing permission, a timed-out bot, a rate limit) is logged and never fails the run:
- * the first one at warning, the rest at debug, and the indicator keeps trying on schedule.
+ * The typing indicator shown while an agent works.
+ *
+ * - A run that ends within `typingGrace` shows no typing at all: no Discord call is made.
+ * - A run still going after the grace shows typing from then on, refreshed every 8 seconds
+ *   (Discord shows "typing" for 10 seconds after each request), until `until` completes or the
+ *   fiber is interrupted (the answer is sent, the run ends, the dispatch stops).
+ * - A failure (missing permission, a timed-out bot, a rate limit) is logged and never fails the
+ *   run: the first one at warning, the rest at debug, and the indicator keeps trying on schedule.
+ *
+ * Why the grace: a typing call is a REST request through discord.js' queue, and one still in
+ * flight when a fast run ends is aborted, which destroys its TCP connection. For runs that answer
+ * within a blink that cost more CPU than anything else Aurora adds to a mention (BENCHMARKS.md,
+ * session 7), for an indicator nobody would have seen.
  */
 import { Context, Duration, Effect, Fiber, Layer, Ref } from "effect"
 import type { DiscordFailure } from "../../domain/Errors.js"
 import { DiscordGateway } from "./DiscordGateway.js"
 
 export const typingRefresh = Duration.seconds(8)
+
+/** How long a run goes before it shows typing: short enough that a person waiting sees it at once. */
+export const typingGrace = Duration.millis(500)
 
 /**
  * Resumes once the event loop has run the callbacks that were ready with the one running now
@@ -47,9 +59,9 @@ export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/T
     const sender = yield* TypingSender
 
     /**
-     * Shows typing in `channelId` until `until` completes; never fails. The refresh loop is a child
-     * fiber stopped once `until` is over (or with this fiber): cheaper than racing the two, which
-     * matters because every dispatch shows typing.
+     * Shows typing in `channelId` from `typingGrace` on until `until` completes; never fails. The
+     * refresh loop (the grace its first sleep) is a child fiber stopped once `until` is over (or
+     * with this fiber): cheaper than racing the two, which matters because every dispatch forks it.
      */
     const showUntil = <E>(channelId: string, until: Effect.Effect<void, E>): Effect.Effect<void> =>
       Effect.gen(function*() {
@@ -65,7 +77,9 @@ export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/T
             )
           )
         )
-        const refreshing = yield* Effect.fork(Effect.forever(Effect.zipRight(once, Effect.sleep(typingRefresh))))
+        const refreshing = yield* Effect.fork(
+          Effect.zipRight(Effect.sleep(typingGrace), Effect.forever(Effect.zipRight(once, Effect.sleep(typingRefresh))))
+        )
         yield* Effect.ignore(until)
         yield* Fiber.interrupt(refreshing)
       })
