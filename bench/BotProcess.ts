@@ -32,6 +32,9 @@ export interface BotProcess {
   readonly heapSnapshot: (path: string) => Effect.Effect<Mark, BotProcessError>
   /** Diagnostics: the child's memory every 250 ms since the last resetPeak. */
   readonly timeline: Effect.Effect<ReadonlyArray<MemorySample>, BotProcessError>
+  /** Diagnostics: a V8 CPU profile of the child from profileStart to profileStop (written to `path`). */
+  readonly profileStart: Effect.Effect<Mark, BotProcessError>
+  readonly profileStop: (path: string) => Effect.Effect<Mark, BotProcessError>
 }
 
 /**
@@ -140,7 +143,9 @@ export const spawnBot = (
           ? Effect.fail(new BotProcessError({ reason: "reply without counters" }))
           : Effect.succeed(reply.counters)),
       heapSnapshot: (path) => Effect.flatMap(request({ cmd: "heapSnapshot", path }, Duration.minutes(2)), withMark),
-      timeline: Effect.map(request({ cmd: "timeline" }), (reply) => reply.timeline ?? [])
+      timeline: Effect.map(request({ cmd: "timeline" }), (reply) => reply.timeline ?? []),
+      profileStart: Effect.flatMap(request({ cmd: "profileStart" }), withMark),
+      profileStop: (path) => Effect.flatMap(request({ cmd: "profileStop", path }, Duration.minutes(1)), withMark)
     }
   })
 

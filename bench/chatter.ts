@@ -9,7 +9,8 @@
  *   mentions' reply-chain parents were read (discord.js' cache or REST).
  * - `ordinary`: 20 000 ordinary messages of the same kind without the mentions, so that the cost
  *   of ignoring messages is seen apart from the cost of answering mentions.
- * - `latency`: 10 000 ordinary messages at 1 000/s with one mention per 20 (≈ 48 mentions/s):
+ * - `latency`: 10 000 ordinary messages at 1 000/s with one mention per 20 (≈ 48 mentions/s; see
+ *   `latencyShape` for BENCH_LATENCY_EVERY):
  *   p50 and p99 from the MESSAGE_CREATE frame written by the fake gateway to the messages request
  *   recorded by the fake Letta, both stamped in this (the parent) process.
  *
@@ -17,6 +18,7 @@
  * and in Aurora the Letta conversation of each channel). Letta answers at once; rate limit 0.5 s
  * (never reached: a channel sees a mention every 4 s at most).
  */
+import * as Fs from "node:fs"
 import { Duration, Effect } from "effect"
 import { FakeDiscord } from "../test/fakes/FakeDiscord.js"
 import { makeFakeLetta } from "../test/fakes/FakeLetta.js"
@@ -30,11 +32,22 @@ import { makeWorld } from "./world.js"
 
 export type ChatterShape = "chatter" | "ordinary" | "latency"
 
+/**
+ * The latency shape: one mention per `mentionEvery` ordinary messages at 1 000/s. The default (20:
+ * ≈ 48 mentions/s) is what `npm run bench` measures; BENCH_LATENCY_EVERY=100 (≈ 10 mentions/s, as
+ * in the chatter shape) is the lighter load of #17's first measurement, over 20 000 messages so
+ * that it still has ≈ 200 mentions.
+ */
+function latencyShape(mentionEvery: number) {
+  const every = Number.isFinite(mentionEvery) && mentionEvery >= 1 ? Math.floor(mentionEvery) : 20
+  return { chatter: Math.max(10_000, every * 200), mentionEvery: every, perSecond: 1000, seed: 1717 }
+}
+
 export const Shapes: Record<ChatterShape, Omit<TrafficOptions, "firstMention"> & { readonly perSecond: number }> = {
   chatter: { chatter: 20_000, mentionEvery: 100, perSecond: 1000, seed: 17 },
   /** Ordinary messages only: what ignoring them costs, apart from answering mentions. */
   ordinary: { chatter: 20_000, mentionEvery: Number.POSITIVE_INFINITY, perSecond: 1000, seed: 17 },
-  latency: { chatter: 10_000, mentionEvery: 20, perSecond: 1000, seed: 1717 }
+  latency: latencyShape(Number(process.env["BENCH_LATENCY_EVERY"] ?? "20"))
 }
 
 const Guilds = 20
@@ -108,9 +121,22 @@ export const runChatter = (bot: BotKind, shape: ChatterShape) =>
     const countersAfter = yield* child.counters
 
     const latencies: Array<number> = []
+    const traceLines: Array<string> = []
     for (const [n, sentAt] of offer.sentAt) {
       const arrivedAt = arrivals.at.get(n)
       if (arrivedAt !== undefined) latencies.push(arrivedAt - sentAt)
+      const id = offer.ids?.get(n)
+      if (id !== undefined) {
+        traceLines.push(`${(performance.timeOrigin + sentAt).toFixed(3)} ${id} sent`)
+        if (arrivedAt !== undefined) traceLines.push(`${(performance.timeOrigin + arrivedAt).toFixed(3)} ${id} arrived`)
+      }
+    }
+    // AURORA_TRACE_LATENCY=<prefix> (inherited by the child, which stamps its stages; see
+    // src/services/health/LatencyTrace.ts): the send and arrival of each measured mention, for
+    // bench/trace-latency.ts.
+    const tracePrefix = process.env["AURORA_TRACE_LATENCY"]
+    if (tracePrefix !== undefined && tracePrefix !== "") {
+      yield* Effect.sync(() => Fs.writeFileSync(`${tracePrefix}-${bot}-${child.pid}.sent`, `${traceLines.join("\n")}\n`))
     }
     const messages = traffic.messages.length
     const cpuUs = after.userUs + after.systemUs - before.userUs - before.systemUs

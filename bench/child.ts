@@ -204,6 +204,13 @@ const startBot = config.bot === "aurora"
   ? startAurora
   : Effect.map(startFloor(config), (floor) => floor.startToReadyMs)
 
+/**
+ * The window profiler (profileStart/profileStop, bench/overhead.ts under BENCH_WINDOW_PROFILE):
+ * connected only then (an inspector session is not free), sampling only between the two.
+ */
+const profiler = new Inspector.Session()
+if (process.env["BENCH_WINDOW_PROFILE"] !== undefined) profiler.connect()
+
 const program = Effect.gen(function*() {
   const stop = yield* Deferred.make<void>()
   const startToReadyMs = yield* startBot
@@ -224,6 +231,16 @@ const program = Effect.gen(function*() {
         return send({ type: "reply", id: raw.id, mark: mark() })
       case "timeline":
         return send({ type: "reply", id: raw.id, timeline })
+      case "profileStart":
+        return profiler.post(
+          "Profiler.enable",
+          () => profiler.post("Profiler.start", () => send({ type: "reply", id: raw.id, mark: mark() }))
+        )
+      case "profileStop":
+        return profiler.post("Profiler.stop", (error, result) => {
+          if (error === null) Fs.writeFileSync(raw.path, JSON.stringify(result.profile))
+          send({ type: "reply", id: raw.id, mark: mark() })
+        })
       case "stop":
         send({ type: "reply", id: raw.id })
         return Deferred.unsafeDone(stop, Exit.void)

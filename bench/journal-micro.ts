@@ -10,6 +10,9 @@
  *   write is alone and nothing is warm. Run with `JOURNAL=noop` to measure the harness alone
  *   (the pauses cost CPU too) and subtract it.
  *
+ * - `RUNLOG=1`: each cycle also records the run in the runs log (RunLog.layerSql, as the
+ *   dispatcher does when a run ends), so that the runs log's share of a dispatch can be told apart.
+ *
  * Prints the total wall and CPU time and the cost per event; asserts nothing.
  */
 import * as Fs from "node:fs"
@@ -19,6 +22,7 @@ import { Console, Effect, Layer } from "effect"
 import type { QueuedEvent } from "../src/domain/Event.js"
 import { Database } from "../src/services/storage/Database.js"
 import { EventJournal } from "../src/services/queue/EventJournal.js"
+import { RunLog } from "../src/services/queue/RunLog.js"
 
 const cycles = Number(process.argv[2] ?? "10000")
 /** How many events are in progress at once (each a fiber doing its cycles one after another). */
@@ -38,18 +42,36 @@ const event = (i: number): QueuedEvent => ({
   attempts: 0
 })
 
-const cycle = (journal: EventJournal["Type"], i: number) =>
+const withRunLog = process.env["RUNLOG"] === "1"
+
+const cycle = (journal: EventJournal["Type"], runs: RunLog["Type"], i: number) =>
   Effect.gen(function*() {
     const e = event(i)
     yield* journal.append(e)
     yield* journal.runStarted(e.messageId, e.enqueuedAt)
     yield* journal.remove(e.messageId)
+    if (withRunLog) {
+      yield* runs.record({
+        messageId: e.messageId,
+        guildId: e.guildId,
+        channelId: e.channelId,
+        conversationId: null,
+        runId: `run-${i}`,
+        outcome: "answered",
+        toolCalls: ["discord_send"],
+        durationMs: 3,
+        queuedMs: 1,
+        finishedAt: e.enqueuedAt + 4,
+        detail: null
+      })
+    }
   })
 
 const measure = Effect.gen(function*() {
   const journal = yield* EventJournal
+  const runs = yield* RunLog
   // Warm-up: statements prepared, JIT settled.
-  for (let i = 0; i < 500; i++) yield* cycle(journal, -1 - i)
+  for (let i = 0; i < 500; i++) yield* cycle(journal, runs, -1 - i)
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   yield* Effect.forEach(
@@ -57,7 +79,7 @@ const measure = Effect.gen(function*() {
     (lane) =>
       Effect.forEach(
         Array.from({ length: Math.ceil(cycles / concurrency) }, (_, k) => k * concurrency + lane),
-        (i) => gapMs > 0 ? Effect.zipRight(cycle(journal, i), Effect.sleep(gapMs)) : cycle(journal, i),
+        (i) => gapMs > 0 ? Effect.zipRight(cycle(journal, runs, i), Effect.sleep(gapMs)) : cycle(journal, runs, i),
         { discard: true }
       ),
     { concurrency: "unbounded", discard: true }
@@ -66,7 +88,9 @@ const measure = Effect.gen(function*() {
   const cpu = process.cpuUsage(cpu0)
   const cpuMs = (cpu.user + cpu.system) / 1000
   yield* Console.log(
-    `${cycles} append+runStarted+remove cycles, ${concurrency} at once, ${gapMs} ms apart` +
+    `${cycles} append+runStarted+remove${
+      withRunLog ? "+runs log record" : ""
+    } cycles, ${concurrency} at once, ${gapMs} ms apart` +
       `${process.env["JOURNAL"] === "noop" ? " (noop journal)" : ""}: ${wallMs.toFixed(0)} ms wall, ${
         cpuMs.toFixed(0)
       } ms CPU; ` +
@@ -79,7 +103,9 @@ const program = Effect.acquireUseRelease(
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "aurora-journal-bench-"))),
   (dir) =>
     measure.pipe(Effect.provide(
-      process.env["JOURNAL"] === "noop" ? EventJournal.layerNoop : EventJournal.layerSql.pipe(Layer.provide(Database.layer(dir)))
+      process.env["JOURNAL"] === "noop"
+        ? Layer.merge(EventJournal.layerNoop, RunLog.layerMemory)
+        : Layer.merge(EventJournal.layerSql, RunLog.layerSql).pipe(Layer.provide(Database.layer(dir)))
     )),
   (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
 )

@@ -9,17 +9,27 @@ export interface Offer {
   readonly sentAt: ReadonlyMap<number, number>
   readonly firstSentAt: number
   readonly lastSentAt: number
+  /** mention number -> the Discord message id it was sent with (offerTraffic and offerBurst) */
+  readonly ids?: ReadonlyMap<number, string>
 }
 
 let sequence = 0
 
 /** Dispatches mention `n` in the world's channel `n mod channels` (the frame is written synchronously). */
-const sendMention = (discord: FakeDiscord, world: BenchWorld, n: number, sentAt: Map<number, number>): void => {
+const sendMention = (
+  discord: FakeDiscord,
+  world: BenchWorld,
+  n: number,
+  sentAt: Map<number, number>,
+  ids?: Map<number, string>
+): void => {
   const channel = world.channels[n % world.channels.length]
   if (channel === undefined) return
+  const id = messageId(sequence++)
+  ids?.set(n, id)
   const message = discord.sendMessage({
     channelId: channel.channelId,
-    id: messageId(sequence++),
+    id,
     content: mentionText(discord.bot.id, n),
     mentions: [discord.bot.id]
   })
@@ -65,13 +75,14 @@ export const offerBurst = (
 ): Effect.Effect<Offer> =>
   Effect.async<Offer>((resume) => {
     const sentAt = new Map<number, number>()
+    const ids = new Map<number, string>()
     const start = performance.now()
     let next = 0
     const tick = () => {
       const end = Math.min(count, next + slice)
-      for (; next < end; next++) sendMention(discord, world, from + next, sentAt)
+      for (; next < end; next++) sendMention(discord, world, from + next, sentAt, ids)
       if (next < count) setImmediate(tick)
-      else resume(Effect.succeed({ sentAt, firstSentAt: start, lastSentAt: performance.now() }))
+      else resume(Effect.succeed({ sentAt, firstSentAt: start, lastSentAt: performance.now(), ids }))
     }
     tick()
   })
@@ -84,6 +95,7 @@ export const offerBurst = (
 export const offerTraffic = (discord: FakeDiscord, traffic: Traffic, perSecond: number): Effect.Effect<Offer> =>
   Effect.async<Offer>((resume) => {
     const sentAt = new Map<number, number>()
+    const mentionIds = new Map<number, string>()
     const ids: Array<string> = []
     const intervalMs = 1000 / perSecond
     const start = performance.now()
@@ -103,12 +115,15 @@ export const offerTraffic = (discord: FakeDiscord, traffic: Traffic, perSecond: 
           mentions: message.mentions,
           ...(replyTo === undefined ? {} : { replyTo })
         })
-        if (message.mention !== undefined) sentAt.set(message.mention, performance.now())
+        if (message.mention !== undefined) {
+          sentAt.set(message.mention, performance.now())
+          mentionIds.set(message.mention, id)
+        }
         Effect.runSync(send)
         next++
       }
       if (next < traffic.messages.length) setTimeout(tick, Math.max(0, start + next * intervalMs - performance.now()))
-      else resume(Effect.succeed({ sentAt, firstSentAt: start, lastSentAt: performance.now() }))
+      else resume(Effect.succeed({ sentAt, firstSentAt: start, lastSentAt: performance.now(), ids: mentionIds }))
     }
     tick()
   })

@@ -7,6 +7,10 @@
  * Aurora runs in the default `channel` conversations mode (a conversation per channel, created by
  * the warm-up). BENCH_OVERHEAD_CONVERSATIONS=shared runs it in `shared` mode (the agents route),
  * for telling the conversations' own cost apart from the machine's load.
+ *
+ * BENCH_WINDOW_PROFILE=<dir> writes a V8 CPU profile of each bot's measured window (after the
+ * warm-up, until the last delivery) to <dir>/<bot>-<pid>.cpuprofile; bench/profile-summary.ts
+ * summarises it. The profiler's sampling costs CPU, so the CPU figures of such a run are not comparable.
  */
 import { Duration, Effect } from "effect"
 import { FakeDiscord } from "../test/fakes/FakeDiscord.js"
@@ -72,6 +76,8 @@ export const runOverhead = (bot: BotKind) =>
     yield* letta.awaitRunsFinished(channels).pipe(Effect.timeout(Duration.seconds(10)), Effect.ignore)
     yield* Effect.sleep(Duration.millis(PerChannelIntervalMs + 100))
 
+    const profileDir = process.env["BENCH_WINDOW_PROFILE"]
+    if (profileDir !== undefined) yield* child.profileStart
     const before = yield* child.mark
     const offer = yield* offerPaced(discord, world, channels, Mentions, interval)
     // Bounded: a bot that cannot keep up is reported with what it delivered by then.
@@ -80,6 +86,7 @@ export const runOverhead = (bot: BotKind) =>
     // Let the bot finish its bookkeeping after the last run (logs, metrics, typing stop).
     yield* Effect.sleep(Duration.millis(300))
     const after = yield* child.mark
+    if (profileDir !== undefined) yield* child.profileStop(`${profileDir}/${bot}-${child.pid}.cpuprofile`)
 
     const latencies: Array<number> = []
     let lastArrival = offer.firstSentAt

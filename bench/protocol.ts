@@ -37,6 +37,12 @@ export type ParentRequest =
   | { readonly id: number; readonly cmd: "heapSnapshot"; readonly path: string }
   /** Diagnostics: the memory timeline sampled since the last resetPeak (every 250 ms). */
   | { readonly id: number; readonly cmd: "timeline" }
+  /**
+   * Diagnostics: start a V8 CPU profile of the measured window, or stop it and write it to `path`
+   * (a .cpuprofile); replies with a mark.
+   */
+  | { readonly id: number; readonly cmd: "profileStart" }
+  | { readonly id: number; readonly cmd: "profileStop"; readonly path: string }
 
 /** Committed and used bytes of one V8 heap space (v8.getHeapSpaceStatistics()). */
 export interface HeapSpace {

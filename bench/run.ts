@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: overhead against the floor bot, chatter and light-load latency against the
- * floor bot, parallelism, conversations (one agent, 20 channels, `channel` vs `shared` mode),
+ * floor bot, parallelism, the first request of a burst against the floor bot, conversations (one agent, 20 channels, `channel` vs `shared` mode),
  * burst and memory, idle. Every
  * scenario is bounded, every child and server stops with its scope, and a watchdog ends the run
  * if it ever outlives its budget. Results are printed and appended to BENCHMARKS.md.
@@ -13,6 +13,7 @@ import { Console, Duration, Effect, Logger, LogLevel } from "effect"
 import { runBurst } from "./burst.js"
 import { type ChatterShape, runChatter } from "./chatter.js"
 import { runConversations } from "./conversations.js"
+import { type FirstBurstResult, renderFirstBurst, runFirstBurst } from "./firstburst.js"
 import { runOverhead } from "./overhead.js"
 import { runParallelism } from "./parallelism.js"
 import { type BenchResults, renderBurst, renderConversations, renderReport } from "./report.js"
@@ -38,7 +39,12 @@ const OnlyChatter: ChatterShape | undefined = process.env["BENCH_ONLY"] === "cha
   : process.env["BENCH_ONLY"] === "latency"
   ? "latency"
   : undefined
-const Budget = Duration.seconds(OnlyChatter === undefined ? 540 : 60 + 150 * OverheadRounds)
+/**
+ * BENCH_ONLY=firstburst runs only the first-request-of-a-burst scenario, BENCH_ROUNDS rounds
+ * (default 3) of floor then Aurora, and prints its section (nothing is appended).
+ */
+const OnlyFirstBurst = process.env["BENCH_ONLY"] === "firstburst"
+const Budget = Duration.seconds(OnlyChatter === undefined && !OnlyFirstBurst ? 600 : 60 + 150 * OverheadRounds)
 const reportPath = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..", "BENCHMARKS.md")
 
 const program = Effect.gen(function*() {
@@ -57,6 +63,7 @@ const program = Effect.gen(function*() {
     }
     return yield* Console.log(renderChatter(chatter, ordinary).join("\n"))
   }
+  if (OnlyFirstBurst) return yield* Console.log(renderFirstBurst(yield* firstBurstRounds(OverheadRounds)).join("\n"))
   if (OnlyBurst) {
     const burst = yield* runBurst
     return yield* Console.log(renderBurst(burst).join("\n"))
@@ -96,6 +103,7 @@ const program = Effect.gen(function*() {
   yield* Console.log(`parallelism, 50 agents x 1 s: makespans ${parallel.makespansMs.join(", ")} ms`)
   const serial = yield* runParallelism({ oneAgent: true, mode: "shared", runMs: 100, rounds: 1 })
   yield* Console.log(`parallelism, 1 agent (shared mode) x 0.1 s: makespans ${serial.makespansMs.join(", ")} ms`)
+  const firstBurst = yield* firstBurstRounds(1)
   const byMode = yield* conversations
   const burst = yield* runBurst
   yield* Console.log(`burst: ${burst.accepted} accepted, ${burst.rejected} rejected, drained in ${burst.drainMs} ms`)
@@ -112,14 +120,34 @@ const program = Effect.gen(function*() {
     conversations: byMode,
     burst
   })
-  yield* Console.log(`\n${report}`)
+  const withFirstBurst = `${report}\n${renderFirstBurst(firstBurst).join("\n")}`
+  yield* Console.log(`\n${withFirstBurst}`)
   yield* Effect.sync(() => {
     const header = Fs.existsSync(reportPath)
       ? ""
       : "# Aurora benchmarks\n\nAppended by `npm run bench` (see bench/run.ts); newest last.\n\n"
-    Fs.appendFileSync(reportPath, `${header}${report}\n`)
+    Fs.appendFileSync(reportPath, `${header}${withFirstBurst}\n`)
   })
 })
+
+/** `rounds` rounds of the first-request-of-a-burst scenario, floor then Aurora each round, printed as they end. */
+const firstBurstRounds = (rounds: number) =>
+  Effect.gen(function*() {
+    const results: Array<{ floor: FirstBurstResult; aurora: FirstBurstResult }> = []
+    for (let round = 1; round <= rounds; round++) {
+      const floor = yield* runFirstBurst("floor")
+      const aurora = yield* runFirstBurst("aurora")
+      for (const r of [floor, aurora]) {
+        yield* Console.log(
+          `firstburst round ${round} ${r.bot}: first request ${r.bursts.map((b) => b.firstMs.toFixed(1)).join(", ")} ms; last ${
+            r.bursts.map((b) => b.lastMs.toFixed(1)).join(", ")
+          } ms; delivered ${r.bursts.map((b) => b.delivered).join(", ")}`
+        )
+      }
+      results.push({ floor, aurora })
+    }
+    return results
+  })
 
 /** `rounds` rounds of one chatter shape, floor then Aurora each round, printed as they end. */
 const chatterRounds = (shape: ChatterShape, rounds: number, firstRound = 1) =>

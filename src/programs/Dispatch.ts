@@ -58,6 +58,7 @@ import { ErrorStats } from "../services/health/ErrorStats.js"
 import { EventJournal } from "../services/queue/EventJournal.js"
 import { DispatchOutcome, EventQueue } from "../services/queue/EventQueue.js"
 import { LettaExecutor } from "../services/letta/LettaExecutor.js"
+import { stage } from "../services/health/LatencyTrace.js"
 import * as Metrics from "../services/health/Metrics.js"
 import { lettaRetrySchedule, retryOnFailure } from "../services/letta/RetryPolicy.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
@@ -181,6 +182,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         // From the recorded start until the run ends, a shutdown leaves the journal consistent.
         const whenCutOff = Effect.onInterrupt(() => forgetInterruptedRun(event, replied))
         yield* recorded("the run start", journal.runStarted(event.messageId, startedAt))
+        yield* stage(event.messageId, "runStarted")
         yield* Metrics.dispatched
         yield* Effect.logDebug(`dispatching after ${startedAt - event.enqueuedAt} ms in queue`)
         yield* whenCutOff(cancelInterrupted(executor, event))

@@ -35,6 +35,7 @@ import { EventQueue } from "../services/queue/EventQueue.js"
 import { Feedback } from "../services/discord/Feedback.js"
 import { MessageSource } from "../services/discord/MessageSource.js"
 import { PromptService } from "../services/prompt/PromptService.js"
+import { stage } from "../services/health/LatencyTrace.js"
 import * as Metrics from "../services/health/Metrics.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 
@@ -96,8 +97,10 @@ export const makeListener = Effect.gen(function*() {
   const enqueue = (received: ReceivedMessage, trigger: TriggerKind, target: Extract<Route, { _tag: "Agent" }>) =>
     Effect.gen(function*() {
       const context = yield* contexts.build(received, target.settings.replydepth)
+      yield* stage(received.message.id, "context")
       const images = target.settings.images
       const prompt = yield* prompts.render(context, { trigger, mcpGuidance: target.settings.mcpguidance, images })
+      yield* stage(received.message.id, "prompt")
       const { urls } = chooseImages(received.message.attachments, { enabled: images })
       const event: QueuedEvent = {
         messageId: received.message.id,
@@ -134,6 +137,7 @@ export const makeListener = Effect.gen(function*() {
 
   const handle = (received: ReceivedMessage): Effect.Effect<void> =>
     Effect.gen(function*() {
+      yield* stage(received.message.id, "listen")
       const botUserId = gateway.botUserId
       const global = yield* settings.global
       const repliedToAuthorId = needsReplyAuthor(received, botUserId) ? yield* repliedToAuthor(received) : null

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Duration, Effect } from "effect"
+import { typingGrace } from "../../src/services/discord/TypingIndicator.js"
 import { Behaviours } from "../fakes/FakeLetta.js"
 import { bounded, otherGuild, startApp, world } from "./harness.js"
 
@@ -7,13 +8,18 @@ const agentA = "agent-aaaa"
 const agentB = "agent-bbbb"
 const lettaAgents = { letta: { agents: { [agentA]: "Agent A", [agentB]: "Agent B" } } }
 
+const graceMs = Duration.toMillis(typingGrace)
+
 const mention = (text: string) => `<@${world.bot.id}> ${text}`
 
 describe("the running bot, end to end", () => {
-  it.scopedLive("a mention reaches the agent with channel id, message id, author id and text; typing is sent", () =>
+  it.scopedLive("a mention reaches the agent with channel id, message id, author id and text; typing once the grace is over", () =>
     Effect.gen(function*() {
       const app = yield* startApp(lettaAgents)
       yield* app.settings.enable(world.guildId, agentA)
+      // A run that outlasts the typing grace, so that typing shows.
+      yield* app.letta.script(agentA, Behaviours.run({ delayMs: 3 * graceMs }))
+      const sentAt = Date.now()
       const sent = yield* app.discord.sendMessage({
         channelId: world.general,
         content: mention("what is the weather?"),
@@ -32,10 +38,12 @@ describe("the running bot, end to end", () => {
       expect(prompt).toContain(String(sent["id"]))
       expect(prompt).toContain(world.alice.id)
       expect(prompt).toContain("what is the weather?")
-      yield* bounded(
+      const typing = yield* bounded(
         "typing",
         app.discord.waitForRequest((r) => r.method === "POST" && r.path === `/channels/${world.general}/typing`)
       )
+      // Not before the grace: a run that answers within it shows none (TypingIndicator.test.ts).
+      expect(typing.at - sentAt).toBeGreaterThanOrEqual(graceMs)
     }))
 
   it.scopedLive("messages that do not address the bot, or come from a disabled guild, never reach Letta", () =>

@@ -13,6 +13,7 @@ import { promptOtid } from "../../src/domain/Otid.js"
 import { defaultGuildSettings } from "../../src/domain/Settings.js"
 import { makeDispatcher } from "../../src/programs/Dispatch.js"
 import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
+import { typingGrace } from "../../src/services/discord/TypingIndicator.js"
 import { ErrorStats } from "../../src/services/health/ErrorStats.js"
 import { EventJournal, makeMemoryJournal } from "../../src/services/queue/EventJournal.js"
 import { DispatchOutcome, EventQueue, type EventQueueService } from "../../src/services/queue/EventQueue.js"
@@ -31,6 +32,9 @@ import {
   settle,
   toolCall
 } from "./DispatchHarness.js"
+
+/** When a run that is still going shows typing first (ms after its dispatch started). */
+const grace = Duration.toMillis(typingGrace)
 
 describe("dispatch", () => {
   it.effect("a successful run is Done and recorded as a success", () => {
@@ -374,10 +378,14 @@ describe("dispatch", () => {
         const { dispatch } = yield* makeDispatcher({ retrySchedule })
         const fiber = yield* Effect.fork(dispatch(event("m1", { channelId: "c7" })))
         yield* settle
-        expect(h.typed).toEqual([{ channelId: "c7", at: 0 }])
+        // Typing waits for the grace: a run that answers within it shows none.
+        expect(h.typed).toEqual([])
+        yield* TestClock.adjust(typingGrace)
+        yield* settle
+        expect(h.typed).toEqual([{ channelId: "c7", at: grace }])
         yield* TestClock.adjust(Duration.seconds(8))
         yield* settle
-        expect(h.typed.map((t) => t.at)).toEqual([0, 8_000])
+        expect(h.typed.map((t) => t.at)).toEqual([grace, grace + 8_000])
         yield* Deferred.succeed(toolCall, undefined)
         yield* settle
         // The run is still going, but the reply is out: no more typing.
@@ -385,7 +393,7 @@ describe("dispatch", () => {
         yield* settle
         yield* TestClock.adjust(Duration.seconds(8))
         yield* settle
-        expect(h.typed.map((t) => t.at)).toEqual([0, 8_000])
+        expect(h.typed.map((t) => t.at)).toEqual([grace, grace + 8_000])
         expect(fiber.unsafePoll()).toBeNull()
         yield* Deferred.succeed(finish, undefined)
         expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
@@ -401,13 +409,14 @@ describe("dispatch", () => {
       yield* Effect.gen(function*() {
         const { dispatch } = yield* makeDispatcher({ retrySchedule })
         const fiber = yield* Effect.fork(dispatch(event("m1")))
-        yield* TestClock.adjust(Duration.seconds(8))
+        yield* settle
+        yield* TestClock.adjust(Duration.millis(grace + 8_000))
         yield* settle
         yield* Deferred.succeed(finish, undefined)
         yield* Fiber.join(fiber)
         yield* TestClock.adjust(Duration.seconds(30))
         yield* settle
-        expect(h.typed.map((t) => t.at)).toEqual([0, 8_000])
+        expect(h.typed.map((t) => t.at)).toEqual([grace, grace + 8_000])
       }).pipe(Effect.provide(h.layer))
     }))
 
@@ -422,6 +431,7 @@ describe("dispatch", () => {
       yield* Effect.gen(function*() {
         const { dispatch } = yield* makeDispatcher({ retrySchedule })
         const interrupted = yield* Effect.fork(dispatch(event("m1", { channelId: "c1" })))
+        yield* settle
         yield* TestClock.adjust(Duration.seconds(8))
         yield* settle
         yield* Fiber.interrupt(interrupted)
@@ -440,11 +450,11 @@ describe("dispatch", () => {
         yield* TestClock.adjust(Duration.seconds(60))
         yield* settle
         yield* Fiber.interrupt(failed)
+        // m1 from the grace until 8 s; m2, started at 8 s and failing at 18 s, from 8 s + grace.
         expect(h.typed).toEqual([
-          { channelId: "c1", at: 0 },
-          { channelId: "c1", at: 8_000 },
-          { channelId: "c2", at: 8_000 },
-          { channelId: "c2", at: 16_000 }
+          { channelId: "c1", at: grace },
+          { channelId: "c2", at: 8_000 + grace },
+          { channelId: "c2", at: 16_000 + grace }
         ])
       }).pipe(Effect.provide(h.layer))
     }))

@@ -10,10 +10,14 @@ import { RunFailed } from "../../src/domain/LettaErrors.js"
 import { cutMarker } from "../../src/domain/FallbackReply.js"
 import { makeDispatcher } from "../../src/programs/Dispatch.js"
 import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
+import { typingGrace } from "../../src/services/discord/TypingIndicator.js"
 import { Partition } from "../../src/domain/Event.js"
 import { DispatchOutcome } from "../../src/services/queue/EventQueue.js"
 import { event } from "../services/queue/harness.js"
 import { counterValue, makeHarness, retrySchedule, settle, silentReport, toolCall } from "./DispatchHarness.js"
+
+/** When a run that is still going shows typing first (ms after its dispatch started). */
+const grace = Duration.toMillis(typingGrace)
 
 interface Line {
   readonly level: string
@@ -81,7 +85,7 @@ describe("dispatch: the silent-run fallback", () => {
       yield* settle
       yield* TestClock.adjust(Duration.seconds(20))
       expect(yield* Fiber.join(fiber)).toEqual(DispatchOutcome.done)
-      expect(h.typed.map((typing) => typing.at)).toEqual([0, 8_000, 16_000])
+      expect(h.typed.map((typing) => typing.at)).toEqual([grace, grace + 8_000, grace + 16_000])
       expect(h.posts.map((post) => post.at)).toEqual([20_000])
       yield* TestClock.adjust(Duration.seconds(30))
       expect(h.typed).toHaveLength(3)

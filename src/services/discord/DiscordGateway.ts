@@ -35,6 +35,7 @@ import {
   toReceivedMessage
 } from "./DiscordMapping.js"
 import { clientOptions } from "./ClientOptions.js"
+import { markStage } from "../health/LatencyTrace.js"
 import { DirectMessageSwitch, makeIntake } from "./Intake.js"
 import {
   closeCodeOfError,
@@ -117,6 +118,7 @@ const make = (options: Partial<GatewayOptions> = {}) =>
           return channel?.isTextBased() ? channel.messages.cache.get(messageId)?.author.id : undefined
         },
         accept: (message) => {
+          markStage(message.id, "intake")
           // Mapped at once: discord.js mutates its cached objects on later events.
           const mapped = Either.try(() => toReceivedMessage(message))
           if (Either.isRight(mapped)) Queue.unsafeOffer(messages, mapped.right)

@@ -1,8 +1,17 @@
 /**
- * The typing indicator shown while an agent works. Discord shows "typing" for 10 seconds after each
- * request, so it is refreshed every 8 seconds until `until` completes or the fiber is interrupted.
- * A failure (missing permission, a timed-out bot, a rate limit) is logged and never fails the run:
- * the first one at warning, the rest at debug, and the indicator keeps trying on schedule.
+ * The typing indicator shown while an agent works.
+ *
+ * - A run that ends within `typingGrace` shows no typing at all: no Discord call is made.
+ * - A run still going after the grace shows typing from then on, refreshed every 8 seconds
+ *   (Discord shows "typing" for 10 seconds after each request), until `until` completes or the
+ *   fiber is interrupted (the answer is sent, the run ends, the dispatch stops).
+ * - A failure (missing permission, a timed-out bot, a rate limit) is logged and never fails the
+ *   run: the first one at warning, the rest at debug, and the indicator keeps trying on schedule.
+ *
+ * Why the grace: a typing call is a REST request through discord.js' queue, and one still in
+ * flight when a fast run ends is aborted, which destroys its TCP connection. For runs that answer
+ * within a blink that cost more CPU than anything else Aurora adds to a mention (BENCHMARKS.md,
+ * session 7), for an indicator nobody would have seen.
  */
 import { Context, Duration, Effect, Fiber, Layer, Ref } from "effect"
 import type { DiscordFailure } from "../../domain/Errors.js"
@@ -10,15 +19,39 @@ import { DiscordGateway } from "./DiscordGateway.js"
 
 export const typingRefresh = Duration.seconds(8)
 
+/** How long a run goes before it shows typing: short enough that a person waiting sees it at once. */
+export const typingGrace = Duration.millis(500)
+
+/**
+ * Resumes once the event loop has run the callbacks that were ready with the one running now
+ * (setImmediate runs after them), and after every microtask they queued.
+ */
+const endOfLoopTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 export class TypingSender extends Context.Tag("aurora/TypingSender")<
   TypingSender,
   { readonly sendTyping: (channelId: string) => Effect.Effect<void, DiscordFailure> }
 >() {
-  /** Through the gateway's REST client. */
+  /**
+   * Through the gateway's REST client, each call at the end of the loop's turn: the dispatcher
+   * starts typing just before it sends the Letta request, in the same turn, and the request (the
+   * Letta client's and fetch's work, promise after promise) goes out first instead of sharing
+   * the CPU with discord.js' REST call. Typing shows a fraction of a millisecond later.
+   */
   static readonly Default: Layer.Layer<TypingSender, never, DiscordGateway> = Layer.effect(
     TypingSender,
-    Effect.map(DiscordGateway, (gateway) => ({ sendTyping: gateway.sendTyping }))
+    Effect.map(DiscordGateway, (gateway) => TypingSender.atEndOfTurn(gateway.sendTyping))
   )
+
+  /** `send`, each call made at the end of the loop's turn. */
+  static atEndOfTurn(
+    send: (channelId: string) => Effect.Effect<void, DiscordFailure>
+  ): Context.Tag.Service<TypingSender> {
+    return { sendTyping: (channelId) => Effect.zipRight(endOfLoopTurn, send(channelId)) }
+  }
 }
 
 export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/TypingIndicator", {
@@ -26,9 +59,9 @@ export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/T
     const sender = yield* TypingSender
 
     /**
-     * Shows typing in `channelId` until `until` completes; never fails. The refresh loop is a child
-     * fiber stopped once `until` is over (or with this fiber): cheaper than racing the two, which
-     * matters because every dispatch shows typing.
+     * Shows typing in `channelId` from `typingGrace` on until `until` completes; never fails. The
+     * refresh loop (the grace its first sleep) is a child fiber stopped once `until` is over (or
+     * with this fiber): cheaper than racing the two, which matters because every dispatch forks it.
      */
     const showUntil = <E>(channelId: string, until: Effect.Effect<void, E>): Effect.Effect<void> =>
       Effect.gen(function*() {
@@ -44,7 +77,9 @@ export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/T
             )
           )
         )
-        const refreshing = yield* Effect.fork(Effect.forever(Effect.zipRight(once, Effect.sleep(typingRefresh))))
+        const refreshing = yield* Effect.fork(
+          Effect.zipRight(Effect.sleep(typingGrace), Effect.forever(Effect.zipRight(once, Effect.sleep(typingRefresh))))
+        )
         yield* Effect.ignore(until)
         yield* Fiber.interrupt(refreshing)
       })

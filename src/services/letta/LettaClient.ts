@@ -8,6 +8,7 @@ import { Duration, Effect, Option, Redacted, Ref } from "effect"
 import { AuroraConfig } from "../../domain/Config.js"
 import type { LettaRunError } from "../../domain/LettaErrors.js"
 import { shownUrl } from "../../domain/ShownUrl.js"
+import { latencyTraceOn, tracedFetch } from "../health/LatencyTrace.js"
 import { classifyClientError, errorText, type FailureContext } from "./ClientErrors.js"
 
 export { classifyClientError, type FailureContext, maxRetryAfter, parseRetryAfter } from "./ClientErrors.js"
@@ -84,7 +85,8 @@ export class LettaClient extends Effect.Service<LettaClient>()("aurora/LettaClie
         maxRetries: 0,
         timeout: Duration.toMillis(defaultHeadersTimeout),
         // Failures reach us as exceptions and are logged by Aurora; keep the client off stdout.
-        logLevel: "off"
+        logLevel: "off",
+        ...(latencyTraceOn ? { fetch: tracedFetch } : {})
       })
     })
 

@@ -40,6 +40,7 @@ import type { LettaStreamingResponse } from "@letta-ai/letta-client/resources/ag
 import { type Clock, Duration, Effect, Exit, LogLevel } from "effect"
 import type { ContinuationRequest, RunReport, RunRequest } from "../../domain/AgentRun.js"
 import { type LettaRunError, LettaTimeout, RunFailed } from "../../domain/LettaErrors.js"
+import { markStage, stage } from "../health/LatencyTrace.js"
 import { logAnnotated } from "../health/Log.js"
 import { batchReader, ClientFailure, forEachItem } from "./stream/BatchReader.js"
 import { applyItem, claimRunId, conclude, type Emission, makeRunState, type RunState } from "./stream/RunState.js"
@@ -115,6 +116,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
         include_pings: true,
         ...clientToolsField(request.clientTools)
       }
+      markStage(request.otid, "request")
       return request.conversationId === undefined
         ? client.agents.messages.create(request.agentId, { ...body, streaming: true }, options)
         : client.conversations.messages.create(request.conversationId, body, options)
@@ -165,6 +167,7 @@ export class LettaExecutor extends Effect.Service<LettaExecutor>()("aurora/Letta
 
     const stream = (request: Segment): Effect.Effect<RunReport, LettaRunError> =>
       Effect.gen(function*() {
+        yield* stage(request.otid, "executor")
         const { client, shownUrl } = yield* letta.current
         const clock = yield* Effect.clock
         const state = makeRunState(clock.unsafeCurrentTimeMillis())

@@ -19,7 +19,7 @@ import type { SqlClient } from "@effect/sql"
 import { Context, Effect, HashMap, Layer, Ref } from "effect"
 import type { StorageError } from "../../domain/Errors.js"
 import type { QueuedEvent } from "../../domain/Event.js"
-import { makeSqlEventJournal } from "../storage/SqlEventJournal.js"
+import { type GroupCommitOptions, makeSqlEventJournal } from "../storage/SqlEventJournal.js"
 
 /** What a run of a journalled event had done when it was last recorded. */
 export interface RunProgress {
@@ -74,8 +74,12 @@ export class EventJournal extends Context.Tag("aurora/EventJournal")<EventJourna
   /** In the SQLite database (the `pending_events` table). */
   static readonly layerSql: Layer.Layer<EventJournal, never, SqlClient.SqlClient> = Layer.scoped(
     EventJournal,
-    makeSqlEventJournal
+    makeSqlEventJournal()
   )
+
+  /** The SQLite journal with its group commit tuned (tests: a writer that is always busy). */
+  static readonly layerSqlWith = (options: GroupCommitOptions): Layer.Layer<EventJournal, never, SqlClient.SqlClient> =>
+    Layer.scoped(EventJournal, makeSqlEventJournal(options))
 
   static readonly layerNoop: Layer.Layer<EventJournal> = Layer.succeed(EventJournal, {
     append: () => Effect.void,

@@ -29,6 +29,7 @@ import type { DuplicateEvent, QueueFull, StorageError } from "../../domain/Error
 import { Partition, type QueuedEvent } from "../../domain/Event.js"
 import { makeCompletion } from "./Completion.js"
 import type { DispatchOutcome } from "./DispatchOutcome.js"
+import { stage } from "../health/LatencyTrace.js"
 import { EventJournal } from "./EventJournal.js"
 import { emitNotes } from "./QueueNotes.js"
 import { QueuePolicy } from "./QueuePolicy.js"
@@ -135,9 +136,11 @@ export const make = (options: EventQueueOptions = {}) =>
         admit(s, event, partition, capacity, now, dedupLimits, options?.requeue === true, notes)
       )
       if (admission._tag === "Rejected") return yield* admission.error
+      yield* stage(event.messageId, "admitted")
       yield* journal.append(event).pipe(
         Effect.onError(() => Ref.update(state, (s) => unadmit(s, event, partition, admission.seq)))
       )
+      yield* stage(event.messageId, "journaled")
       yield* transition((s, notes) => [undefined, accept(s, event, partition, admission.seq, notes)])
       yield* wake
     }, Effect.uninterruptible)
@@ -221,7 +224,9 @@ export const make = (options: EventQueueOptions = {}) =>
                 (start) =>
                   FiberSet.run(
                     fibers,
-                    Effect.interruptible(Effect.suspend(() => consumer(start.event))).pipe(
+                    Effect.interruptible(
+                      Effect.zipRight(stage(start.event.messageId, "dispatch"), Effect.suspend(() => consumer(start.event)))
+                    ).pipe(
                       Effect.exit,
                       Effect.flatMap((exit) => complete(start.event, exit, closing))
                     )

@@ -28,7 +28,7 @@ export interface RunLogService {
 
 export class RunLog extends Context.Tag("aurora/RunLog")<RunLog, RunLogService>() {
   /** In the SQLite database (the `runs` table). */
-  static readonly layerSql: Layer.Layer<RunLog, never, SqlClient.SqlClient> = Layer.effect(
+  static readonly layerSql: Layer.Layer<RunLog, never, SqlClient.SqlClient> = Layer.scoped(
     RunLog,
     Effect.suspend(() => makeSqlRunLog())
   )

@@ -6,10 +6,11 @@
  * with no read before it, and returns once its statement is committed (see Database for what a
  * commit survives).
  *
- * Writes are committed in groups (see `makeJournalWriter`): the queue appends, updates and removes
- * on its hot path and the dispatcher records each run's progress, five writes per event, and most
- * of a lone write's cost is the SqlClient's per-statement work (taking the connection, a span,
- * a scope) and its own commit, which a group pays once.
+ * Writes are committed in groups (see GroupCommit.ts), by a writer of the journal's own: the
+ * queue appends, updates and removes on its hot path and the dispatcher records each run's
+ * progress, five writes per event, and most of a lone write's cost is the SqlClient's
+ * per-statement work (taking the connection, a span, a scope) and its own commit, which a group
+ * pays once.
  *
  * Appending an id that is already journalled replaces its row, as the memory journal does: the
  * event moves to the end of the order and its run progress is cleared. The queue never appends a
@@ -17,12 +18,14 @@
  * removal failed behind a row that nothing else would clear.
  */
 import { SqlClient, type Statement } from "@effect/sql"
-import { SqlError } from "@effect/sql/SqlError"
-import { Cause, Chunk, Effect, Either, Exit, Fiber, Mailbox, Option, ParseResult, Schema, type Scope } from "effect"
+import { Effect, Either, ParseResult, Schema, type Scope } from "effect"
 import { StorageError } from "../../domain/Errors.js"
 import { Partition, QueuedEvent } from "../../domain/Event.js"
 import { storageErrorOf } from "./Database.js"
+import { type GroupCommitOptions, makeGroupCommit } from "./GroupCommit.js"
 import type { EventJournalService, JournalEntry } from "../queue/EventJournal.js"
+
+export type { GroupCommitOptions } from "./GroupCommit.js"
 
 /** The event as stored: JSON of its encoded form, so the schema decides what a stored event is. */
 export const EventJson = Schema.parseJson(QueuedEvent)
@@ -77,144 +80,14 @@ const entryOf = (row: unknown): Either.Either<JournalEntry, string> =>
 /** The row's message id for a log line, whatever else is wrong with the row. */
 const messageIdOf = (row: { readonly message_id?: unknown }) => String(row.message_id)
 
-// --- group commit -------------------------------------------------------------
-
-/** A journal write waiting for its commit. */
-interface PendingWrite {
-  /** The port's operation, for the StorageError its caller gets if the write fails. */
-  readonly operation: string
-  readonly statement: Statement.Statement<unknown>
-  /**
-   * Answers the waiting caller. A callback rather than a Deferred: a Deferred is built by
-   * copying a prototype's properties, which costs more than the rest of the hand-over.
-   */
-  readonly answer: (result: Effect.Effect<void, StorageError>) => void
-}
-
-/** At most this many writes share a transaction, so that one group never holds the connection long. */
-const maxGroupSize = 256
-
-/**
- * Resumes after the event loop has run the callbacks that were ready with the one running now
- * (setImmediate runs after the loop's I/O callbacks): the writes those callbacks make join the
- * group instead of each committing on its own.
- */
-const endOfLoopTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
-  const handle = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(handle))
-})
-
-/** Why a group was not committed, in the words a caller's StorageError gives. */
-const failureOf = (operation: string, cause: Cause.Cause<SqlError>): StorageError => {
-  // withTransaction turns a failed COMMIT or ROLLBACK into a defect: squashing finds its SqlError.
-  const error = Cause.squash(cause)
-  return error instanceof SqlError
-    ? storageErrorOf(operation)(error)
-    : new StorageError({ operation, reason: error instanceof Error ? error.message : String(error) })
-}
-
-interface JournalWriter {
-  /** Runs the statement with the other writes of its group; returns once the group is committed. */
-  readonly write: (operation: string, statement: Statement.Statement<unknown>) => Effect.Effect<void, StorageError>
-}
-
-/**
- * One writer fiber commits the journal's writes in groups: the writes requested while it waited
- * (until the end of the event loop's turn) run in one transaction, in the order requested, so
- * that the writes of one message id keep their order. Each caller returns only after its group is
- * committed: a write that returned survives a crash as before. A group that fails (rolled back as
- * a whole) fails every write in it, each with a StorageError naming its own operation.
- *
- * A lone write runs as the plain statement; a group reserves the connection once for its
- * transaction and runs each statement on it directly, without the SqlClient's per-statement
- * acquisition, span and scope (statement transformers, unused here, are not applied).
- *
- * The price is the hand-over to the writer and the wait for the end of the turn: a write that
- * finds no company (a quiet process) costs somewhat more CPU than a plain statement, and every
- * write waits for its turn to end. Under load, where CPU matters, groups grow by themselves and
- * the journal costs a fraction of one statement and commit per write (bench/journal-micro.ts).
- *
- * Closing the scope lets the writer commit what was already requested; a write requested after
- * that fails with a StorageError.
- */
-const makeJournalWriter: Effect.Effect<JournalWriter, never, SqlClient.SqlClient | Scope.Scope> = Effect.gen(
-  function*() {
-    const sql = yield* SqlClient.SqlClient
-    const requests = yield* Mailbox.make<PendingWrite>()
-
-    const onConnection = (writes: ReadonlyArray<PendingWrite>) =>
-      Effect.flatMap(
-        Effect.serviceOption(SqlClient.TransactionConnection),
-        (transaction) =>
-          Effect.forEach(writes, ({ statement }) => {
-            if (Option.isNone(transaction)) return statement
-            const [text, params] = statement.compile()
-            return transaction.value[0].execute(text, params, undefined)
-          }, { discard: true })
-      )
-
-    const commit = (writes: ReadonlyArray<PendingWrite>): Effect.Effect<void, SqlError> =>
-      writes.length === 1 && writes[0] !== undefined
-        ? Effect.asVoid(writes[0].statement)
-        : sql.withTransaction(onConnection(writes))
-
-    const commitGroup = (writes: ReadonlyArray<PendingWrite>) =>
-      Effect.flatMap(Effect.exit(commit(writes)), (exit) =>
-        Effect.sync(() => {
-          for (const write of writes) {
-            write.answer(Exit.isSuccess(exit) ? Effect.void : Effect.fail(failureOf(write.operation, exit.cause)))
-          }
-        }))
-
-    const commitAll = (writes: Chunk.Chunk<PendingWrite>) =>
-      Effect.forEach(Chunk.chunksOf(writes, maxGroupSize), (group) => commitGroup(Chunk.toReadonlyArray(group)), {
-        discard: true
-      })
-
-    // A taken group is always committed and answered, even if the writer is interrupted meanwhile.
-    const writeGroups: Effect.Effect<void> = Effect.uninterruptibleMask((restore) =>
-      Effect.gen(function*() {
-        while (true) {
-          const [first, done] = yield* restore(requests.takeAll)
-          if (!done) yield* endOfLoopTurn
-          const rest = yield* requests.clear
-          yield* commitAll(Chunk.appendAll(first, rest))
-          if (done) return
-        }
-      })
-    )
-
-    const closed = (operation: string) => new StorageError({ operation, reason: "the journal is closed" })
-
-    const writer = yield* Effect.forkScoped(writeGroups.pipe(
-      // Only if the writer stopped before the mailbox ended (it is never expected to): no write
-      // is left waiting for an answer.
-      Effect.ensuring(Effect.zipRight(
-        requests.end,
-        Effect.flatMap(
-          requests.clear,
-          (left) => Effect.sync(() => Chunk.forEach(left, (write) => write.answer(Effect.fail(closed(write.operation)))))
-        )
-      ))
-    ))
-    yield* Effect.addFinalizer(() => Effect.zipRight(requests.end, Fiber.await(writer)))
-
-    // Uninterruptible: a caller learns what became of its write, as when a statement ran in place.
-    const write = (operation: string, statement: Statement.Statement<unknown>) =>
-      Effect.uninterruptible(Effect.async<void, StorageError>((answer) => {
-        if (!requests.unsafeOffer({ operation, statement, answer })) answer(Effect.fail(closed(operation)))
-      }))
-
-    return { write }
-  }
-)
-
 // --- the journal --------------------------------------------------------------
 
-export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlClient.SqlClient | Scope.Scope> = Effect.gen(
-  function*() {
+export const makeSqlEventJournal = (
+  options: GroupCommitOptions = {}
+): Effect.Effect<EventJournalService, never, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const { write } = yield* makeJournalWriter
+    const { write } = yield* makeGroupCommit("journal", options)
 
     /** A write of the event's JSON; an event that cannot be encoded fails before anything is written. */
     const withJson = (operation: string, event: QueuedEvent, statement: (json: string) => Statement.Statement<unknown>) =>
@@ -294,5 +167,4 @@ export const makeSqlEventJournal: Effect.Effect<EventJournalService, never, SqlC
     })
 
     return { append, remove, update, runStarted, runIdSeen, sideEffectSeen, fallbackRecorded, load }
-  }
-)
+  })

@@ -5,10 +5,13 @@
  * then `seq`, the newest `maxRunsPerPartition` kept per partition.
  *
  * `record` is one transaction: the row is written and the partition pruned together, so the
- * table never holds more than the bound. The guild id is not a column: it is the partition's.
+ * table never holds more than the bound. Records are committed in groups (GroupCommit.ts: under
+ * load the records made in one turn of the event loop share a transaction; every dispatch makes
+ * one), by a writer of the runs log's own, so that a record that fails can fail only other
+ * records, never a write of the event journal. The guild id is not a column: it is the partition's.
  */
 import { SqlClient } from "@effect/sql"
-import { Effect, Either, ParseResult, Schema } from "effect"
+import { Effect, Either, ParseResult, Schema, type Scope } from "effect"
 import { Partition } from "../../domain/Event.js"
 import {
   boundedRunRecord,
@@ -20,6 +23,7 @@ import {
 } from "../../domain/RunRecord.js"
 import type { RunLogService } from "../queue/RunLog.js"
 import { storageErrorOf } from "./Database.js"
+import { makeGroupCommit } from "./GroupCommit.js"
 
 const ToolCallsJson = Schema.parseJson(Schema.Array(Schema.String))
 
@@ -61,25 +65,25 @@ const recordOf = (row: unknown, guildId: string | null): Either.Either<RunRecord
 /** `maxPerPartition` is a parameter so that tests can reach the bound with a few rows. */
 export const makeSqlRunLog = (
   maxPerPartition: number = maxRunsPerPartition
-): Effect.Effect<RunLogService, never, SqlClient.SqlClient> =>
+): Effect.Effect<RunLogService, never, SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    const { write } = yield* makeGroupCommit("runs log")
 
     const record = (input: RunRecord) => {
       const r = boundedRunRecord(input)
       const partition = Partition.key(partitionOfRun(r))
-      return sql.withTransaction(Effect.gen(function*() {
-        yield* sql`INSERT OR REPLACE INTO runs
+      const insert = sql`INSERT OR REPLACE INTO runs
           (partition, message_id, seq, channel_id, conversation_id, run_id, outcome, detail, tool_calls, duration_ms,
             queued_ms, finished_at)
           VALUES (${partition}, ${r.messageId},
             (SELECT coalesce(max(seq), 0) + 1 FROM runs WHERE partition = ${partition}),
             ${r.channelId}, ${r.conversationId}, ${r.runId}, ${r.outcome}, ${r.detail}, ${encodeToolCalls(r.toolCalls)},
             ${r.durationMs}, ${r.queuedMs}, ${r.finishedAt})`
-        yield* sql`DELETE FROM runs WHERE partition = ${partition} AND message_id IN (
+      const prune = sql`DELETE FROM runs WHERE partition = ${partition} AND message_id IN (
           SELECT message_id FROM runs WHERE partition = ${partition}
           ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ${maxPerPartition})`
-      })).pipe(Effect.mapError(storageErrorOf("RunLog.record")))
+      return write("RunLog.record", insert, prune)
     }
 
     /**

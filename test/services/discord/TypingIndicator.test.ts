@@ -1,8 +1,8 @@
-/** TypingIndicator under TestClock: refresh cadence, stop conditions, failures that never escape. */
+/** TypingIndicator under TestClock: the grace, refresh cadence, stop conditions, failures that never escape. */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, Duration, Effect, Fiber, Layer, Logger, LogLevel, TestClock } from "effect"
 import { type DiscordFailure, MissingAccess } from "../../../src/domain/Errors.js"
-import { TypingIndicator, TypingSender } from "../../../src/services/discord/TypingIndicator.js"
+import { TypingIndicator, TypingSender, typingGrace } from "../../../src/services/discord/TypingIndicator.js"
 
 interface LogLine {
   readonly level: LogLevel.LogLevel
@@ -34,24 +34,52 @@ const makeHarness = (failing: boolean) => {
 /** Lets forked fibers run until they block. */
 const settle = Effect.repeatN(Effect.yieldNow(), 20)
 
+const grace = Duration.toMillis(typingGrace)
+
+/** Lets the grace pass: the later calls come every 8 s from `grace` on. */
+const pastGrace = Effect.zipRight(TestClock.adjust(typingGrace), settle)
+
 describe("TypingIndicator", () => {
-  it.effect("types at once and refreshes every 8 s, before Discord's 10 s expiry", () => {
+  it.effect("a run that ends within the grace shows no typing at all", () => {
     const h = makeHarness(false)
     return Effect.gen(function*() {
       const typing = yield* TypingIndicator
       const until = yield* Deferred.make<void>()
       const fiber = yield* Effect.fork(typing.showUntil("c1", Deferred.await(until)))
       yield* settle
-      expect(h.sent).toEqual([0])
-      yield* TestClock.adjust(Duration.millis(7_999))
+      yield* TestClock.adjust(Duration.millis(grace - 1))
       yield* settle
-      expect(h.sent).toEqual([0])
+      yield* Deferred.succeed(until, undefined)
+      yield* Fiber.join(fiber)
+      yield* TestClock.adjust(Duration.seconds(60))
+      yield* settle
+      expect(h.sent).toEqual([])
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("types once the grace is over and refreshes every 8 s, before Discord's 10 s expiry", () => {
+    const h = makeHarness(false)
+    return Effect.gen(function*() {
+      const typing = yield* TypingIndicator
+      const until = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(typing.showUntil("c1", Deferred.await(until)))
+      yield* settle
+      expect(h.sent).toEqual([])
+      yield* TestClock.adjust(Duration.millis(grace - 1))
+      yield* settle
+      expect(h.sent).toEqual([])
       yield* TestClock.adjust(Duration.millis(1))
       yield* settle
-      expect(h.sent).toEqual([0, 8_000])
+      expect(h.sent).toEqual([grace])
+      yield* TestClock.adjust(Duration.millis(7_999))
+      yield* settle
+      expect(h.sent).toEqual([grace])
+      yield* TestClock.adjust(Duration.millis(1))
+      yield* settle
+      expect(h.sent).toEqual([grace, grace + 8_000])
       yield* TestClock.adjust(Duration.seconds(8))
       yield* settle
-      expect(h.sent).toEqual([0, 8_000, 16_000])
+      expect(h.sent).toEqual([grace, grace + 8_000, grace + 16_000])
       yield* Deferred.succeed(until, undefined)
       yield* Fiber.join(fiber)
     }).pipe(Effect.provide(h.layer))
@@ -63,14 +91,15 @@ describe("TypingIndicator", () => {
       const typing = yield* TypingIndicator
       const until = yield* Deferred.make<void, string>()
       const fiber = yield* Effect.fork(typing.showUntil("c1", Deferred.await(until)))
+      yield* pastGrace
       yield* TestClock.adjust(Duration.seconds(9))
       yield* Deferred.fail(until, "the run failed")
       // showUntil never fails, even when `until` does.
       yield* Fiber.join(fiber)
-      expect(h.sent).toEqual([0, 8_000])
+      expect(h.sent).toEqual([grace, grace + 8_000])
       yield* TestClock.adjust(Duration.seconds(60))
       yield* settle
-      expect(h.sent).toEqual([0, 8_000])
+      expect(h.sent).toEqual([grace, grace + 8_000])
     }).pipe(Effect.provide(h.layer))
   })
 
@@ -79,13 +108,14 @@ describe("TypingIndicator", () => {
     return Effect.gen(function*() {
       const typing = yield* TypingIndicator
       const fiber = yield* Effect.fork(typing.showUntil("c1", Effect.never))
+      yield* pastGrace
       yield* TestClock.adjust(Duration.seconds(8))
       yield* settle
-      expect(h.sent).toEqual([0, 8_000])
+      expect(h.sent).toEqual([grace, grace + 8_000])
       yield* Fiber.interrupt(fiber)
       yield* TestClock.adjust(Duration.seconds(60))
       yield* settle
-      expect(h.sent).toEqual([0, 8_000])
+      expect(h.sent).toEqual([grace, grace + 8_000])
     }).pipe(Effect.provide(h.layer))
   })
 
@@ -95,9 +125,10 @@ describe("TypingIndicator", () => {
       const typing = yield* TypingIndicator
       const until = yield* Deferred.make<void>()
       const fiber = yield* Effect.fork(typing.showUntil("c1", Deferred.await(until)))
+      yield* pastGrace
       yield* TestClock.adjust(Duration.seconds(16))
       yield* settle
-      expect(h.sent).toEqual([0, 8_000, 16_000])
+      expect(h.sent).toEqual([grace, grace + 8_000, grace + 16_000])
       yield* Deferred.succeed(until, undefined)
       const exit = yield* Fiber.await(fiber)
       expect(exit._tag).toBe("Success")
@@ -110,6 +141,7 @@ describe("TypingIndicator", () => {
       const typing = yield* TypingIndicator
       const until = yield* Deferred.make<void>()
       const fiber = yield* Effect.fork(typing.showUntil("c9", Deferred.await(until)))
+      yield* pastGrace
       yield* TestClock.adjust(Duration.seconds(16))
       yield* settle
       yield* Deferred.succeed(until, undefined)
@@ -119,5 +151,18 @@ describe("TypingIndicator", () => {
       expect(failures[0]?.message).toContain("c9")
       expect(failures[0]?.message).toContain("MissingAccess")
     }).pipe(Effect.provide(h.layer))
+  })
+
+  it.live("the live sender (atEndOfTurn) calls Discord at the end of the loop's turn, after the work already under way in it", () => {
+    const calls: Array<string> = []
+    const sender = TypingSender.atEndOfTurn((channelId) => Effect.sync(() => void calls.push(channelId)))
+    return Effect.gen(function*() {
+      const typing = yield* Effect.fork(sender.sendTyping("c1"))
+      // Fibers yielding to each other (microtasks, as the Letta client's request does) come first.
+      yield* settle
+      expect(calls).toEqual([])
+      yield* Fiber.join(typing)
+      expect(calls).toEqual(["c1"])
+    })
   })
 })

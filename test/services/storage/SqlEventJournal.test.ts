@@ -510,12 +510,42 @@ describe("SqlEventJournal", () => {
         expect(loaded).toEqual([{ event: event("before"), run: null }, { event: event("after"), run: null }])
       }))
 
+    it.scoped("an idle writer commits a lone write at once; a busy one waits for the end of the turn", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const [idle, busy] = yield* session(
+          dir,
+          Effect.gen(function*() {
+            const j = yield* journal
+            // Nothing was committed before: the writer is idle, and the end of the turn cannot come
+            // while fibers keep yielding to each other (microtasks), so only an idle writer commits.
+            const lone = yield* Effect.fork(j.append(event("lone")))
+            yield* Effect.repeatN(Effect.yieldNow(), 20)
+            const idle = ids(yield* j.load)
+            yield* Fiber.join(lone)
+            const busy = yield* Effect.gen(function*() {
+              const busyContext = yield* Layer.build(EventJournal.layerSqlWith({ busyWindowMs: Number.POSITIVE_INFINITY }))
+              const b = yield* Effect.provide(journal, busyContext)
+              const waiting = yield* Effect.fork(b.append(event("waits")))
+              yield* Effect.repeatN(Effect.yieldNow(), 20)
+              const seen = ids(yield* b.load)
+              yield* Fiber.join(waiting)
+              return seen
+            }).pipe(Effect.scoped)
+            return [idle, busy] as const
+          })
+        )
+        expect(idle).toEqual(["lone"])
+        expect(busy).toEqual(["lone"])
+      }))
+
     it.scoped("closing the journal commits the writes already requested; a write after that fails", () =>
       Effect.gen(function*() {
         const dir = yield* tempDir
         const scope = yield* Scope.make()
+        // A writer that is always busy, so that it waits for the end of the turn even for the first write.
         const context = yield* Layer.buildWithScope(
-          EventJournal.layerSql.pipe(Layer.provideMerge(Database.layer(dir))),
+          EventJournal.layerSqlWith({ busyWindowMs: Number.POSITIVE_INFINITY }).pipe(Layer.provideMerge(Database.layer(dir))),
           scope
         )
         const j = yield* Effect.provide(journal, context)

@@ -6,7 +6,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, HashMap, Layer, Logger, LogLevel } from "effect"
+import { Effect, HashMap, Layer, Logger, LogLevel, type Scope } from "effect"
 import { StorageError } from "../../../src/domain/Errors.js"
 import { Partition } from "../../../src/domain/Event.js"
 import {
@@ -18,6 +18,7 @@ import {
   type RunRecord
 } from "../../../src/domain/RunRecord.js"
 import { Database } from "../../../src/services/storage/Database.js"
+import { makeSqlEventJournal } from "../../../src/services/storage/SqlEventJournal.js"
 import { makeSqlRunLog } from "../../../src/services/storage/SqlRunLog.js"
 import { makeMemoryRunLog, RunLog, type RunLogService } from "../../../src/services/queue/RunLog.js"
 import { seededInts } from "../../fakes/seededInts.js"
@@ -29,9 +30,9 @@ const tempDir = makeTempDir("runs")
 const session = <A, E>(dir: string, use: Effect.Effect<A, E, RunLog | SqlClient.SqlClient>) =>
   use.pipe(Effect.provide(RunLog.layerSql.pipe(Layer.provideMerge(Database.layer(dir)))))
 
-/** The database alone, for stores built by the test (a small bound). */
-const database = <A, E>(dir: string, use: Effect.Effect<A, E, SqlClient.SqlClient>) =>
-  use.pipe(Effect.provide(Database.layer(dir)))
+/** The database alone, for stores built by the test (a small bound); they close before the database. */
+const database = <A, E>(dir: string, use: Effect.Effect<A, E, SqlClient.SqlClient | Scope.Scope>) =>
+  use.pipe(Effect.scoped, Effect.provide(Database.layer(dir)))
 
 const g1 = Partition.guild("g1")
 const g2 = Partition.guild("g2")
@@ -188,6 +189,75 @@ describe("RunLog (memory and SQL alike)", () => {
           sql<{ readonly n: number }>`SELECT count(*) AS n FROM runs WHERE partition = 'guild:g1'`)
       )
       expect(rows[0]?.n).toBe(maxRunsPerPartition)
+    }))
+
+  it.scoped("records made at once (one commit group) are kept in the order made, the bound holding after each", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const bound = 5
+      const records = Array.from({ length: 12 }, (_, i) => run(`c${i}`, 100, { guildId: i % 3 === 0 ? "g2" : "g1" }))
+      const [together, oneByOne] = yield* database(
+        dir,
+        Effect.gen(function*() {
+          const log = yield* makeSqlRunLog(bound)
+          // Forked together: the writes reach the writer in one turn of the event loop.
+          yield* Effect.forEach(records, log.record, { concurrency: "unbounded", discard: true })
+          const memory = yield* makeMemoryRunLog(bound)
+          yield* Effect.forEach(records, memory.record, { discard: true })
+          return [
+            [yield* log.recent(g1, 100), yield* log.recent(g2, 100)],
+            [yield* memory.recent(g1, 100), yield* memory.recent(g2, 100)]
+          ] as const
+        })
+      )
+      expect(together).toEqual(oneByOne)
+      expect(ids(together[0])).toEqual(["c11", "c10", "c8", "c7", "c5"])
+      const rows = yield* database(
+        dir,
+        Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ readonly n: number }>`SELECT count(*) AS n FROM runs`)
+      )
+      expect(rows[0]?.n).toBe(bound + 4)
+    }))
+
+  it.scoped("a record is one transaction with a writer of its own: a failed prune keeps no row and fails no journal write", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const [failure, kept, pending] = yield* database(
+        dir,
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const log = yield* makeSqlRunLog(1)
+          const journal = yield* makeSqlEventJournal()
+          yield* log.record(run("a", 1))
+          // Recording "b" prunes "a" (a bound of 1): the prune, the record's second statement, fails.
+          yield* sql`CREATE TRIGGER keep BEFORE DELETE ON runs
+            WHEN OLD.message_id = 'a' BEGIN SELECT RAISE(ABORT, 'kept row'); END`
+          const appended = (messageId: string) =>
+            journal.append({
+              messageId,
+              guildId: "g1",
+              channelId: "c1",
+              authorId: "u1",
+              agentId: "agent-1",
+              trigger: "mention",
+              prompt: "p",
+              enqueuedAt: 1,
+              attempts: 0
+            })
+          // Requested together: had the two stores one writer, they would share the failed commit.
+          const [failure] = yield* Effect.all([Effect.flip(log.record(run("b", 2))), appended("m1"), appended("m2")], {
+            concurrency: "unbounded"
+          })
+          const loaded = yield* journal.load
+          return [failure, yield* log.recent(g1, 10), loaded.map((entry) => entry.event.messageId)] as const
+        })
+      )
+      expect(failure).toBeInstanceOf(StorageError)
+      expect(failure.operation).toBe("RunLog.record")
+      expect(failure.reason).toContain("kept row")
+      // The record's row went with its prune.
+      expect(ids(kept)).toEqual(["a"])
+      expect(pending).toEqual(["m1", "m2"])
     }))
 
   it.scoped("a later outcome of a message replaces its record and counts as the newest; ties go to the later record", () =>
