@@ -43,6 +43,7 @@ const allTables = [
   "effect_sql_migrations",
   "global_settings",
   "guild_settings",
+  "open_stops",
   "pending_events",
   "runs",
   "sqlite_sequence",
