@@ -9,6 +9,7 @@ import { Effect, Either, ParseResult, Schema } from "effect"
 import { StorageError } from "../../domain/Errors.js"
 import type { OpenStop, OpenStopsService } from "../queue/OpenStops.js"
 import { storageErrorOf } from "./Database.js"
+import { originColumns, originOfRow, rowOfOrigin } from "./OriginColumns.js"
 
 const Calls = Schema.parseJson(Schema.Array(Schema.Struct({
   name: Schema.String,
@@ -19,12 +20,7 @@ const Calls = Schema.parseJson(Schema.Array(Schema.Struct({
 
 const StopRow = Schema.Struct({
   stop_key: Schema.String,
-  guild_id: Schema.NullOr(Schema.String),
-  channel_id: Schema.String,
-  message_id: Schema.String,
-  agent_id: Schema.String,
-  conversation_id: Schema.NullOr(Schema.String),
-  run_id: Schema.NullOr(Schema.String),
+  ...originColumns,
   calls: Calls,
   opened_at: Schema.Number
 })
@@ -36,14 +32,7 @@ const stopOf = (row: unknown): Either.Either<OpenStop, string> =>
     Either.mapLeft(decodeRow(row), (error) => ParseResult.TreeFormatter.formatErrorSync(error)),
     (decoded): OpenStop => ({
       key: decoded.stop_key,
-      origin: {
-        guildId: decoded.guild_id,
-        channelId: decoded.channel_id,
-        messageId: decoded.message_id,
-        agentId: decoded.agent_id,
-        conversationId: decoded.conversation_id,
-        runId: decoded.run_id
-      },
+      origin: originOfRow(decoded),
       calls: decoded.calls,
       openedAt: decoded.opened_at
     })
@@ -64,12 +53,7 @@ export const makeSqlOpenStops: Effect.Effect<OpenStopsService, never, SqlClient.
       sql`INSERT OR REPLACE INTO open_stops ${
         sql.insert({
           stop_key: stop.key,
-          guild_id: stop.origin.guildId,
-          channel_id: stop.origin.channelId,
-          message_id: stop.origin.messageId,
-          agent_id: stop.origin.agentId,
-          conversation_id: stop.origin.conversationId,
-          run_id: stop.origin.runId,
+          ...rowOfOrigin(stop.origin),
           calls: Schema.encodeSync(Calls)(stop.calls),
           opened_at: stop.openedAt
         })

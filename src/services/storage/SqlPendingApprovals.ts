@@ -14,6 +14,7 @@ import { type CallDecision, type CallTarget, decide, type Decided, type PendingA
 import { ToolStatus } from "../../domain/ToolCall.js"
 import { newApproval, type PendingApprovalsService, waitsIn } from "../approvals/PendingApprovals.js"
 import { storageErrorOf } from "./Database.js"
+import { originColumns, originOfRow, rowOfOrigin } from "./OriginColumns.js"
 
 const Calls = Schema.parseJson(Schema.Array(Schema.Struct({
   name: Schema.String,
@@ -42,12 +43,7 @@ const Decisions = Schema.parseJson(Schema.Array(Schema.NullOr(Schema.Struct({
 
 const ApprovalRow = Schema.Struct({
   id: Schema.Number,
-  guild_id: Schema.NullOr(Schema.String),
-  channel_id: Schema.String,
-  message_id: Schema.String,
-  agent_id: Schema.String,
-  conversation_id: Schema.NullOr(Schema.String),
-  run_id: Schema.NullOr(Schema.String),
+  ...originColumns,
   calls: Calls,
   answered: Answered,
   actions_before: ActionsBefore,
@@ -68,14 +64,7 @@ const recordOf = (row: unknown): Either.Either<{ readonly approval: PendingAppro
       raw: String(Reflect.get(row as object, "decisions")),
       approval: {
         id: decoded.id,
-        origin: {
-          guildId: decoded.guild_id,
-          channelId: decoded.channel_id,
-          messageId: decoded.message_id,
-          agentId: decoded.agent_id,
-          conversationId: decoded.conversation_id,
-          runId: decoded.run_id
-        },
+        origin: originOfRow(decoded),
         calls: decoded.calls,
         answered: decoded.answered,
         actionsBefore: decoded.actions_before,
@@ -119,12 +108,7 @@ export const makeSqlPendingApprovals: Effect.Effect<PendingApprovalsService, nev
       const draft = newApproval(0, request, deadline)
       return sql<{ readonly id: number }>`INSERT INTO approvals ${
         sql.insert({
-          guild_id: draft.origin.guildId,
-          channel_id: draft.origin.channelId,
-          message_id: draft.origin.messageId,
-          agent_id: draft.origin.agentId,
-          conversation_id: draft.origin.conversationId,
-          run_id: draft.origin.runId,
+          ...rowOfOrigin(draft.origin),
           calls: Schema.encodeSync(Calls)(draft.calls),
           answered: Schema.encodeSync(Answered)(draft.answered),
           actions_before: Schema.encodeSync(ActionsBefore)(draft.actionsBefore),
