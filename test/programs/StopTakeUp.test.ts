@@ -41,6 +41,7 @@ const stopOf = (key: string, calls: OpenStop["calls"], openedAt = 1_000, at: Par
   key,
   origin: { ...origin, ...at },
   calls,
+  actionsBefore: [],
   openedAt
 })
 
@@ -220,11 +221,13 @@ describe("a loop cut off by a shutdown", () => {
   }
   const stopped: RunReport = {
     ...silentReport("a1", [], "run-1"),
+    // The continuation's segment reacted (the agent's own call) before it stopped at the send.
+    toolCalls: [{ name: "discord_add_reaction", toolCallId: "r0", argumentsSummary: "" }],
     stopReason: "requires_approval",
     approvalStop: { runId: "run-1", calls: [send] }
   }
 
-  it.effect("leaves its stop recorded (the send started, no result); the next start answers it 'interrupted' once", () => {
+  it.effect("leaves its stop recorded (the send started, no result, the actions before it); the next start answers it 'interrupted' once", () => {
     const posting = Deferred.unsafeMake<void>(undefined as never)
     const h = makeHarness({
       settings: { tools: "builtin" },
@@ -239,7 +242,7 @@ describe("a loop cut off by a shutdown", () => {
     })
     return Effect.gen(function*() {
       const { resume } = yield* makeApprovalResume({ retrySchedule })
-      const fiber = yield* Effect.fork(resume(origin, [], []))
+      const fiber = yield* Effect.fork(resume(origin, [], ["discord_send"]))
       yield* Deferred.await(posting)
       yield* Fiber.interrupt(fiber)
 
@@ -247,7 +250,9 @@ describe("a loop cut off by a shutdown", () => {
       expect(left).toMatchObject([{
         key: "k1",
         origin: { conversationId: "conv-1", runId: "run-1" },
-        calls: [{ toolCallId: "k1" }]
+        calls: [{ toolCallId: "k1" }],
+        // What the run did before this stop: the actions before its resumption, then its own.
+        actionsBefore: ["discord_send", "discord_add_reaction"]
       }])
       expect((yield* Effect.flatMap(ToolCalls, (calls) => calls.find("k1")))?.finished).toBeNull()
 

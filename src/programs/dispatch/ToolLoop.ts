@@ -28,7 +28,8 @@
  *
  * 5. The durable record of the stop (OpenStops), so that a process that stops in the middle leaves
  *    the conversation answerable (programs/StopTakeUp.ts answers it at the next start): a stop with
- *    a call Aurora runs is recorded, with all its calls, before the first one runs (as is a later
+ *    a call Aurora runs is recorded, with all its calls and the Discord actions the run made
+ *    before it (as the gate is given them, 3.), before the first one runs (as is a later
  *    stop of a loop that recorded one, so that the chain has no unrecorded gap). The previous
  *    stop's record is deleted once the next one is recorded, and the last one when the loop ends
  *    (Finished, LimitReached, Failed) or hands the stop to the gate (Awaiting: the gate's own
@@ -168,6 +169,8 @@ export const makeToolLoop = Effect.gen(function*() {
           yield* closeRecorded
           return LoopEnd.LimitReached({ report, executed })
         }
+        // The Discord actions of the run before this stop (see LoopRun `actionsBefore`).
+        const actionsBefore = [...run.actionsBefore, ...discordActionsOf(report)]
         if (split.aurora.length > 0 || recorded !== null) {
           const key = stopKeyOf(stop.calls)
           const aurora = new Set(split.aurora.map((call) => call.toolCallId))
@@ -175,6 +178,7 @@ export const makeToolLoop = Effect.gen(function*() {
             key,
             origin: { ...run.origin, runId: stop.runId ?? null },
             calls: stop.calls.map((call) => ({ ...call, aurora: aurora.has(call.toolCallId) })),
+            actionsBefore,
             openedAt: yield* Clock.currentTimeMillis
           }).pipe(Effect.as(true), Effect.catchAll((error) => Effect.as(bestEffort("record")(Effect.fail(error)), false)))
           if (recorded !== key) yield* closeRecorded
@@ -191,7 +195,7 @@ export const makeToolLoop = Effect.gen(function*() {
             runId: stop.runId ?? null,
             calls: split.others,
             answered: returns,
-            actionsBefore: [...run.actionsBefore, ...discordActionsOf(report)],
+            actionsBefore,
             requestedAt: yield* Clock.currentTimeMillis
           })
           if (opened._tag === "Waiting") {

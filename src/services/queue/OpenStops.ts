@@ -5,7 +5,8 @@
  * waiting until a continuation answers exactly the stop's calls, so a process that dies in between
  * (SIGKILL, crash, SIGTERM mid-loop) must leave a record from which the next start answers them
  * (programs/StopTakeUp.ts): the stop's origin and ALL its calls, in order, each marked as run by
- * Aurora or to be decided by a person.
+ * Aurora or to be decided by a person, and the Discord actions the run made before the stop (so
+ * that the take-up's continuation knows whether the run already answered).
  *
  * - `open` records a stop before its first built-in call runs (keyed by its first call id; opening
  *   the same key again replaces the record);
@@ -42,6 +43,12 @@ export interface OpenStop {
   readonly origin: ApprovalOrigin
   /** Every pending call of the stop, in the stop's order (Letta accepts only an answer to all of them). */
   readonly calls: ReadonlyArray<StopCall>
+  /**
+   * The Discord actions the run made before this stop (tool names, in order, as ApprovalRequest
+   * `actionsBefore`): the agent's streamed ones and Aurora's successful executions at earlier
+   * stops. Not this stop's own calls (their records are in ToolCalls).
+   */
+  readonly actionsBefore: ReadonlyArray<string>
   /** Epoch ms. */
   readonly openedAt: number
 }

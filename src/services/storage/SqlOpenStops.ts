@@ -1,6 +1,7 @@
 /**
  * The durable OpenStops store: the `open_stops` table (see migrations.ts), with the memory store's
- * semantics (queue/OpenStops.ts). The calls are one JSON column, read and written whole; `open` is
+ * semantics (queue/OpenStops.ts). The calls and the actions before the stop are JSON columns, read
+ * and written whole (`[]` for rows stored before 10_open_stop_actions); `open` is
  * an INSERT OR REPLACE on the key (a re-opened stop keeps one row, with a new record order). A row
  * that does not decode is a storage failure. Each write is committed before it returns.
  */
@@ -18,10 +19,13 @@ const Calls = Schema.parseJson(Schema.Array(Schema.Struct({
   aurora: Schema.Boolean
 })))
 
+const Actions = Schema.parseJson(Schema.Array(Schema.String))
+
 const StopRow = Schema.Struct({
   stop_key: Schema.String,
   ...originColumns,
   calls: Calls,
+  actions_before: Actions,
   opened_at: Schema.Number
 })
 
@@ -34,6 +38,7 @@ const stopOf = (row: unknown): Either.Either<OpenStop, string> =>
       key: decoded.stop_key,
       origin: originOfRow(decoded),
       calls: decoded.calls,
+      actionsBefore: decoded.actions_before,
       openedAt: decoded.opened_at
     })
   )
@@ -55,6 +60,7 @@ export const makeSqlOpenStops: Effect.Effect<OpenStopsService, never, SqlClient.
           stop_key: stop.key,
           ...rowOfOrigin(stop.origin),
           calls: Schema.encodeSync(Calls)(stop.calls),
+          actions_before: Schema.encodeSync(Actions)(stop.actionsBefore),
           opened_at: stop.openedAt
         })
       }`.pipe(Effect.asVoid, Effect.mapError(storageErrorOf("OpenStops.open"))),

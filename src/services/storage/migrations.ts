@@ -14,6 +14,7 @@ import { settingsTables } from "./migrations/SettingsTables.js"
 import {
   approvalActionsColumn,
   approvalTables,
+  openStopActionsColumn,
   openStopTables,
   toolCallTables,
   toolSettingsColumns
@@ -29,7 +30,8 @@ export const migrationSteps = {
   "6_tool_settings": toolSettingsColumns,
   "7_approvals": approvalTables,
   "8_open_stops": openStopTables,
-  "9_approval_actions": approvalActionsColumn
+  "9_approval_actions": approvalActionsColumn,
+  "10_open_stop_actions": openStopActionsColumn
 } as const
 
 export const migrations: Migrator.Loader = Migrator.fromRecord(migrationSteps)

@@ -1,5 +1,5 @@
 /**
- * The tables of tools and approvals, steps 5 to 9 of the schema (see ../migrations.ts): Aurora's
+ * The tables of tools and approvals, steps 5 to 10 of the schema (see ../migrations.ts): Aurora's
  * own tool calls, the tool settings, the approvals people decide, and the open stops.
  */
 import { SqlClient } from "@effect/sql"
@@ -103,4 +103,15 @@ export const openStopTables = Effect.gen(function*() {
 export const approvalActionsColumn = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql`ALTER TABLE approvals ADD COLUMN actions_before TEXT NOT NULL DEFAULT '[]'`
+})
+
+/**
+ * open_stops.actions_before: the Discord actions (a JSON array of tool names) the run made before
+ * the stop, as the approvals keep them (9_approval_actions), so that the take-up's continuation
+ * after a restart knows the run already answered (no fallback post). Rows stored before it read
+ * `[]`: nothing sent, as the take-up assumed until then.
+ */
+export const openStopActionsColumn = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE open_stops ADD COLUMN actions_before TEXT NOT NULL DEFAULT '[]'`
 })
