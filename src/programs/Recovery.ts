@@ -2,11 +2,20 @@
  * Start-up recovery: puts the events the journal kept back into the queue, or dead-letters them,
  * before the listener and the dispatcher start (so replayed events come before any new one).
  *
- * Per journal entry, in journal order (see `classify`):
+ * Per journal entry, in journal order, by the rules of ./recovery/Classify.ts, applied by
+ * ./recovery/Settle.ts:
  * - its run had ended silently and Aurora had recorded that it would post the agent's text itself
  *   (the fallback, see dispatch/Fallback.ts) -> finished: removed from the journal, never replayed,
  *   never dead-lettered, never posted again (the post may have gone out before the restart; a
  *   second one would answer twice); logged at warning;
+ * - its run had reached a stop of Aurora's built-in tools that is still open (OpenStops holds a
+ *   record whose origin is the entry's message): the start-up take-up (StopTakeUp.ts) continues
+ *   that run where it stopped, so the event is never sent again (that would answer twice, and a
+ *   cancel would cut the continuation off): before the agent acted, the entry is left as it is,
+ *   for the take-up to settle once it knows how the continuation went (not replayed, nothing
+ *   cancelled); after, it is dead-lettered `interrupted-after-reply` as below, but neither its run
+ *   nor its conversation is cancelled. The open stops are read once, before the entries; a store
+ *   that cannot be read stops the start (without it, an event could be answered twice);
  * - its run had started and the agent had acted -> dead letter `interrupted-after-reply`: sending
  *   it again would make the agent act (post) twice;
  * - pending for longer than AURORA_MAX_EVENT_AGE -> dead letter `expired`: an answer that late
@@ -16,8 +25,9 @@
  *   off a second time -> dead letter `interrupted`;
  * - never started -> replayed as it was.
  *
- * A dead-lettered event's recorded run, if any, is cancelled on the server: a client disconnect
- * does not stop a Letta run, and nothing will send the event again. On the agents route the run
+ * A dead-lettered event's recorded run, if any, is cancelled on the server (unless the take-up
+ * continues it): a client disconnect does not stop a Letta run, and nothing will send the event
+ * again. On the agents route the run
  * (by its id) is cancelled in the background. A run in a conversation is cancelled through the
  * conversation before the replayed events are queued (all such cancels at once, each bounded by
  * the client's cancel timeout): a conversation's cancel stops whatever runs there, so it must land
@@ -34,17 +44,14 @@
  */
 import { Clock, Data, Duration, Effect, Layer } from "effect"
 import { AuroraConfig } from "../domain/Config.js"
-import type { DeadLetter, DeadLetterReason } from "../domain/DeadLetter.js"
+import type { DeadLetterReason } from "../domain/DeadLetter.js"
 import type { StorageError } from "../domain/Errors.js"
 import type { QueuedEvent } from "../domain/Event.js"
-import { DeadLetters } from "../services/queue/DeadLetters.js"
-import { EventJournal, type JournalEntry, type RunProgress } from "../services/queue/EventJournal.js"
+import { EventJournal } from "../services/queue/EventJournal.js"
 import { EventQueue } from "../services/queue/EventQueue.js"
-import { Feedback } from "../services/discord/Feedback.js"
-import { LettaExecutor } from "../services/letta/LettaExecutor.js"
-import { cancelTimeout } from "../services/letta/LettaClient.js"
-import * as Metrics from "../services/health/Metrics.js"
-import { type RunEntry, runRecorder } from "./dispatch/RunRecording.js"
+import { OpenStops } from "../services/queue/OpenStops.js"
+import { classify } from "./recovery/Classify.js"
+import { makeSettle } from "./recovery/Settle.js"
 
 /** The journal could not be read or written at start-up; Aurora does not start without it. */
 export class RecoveryFailed extends Data.TaggedError("RecoveryFailed")<{
@@ -56,102 +63,6 @@ export class RecoveryFailed extends Data.TaggedError("RecoveryFailed")<{
   }
 }
 
-/** What becomes of one journal entry at start-up. */
-export type Recovery =
-  | {
-    readonly _tag: "Replay"
-    readonly event: QueuedEvent
-    /** The event changed (an interruption was recorded): its journal row must be rewritten. */
-    readonly rewrite: boolean
-  }
-  | {
-    readonly _tag: "DeadLetter"
-    readonly letter: DeadLetter
-    /** The recorded run, to cancel on the server; null when none was seen. */
-    readonly cancelRunId: string | null
-  }
-  | {
-    /** The run had ended and its fallback reply was recorded: nothing more to do but forget it. */
-    readonly _tag: "Finished"
-    readonly event: QueuedEvent
-    readonly runId: string | null
-  }
-
-/**
- * The event with one more interruption recorded, and the run to cancel before re-sending it (with
- * the conversation it ran in, when it ran in one).
- */
-const interrupted = (event: QueuedEvent, run: RunProgress): QueuedEvent => {
-  const { interruptedConversationId: _conversation, interruptedRunId: _earlier, ...rest } = event
-  const interruptions = (event.interruptions ?? 0) + 1
-  return {
-    ...rest,
-    interruptions,
-    ...(run.runId === null ? {} : { interruptedRunId: run.runId }),
-    ...(run.conversationId === undefined ? {} : { interruptedConversationId: run.conversationId })
-  }
-}
-
-/** Decides the fate of one journal entry at `now` (epoch ms); pure. */
-export const classify = (entry: JournalEntry, now: number, maxAgeMs: number): Recovery => {
-  const { event, run } = entry
-  const deadLetter = (reason: DeadLetterReason, detail: string): Recovery => ({
-    _tag: "DeadLetter",
-    letter: {
-      event,
-      reason,
-      errorType: null,
-      detail,
-      // The cut-off run was a dispatch attempt too.
-      attempts: event.attempts + (run === null ? 0 : 1),
-      failedAt: now,
-      ...(run?.conversationId === undefined ? {} : { conversationId: run.conversationId })
-    },
-    cancelRunId: run?.runId ?? null
-  })
-  const runName = run === null || run.runId === null ? "a run (no run id seen)" : `run ${run.runId}`
-  // First: a recorded fallback may have been posted, whatever else is true of the entry.
-  if (run?.fallbackAt !== undefined) return { _tag: "Finished", event, runId: run.runId }
-  if (run !== null && run.sideEffect) {
-    return deadLetter("interrupted-after-reply", `${runName} was cut off by a restart after the agent acted`)
-  }
-  const age = now - event.enqueuedAt
-  if (age > maxAgeMs) {
-    return deadLetter(
-      "expired",
-      `pending for ${Duration.format(Duration.millis(age))} at restart (limit ${Duration.format(Duration.millis(maxAgeMs))})`
-    )
-  }
-  if (run !== null) {
-    if ((event.interruptions ?? 0) >= 1) {
-      return deadLetter("interrupted", `${runName} was cut off by a restart before the agent acted, for the second time`)
-    }
-    return { _tag: "Replay", event: interrupted(event, run), rewrite: true }
-  }
-  return { _tag: "Replay", event, rewrite: false }
-}
-
-/**
- * What the runs log keeps of a dead-lettered entry: nothing when its run never started; else the
- * run cut off by the restart, with the run id and conversation the journal kept. Its tool calls
- * are not known here (the journal keeps only whether the agent acted, which the detail says).
- */
-export const recoveredRun = (entry: JournalEntry, letter: DeadLetter): RunEntry | null => {
-  const { run } = entry
-  if (run === null) return null
-  const interrupted = letter.reason === "interrupted" || letter.reason === "interrupted-after-reply"
-  return {
-    outcome: interrupted ? "interrupted" : "dead-lettered",
-    detail: `${letter.reason}: ${letter.detail ?? "dead-lettered at restart"}`,
-    toolCalls: [],
-    runId: run.runId ?? undefined,
-    conversationId: run.conversationId,
-    durationMs: null,
-    queuedMs: run.startedAt - entry.event.enqueuedAt,
-    finishedAt: letter.failedAt
-  }
-}
-
 export interface RecoverySummary {
   readonly replayed: number
   readonly expired: number
@@ -159,25 +70,29 @@ export interface RecoverySummary {
   readonly interruptedAfterReply: number
   /** Entries whose fallback reply was recorded before the restart: removed, not posted again. */
   readonly fallbackRecorded: number
+  /** Entries whose run waits at an open stop, before the agent acted: kept for the take-up. */
+  readonly leftToTakeUp: number
 }
 
 const fatal = (operation: string) => (error: StorageError) =>
   new RecoveryFailed({ operation, reason: `${error.operation}: ${error.reason}` })
 
 /**
- * Reads the journal and applies `classify` to every entry: journal writes and dead letters first,
- * then one `restore` of the replayed events in journal order. Cancels are forked into the scope.
+ * Reads the open stops and the journal and settles every entry (./recovery/Settle.ts): journal
+ * writes and dead letters first, then one `restore` of the replayed events in journal order.
+ * Conversation cancels are awaited before it; run cancels are forked into the scope.
  */
 export const recover = Effect.gen(function*() {
   const journal = yield* EventJournal
-  const deadLetters = yield* DeadLetters
   const queue = yield* EventQueue
-  const executor = yield* LettaExecutor
-  const recordRun = yield* runRecorder
-  const feedback = yield* Feedback
+  const stops = yield* OpenStops
+  const { settle } = yield* makeSettle
   // AURORA_MAX_EVENT_AGE: pending events older than this are not replayed.
   const maxAgeMs = Duration.toMillis((yield* AuroraConfig).maxEventAge)
 
+  const stopped = new Set(
+    (yield* stops.all.pipe(Effect.mapError(fatal("read the open stops")))).map((stop) => stop.origin.messageId)
+  )
   const entries = yield* journal.load.pipe(Effect.mapError(fatal("read the event journal")))
   const now = yield* Clock.currentTimeMillis
   const replayed: Array<QueuedEvent> = []
@@ -187,52 +102,26 @@ export const recover = Effect.gen(function*() {
     interrupted: 0,
     "interrupted-after-reply": 0
   }
-
   let fallbackRecorded = 0
+  let leftToTakeUp = 0
+
   for (const entry of entries) {
-    const recovery = classify(entry, now, maxAgeMs)
-    if (recovery._tag === "Finished") {
-      const { agentId, messageId } = recovery.event
-      yield* journal.remove(messageId).pipe(Effect.mapError(fatal("remove a finished event")))
-      fallbackRecorded += 1
-      yield* Effect.logWarning("recovery: the fallback reply was recorded before the restart; not posted again").pipe(
-        Effect.annotateLogs({ messageId, agentId, runId: recovery.runId ?? "none" })
-      )
-      continue
-    }
-    if (recovery._tag === "Replay") {
-      if (recovery.rewrite) yield* journal.update(recovery.event).pipe(Effect.mapError(fatal("record an interruption")))
-      replayed.push(recovery.event)
-      continue
-    }
-    const { letter, cancelRunId } = recovery
-    const { messageId, agentId } = letter.event
-    yield* deadLetters.add(letter).pipe(Effect.mapError(fatal("record a dead letter")))
-    yield* journal.remove(messageId).pipe(Effect.mapError(fatal("remove a dead-lettered event")))
-    yield* Metrics.deadLettered(letter.reason)
-    const cutOff = recoveredRun(entry, letter)
-    if (cutOff !== null) yield* recordRun(letter.event, cutOff)
-    yield* feedback.tell("dead_letter", letter.event)
-    if (letter.reason !== "failed") counts[letter.reason] += 1
-    yield* Effect.logDebug(`recovery: dead-lettered (${letter.reason}): ${letter.detail ?? ""}`).pipe(
-      Effect.annotateLogs({ messageId, agentId })
+    const recovery = classify(entry, now, maxAgeMs, stopped.has(entry.event.messageId))
+    const settled = yield* settle(entry, recovery).pipe(
+      Effect.mapError((failed) => fatal(failed.operation)(failed.error))
     )
-    if (letter.conversationId !== undefined) {
-      // Bounded here too: a cancel that never answers must not hold up the start.
-      conversationCancels.push(
-        executor.cancelConversation(letter.conversationId).pipe(
-          Effect.timeoutOption(cancelTimeout),
-          Effect.asVoid,
-          Effect.annotateLogs({ messageId, agentId, conversationId: letter.conversationId })
-        )
-      )
-    } else if (cancelRunId !== null) {
-      // Best effort and in the background: an unreachable Letta must not hold up the start.
-      yield* executor.cancelRun(agentId, cancelRunId).pipe(
-        Effect.annotateLogs({ messageId, agentId, runId: cancelRunId }),
-        Effect.forkScoped
+    if (recovery._tag === "Finished") fallbackRecorded += 1
+    if (recovery._tag === "LeftToTakeUp") {
+      leftToTakeUp += 1
+      yield* Effect.logInfo("recovery: its run waits at an open stop; left to the take-up, not replayed").pipe(
+        Effect.annotateLogs({ messageId: entry.event.messageId, agentId: entry.event.agentId })
       )
     }
+    if (recovery._tag === "DeadLetter" && recovery.letter.reason !== "failed") counts[recovery.letter.reason] += 1
+    if (settled.replay !== null) replayed.push(settled.replay)
+    if (settled.conversationCancel !== null) conversationCancels.push(settled.conversationCancel)
+    // Best effort and in the background: an unreachable Letta must not hold up the start.
+    if (settled.runCancel !== null) yield* Effect.forkScoped(settled.runCancel)
   }
 
   yield* Effect.all(conversationCancels, { concurrency: "unbounded", discard: true })
@@ -242,12 +131,14 @@ export const recover = Effect.gen(function*() {
     expired: counts.expired,
     interrupted: counts.interrupted,
     interruptedAfterReply: counts["interrupted-after-reply"],
-    fallbackRecorded
+    fallbackRecorded,
+    leftToTakeUp
   }
   yield* Effect.logInfo(
     `recovery: ${summary.replayed} pending event(s) replayed; dead-lettered ${summary.expired} expired, ` +
       `${summary.interrupted} interrupted, ${summary.interruptedAfterReply} interrupted after reply; ` +
-      `${summary.fallbackRecorded} finished with a recorded fallback reply`
+      `${summary.fallbackRecorded} finished with a recorded fallback reply; ` +
+      `${summary.leftToTakeUp} left to the take-up of their open stop`
   ).pipe(Effect.annotateLogs({ ...summary }))
   return summary
 })

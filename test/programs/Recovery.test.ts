@@ -7,7 +7,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Metric, MetricState, TestClock } from "effect"
 import { StorageError } from "../../src/domain/Errors.js"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
-import { classify, recover, RecoveryFailed } from "../../src/programs/Recovery.js"
+import { recover, RecoveryFailed } from "../../src/programs/Recovery.js"
+import { classify } from "../../src/programs/recovery/Classify.js"
+import { makeMemoryOpenStops, OpenStops, type OpenStopsService } from "../../src/services/queue/OpenStops.js"
 import { DeadLetters, type DeadLettersService, makeMemoryDeadLetters } from "../../src/services/queue/DeadLetters.js"
 import {
   EventJournal,
@@ -175,6 +177,8 @@ describe("classify (one journal entry at start-up)", () => {
 
 interface Setup {
   readonly journal: EventJournalService
+  /** The open stops a previous process left (seed them before `restart`). */
+  readonly stops: OpenStopsService
   readonly deadLetters: DeadLettersService
   readonly runLog: RunLogService
   /** Cancels of the fake executor: "agent:run" (cancelRun), "conversation:<id>" (cancelConversation). */
@@ -206,6 +210,7 @@ const makeSetup = (
     const feedback = Context.get(yield* Layer.build(recording.layer.pipe(Layer.provide(settings))), Feedback)
     const memory = yield* makeMemoryJournal
     const deadLetters = yield* makeMemoryDeadLetters
+    const stops = yield* makeMemoryOpenStops
     const memoryRunLog = yield* makeMemoryRunLog()
     const runLog: RunLogService = options.failRunLog === true
       ? { ...memoryRunLog, record: () => Effect.fail(new StorageError({ operation: "RunLog.record", reason: "disk full" })) }
@@ -229,7 +234,7 @@ const makeSetup = (
           })
     })
     /** A fresh queue over the same journal, as after a restart; `recover` runs on it. */
-    const restart = (config: Record<string, string> = {}) =>
+    const restart = (config: Record<string, string> = {}, openStops: OpenStopsService = stops) =>
       Effect.gen(function*() {
         const queue = yield* EventQueue.make().pipe(
           Effect.provide(QueuePolicy.layerFixed({ capacity: 2, spacing: 0 })),
@@ -245,6 +250,7 @@ const makeSetup = (
         Effect.provideService(DeadLetters, deadLetters),
         Effect.provideService(RunLog, runLog),
         Effect.provideService(Feedback, feedback),
+        Effect.provideService(OpenStops, openStops),
         Effect.provide(executor)
       )
     const seed = (entries: ReadonlyArray<JournalEntry>) =>
@@ -259,6 +265,7 @@ const makeSetup = (
         }), { discard: true })
     const setup: Setup = {
       journal: memory.journal,
+      stops,
       deadLetters,
       runLog,
       cancels,
@@ -280,6 +287,51 @@ const drain = (queue: Effect.Effect.Success<ReturnType<typeof EventQueue.make>>)
     return seen
   })
 
+describe("classify: an entry whose run waits at an open stop (the take-up continues it)", () => {
+  const inConversation = (e: QueuedEvent, sideEffect: boolean): JournalEntry => ({
+    event: e,
+    run: { startedAt: now - 1_000, runId: "r1", sideEffect, conversationId: "conv-1" }
+  })
+
+  it("the agent had not acted -> left to the take-up: not replayed, nothing to cancel", () => {
+    const e = event("m1", { enqueuedAt: now - 5_000 })
+    expect(classify(inConversation(e, false), now, hour, true)).toEqual({ _tag: "LeftToTakeUp", event: e })
+    // Even when it is old: the take-up decides (its continuation may answer).
+    const old = event("m2", { enqueuedAt: now - 2 * hour })
+    expect(classify(inConversation(old, false), now, hour, true)).toEqual({ _tag: "LeftToTakeUp", event: old })
+  })
+
+  it("the agent had acted -> dead letter interrupted-after-reply, its run and conversation left running", () => {
+    const e = event("m1", { enqueuedAt: now - 5_000, attempts: 1 })
+    expect(classify(inConversation(e, true), now, hour, true)).toEqual({
+      _tag: "DeadLetter",
+      letter: {
+        event: e,
+        reason: "interrupted-after-reply",
+        errorType: null,
+        detail: "run r1 was cut off by a restart after the agent acted; its open stop is continued, not cancelled",
+        attempts: 2,
+        failedAt: now,
+        conversationId: "conv-1"
+      },
+      cancelRunId: null,
+      leftRunning: true
+    })
+  })
+
+  it("a recorded fallback still comes first; without an open stop the rules are unchanged", () => {
+    const e = event("m1", { enqueuedAt: now - 5_000 })
+    const posted: JournalEntry = {
+      event: e,
+      run: { startedAt: now - 1_000, runId: "r1", sideEffect: false, fallbackAt: now - 500 }
+    }
+    expect(classify(posted, now, hour, true)).toEqual({ _tag: "Finished", event: e, runId: "r1" })
+    expect(classify(inConversation(e, false), now, hour, false)).toMatchObject({ _tag: "Replay", rewrite: true })
+    expect(classify(inConversation(e, true), now, hour, false)).toMatchObject({ _tag: "DeadLetter", cancelRunId: "r1" })
+    expect(classify(inConversation(e, true), now, hour, false)).not.toHaveProperty("leftRunning")
+  })
+})
+
 describe("recover (start-up)", () => {
   it.scoped("an entry whose fallback reply was recorded is removed with a warning: never replayed, posted or dead-lettered", () =>
     Effect.gen(function*() {
@@ -294,7 +346,14 @@ describe("recover (start-up)", () => {
       yield* s.seed([pending(plain)])
       const lines: Array<LogLine> = []
       const { queue, summary } = yield* s.restart().pipe(Effect.provide(captureLogs(lines)))
-      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 0, fallbackRecorded: 1 })
+      expect(summary).toEqual({
+        replayed: 1,
+        expired: 0,
+        interrupted: 0,
+        interruptedAfterReply: 0,
+        fallbackRecorded: 1,
+        leftToTakeUp: 0
+      })
       expect(lines.filter((line) => line.level === "WARN").map((line) => line.message)).toEqual([
         "recovery: the fallback reply was recorded before the restart; not posted again"
       ])
@@ -330,7 +389,14 @@ describe("recover (start-up)", () => {
       }
 
       const { queue, summary } = yield* s.restart()
-      expect(summary).toEqual({ replayed: 3, expired: 1, interrupted: 1, interruptedAfterReply: 1, fallbackRecorded: 0 })
+      expect(summary).toEqual({
+        replayed: 3,
+        expired: 1,
+        interrupted: 1,
+        interruptedAfterReply: 1,
+        fallbackRecorded: 0,
+        leftToTakeUp: 0
+      })
 
       const letters = yield* s.deadLetters.list(Partition.guild("g1"))
       expect(letters.letters.map((l) => [l.event.messageId, l.reason])).toEqual(
@@ -373,7 +439,14 @@ describe("recover (start-up)", () => {
       yield* s.journal.runStarted("m1", now + 500)
       yield* s.journal.runIdSeen("m1", "r2")
       const second = yield* s.restart()
-      expect(second.summary).toEqual({ replayed: 0, expired: 0, interrupted: 1, interruptedAfterReply: 0, fallbackRecorded: 0 })
+      expect(second.summary).toEqual({
+        replayed: 0,
+        expired: 0,
+        interrupted: 1,
+        interruptedAfterReply: 0,
+        fallbackRecorded: 0,
+        leftToTakeUp: 0
+      })
       const letter = yield* s.deadLetters.find(Partition.guild("g1"), "m1")
       expect(letter?.reason).toBe("interrupted")
       expect(letter?.event.interruptedRunId).toBe("r1")
@@ -406,7 +479,14 @@ describe("recover (start-up)", () => {
         pending(next)
       ])
       const { queue, summary } = yield* s.restart()
-      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1, fallbackRecorded: 0 })
+      expect(summary).toEqual({
+        replayed: 1,
+        expired: 0,
+        interrupted: 0,
+        interruptedAfterReply: 1,
+        fallbackRecorded: 0,
+        leftToTakeUp: 0
+      })
       // Done when recovery returns (no yield in between): a replayed event of the channel can only
       // be sent to the conversation after its cancel, which would otherwise stop that run instead.
       expect(s.cancels).toEqual(["conversation:conv-1"])
@@ -437,7 +517,14 @@ describe("recover (start-up)", () => {
         pending(event("m2", { enqueuedAt: now - 10 * 60_000 }))
       ])
       const { summary } = yield* s.restart({ AURORA_MAX_EVENT_AGE: "10 minutes" })
-      expect(summary).toEqual({ replayed: 1, expired: 1, interrupted: 0, interruptedAfterReply: 0, fallbackRecorded: 0 })
+      expect(summary).toEqual({
+        replayed: 1,
+        expired: 1,
+        interrupted: 0,
+        interruptedAfterReply: 0,
+        fallbackRecorded: 0,
+        leftToTakeUp: 0
+      })
       expect((yield* s.journal.load).map((e) => e.event.messageId)).toEqual(["m2"])
     }))
 
@@ -447,7 +534,14 @@ describe("recover (start-up)", () => {
       const s = yield* makeSetup({ cancel: "hangs" })
       yield* s.seed([started(event("m1", { enqueuedAt: now - 1_000 }), "r1", true), pending(event("m2", { enqueuedAt: now }))])
       const { summary } = yield* s.restart()
-      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1, fallbackRecorded: 0 })
+      expect(summary).toEqual({
+        replayed: 1,
+        expired: 0,
+        interrupted: 0,
+        interruptedAfterReply: 1,
+        fallbackRecorded: 0,
+        leftToTakeUp: 0
+      })
     }))
 
   it.scoped("runs cut off by the restart go to the runs log: interrupted, or dead-lettered when expired; not the others", () =>
@@ -505,7 +599,14 @@ describe("recover (start-up)", () => {
       const s = yield* makeSetup({ failRunLog: true })
       yield* s.seed([started(event("a1", { enqueuedAt: now - 2_000 }), "r1", true), pending(event("p1", { enqueuedAt: now }))])
       const { summary } = yield* s.restart()
-      expect(summary).toEqual({ replayed: 1, expired: 0, interrupted: 0, interruptedAfterReply: 1, fallbackRecorded: 0 })
+      expect(summary).toEqual({
+        replayed: 1,
+        expired: 0,
+        interrupted: 0,
+        interruptedAfterReply: 1,
+        fallbackRecorded: 0,
+        leftToTakeUp: 0
+      })
       expect((yield* s.deadLetters.find(Partition.guild("g1"), "a1"))?.reason).toBe("interrupted-after-reply")
     }))
 
@@ -544,7 +645,14 @@ describe("recover (start-up)", () => {
     Effect.gen(function*() {
       const s = yield* makeSetup()
       const { queue, summary } = yield* s.restart()
-      expect(summary).toEqual({ replayed: 0, expired: 0, interrupted: 0, interruptedAfterReply: 0, fallbackRecorded: 0 })
+      expect(summary).toEqual({
+        replayed: 0,
+        expired: 0,
+        interrupted: 0,
+        interruptedAfterReply: 0,
+        fallbackRecorded: 0,
+        leftToTakeUp: 0
+      })
       expect((yield* queue.stats).partitions).toEqual([])
     }))
 
@@ -565,6 +673,7 @@ describe("recover (start-up)", () => {
         Effect.provideService(DeadLetters, deadLetters),
         Effect.provideService(RunLog, yield* makeMemoryRunLog()),
         Effect.provideService(EventQueue, queue),
+        Effect.provide(OpenStops.layerMemory),
         Effect.provide(Layer.mock(LettaExecutor, { _tag: "aurora/LettaExecutor" })),
         Effect.provide(Layer.mock(Feedback, { _tag: "aurora/Feedback" })),
         Effect.provide(configFrom()),
@@ -579,5 +688,77 @@ describe("recover (start-up)", () => {
             "(EventJournal.load: SQLITE_IOERR: disk I/O error); not starting, so that no pending event is lost"
         )
       }
+    }))
+})
+
+describe("recover: entries whose run waits at an open stop", () => {
+  const stopFor = (messageId: string, conversationId: string) => ({
+    key: `k-${messageId}`,
+    origin: { guildId: "g1", channelId: "c1", messageId, agentId: "a1", conversationId, runId: `r-${messageId}` },
+    calls: [{ name: "discord_read_messages", arguments: "{}", toolCallId: `k-${messageId}`, aurora: true }],
+    actionsBefore: [],
+    openedAt: now - 1_000
+  })
+  const inConversation = (e: QueuedEvent, conversationId: string, sideEffect: boolean): JournalEntry => ({
+    event: e,
+    run: { startedAt: now - 1_500, runId: `r-${e.messageId}`, sideEffect, conversationId }
+  })
+
+  it.scoped("are left to the take-up (unacted) or dead-lettered without a cancel (acted); the others as before", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(now)
+      const s = yield* makeSetup()
+      const waiting = event("w1", { enqueuedAt: now - 3_000 })
+      const actedAtStop = event("s1", { enqueuedAt: now - 2_500 })
+      const acted = event("x1", { enqueuedAt: now - 2_000 })
+      const cut = event("c1", { enqueuedAt: now - 1_800 })
+      const seeded = [
+        inConversation(waiting, "conv-w", false),
+        inConversation(actedAtStop, "conv-s", true),
+        inConversation(acted, "conv-x", true),
+        inConversation(cut, "conv-c", false)
+      ]
+      yield* s.seed(seeded)
+      yield* s.stops.open(stopFor("w1", "conv-w"))
+      yield* s.stops.open(stopFor("s1", "conv-s"))
+      const { queue, summary } = yield* s.restart()
+      expect(summary).toEqual({
+        replayed: 1,
+        expired: 0,
+        interrupted: 0,
+        interruptedAfterReply: 2,
+        fallbackRecorded: 0,
+        leftToTakeUp: 1
+      })
+      // Only the run without an open stop is cancelled; the replayed one is cancelled by its dispatch.
+      expect(s.cancels).toEqual(["conversation:conv-x"])
+      // The entry left to the take-up is untouched (its run progress kept); the replayed one rewritten.
+      const journal = yield* s.journal.load
+      expect(journal.map((entry) => entry.event.messageId)).toEqual(["w1", "c1"])
+      expect(journal[0]).toEqual(seeded[0])
+      expect(journal[1]?.event).toMatchObject({ interruptions: 1, interruptedConversationId: "conv-c" })
+      const letters = (yield* s.deadLetters.list(Partition.guild("g1"))).letters
+      expect(letters.map((l) => [l.event.messageId, l.reason]).sort()).toEqual([
+        ["s1", "interrupted-after-reply"],
+        ["x1", "interrupted-after-reply"]
+      ])
+      // Only the replayed event reaches the queue: the waiting one is never sent again.
+      expect((yield* drain(queue)).map((e) => e.messageId)).toEqual(["c1"])
+      // The open stops are the take-up's: recovery does not touch them.
+      expect((yield* s.stops.all).map((stop) => stop.key)).toEqual(["k-w1", "k-s1"])
+    }))
+
+  it.scoped("open stops that cannot be read stop the start (an event could be answered twice)", () =>
+    Effect.gen(function*() {
+      const s = yield* makeSetup()
+      const broken: OpenStopsService = {
+        ...s.stops,
+        all: Effect.fail(new StorageError({ operation: "OpenStops.all", reason: "SQLITE_IOERR" }))
+      }
+      const exit = yield* s.restart({}, broken).pipe(Effect.exit)
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined).toMatchObject({
+        _tag: "RecoveryFailed",
+        operation: "read the open stops"
+      })
     }))
 })
