@@ -27,6 +27,14 @@
  * text is not posted by the fallback (a second answer), and the outcome is `answered`. Another
  * approval stop later in the run carries them on (the tool loop's `actionsBefore`).
  *
+ * The resumed run's side effects go to the triggering message's journal entry, as the dispatch
+ * records them (`sideEffectSeen`: a side-effecting tool call streamed, or a built-in post or
+ * reaction about to run), so that a restart in the middle of it classifies the entry right
+ * (programs/recovery/Classify.ts: acted -> never sent again). After a person's decision the entry
+ * is gone (the dispatch ended `awaiting-approval`) and the write changes nothing; after a restart
+ * at an open stop (StopTakeUp.ts) the entry is still there until the take-up settles it. A write
+ * that fails is logged and the run goes on.
+ *
  * It never fails: whatever happens is logged and written to the runs log. It answers whether Letta
  * took the answers (`ResumeOutcome`: a failed first continuation is `unreachable` for a service
  * failure, else `refused`; a defect is `refused`). The event is no longer
@@ -36,7 +44,7 @@
  */
 import { Cause, Clock, Duration, Effect, Layer, LogLevel, type Schedule } from "effect"
 import type { ApprovalAnswer, ApprovalOrigin } from "../domain/Approval.js"
-import type { ToolCallSummary } from "../domain/AgentRun.js"
+import { isSideEffectingTool, type ToolCallSummary } from "../domain/AgentRun.js"
 import { Partition } from "../domain/Event.js"
 import { isServiceFailure, type LettaRunError } from "../domain/LettaErrors.js"
 import { defaultGuildSettings } from "../domain/Settings.js"
@@ -44,6 +52,7 @@ import { ApprovalContinuation, type ResumeOutcome } from "../services/approvals/
 import { logAnnotated } from "../services/health/Log.js"
 import * as Metrics from "../services/health/Metrics.js"
 import { lettaRetrySchedule } from "../services/letta/RetryPolicy.js"
+import { EventJournal } from "../services/queue/EventJournal.js"
 import { ToolCalls } from "../services/queue/ToolCalls.js"
 import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { makeFallback } from "./dispatch/Fallback.js"
@@ -74,6 +83,13 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
     const recordRun = yield* runRecorder
     const schedule = options.retrySchedule ?? lettaRetrySchedule
     const toolCalls = yield* ToolCalls
+    const journal = yield* EventJournal
+
+    /** The run acted: recorded on the triggering message's journal entry, if it still has one (see the module header). */
+    const acted = (messageId: string) =>
+      journal.sideEffectSeen(messageId).pipe(
+        Effect.catchAll((error) => Effect.logError("journal: could not record the resumed run's side effect", error))
+      )
 
     /** The built-in calls answered at the stop, as Aurora ran them (see the module header). */
     const executedBefore = (answers: ReadonlyArray<ApprovalAnswer>): Effect.Effect<ReadonlyArray<Executed>> =>
@@ -104,7 +120,11 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
         const conversationId = origin.conversationId ?? undefined
         const trace = yield* makeRunTrace
         const observer = {
-          onToolCall: (call: ToolCallSummary) => Effect.zipRight(Metrics.toolCalled(call.name), trace.toolCalled(call.name))
+          onToolCall: (call: ToolCallSummary) =>
+            Effect.zipRight(
+              Effect.zipRight(Metrics.toolCalled(call.name), trace.toolCalled(call.name)),
+              isSideEffectingTool(call.name) ? acted(origin.messageId) : Effect.void
+            )
         }
         const continueWith = (given: ReadonlyArray<ApprovalAnswer>, otid: string) =>
           segments.continuation({
@@ -152,7 +172,7 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
           origin: { ...origin },
           partition: origin.guildId === null ? Partition.dm : Partition.guild(origin.guildId),
           builtin: guild.tools === "builtin",
-          beforeSideEffect: Effect.void,
+          beforeSideEffect: acted(origin.messageId),
           actionsBefore: [...actionsBefore, ...executedActions(before)],
           continueWith
         }, first.right)

@@ -3,7 +3,8 @@
  * the answers as given, on its route; the tool loop carries it on; a silent end gets the fallback
  * as a reply to the triggering message, unless the run made a Discord action before its stop (the
  * approval's `actionsBefore`, or Aurora's send at the stop); the runs log row says how it ended;
- * failures are recorded, never thrown.
+ * failures are recorded, never thrown; the resumed run's side effects reach the triggering
+ * message's journal entry when it still has one (a restart at an open stop).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -14,9 +15,11 @@ import { RunFailed } from "../../src/domain/LettaErrors.js"
 import { otidFor } from "../../src/domain/Otid.js"
 import { ToolResult } from "../../src/domain/ToolCall.js"
 import { makeApprovalResume } from "../../src/programs/ApprovalResume.js"
+import { EventJournal } from "../../src/services/queue/EventJournal.js"
 import { RunLog } from "../../src/services/queue/RunLog.js"
 import { ToolCalls } from "../../src/services/queue/ToolCalls.js"
-import { makeHarness, noActions, retrySchedule, silentReport } from "./DispatchHarness.js"
+import { event } from "../services/queue/harness.js"
+import { makeHarness, noActions, retrySchedule, silentReport, toolCall } from "./DispatchHarness.js"
 
 const channelId = "100000000000000001"
 const origin: ApprovalOrigin = {
@@ -208,6 +211,65 @@ describe("ApprovalResume", () => {
       const { resume } = yield* makeApprovalResume({ retrySchedule })
       yield* resume(origin, approved, [])
       expect((yield* runsOf)[0]).toMatchObject({ outcome: "failed", detail: "RunFailed: stop reason max_steps" })
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("the resumed run's side effects are recorded on the journal entry the message still has; a read is not one", () => {
+    const stopAt = (name: string, toolCallId: string): RunReport => ({
+      ...silentReport("a1", [], "run-2"),
+      stopReason: "requires_approval",
+      approvalStop: { runId: "run-2", calls: [{ name, toolCallId, arguments: JSON.stringify({ channelId, message: "hi" }) }] }
+    })
+    const h = makeHarness({
+      settings: { tools: "builtin" },
+      actions: {
+        ...noActions,
+        locateChannel: (id) => Effect.succeed({ channelId: id, guildId: "g1", kind: "text", textBased: true }),
+        post: (id) => Effect.succeed({ channelId: id, messageId: "p1", replyTo: null })
+      },
+      run: () => Effect.die("no prompt"),
+      continueRun: (request, call) =>
+        call === 1
+          // The agent reads (streamed, its own tool), then stops at Aurora's read.
+          ? Effect.as(
+            request.observer?.onToolCall?.(toolCall("discord_read_messages", "r0")) ?? Effect.void,
+            stopAt("discord_read_messages", "k1")
+          )
+          : call === 2
+          ? Effect.succeed(stopAt("discord_send", "k2"))
+          : Effect.succeed(silentReport("a1", [], "run-3"))
+    })
+    const sideEffect = Effect.map(
+      Effect.flatMap(EventJournal, (journal) => journal.load),
+      (entries) => entries.find((entry) => entry.event.messageId === "m1")?.run?.sideEffect
+    )
+    return Effect.gen(function*() {
+      const journal = yield* EventJournal
+      yield* journal.append(event("m1", { channelId }))
+      yield* journal.runStarted("m1", 0)
+      const { resume } = yield* makeApprovalResume({ retrySchedule })
+      yield* resume(origin, approved, [])
+      const lines = h.log.filter((line) => line.startsWith("letta:continue") || line.startsWith("sideEffectSeen"))
+      // Marked once the send is about to run (its answer comes after), not for the reads before.
+      expect(lines).toEqual(["letta:continue w1", "letta:continue k1", "sideEffectSeen:m1", "letta:continue k2"])
+      expect(yield* sideEffect).toBe(true)
+    }).pipe(Effect.provide(h.layer))
+  })
+
+  it.effect("a side-effecting call the resumed run streams is recorded on the journal entry", () => {
+    const h = makeHarness({
+      run: () => Effect.die("no prompt"),
+      continueRun: (request) =>
+        Effect.as(request.observer?.onToolCall?.(toolCall("discord_send", "t9")) ?? Effect.void, silentReport("a1", [], "run-2"))
+    })
+    return Effect.gen(function*() {
+      const journal = yield* EventJournal
+      yield* journal.append(event("m1", { channelId }))
+      yield* journal.runStarted("m1", 0)
+      const { resume } = yield* makeApprovalResume({ retrySchedule })
+      yield* resume(origin, approved, [])
+      expect(h.log.filter((line) => line.startsWith("sideEffectSeen"))).toEqual(["sideEffectSeen:m1"])
+      expect((yield* journal.load)[0]?.run?.sideEffect).toBe(true)
     }).pipe(Effect.provide(h.layer))
   })
 })

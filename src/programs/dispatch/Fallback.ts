@@ -18,7 +18,9 @@
  *   post it again), an error line, counted `failed`.
  * It never fails: the event is done whatever happens here. Typing has stopped when the run ended.
  * A run resumed after an approval (ApprovalResume.ts) follows the same way, as a reply to its
- * triggering message; its journal record is gone by then, so the record first is a no-op there.
+ * triggering message; its journal record is gone by then, so the record first is a no-op there,
+ * except after a restart at an open stop (StopTakeUp.ts), where the entry is kept until the
+ * take-up settles it, and the record marks it finished as for a dispatch.
  */
 import { Clock, Effect, Either } from "effect"
 import type { RunReport } from "../../domain/AgentRun.js"
