@@ -8,8 +8,7 @@
  * approval" in a conversation with an open stop is busy, not a dead letter.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, TestClock } from "effect"
-import { type ApprovalOrigin } from "../../src/domain/Approval.js"
+import { Deferred, Effect, Fiber, TestClock } from "effect"
 import type { RunReport } from "../../src/domain/AgentRun.js"
 import type { ToolCall } from "../../src/domain/ToolCall.js"
 import { Partition } from "../../src/domain/Event.js"
@@ -17,74 +16,16 @@ import { AgentBusy, LettaRejected, LettaServerError } from "../../src/domain/Let
 import { interruptedResult, toolCallRetentionMs, ToolResult } from "../../src/domain/ToolCall.js"
 import { makeApprovalResume } from "../../src/programs/ApprovalResume.js"
 import { makeDispatcher } from "../../src/programs/Dispatch.js"
-import { makeStopTakeUp, notRunResult, restartedBeforeAsking } from "../../src/programs/StopTakeUp.js"
+import { notRunResult, restartedBeforeAsking } from "../../src/programs/StopTakeUp.js"
 import { PendingApprovals } from "../../src/services/approvals/PendingApprovals.js"
-import { ApprovalContinuation } from "../../src/services/approvals/Ports.js"
 import { DeadLetters } from "../../src/services/queue/DeadLetters.js"
-import { type OpenStop, OpenStops } from "../../src/services/queue/OpenStops.js"
+import { OpenStops } from "../../src/services/queue/OpenStops.js"
 import { RunLog } from "../../src/services/queue/RunLog.js"
 import { ToolCalls } from "../../src/services/queue/ToolCalls.js"
 import { event } from "../services/queue/harness.js"
 import { counterValue, makeHarness, noActions, retrySchedule, settle, silentReport } from "./DispatchHarness.js"
+import { builtin, channelId, counted, openStops, origin, personal, start, stopOf, takeUpStops, world } from "./TakeUpHarness.js"
 
-const channelId = "100000000000000001"
-const origin: ApprovalOrigin = {
-  guildId: "g1",
-  channelId,
-  messageId: "m1",
-  agentId: "a1",
-  conversationId: "conv-1",
-  runId: "run-1"
-}
-
-const stopOf = (key: string, calls: OpenStop["calls"], openedAt = 1_000, at: Partial<ApprovalOrigin> = {}): OpenStop => ({
-  key,
-  origin: { ...origin, ...at },
-  calls,
-  actionsBefore: [],
-  openedAt
-})
-
-const builtin = (name: string, toolCallId: string) => ({
-  name,
-  toolCallId,
-  arguments: JSON.stringify({ channelId }),
-  aurora: true
-})
-const personal = (name: string, toolCallId: string) => ({ name, toolCallId, arguments: "{}", aurora: false })
-
-const start = (toolCallId: string, tool: string) => ({
-  toolCallId,
-  tool,
-  partition: Partition.guild("g1"),
-  channelId,
-  messageId: "m1",
-  at: 500
-})
-
-/** Discord as the built-in tools see it: the triggering channel is known, any post is counted. */
-const counted = () => {
-  const posts: Array<string> = []
-  const actions = {
-    ...noActions,
-    locateChannel: (id: string) => Effect.succeed({ channelId: id, guildId: "g1", kind: "text" as const, textBased: true }),
-    post: (id: string, content: string) =>
-      Effect.sync(() => {
-        posts.push(content)
-        return { channelId: id, messageId: `p${posts.length}`, replyTo: null }
-      })
-  }
-  return { posts, actions }
-}
-
-/** The harness's fakes, the memory pending approvals, and the real continuation. */
-const world = (h: ReturnType<typeof makeHarness>) => {
-  const base = Layer.merge(h.layer, PendingApprovals.layerMemory)
-  return Layer.merge(base, Layer.effect(ApprovalContinuation, makeApprovalResume({ retrySchedule })).pipe(Layer.provide(base)))
-}
-
-const takeUpStops = Effect.flatMap(makeStopTakeUp, (t) => t.takeUpStops)
-const openStops = Effect.flatMap(OpenStops, (stops) => stops.all)
 const serverDown = new LettaServerError({ agentId: "a1", sideEffect: false, reason: "503 Service Unavailable", status: 503 })
 
 describe("StopTakeUp: a stop a previous process left open is answered, never run", () => {
