@@ -317,6 +317,23 @@ export class FakeDiscord {
     })
   }
 
+  /** From now on, reads of a channel's messages are handled but answered only at `releaseReads`, as posts above. */
+  holdReads(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      if (this.state.heldReads !== null) return
+      let release = () => {}
+      this.state.heldReads = { released: new Promise<void>((resolve) => (release = resolve)), release }
+    })
+  }
+
+  /** Answers the held reads and stops holding. */
+  releaseReads(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.state.heldReads?.release()
+      this.state.heldReads = null
+    })
+  }
+
   setTypingForbidden(channelId: string, forbidden: boolean): void {
     if (forbidden) this.state.typingForbidden.add(channelId)
     else this.state.typingForbidden.delete(channelId)
@@ -341,6 +358,7 @@ export class FakeDiscord {
   private get close(): Effect.Effect<void> {
     return Effect.async<void>((resume) => {
       this.state.heldPosts?.release()
+      this.state.heldReads?.release()
       this.gateway.close()
       this.server.closeAllConnections()
       this.server.close(() => resume(Effect.void))

@@ -19,7 +19,7 @@ import { breakerManualReset, pausedRestartResume } from "./rows/held.js"
 import { lettaDown, lettaErrorMatrix } from "./rows/letta.js"
 import { sigkillMidRun, sigtermWithPending } from "./rows/restart.js"
 import { startupFaults } from "./rows/startup.js"
-import { sigkillDuringBuiltinSend } from "./rows/tools.js"
+import { sigkillDuringBuiltinRead, sigkillDuringBuiltinSend } from "./rows/tools.js"
 
 /**
  * The issue's 90 s when the report is written (`npm run faults`); 30 s in a plain `npm test` (CI),
@@ -99,6 +99,16 @@ describe("fault injection against the built program", () => {
   it.scopedLive(
     "SIGKILL while a built-in discord_send's post is held, then a restart: posted at most once, never run again",
     () => row("SIGKILL while a built-in discord_send's post is held → restart", sigkillDuringBuiltinSend(record)),
+    120_000
+  )
+
+  it.scopedLive(
+    "SIGKILL while a built-in read's stop is open → one answer",
+    () =>
+      row(
+        "SIGKILL while a built-in discord_read_messages' read is held (its stop open) → restart",
+        sigkillDuringBuiltinRead(record)
+      ),
     120_000
   )
 

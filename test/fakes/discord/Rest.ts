@@ -143,7 +143,8 @@ export const makeRoutes = (
         .filter((message) => after === null || compareIds(String(message["id"]), after) > 0)
         .sort((a, b) => compareIds(String(b["id"]), String(a["id"])))
         .slice(0, limit)
-      return json(200, list)
+      // Held: the read is handled (recorded), but its answer is late.
+      return state.heldReads === null ? json(200, list) : { ...json(200, list), heldUntil: state.heldReads.released }
     }),
     route("POST", /^\/channels\/(\d+)\/messages$/, (context) => {
       const channelId = param(context, 0)

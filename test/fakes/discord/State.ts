@@ -109,6 +109,8 @@ export class DiscordState {
   readonly nonces = new Map<string, { readonly message: Json; readonly at: number }>()
   /** While set, channel message posts are handled but answered only once `released` resolves. */
   heldPosts: { readonly released: Promise<void>; readonly release: () => void } | null = null
+  /** While set, reads of a channel's messages are handled but answered only once `released` resolves. */
+  heldReads: { readonly released: Promise<void>; readonly release: () => void } | null = null
 
   constructor(options: FakeDiscordOptions) {
     this.options = options
