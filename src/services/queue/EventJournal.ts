@@ -3,11 +3,11 @@
  *
  * The EventQueue appends an event before it accepts it, updates it when a dispatch is retried and
  * removes it when the event is done or cleared. The dispatcher records a run's progress (started,
- * run id, side effect) as it happens (and a run continued after a restart at an open stop records
- * its side effects on the same entry, see programs/ApprovalResume.ts), so that after a crash the recovery can tell a run that may
- * be re-sent from one whose agent had already acted; and, before it posts a silent run's text
- * itself, that it is about to (the fallback), so that a restart never posts it again. `load`
- * gives everything back at start-up.
+ * run id, side effect) as it happens (a run continued after a restart at an open stop records its
+ * side effects on the same entry, see programs/ApprovalResume.ts), so that after a crash the
+ * recovery can tell a run that may be re-sent from one whose agent had already acted; and, before
+ * it posts a silent run's text itself, that it is about to (the fallback), so that a restart never
+ * posts it again. `load` gives everything back at start-up.
  *
  * Every write returns only once it is recorded (in the SQLite store: committed), so a write that
  * returned survives a crash; that is what makes `append` a write-ahead record. How a store gets
