@@ -44,7 +44,7 @@
  * it ran in one. A run cut off by shutdown before the agent acted is cancelled by the executor and
  * its progress cleared, so the restart sends the event as new.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Fiber, Layer, LogLevel, Ref, type Schedule } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Fiber, Layer, LogLevel, type Schedule } from "effect"
 import type { RunObserver, RunReport, RunRequest, ToolCallSummary } from "../domain/AgentRun.js"
 import { AuroraConfig } from "../domain/Config.js"
 import { isSideEffectingTool } from "../domain/AgentRun.js"
@@ -66,7 +66,7 @@ import { TypingIndicator } from "../services/discord/TypingIndicator.js"
 import { releaseHeldEvents } from "./BreakerRelease.js"
 import { deadLetterRecorder } from "./DeadLettering.js"
 import { makeConversations } from "./dispatch/Conversation.js"
-import { cancelInterrupted } from "./dispatch/Interrupted.js"
+import { cancelInterrupted, hasInterruptedRun } from "./dispatch/Interrupted.js"
 import { makeDispatchLoop } from "./dispatch/DispatchLoop.js"
 import { makeFallback } from "./dispatch/Fallback.js"
 import { clientToolsOf } from "./dispatch/Segments.js"
@@ -185,7 +185,8 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         yield* stage(event.messageId, "runStarted")
         yield* Metrics.dispatched
         yield* Effect.logDebug(`dispatching after ${startedAt - event.enqueuedAt} ms in queue`)
-        yield* whenCutOff(cancelInterrupted(executor, event))
+        // Only an event replayed after a crash has a run to cancel first (most have none).
+        if (hasInterruptedRun(event)) yield* whenCutOff(cancelInterrupted(executor, event))
 
         // Typing runs while the agent works: it stops at the agent's first side-effecting call
         // (its reply) or when the run ends, whichever comes first. A plain fork rather than a
@@ -194,14 +195,11 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         const typingFiber = guildSettings.typing
           ? yield* Effect.fork(typing.showUntil(event.channelId, Deferred.await(replied)))
           : null
-        const attempts = yield* Ref.make(0)
-        const counted = Effect.zipRight(
-          Ref.getAndUpdate(attempts, (n) => n + 1).pipe(
-            Effect.flatMap((n) => (n > 0 ? Metrics.retried : Effect.void)),
-            Effect.zipRight(trace.attemptStarted)
-          ),
-          attempt(send)
-        )
+        // Attempts of one dispatch run one after another in this fiber: a plain count will do.
+        let attempts = 0
+        const retriedAttempt = Effect.zipRight(Metrics.retried, trace.attemptStarted)
+        const once = attempt(send)
+        const counted = Effect.suspend(() => Effect.zipRight(attempts++ === 0 ? trace.attemptStarted : retriedAttempt, once))
         // A busy conversation is not retried here: it waits in the queue (see the module header).
         const result = yield* retryOnFailure(counted, schedule).pipe(
           Effect.catchAll((error) =>

@@ -189,7 +189,7 @@ export const makeOutcomes = Effect.gen(function*() {
     const decided = decide(event, result, timing, ranIn?.conversationId, toolCalls, followed)
     if (ranIn === undefined || result._tag === "CircuitOpen") return decided
     const annotations = ranIn.conversationId === undefined ? {} : { conversationId: ranIn.conversationId }
-    return Effect.zipRight(Effect.annotateLogs(streaks.settled(ranIn.key), annotations), decided)
+    return Effect.zipRight(streaks.settled(ranIn.key, annotations), decided)
   }
 
   return { outcomeOf } as const
