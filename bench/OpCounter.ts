@@ -215,9 +215,11 @@ export class OpCounter extends Supervisor.AbstractSupervisor<void> {
       const key = n > 5000 ? `fiber #${id} (from ${this.origin.get(id)})` : `short fibers from ${this.origin.get(id)}`
       byOrigin.set(key, (byOrigin.get(key) ?? 0) + n)
     }
-    return `ops by span:\n${lines(this.ops)}\nfibers started, by parent:\n${lines(this.fibers)}\nops without a span, by fiber:\n${
-      lines(byOrigin)
-    }\n`
+    let fibers = 0
+    for (const n of this.fibers.values()) fibers += n
+    return `ops by span:\n${lines(this.ops)}\nfibers started, by parent (${fibers} in all):\n${
+      lines(this.fibers)
+    }\nops without a span, by fiber:\n${lines(byOrigin)}\n`
   }
 }
 
