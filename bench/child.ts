@@ -13,8 +13,6 @@ import {
   Deferred,
   Effect,
   Exit,
-  type Fiber,
-  type Option,
   Layer,
   Logger,
   LogLevel,
@@ -27,6 +25,7 @@ import { AppLive } from "../src/layers/Live.js"
 import { messagesReceived } from "../src/services/health/MessagesReceived.js"
 import { SettingsStore } from "../src/services/storage/SettingsStore.js"
 import { startFloor } from "./floor.js"
+import { OpCounter } from "./OpCounter.js"
 import type { ChildConfig, ChildMessage, Counters, Mark, MemorySample, ParentRequest } from "./protocol.js"
 
 const send = (message: ChildMessage) => process.send?.(message)
@@ -112,59 +111,7 @@ const counters: Effect.Effect<Counters> = Effect.map(Metric.snapshot, (pairs) =>
   }
 })
 
-/**
- * BENCH_OPS=1: counts the Effect runtime operations and fibers of the Aurora child, by the span
- * current when each operation ran, and prints them to stderr when the child stops (diagnostics
- * for finding where per-mention runtime work goes; it slows the child down, so its CPU figures
- * are not comparable).
- */
-class OpCounter extends Supervisor.AbstractSupervisor<void> {
-  readonly ops = new Map<string, number>()
-  readonly fibers = new Map<string, number>()
-  /** fiber id -> its parent's id and the span current in the parent when it was forked */
-  readonly origin = new Map<number, string>()
-  readonly opsByFiber = new Map<number, number>()
-  value = Effect.void
-  override onStart<A, E, R>(
-    _context: Context.Context<R>,
-    _effect: Effect.Effect<A, E, R>,
-    parent: Option.Option<Fiber.RuntimeFiber<unknown, unknown>>,
-    fiber: Fiber.RuntimeFiber<A, E>
-  ): void {
-    const key = parent._tag === "Some" ? `#${parent.value.id().id} ${spanName(parent.value)}` : "(root)"
-    this.origin.set(fiber.id().id, key)
-    this.fibers.set(key, (this.fibers.get(key) ?? 0) + 1)
-  }
-  override onEffect<A, E>(fiber: Fiber.RuntimeFiber<A, E>, effect: Effect.Effect<unknown, unknown, unknown>): void {
-    const span = spanName(fiber)
-    const op = (effect as { _op?: string })._op ?? "?"
-    // BENCH_OPS_BY=op: by span and kind of operation (OnSuccess, Sync, Async, Commit = suspend/gen...).
-    const key = process.env["BENCH_OPS_BY"] === "op" ? `${span} ${op}` : span
-    this.ops.set(key, (this.ops.get(key) ?? 0) + 1)
-    if (span === "(no span)") {
-      const id = fiber.id().id
-      this.opsByFiber.set(id, (this.opsByFiber.get(id) ?? 0) + 1)
-    }
-  }
-  report(): string {
-    const lines = (map: Map<string, number>) =>
-      [...map].sort((a, b) => b[1] - a[1]).slice(0, 60).map(([k, n]) => `${String(n).padStart(9)} ${k}`).join("\n")
-    const byOrigin = new Map<string, number>()
-    for (const [id, n] of this.opsByFiber) {
-      const key = this.opsByFiber.size > 0 && n > 5000
-        ? `fiber #${id} (from ${this.origin.get(id)})`
-        : `short fibers from ${this.origin.get(id)}`
-      byOrigin.set(key, (byOrigin.get(key) ?? 0) + n)
-    }
-    return `ops by span:\n${lines(this.ops)}\nfibers started, by parent:\n${lines(this.fibers)}\nops without a span, by fiber:\n${
-      lines(byOrigin)
-    }\n`
-  }
-}
-const spanName = (fiber: Fiber.RuntimeFiber<unknown, unknown>): string => {
-  const span = (fiber as { currentSpan?: { _tag: string; name?: string } }).currentSpan
-  return span === undefined ? "(no span)" : span._tag === "Span" ? span.name ?? "?" : "(external)"
-}
+// BENCH_OPS=1: the Effect runtime's operations and fibers, counted (see ./OpCounter.ts).
 const opCounter = process.env["BENCH_OPS"] === "1" ? new OpCounter() : undefined
 
 const startAurora = Effect.gen(function*() {

@@ -44,7 +44,7 @@
  * it ran in one. A run cut off by shutdown before the agent acted is cancelled by the executor and
  * its progress cleared, so the restart sends the event as new.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Fiber, Layer, LogLevel, Ref, type Schedule } from "effect"
+import { Cause, Clock, Duration, Effect, Fiber, Layer, LogLevel, type Schedule } from "effect"
 import type { RunObserver, RunReport, RunRequest, ToolCallSummary } from "../domain/AgentRun.js"
 import { AuroraConfig } from "../domain/Config.js"
 import { isSideEffectingTool } from "../domain/AgentRun.js"
@@ -66,7 +66,7 @@ import { TypingIndicator } from "../services/discord/TypingIndicator.js"
 import { releaseHeldEvents } from "./BreakerRelease.js"
 import { deadLetterRecorder } from "./DeadLettering.js"
 import { makeConversations } from "./dispatch/Conversation.js"
-import { cancelInterrupted } from "./dispatch/Interrupted.js"
+import { cancelInterrupted, hasInterruptedRun } from "./dispatch/Interrupted.js"
 import { makeDispatchLoop } from "./dispatch/DispatchLoop.js"
 import { makeFallback } from "./dispatch/Fallback.js"
 import { clientToolsOf } from "./dispatch/Segments.js"
@@ -141,12 +141,20 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           ? defaultGuildSettings
           : (yield* settings.guild(event.guildId)).settings
         const timeout = Duration.seconds(guildSettings.timeout)
-        // Completed by the agent's first side-effecting call: its reply is out, or may be.
-        const replied = yield* Deferred.make<void>()
+        // Set by the agent's first side-effecting call (its reply is out, or may be); the typing
+        // fiber, once forked. Plain variables: only synchronous steps read and set them.
+        let replied = false
+        let typingFiber: Fiber.RuntimeFiber<never> | undefined = undefined
         // The tools the attempt called, for the runs log: failed runs have no report to read them from.
         const trace = yield* makeRunTrace
         const sideEffect = recorded("the side effect", journal.sideEffectSeen(event.messageId))
-        const acted = Effect.flatMap(Deferred.succeed(replied, undefined), (first) => first ? sideEffect : Effect.void)
+        // The first side effect stops typing at once, without waiting (the run's end waits).
+        const stopTypingNow = Effect.fiberIdWith((id) => typingFiber ? Fiber.interruptAsFork(typingFiber, id) : Effect.void)
+        const acted = Effect.suspend(() => {
+          if (replied) return Effect.void
+          replied = true
+          return Effect.zipRight(stopTypingNow, sideEffect)
+        })
         const onToolCall = (call: ToolCallSummary) =>
           Effect.zipRight(
             Effect.zipRight(Metrics.toolCalled(call.name), trace.toolCalled(call.name)),
@@ -185,23 +193,19 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
         yield* stage(event.messageId, "runStarted")
         yield* Metrics.dispatched
         yield* Effect.logDebug(`dispatching after ${startedAt - event.enqueuedAt} ms in queue`)
-        yield* whenCutOff(cancelInterrupted(executor, event))
+        // Only an event replayed after a crash has a run to cancel first (most have none).
+        if (hasInterruptedRun(event)) yield* whenCutOff(cancelInterrupted(executor, event))
 
-        // Typing runs while the agent works: it stops at the agent's first side-effecting call
-        // (its reply) or when the run ends, whichever comes first. A plain fork rather than a
-        // scope for it (a scope per dispatch costs more than the rest of the typing): `ensuring`
-        // stops it however the run ends, and a fork is interrupted with its parent fiber anyway.
-        const typingFiber = guildSettings.typing
-          ? yield* Effect.fork(typing.showUntil(event.channelId, Deferred.await(replied)))
-          : null
-        const attempts = yield* Ref.make(0)
-        const counted = Effect.zipRight(
-          Ref.getAndUpdate(attempts, (n) => n + 1).pipe(
-            Effect.flatMap((n) => (n > 0 ? Metrics.retried : Effect.void)),
-            Effect.zipRight(trace.attemptStarted)
-          ),
-          attempt(send)
-        )
+        // Typing runs while the agent works, until its first side-effecting call (`acted`) or the
+        // run's end. One plain fork, not a scope (a scope per dispatch costs more than the typing):
+        // `ensuring` stops it however the run ends, and a fork ends with its parent fiber anyway.
+        if (guildSettings.typing) typingFiber = yield* Effect.fork(typing.show(event.channelId))
+        const stopTyping = typingFiber === undefined ? Effect.void : Fiber.interrupt(typingFiber)
+        // Attempts of one dispatch run one after another in this fiber: a plain count will do.
+        let attempts = 0
+        const retriedAttempt = Effect.zipRight(Metrics.retried, trace.attemptStarted)
+        const once = attempt(send)
+        const counted = Effect.suspend(() => Effect.zipRight(attempts++ === 0 ? trace.attemptStarted : retriedAttempt, once))
         // A busy conversation is not retried here: it waits in the queue (see the module header).
         const result = yield* retryOnFailure(counted, schedule).pipe(
           Effect.catchAll((error) =>
@@ -211,7 +215,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
           ),
           Effect.flatMap(carried),
           whenCutOff,
-          Effect.ensuring(typingFiber === null ? Effect.void : Fiber.interrupt(typingFiber))
+          Effect.ensuring(stopTyping)
         )
         if (conversation !== undefined && (result._tag === "Finished" || result._tag === "AwaitingApproval")) {
           yield* conversation.touch
@@ -255,11 +259,10 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
      * acted, the event goes back to a plain pending one, so the restart sends it again; after, the
      * progress stays, and the restart dead-letters it (interrupted-after-reply).
      */
-    const forgetInterruptedRun = (event: QueuedEvent, replied: Deferred.Deferred<void>) =>
-      Effect.flatMap(Deferred.isDone(replied), (acted) =>
-        acted
-          ? Effect.logWarning("run interrupted by shutdown after the agent acted; it will not be sent again")
-          : recorded("the interrupted run's reset", journal.update(event)))
+    const forgetInterruptedRun = (event: QueuedEvent, acted: boolean) =>
+      acted
+        ? Effect.logWarning("run interrupted by shutdown after the agent acted; it will not be sent again")
+        : recorded("the interrupted run's reset", journal.update(event))
 
     return { dispatch } as const
   })

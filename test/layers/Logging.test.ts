@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Logger, LogLevel } from "effect"
 import { logLevel } from "../../src/domain/Config.js"
-import { jsonLineLogger, logAnnotated } from "../../src/services/health/Log.js"
+import { annotateLogsUnlessSet, jsonLineLogger, logAnnotated } from "../../src/services/health/Log.js"
 
 const capture = (lines: Array<string>) =>
   Logger.replace(Logger.defaultLogger, jsonLineLogger.pipe(Logger.map((line) => lines.push(line))))
@@ -76,6 +76,28 @@ describe("JSON log lines", () => {
       yield* logAnnotated(LogLevel.Debug, "usage", { totalTokens: 150 }).pipe(Logger.withMinimumLogLevel(LogLevel.Debug))
       expect(JSON.parse(lines[2]!)).toMatchObject({ level: "debug", message: "usage", totalTokens: 150 })
     }).pipe(Effect.provide(capture(lines)), Logger.withMinimumLogLevel(LogLevel.Info))
+  })
+
+  it.effect("annotateLogsUnlessSet: the lines carry the annotations whether the caller set them, set others or none", () => {
+    const lines: Array<string> = []
+    return Effect.gen(function*() {
+      const inner = annotateLogsUnlessSet(Effect.logInfo("reply chain built"), { messageId: "m1" })
+      yield* inner
+      yield* Effect.annotateLogs(inner, { messageId: "m1", channelId: "c1" })
+      yield* Effect.annotateLogs(inner, { messageId: "m0" })
+      yield* annotateLogsUnlessSet(Effect.logInfo("two"), { messageId: "m1", channelId: "c2" }).pipe(
+        Effect.annotateLogs({ messageId: "m1" })
+      )
+      yield* Effect.logInfo("after")
+      expect(lines.map((line) => JSON.parse(line))).toMatchObject([
+        { message: "reply chain built", messageId: "m1" },
+        { message: "reply chain built", messageId: "m1", channelId: "c1" },
+        { message: "reply chain built", messageId: "m1" },
+        { message: "two", messageId: "m1", channelId: "c2" },
+        { message: "after" }
+      ])
+      expect(JSON.parse(lines[4]!)).not.toHaveProperty("messageId")
+    }).pipe(Effect.provide(capture(lines)))
   })
 
   it.effect("LOG_LEVEL maps names to levels and rejects unknown ones", () =>

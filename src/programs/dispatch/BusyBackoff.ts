@@ -41,14 +41,20 @@ export const makeBusyStreaks = Effect.map(Ref.make(HashMap.empty<string, number>
       return wait
     })
 
-  /** Another outcome in the conversation: its streak, if any, ends (logged with its count). */
-  const settled = (key: string): Effect.Effect<void> =>
+  /**
+   * Another outcome in the conversation: its streak, if any, ends (logged with its count and
+   * `annotations`, which only that line carries).
+   */
+  const settled = (key: string, annotations: Readonly<Record<string, unknown>> = {}): Effect.Effect<void> =>
     Effect.flatMap(
       Ref.modify(streaks, (all): [number, HashMap.HashMap<string, number>] => {
         const n = Option.getOrElse(HashMap.get(all, key), () => 0)
         return n === 0 ? [0, all] : [n, HashMap.remove(all, key)]
       }),
-      (n) => n === 0 ? Effect.void : Effect.logInfo(`conversation free again after ${n} busy answer(s)`)
+      (n) =>
+        n === 0
+          ? Effect.void
+          : Effect.annotateLogs(Effect.logInfo(`conversation free again after ${n} busy answer(s)`), annotations)
     )
 
   return { busy, settled } as const

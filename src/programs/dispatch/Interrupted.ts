@@ -8,6 +8,10 @@ import { Effect } from "effect"
 import type { QueuedEvent } from "../../domain/Event.js"
 import type { LettaExecutor } from "../../services/letta/LettaExecutor.js"
 
+/** The event carries a run a crash cut off (then `cancelInterrupted` has something to cancel). */
+export const hasInterruptedRun = (event: QueuedEvent): boolean =>
+  event.interruptedConversationId !== undefined || event.interruptedRunId !== undefined
+
 export const cancelInterrupted = (
   executor: Pick<LettaExecutor, "cancelConversation" | "cancelRun">,
   event: QueuedEvent

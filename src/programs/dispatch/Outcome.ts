@@ -61,12 +61,9 @@ export interface RanIn {
   readonly key: string
 }
 
-/** Outcome, duration, first tool call and tokens of a successful run (tool calls were counted live). */
+/** Outcome, duration, first tool call and tokens of a successful run (tool calls were counted live), in one step. */
 const recordSuccess = (report: RunReport) =>
-  Effect.all([
-    Metrics.runFinished("success", report.durationMs, report.firstToolCallMs),
-    report.usage === null ? Effect.void : Metrics.tokensUsed(report.usage)
-  ], { discard: true })
+  Metrics.runFinished("success", report.durationMs, report.firstToolCallMs, report.usage)
 
 export const makeOutcomes = Effect.gen(function*() {
   const deadLetter = yield* deadLetterRecorder
@@ -189,7 +186,7 @@ export const makeOutcomes = Effect.gen(function*() {
     const decided = decide(event, result, timing, ranIn?.conversationId, toolCalls, followed)
     if (ranIn === undefined || result._tag === "CircuitOpen") return decided
     const annotations = ranIn.conversationId === undefined ? {} : { conversationId: ranIn.conversationId }
-    return Effect.zipRight(Effect.annotateLogs(streaks.settled(ranIn.key), annotations), decided)
+    return Effect.zipRight(streaks.settled(ranIn.key, annotations), decided)
   }
 
   return { outcomeOf } as const

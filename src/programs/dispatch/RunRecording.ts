@@ -87,7 +87,9 @@ export const runRecorder = Effect.map(
       finishedAt: entry.finishedAt,
       detail: entry.detail
     }).pipe(
-      Effect.catchAllCause((cause) => Effect.logError("runs: could not record the run's outcome", cause)),
-      Effect.annotateLogs({ outcome: entry.outcome })
+      // Only the failure's line is annotated: around the write, annotating costs more than it.
+      Effect.catchAllCause((cause) =>
+        Effect.annotateLogs(Effect.logError("runs: could not record the run's outcome", cause), { outcome: entry.outcome })
+      )
     )
 )

@@ -3,8 +3,9 @@
  *
  * - A run that ends within `typingGrace` shows no typing at all: no Discord call is made.
  * - A run still going after the grace shows typing from then on, refreshed every 8 seconds
- *   (Discord shows "typing" for 10 seconds after each request), until `until` completes or the
- *   fiber is interrupted (the answer is sent, the run ends, the dispatch stops).
+ *   (Discord shows "typing" for 10 seconds after each request), until it is stopped: `show`'s
+ *   fiber is interrupted, or `showUntil`'s `until` completes (the answer is sent, the run ends,
+ *   the dispatch stops). A call still in flight then is interrupted (withdrawn).
  * - A failure (missing permission, a timed-out bot, a rate limit) is logged and never fails the
  *   run: the first one at warning, the rest at debug, and the indicator keeps trying on schedule.
  *
@@ -13,7 +14,7 @@
  * within a blink that cost more CPU than anything else Aurora adds to a mention (BENCHMARKS.md,
  * session 7), for an indicator nobody would have seen.
  */
-import { Context, Duration, Effect, Fiber, Layer, Ref } from "effect"
+import { Context, Duration, Effect, Fiber, Layer } from "effect"
 import type { DiscordFailure } from "../../domain/Errors.js"
 import { DiscordGateway } from "./DiscordGateway.js"
 
@@ -59,31 +60,33 @@ export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/T
     const sender = yield* TypingSender
 
     /**
-     * Shows typing in `channelId` from `typingGrace` on until `until` completes; never fails. The
-     * refresh loop (the grace its first sleep) is a child fiber stopped once `until` is over (or
-     * with this fiber): cheaper than racing the two, which matters because every dispatch forks it.
+     * Shows typing in `channelId` from `typingGrace` on, refreshed, until the fiber running it is
+     * interrupted; never fails. Meant to be forked, and the fork interrupted to stop it: one fiber
+     * per run (the dispatcher forks it for every dispatch, and stops it at the agent's first
+     * side-effecting call or when the run ends).
+     */
+    const show = (channelId: string): Effect.Effect<never> =>
+      Effect.suspend(() => {
+        // Only this fiber counts its failures: a plain count.
+        let failures = 0
+        const once = Effect.catchAll(sender.sendTyping(channelId), (error) =>
+          (failures++ === 0 ? Effect.logWarning : Effect.logDebug)(
+            `typing indicator failed in channel ${channelId}: ${error._tag}`
+          ))
+        return Effect.zipRight(Effect.sleep(typingGrace), Effect.forever(Effect.zipRight(once, Effect.sleep(typingRefresh))))
+      })
+
+    /**
+     * `show` until `until` completes (or this fiber is interrupted); never fails. It forks `show`
+     * and stops it, so it costs a fiber more than forking `show` where the stop is known.
      */
     const showUntil = <E>(channelId: string, until: Effect.Effect<void, E>): Effect.Effect<void> =>
       Effect.gen(function*() {
-        const failures = yield* Ref.make(0)
-        const once = sender.sendTyping(channelId).pipe(
-          Effect.catchAll((error) =>
-            Ref.getAndUpdate(failures, (n) => n + 1).pipe(
-              Effect.flatMap((previous) =>
-                (previous === 0 ? Effect.logWarning : Effect.logDebug)(
-                  `typing indicator failed in channel ${channelId}: ${error._tag}`
-                )
-              )
-            )
-          )
-        )
-        const refreshing = yield* Effect.fork(
-          Effect.zipRight(Effect.sleep(typingGrace), Effect.forever(Effect.zipRight(once, Effect.sleep(typingRefresh))))
-        )
+        const refreshing = yield* Effect.fork(show(channelId))
         yield* Effect.ignore(until)
         yield* Fiber.interrupt(refreshing)
       })
 
-    return { showUntil } as const
+    return { show, showUntil } as const
   })
 }) {}

@@ -1,9 +1,10 @@
 /**
- * Log helpers every floor may use: the JSON line format operators ship (`LOG_FORMAT=json`) and
- * `logAnnotated`, a log line with annotations of its own that costs nothing when its level is off.
+ * Log helpers every floor may use: the JSON line format operators ship (`LOG_FORMAT=json`),
+ * `logAnnotated`, a log line with annotations of its own that costs nothing when its level is off,
+ * and `annotateLogsUnlessSet`, annotations that a caller has usually set already.
  * The logger is installed by ../../layers/Logging.ts; nothing here reads configuration.
  */
-import { Cause, Effect, FiberRef, HashMap, List, Logger, LogLevel } from "effect"
+import { Cause, Effect, FiberRef, HashMap, List, Logger, LogLevel, Option } from "effect"
 
 const levelName = (level: LogLevel.LogLevel): string => level._tag === "Warning" ? "warning" : level.label.toLowerCase()
 
@@ -53,3 +54,22 @@ export const logAnnotated = (
     LogLevel.greaterThan(minimum, level)
       ? Effect.void
       : Effect.annotateLogs(Effect.logWithLevel(level, message), annotations))
+
+/**
+ * `Effect.annotateLogs(effect, annotations)`, unless every one of them is already set to the same
+ * value: then `effect` as it is. For a service whose callers on the hot path have annotated the
+ * same ids (ContextService.build under the listener's `messageId`): reading the annotations is one
+ * step, setting them around an effect several.
+ */
+export const annotateLogsUnlessSet = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  annotations: Readonly<Record<string, unknown>>
+): Effect.Effect<A, E, R> =>
+  Effect.flatMap(FiberRef.get(FiberRef.currentLogAnnotations), (current) => {
+    for (const key in annotations) {
+      if (!Option.exists(HashMap.get(current, key), (value) => value === annotations[key])) {
+        return Effect.annotateLogs(effect, annotations)
+      }
+    }
+    return effect
+  })

@@ -7,7 +7,7 @@ import { Effect, Either, LogLevel } from "effect"
 import type { ChainEntry, MessageContext } from "../../domain/Context.js"
 import { isThread, type MessageRecord, type ReceivedMessage } from "../../domain/Discord.js"
 import type { DiscordFailure } from "../../domain/Errors.js"
-import { logAnnotated } from "../health/Log.js"
+import { annotateLogsUnlessSet, logAnnotated } from "../health/Log.js"
 import { MessageSource } from "../discord/MessageSource.js"
 
 type GapReason = "deleted" | "forbidden" | "unavailable"
@@ -43,10 +43,10 @@ export class ContextService extends Effect.Service<ContextService>()("aurora/Con
         )
       )
 
-    const build = Effect.fn("ContextService.build", { captureStackTrace: false })(
+    // Untraced: a span per mention costs more than building most contexts (BENCHMARKS.md, session 9).
+    const build = Effect.fnUntraced(
       function*(received: ReceivedMessage, replyDepth: number) {
         const { channel, message } = received
-        yield* Effect.annotateCurrentSpan({ messageId: message.id, replyDepth })
         const depth = Number.isFinite(replyDepth) ? Math.max(0, Math.floor(replyDepth)) : 0
         // The thread starter lives in the parent channel under the thread's own id. Forum and media
         // posts have none there (their first message is inside the thread), so it is not fetched.
@@ -113,7 +113,8 @@ export class ContextService extends Effect.Service<ContextService>()("aurora/Con
         yield* logAnnotated(LogLevel.Debug, "reply chain built", { chainLength: context.chain.entries.length, truncated })
         return context
       },
-      (effect, received) => Effect.annotateLogs(effect, { messageId: received.message.id })
+      // The listener has annotated the message id already; a context preview (a command) has not.
+      (effect, received) => annotateLogsUnlessSet(effect, { messageId: received.message.id })
     )
 
     return { build } as const

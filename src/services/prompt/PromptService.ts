@@ -98,7 +98,8 @@ export const renderPrompt = (context: MessageContext, options: PromptOptions, no
 export class PromptService extends Effect.Service<PromptService>()("aurora/PromptService", {
   succeed: {
     /** Relative times are measured against the Effect Clock (exact under TestClock). */
-    render: Effect.fn("PromptService.render", { captureStackTrace: false })(
+    // Untraced: the prompt is rendered for every mention, and a span would cost more than that.
+    render: Effect.fnUntraced(
       function*(context: MessageContext, options: PromptOptions) {
         const now = yield* Clock.currentTimeMillis
         return renderPrompt(context, options, now)

@@ -29,12 +29,19 @@ export const makeCompletion = (
   journal: EventJournalService,
   wake: Effect.Effect<void>
 ) => {
+  // Idle waiters are rare (a shutdown waiting for its runs): no loop over them when there are none.
   const finish = (messageId: string, settlement: Settlement) =>
-    Effect.gen(function*() {
-      const waiters = yield* Ref.modify(state, (s) => settle(s, messageId, settlement))
-      yield* Effect.forEach(waiters, (waiter) => Deferred.succeed(waiter, undefined), { discard: true })
-      yield* wake
-    })
+    Effect.flatMap(Ref.modify(state, (s) => settle(s, messageId, settlement)), (waiters) =>
+      waiters.length === 0
+        ? wake
+        : Effect.zipRight(Effect.forEach(waiters, (waiter) => Deferred.succeed(waiter, undefined), { discard: true }), wake))
+
+  /** The event is done: out of the journal, then settled. */
+  const finished = (event: QueuedEvent) =>
+    Effect.zipRight(
+      journal.remove(event.messageId).pipe(Effect.catchAll(logJournalError(event, "remove"))),
+      finish(event.messageId, { _tag: "Finished" })
+    )
 
   /**
    * Applies a consumer's outcome. A consumer that failed or died is logged and counted as done
@@ -42,31 +49,32 @@ export const makeCompletion = (
    * its event, still journalled, at the front of its channel. Only the failure lines are
    * annotated: annotating the whole step would cost more than the step on the common path.
    */
-  const complete = (event: QueuedEvent, exit: Exit.Exit<DispatchOutcome>, closing: Ref.Ref<boolean>) =>
-    Effect.gen(function*() {
-      if (Exit.isSuccess(exit) && exit.value._tag !== "Done") {
-        const outcome = exit.value
-        const retried = { ...event, attempts: event.attempts + 1 }
-        yield* journal.update(retried).pipe(Effect.catchAll(logJournalError(event, "update")))
-        const now = yield* Clock.currentTimeMillis
-        return yield* finish(
-          event.messageId,
-          outcome._tag === "Retry"
-            ? { _tag: "Requeue", event: retried, notBefore: now + Duration.toMillis(outcome.after) }
-            : { _tag: "Hold", event: retried, fallbackAt: now + Duration.toMillis(outcome.fallback) }
-        )
-      }
-      if (Exit.isFailure(exit)) {
+  const complete = (event: QueuedEvent, exit: Exit.Exit<DispatchOutcome>, closing: Ref.Ref<boolean>) => {
+    if (Exit.isFailure(exit)) {
+      return Effect.gen(function*() {
         if (Cause.isInterruptedOnly(exit.cause) && (yield* Ref.get(closing))) {
           return yield* finish(event.messageId, { _tag: "Requeue", event, notBefore: 0 })
         }
         yield* Effect.logError("dispatch consumer failed; the event counts as done", exit.cause).pipe(
           Effect.annotateLogs(eventAnnotations(event))
         )
-      }
-      yield* journal.remove(event.messageId).pipe(Effect.catchAll(logJournalError(event, "remove")))
-      yield* finish(event.messageId, { _tag: "Finished" })
+        yield* finished(event)
+      })
+    }
+    const outcome = exit.value
+    if (outcome._tag === "Done") return finished(event)
+    return Effect.gen(function*() {
+      const retried = { ...event, attempts: event.attempts + 1 }
+      yield* journal.update(retried).pipe(Effect.catchAll(logJournalError(event, "update")))
+      const now = yield* Clock.currentTimeMillis
+      yield* finish(
+        event.messageId,
+        outcome._tag === "Retry"
+          ? { _tag: "Requeue", event: retried, notBefore: now + Duration.toMillis(outcome.after) }
+          : { _tag: "Hold", event: retried, fallbackAt: now + Duration.toMillis(outcome.fallback) }
+      )
     })
+  }
 
   return { complete } as const
 }

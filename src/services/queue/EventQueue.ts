@@ -124,8 +124,9 @@ export const make = (options: EventQueueOptions = {}) =>
       )
 
     // Uninterruptible: between the admission and the journal append an interruption would leave a
-    // reserved slot behind, or a journalled event the queue does not hold.
-    const offer = Effect.fn("EventQueue.offer", { captureStackTrace: false })(function*(
+    // reserved slot behind, or a journalled event the queue does not hold. Untraced: no span for
+    // each of the hundreds of offers a second a busy bot makes.
+    const offer = Effect.fnUntraced(function*(
       event: QueuedEvent,
       options?: OfferOptions
     ) {

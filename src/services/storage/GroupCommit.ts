@@ -93,17 +93,18 @@ export const makeGroupCommit = (
     const sql = yield* SqlClient.SqlClient
     const requests = yield* Mailbox.make<PendingWrite>()
 
+    // The group's statements in one list, run by one loop: a loop per write cost more Effect
+    // operations than handing its statement to SQLite.
     const onConnection = (writes: ReadonlyArray<PendingWrite>) =>
-      Effect.flatMap(
-        Effect.serviceOption(SqlClient.TransactionConnection),
-        (transaction) =>
-          Effect.forEach(writes, ({ statements }) =>
-            Effect.forEach(statements, (statement) => {
-              if (Option.isNone(transaction)) return statement
-              const [text, params] = statement.compile()
-              return transaction.value[0].execute(text, params, undefined)
-            }, { discard: true }), { discard: true })
-      )
+      Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) => {
+        const statements: Array<Statement.Statement<unknown>> = []
+        for (const write of writes) statements.push(...write.statements)
+        return Effect.forEach(statements, (statement) => {
+          if (Option.isNone(transaction)) return statement
+          const [text, params] = statement.compile()
+          return transaction.value[0].execute(text, params, undefined)
+        }, { discard: true })
+      })
 
     const commit = (writes: ReadonlyArray<PendingWrite>): Effect.Effect<void, SqlError> => {
       const lone = writes.length === 1 ? writes[0]?.statements : undefined
@@ -120,10 +121,15 @@ export const makeGroupCommit = (
           }
         }))
 
-    const commitAll = (writes: Chunk.Chunk<PendingWrite>) =>
-      Effect.forEach(Chunk.chunksOf(writes, maxGroupSize), (group) => commitGroup(Chunk.toReadonlyArray(group)), {
-        discard: true
-      })
+    // Nearly always a single group: only a backlog over maxGroupSize is cut into several.
+    const commitAll = (writes: ReadonlyArray<PendingWrite>): Effect.Effect<void> => {
+      if (writes.length <= maxGroupSize) return commitGroup(writes)
+      const groups: Array<ReadonlyArray<PendingWrite>> = []
+      for (let start = 0; start < writes.length; start += maxGroupSize) {
+        groups.push(writes.slice(start, start + maxGroupSize))
+      }
+      return Effect.forEach(groups, commitGroup, { discard: true })
+    }
 
     // A taken group is always committed and answered, even if the writer is interrupted meanwhile.
     // The wall clock, not Effect's: whether the writer is busy is about real time, under any clock.
@@ -135,7 +141,7 @@ export const makeGroupCommit = (
           const [first, done] = yield* restore(requests.takeAll)
           if (!done && isBusy()) yield* endOfLoopTurn
           const rest = yield* requests.clear
-          yield* commitAll(Chunk.appendAll(first, rest))
+          yield* commitAll(Chunk.toReadonlyArray(Chunk.appendAll(first, rest)))
           lastCommitAt = performance.now()
           if (done) return
         }

@@ -153,6 +153,32 @@ describe("TypingIndicator", () => {
     }).pipe(Effect.provide(h.layer))
   })
 
+  it.effect("show, forked: no call within the grace, then every 8 s until its fiber is interrupted", () => {
+    const h = makeHarness(false)
+    return Effect.gen(function*() {
+      const typing = yield* TypingIndicator
+      const early = yield* Effect.fork(typing.show("c1"))
+      yield* settle
+      yield* TestClock.adjust(Duration.millis(grace - 1))
+      yield* settle
+      yield* Fiber.interrupt(early)
+      yield* TestClock.adjust(Duration.seconds(60))
+      yield* settle
+      expect(h.sent).toEqual([])
+
+      const start = yield* Clock.currentTimeMillis
+      const later = yield* Effect.fork(typing.show("c1"))
+      yield* settle
+      yield* TestClock.adjust(Duration.millis(grace + 8_000))
+      yield* settle
+      expect(h.sent).toEqual([start + grace, start + grace + 8_000])
+      yield* Fiber.interrupt(later)
+      yield* TestClock.adjust(Duration.seconds(60))
+      yield* settle
+      expect(h.sent).toHaveLength(2)
+    }).pipe(Effect.provide(h.layer))
+  })
+
   it.live("the live sender (atEndOfTurn) calls Discord at the end of the loop's turn, after the work already under way in it", () => {
     const calls: Array<string> = []
     const sender = TypingSender.atEndOfTurn((channelId) => Effect.sync(() => void calls.push(channelId)))

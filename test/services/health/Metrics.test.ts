@@ -291,6 +291,30 @@ describe("Aurora metrics", () => {
       expect((yield* durationSum) - before.durationSum).toBeCloseTo(2.6, 6)
     }))
 
+  it.effect("a run's end updates its series in one step with the fiber's metric labels, as one update each would", () =>
+    Effect.gen(function*() {
+      const tagged = { outcome: "success", test_case: "one-step" }
+      const read = Effect.all({
+        success: valueOf("aurora_runs_total", tagged),
+        prompt: valueOf("aurora_letta_tokens_total", { kind: "prompt", test_case: "one-step" }),
+        completion: valueOf("aurora_letta_tokens_total", { kind: "completion", test_case: "one-step" }),
+        firstTool: valueOf("aurora_run_first_tool_call_seconds", { test_case: "one-step" }),
+        untagged: valueOf("aurora_runs_total", { outcome: "success" })
+      })
+      const before = yield* read
+      const usage = { promptTokens: 30, completionTokens: -5 }
+      yield* Effect.tagMetrics(Metrics.runFinished("success", 1_000, 250, usage), "test_case", "one-step")
+      yield* Effect.tagMetrics(Metrics.tokensUsed({ promptTokens: 7, completionTokens: 2 }), "test_case", "one-step")
+      const after = yield* read
+      expect({
+        success: after.success - before.success,
+        prompt: after.prompt - before.prompt,
+        completion: after.completion - before.completion,
+        firstTool: after.firstTool - before.firstTool,
+        untagged: after.untagged - before.untagged
+      }).toEqual({ success: 1, prompt: 37, completion: 2, firstTool: 1, untagged: 0 })
+    }))
+
   it.effect("scrape-time gauges: queue depth and oldest age per scope, runs in flight per agent, breaker state", () =>
     Effect.gen(function*() {
       const now = 1_000_000

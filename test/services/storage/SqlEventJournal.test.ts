@@ -475,6 +475,21 @@ describe("SqlEventJournal", () => {
         ])
       }))
 
+    it.scoped("more writes requested together than one group holds (256) commit in several groups, in the order requested", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const many = Array.from({ length: 600 }, (_, i) => `m${i}`)
+        const loaded = yield* session(
+          dir,
+          Effect.gen(function*() {
+            const j = yield* journal
+            yield* Effect.forEach(many, (id) => j.append(event(id)), { concurrency: "unbounded", discard: true })
+            return yield* j.load
+          })
+        )
+        expect(ids(loaded)).toEqual(many)
+      }))
+
     it.scoped("a group that fails is rolled back whole: each of its writes fails with its own operation; later writes go on", () =>
       Effect.gen(function*() {
         const dir = yield* tempDir
