@@ -41,6 +41,8 @@
  * it is written to the runs log (`/aurora runs`, see `recoveredRun`) as `interrupted` (or
  * `dead-lettered` when it expired), with its run and conversation; a write that fails is logged
  * and does not stop the start. An event that never started was not dispatched: it is not a run.
+ * An entry left to the take-up is written there as `interrupted` too (`waitingRun`: "Aurora carries
+ * the run on from there"), so that it is visible until the continuation's outcome replaces it.
  */
 import { Clock, Data, Duration, Effect, Layer } from "effect"
 import { AuroraConfig } from "../domain/Config.js"

@@ -8,7 +8,7 @@ import { Context, Duration, Effect, Exit, Fiber, Layer, Metric, MetricState, Tes
 import { StorageError } from "../../src/domain/Errors.js"
 import { Partition, type QueuedEvent } from "../../src/domain/Event.js"
 import { recover, RecoveryFailed } from "../../src/programs/Recovery.js"
-import { classify } from "../../src/programs/recovery/Classify.js"
+import { classify, waitingDetail } from "../../src/programs/recovery/Classify.js"
 import { makeMemoryOpenStops, OpenStops, type OpenStopsService } from "../../src/services/queue/OpenStops.js"
 import { DeadLetters, type DeadLettersService, makeMemoryDeadLetters } from "../../src/services/queue/DeadLetters.js"
 import {
@@ -746,6 +746,22 @@ describe("recover: entries whose run waits at an open stop", () => {
       expect((yield* drain(queue)).map((e) => e.messageId)).toEqual(["c1"])
       // The open stops are the take-up's: recovery does not touch them.
       expect((yield* s.stops.all).map((stop) => stop.key)).toEqual(["k-w1", "k-s1"])
+      // The runs view shows the waiting mention (interrupted, carried on) beside the dead letters.
+      const runs = yield* s.runLog.recent(Partition.guild("g1"), 100)
+      expect(runs.find((r) => r.messageId === "w1")).toEqual({
+        guildId: "g1",
+        channelId: "c1",
+        messageId: "w1",
+        outcome: "interrupted",
+        detail: waitingDetail,
+        toolCalls: [],
+        runId: "r-w1",
+        conversationId: "conv-w",
+        durationMs: null,
+        queuedMs: 1_500,
+        finishedAt: now
+      })
+      expect(runs.map((r) => r.messageId).sort()).toEqual(["s1", "w1", "x1"])
     }))
 
   it.scoped("open stops that cannot be read stop the start (an event could be answered twice)", () =>

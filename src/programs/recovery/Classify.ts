@@ -135,3 +135,27 @@ export const recoveredRun = (entry: JournalEntry, letter: DeadLetter): RunEntry 
     finishedAt: letter.failedAt
   }
 }
+
+/** The detail of the runs log line of an entry left to the take-up (`waitingRun`). */
+export const waitingDetail = "cut off by a restart at a tool stop; Aurora carries the run on from there"
+
+/**
+ * What the runs log shows of an entry left to the take-up of its open stop, at `now` (epoch ms):
+ * the run cut off, with the run id and conversation the journal kept, until the take-up's
+ * continuation writes its outcome over it (or, if Letta refuses it, the replay's run). Nothing
+ * when no run was recorded.
+ */
+export const waitingRun = (entry: JournalEntry, now: number): RunEntry | null => {
+  const { run } = entry
+  if (run === null) return null
+  return {
+    outcome: "interrupted",
+    detail: waitingDetail,
+    toolCalls: [],
+    runId: run.runId ?? undefined,
+    conversationId: run.conversationId,
+    durationMs: null,
+    queuedMs: run.startedAt - entry.event.enqueuedAt,
+    finishedAt: now
+  }
+}

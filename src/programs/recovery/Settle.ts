@@ -12,12 +12,14 @@
  *   conversation when it ran in one (`conversationCancel`, bounded by the client's cancel timeout:
  *   it must land before a replayed event of that conversation is sent), else by its run id
  *   (`runCancel`, best effort: the caller runs it in the background);
- * - `LeftToTakeUp` -> nothing: the entry stays as it is.
+ * - `LeftToTakeUp` -> the entry stays as it is; its cut-off run is written to the runs log as
+ *   `interrupted` (`waitingRun`), so `/aurora runs` shows the mention while the take-up carries it
+ *   on (or waits for Letta), until the continuation's outcome replaces that line.
  *
  * A journal or dead letter write that fails is a `SettleFailed` naming what could not be done
  * (Recovery stops the start on it; the take-up logs it). A runs log write that fails is logged.
  */
-import { Data, Effect } from "effect"
+import { Clock, Data, Effect } from "effect"
 import type { StorageError } from "../../domain/Errors.js"
 import type { QueuedEvent } from "../../domain/Event.js"
 import { Feedback } from "../../services/discord/Feedback.js"
@@ -27,7 +29,7 @@ import { LettaExecutor } from "../../services/letta/LettaExecutor.js"
 import { DeadLetters } from "../../services/queue/DeadLetters.js"
 import { EventJournal, type JournalEntry } from "../../services/queue/EventJournal.js"
 import { runRecorder } from "../dispatch/RunRecording.js"
-import { type Recovery, recoveredRun } from "./Classify.js"
+import { type Recovery, recoveredRun, waitingRun } from "./Classify.js"
 
 /** A write the restart rules needed could not be made. */
 export class SettleFailed extends Data.TaggedError("SettleFailed")<{
@@ -59,8 +61,11 @@ export const makeSettle = Effect.gen(function*() {
   const settle = (entry: JournalEntry, recovery: Recovery): Effect.Effect<Settled, SettleFailed> =>
     Effect.gen(function*() {
       switch (recovery._tag) {
-        case "LeftToTakeUp":
+        case "LeftToTakeUp": {
+          const waiting = waitingRun(entry, yield* Clock.currentTimeMillis)
+          if (waiting !== null) yield* recordRun(recovery.event, waiting)
           return nothing
+        }
         case "Finished": {
           const { agentId, messageId } = recovery.event
           yield* journal.remove(messageId).pipe(Effect.mapError(failed("remove a finished event")))
