@@ -85,11 +85,21 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
     const toolCalls = yield* ToolCalls
     const journal = yield* EventJournal
 
-    /** The run acted: recorded on the triggering message's journal entry, if it still has one (see the module header). */
-    const acted = (messageId: string) =>
-      journal.sideEffectSeen(messageId).pipe(
-        Effect.catchAll((error) => Effect.logError("journal: could not record the resumed run's side effect", error))
-      )
+    /**
+     * The run acted: recorded on the triggering message's journal entry, if it still has one (see
+     * the module header), once per resumed run (as the dispatch does): the first record is all a
+     * restart reads.
+     */
+    const actedOnce = (messageId: string) => {
+      let recorded = false
+      return Effect.suspend(() => {
+        if (recorded) return Effect.void
+        recorded = true
+        return journal.sideEffectSeen(messageId).pipe(
+          Effect.catchAll((error) => Effect.logError("journal: could not record the resumed run's side effect", error))
+        )
+      })
+    }
 
     /** The built-in calls answered at the stop, as Aurora ran them (see the module header). */
     const executedBefore = (answers: ReadonlyArray<ApprovalAnswer>): Effect.Effect<ReadonlyArray<Executed>> =>
@@ -119,11 +129,12 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
         const clientTools = clientToolsOf(guild)
         const conversationId = origin.conversationId ?? undefined
         const trace = yield* makeRunTrace
+        const acted = actedOnce(origin.messageId)
         const observer = {
           onToolCall: (call: ToolCallSummary) =>
             Effect.zipRight(
               Effect.zipRight(Metrics.toolCalled(call.name), trace.toolCalled(call.name)),
-              isSideEffectingTool(call.name) ? acted(origin.messageId) : Effect.void
+              isSideEffectingTool(call.name) ? acted : Effect.void
             )
         }
         const continueWith = (given: ReadonlyArray<ApprovalAnswer>, otid: string) =>
@@ -172,7 +183,7 @@ export const makeApprovalResume = (options: ApprovalResumeOptions = {}) =>
           origin: { ...origin },
           partition: origin.guildId === null ? Partition.dm : Partition.guild(origin.guildId),
           builtin: guild.tools === "builtin",
-          beforeSideEffect: acted(origin.messageId),
+          beforeSideEffect: acted,
           actionsBefore: [...actionsBefore, ...executedActions(before)],
           continueWith
         }, first.right)
