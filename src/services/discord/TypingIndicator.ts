@@ -3,9 +3,9 @@
  *
  * - A run that ends within `typingGrace` shows no typing at all: no Discord call is made.
  * - A run still going after the grace shows typing from then on, refreshed every 8 seconds
- *   (Discord shows "typing" for 10 seconds after each request), until it is stopped: `show`'s
- *   fiber is interrupted, or `showUntil`'s `until` completes (the answer is sent, the run ends,
- *   the dispatch stops). A call still in flight then is interrupted (withdrawn).
+ *   (Discord shows "typing" for 10 seconds after each request), until `show`'s fiber is
+ *   interrupted (the answer is sent, the run ends, the dispatch stops). A call still in flight
+ *   then is interrupted (withdrawn).
  * - A failure (missing permission, a timed-out bot, a rate limit) is logged and never fails the
  *   run: the first one at warning, the rest at debug, and the indicator keeps trying on schedule.
  *
@@ -14,7 +14,7 @@
  * within a blink that cost more CPU than anything else Aurora adds to a mention (BENCHMARKS.md,
  * session 7), for an indicator nobody would have seen.
  */
-import { Context, Duration, Effect, Fiber, Layer } from "effect"
+import { Context, Duration, Effect, Layer } from "effect"
 import type { DiscordFailure } from "../../domain/Errors.js"
 import { DiscordGateway } from "./DiscordGateway.js"
 
@@ -76,17 +76,6 @@ export class TypingIndicator extends Effect.Service<TypingIndicator>()("aurora/T
         return Effect.zipRight(Effect.sleep(typingGrace), Effect.forever(Effect.zipRight(once, Effect.sleep(typingRefresh))))
       })
 
-    /**
-     * `show` until `until` completes (or this fiber is interrupted); never fails. It forks `show`
-     * and stops it, so it costs a fiber more than forking `show` where the stop is known.
-     */
-    const showUntil = <E>(channelId: string, until: Effect.Effect<void, E>): Effect.Effect<void> =>
-      Effect.gen(function*() {
-        const refreshing = yield* Effect.fork(show(channelId))
-        yield* Effect.ignore(until)
-        yield* Fiber.interrupt(refreshing)
-      })
-
-    return { show, showUntil } as const
+    return { show } as const
   })
 }) {}

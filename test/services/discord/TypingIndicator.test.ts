@@ -31,6 +31,17 @@ const makeHarness = (failing: boolean) => {
   return { sent, logs, layer }
 }
 
+/**
+ * Typing shown until `until` completes, the way the dispatcher uses `show`: forked, then
+ * interrupted; never fails, whatever `until` does.
+ */
+const showUntil = <E>(typing: TypingIndicator, channelId: string, until: Effect.Effect<void, E>) =>
+  Effect.gen(function*() {
+    const shown = yield* Effect.fork(typing.show(channelId))
+    yield* Effect.ignore(until)
+    yield* Fiber.interrupt(shown)
+  })
+
 /** Lets forked fibers run until they block. */
 const settle = Effect.repeatN(Effect.yieldNow(), 20)
 
@@ -45,7 +56,7 @@ describe("TypingIndicator", () => {
     return Effect.gen(function*() {
       const typing = yield* TypingIndicator
       const until = yield* Deferred.make<void>()
-      const fiber = yield* Effect.fork(typing.showUntil("c1", Deferred.await(until)))
+      const fiber = yield* Effect.fork(showUntil(typing, "c1", Deferred.await(until)))
       yield* settle
       yield* TestClock.adjust(Duration.millis(grace - 1))
       yield* settle
@@ -62,7 +73,7 @@ describe("TypingIndicator", () => {
     return Effect.gen(function*() {
       const typing = yield* TypingIndicator
       const until = yield* Deferred.make<void>()
-      const fiber = yield* Effect.fork(typing.showUntil("c1", Deferred.await(until)))
+      const fiber = yield* Effect.fork(showUntil(typing, "c1", Deferred.await(until)))
       yield* settle
       expect(h.sent).toEqual([])
       yield* TestClock.adjust(Duration.millis(grace - 1))
@@ -90,11 +101,11 @@ describe("TypingIndicator", () => {
     return Effect.gen(function*() {
       const typing = yield* TypingIndicator
       const until = yield* Deferred.make<void, string>()
-      const fiber = yield* Effect.fork(typing.showUntil("c1", Deferred.await(until)))
+      const fiber = yield* Effect.fork(showUntil(typing, "c1", Deferred.await(until)))
       yield* pastGrace
       yield* TestClock.adjust(Duration.seconds(9))
       yield* Deferred.fail(until, "the run failed")
-      // showUntil never fails, even when `until` does.
+      // Never fails, even when `until` does.
       yield* Fiber.join(fiber)
       expect(h.sent).toEqual([grace, grace + 8_000])
       yield* TestClock.adjust(Duration.seconds(60))
@@ -107,7 +118,7 @@ describe("TypingIndicator", () => {
     const h = makeHarness(false)
     return Effect.gen(function*() {
       const typing = yield* TypingIndicator
-      const fiber = yield* Effect.fork(typing.showUntil("c1", Effect.never))
+      const fiber = yield* Effect.fork(showUntil(typing, "c1", Effect.never))
       yield* pastGrace
       yield* TestClock.adjust(Duration.seconds(8))
       yield* settle
@@ -124,7 +135,7 @@ describe("TypingIndicator", () => {
     return Effect.gen(function*() {
       const typing = yield* TypingIndicator
       const until = yield* Deferred.make<void>()
-      const fiber = yield* Effect.fork(typing.showUntil("c1", Deferred.await(until)))
+      const fiber = yield* Effect.fork(showUntil(typing, "c1", Deferred.await(until)))
       yield* pastGrace
       yield* TestClock.adjust(Duration.seconds(16))
       yield* settle
@@ -140,7 +151,7 @@ describe("TypingIndicator", () => {
     return Effect.gen(function*() {
       const typing = yield* TypingIndicator
       const until = yield* Deferred.make<void>()
-      const fiber = yield* Effect.fork(typing.showUntil("c9", Deferred.await(until)))
+      const fiber = yield* Effect.fork(showUntil(typing, "c9", Deferred.await(until)))
       yield* pastGrace
       yield* TestClock.adjust(Duration.seconds(16))
       yield* settle
