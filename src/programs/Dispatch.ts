@@ -1,6 +1,7 @@
 /**
  * The dispatch program: the EventQueue's consumer. For each event: circuit breaker -> LettaExecutor
- * (retry schedule, the guild's timeout) -> ErrorStats, with a typing indicator while the agent works.
+ * (retry schedule, the guild's timeout) -> ErrorStats (one attempt: ./dispatch/Attempt.ts), with a
+ * typing indicator while the agent works.
  *
  * Where it runs: an event queued in `channel` mode runs in its channel's Letta conversation
  * (./dispatch/Conversation.ts: the stored one, else a new one created on the agent; a conversation
@@ -45,16 +46,13 @@
  * its progress cleared, so the restart sends the event as new.
  */
 import { Cause, Clock, Duration, Effect, Fiber, Layer, LogLevel, type Schedule } from "effect"
-import type { RunObserver, RunReport, RunRequest, ToolCallSummary } from "../domain/AgentRun.js"
+import { isSideEffectingTool, type RunObserver, type RunRequest, type ToolCallSummary } from "../domain/AgentRun.js"
 import { AuroraConfig } from "../domain/Config.js"
-import { isSideEffectingTool } from "../domain/AgentRun.js"
 import type { StorageError } from "../domain/Errors.js"
 import { conversationModeOf, Partition, type QueuedEvent } from "../domain/Event.js"
-import { isServiceFailure, type LettaRunError } from "../domain/LettaErrors.js"
+import type { LettaRunError } from "../domain/LettaErrors.js"
 import { promptOtid } from "../domain/Otid.js"
 import { defaultGuildSettings } from "../domain/Settings.js"
-import { CircuitBreaker } from "../services/health/CircuitBreaker.js"
-import { ErrorStats } from "../services/health/ErrorStats.js"
 import { EventJournal } from "../services/queue/EventJournal.js"
 import { DispatchOutcome, EventQueue } from "../services/queue/EventQueue.js"
 import { LettaExecutor } from "../services/letta/LettaExecutor.js"
@@ -65,6 +63,7 @@ import { SettingsStore } from "../services/storage/SettingsStore.js"
 import { TypingIndicator } from "../services/discord/TypingIndicator.js"
 import { releaseHeldEvents } from "./BreakerRelease.js"
 import { deadLetterRecorder } from "./DeadLettering.js"
+import { makeAttempt } from "./dispatch/Attempt.js"
 import { makeConversations } from "./dispatch/Conversation.js"
 import { cancelInterrupted, hasInterruptedRun } from "./dispatch/Interrupted.js"
 import { makeDispatchLoop } from "./dispatch/DispatchLoop.js"
@@ -85,9 +84,7 @@ export interface DispatchOptions {
 export const makeDispatcher = (options: DispatchOptions = {}) =>
   Effect.gen(function*() {
     const settings = yield* SettingsStore
-    const breaker = yield* CircuitBreaker
     const executor = yield* LettaExecutor
-    const stats = yield* ErrorStats
     const typing = yield* TypingIndicator
     const journal = yield* EventJournal
     const deadLetter = yield* deadLetterRecorder
@@ -96,6 +93,7 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
     const recordRun = yield* runRecorder
     const fallback = yield* makeFallback
     const toolLoop = yield* makeDispatchLoop
+    const attempt = yield* makeAttempt
     const schedule = options.retrySchedule ?? lettaRetrySchedule
     const maxAgeMs = Duration.toMillis(options.maxEventAge ?? (yield* AuroraConfig).maxEventAge)
 
@@ -105,22 +103,6 @@ export const makeDispatcher = (options: DispatchOptions = {}) =>
      */
     const recorded = (what: string, write: Effect.Effect<void, StorageError>) =>
       Effect.catchAll(write, (error) => Effect.logError(`journal: could not record ${what}`, error))
-
-    /**
-     * One attempt through the breaker. An open breaker is a result, not an error, so it is never
-     * retried; neither an open breaker nor a busy conversation is recorded in the error statistics.
-     */
-    const attempt = (send: Effect.Effect<RunReport, LettaRunError>): Effect.Effect<AttemptResult, LettaRunError> =>
-      breaker.protect(send, isServiceFailure).pipe(
-        Effect.tap(() => stats.record({ kind: "agent_run", outcome: "success" })),
-        Effect.tapError((error) =>
-          error._tag === "CircuitOpen" || error._tag === "ConversationBusy"
-            ? Effect.void
-            : stats.record({ kind: "agent_run", outcome: { errorType: error._tag }, detail: error.reason })
-        ),
-        Effect.map((report) => AttemptResult.Finished({ report })),
-        Effect.catchTag("CircuitOpen", (open) => Effect.succeed(AttemptResult.CircuitOpen({ retryIn: open.retryIn })))
-      )
 
     const dispatch = (event: QueuedEvent): Effect.Effect<DispatchOutcome> =>
       Effect.gen(function*() {
