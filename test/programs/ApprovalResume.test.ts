@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { ApprovalAnswer, type ApprovalOrigin, type ApprovalRequest } from "../../src/domain/Approval.js"
+import { ApprovalAnswer, type ApprovalRequest } from "../../src/domain/Approval.js"
 import type { RunReport } from "../../src/domain/AgentRun.js"
 import { Partition } from "../../src/domain/Event.js"
 import { RunFailed } from "../../src/domain/LettaErrors.js"
@@ -20,16 +20,8 @@ import { RunLog } from "../../src/services/queue/RunLog.js"
 import { ToolCalls } from "../../src/services/queue/ToolCalls.js"
 import { event } from "../services/queue/harness.js"
 import { makeHarness, noActions, retrySchedule, silentReport, toolCall } from "./DispatchHarness.js"
+import { channelId, origin } from "./TakeUpHarness.js"
 
-const channelId = "100000000000000001"
-const origin: ApprovalOrigin = {
-  guildId: "g1",
-  channelId,
-  messageId: "m1",
-  agentId: "a1",
-  conversationId: "conv-1",
-  runId: "run-1"
-}
 const approved = [ApprovalAnswer.decision("w1", true, "approved by Alice")]
 const runsOf = Effect.flatMap(RunLog, (log) => log.recent(Partition.guild("g1"), 10))
 
